@@ -1,0 +1,55 @@
+# mlrepro — developer entry points. `make demo` runs the main job; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/.tools/bin:$(PATH)
+
+.PHONY: install test test-fast lint manifests golden lock bench demo base-images clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+install: $(BIN)/python ## venv + mlrepro (editable) + dev tools + helm/hadolint
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q 'torch==2.13.0'   # CPU build; the reference workload's PyTorch backend
+	bash scripts/install-tools.sh
+
+test: ## the whole suite (Docker tests need an engine: see .ci/run)
+	$(BIN)/python -m pytest -q
+
+test-fast: ## everything that needs no engine
+	$(BIN)/python -m pytest -q -m 'not docker'
+
+lint:
+	$(BIN)/ruff check mlrepro tests benchmarks scripts
+	$(BIN)/python -m mlrepro.cli.main generate -p x86-cpu -o out/lint >/dev/null
+	hadolint out/lint/image/Dockerfile
+	helm lint --strict helm/mlrepro
+
+manifests: ## re-render manifests/ from the built-in profiles
+	$(BIN)/python scripts/render_manifests.py
+
+golden: ## re-render the golden Dockerfiles of the tests
+	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/render/test_dockerfile.py
+
+lock: ## re-resolve the hashed dependency locks of the built-in profiles (needs PyPI)
+	$(BIN)/python -m mlrepro.build.lock --all
+
+bench: ## benchmarks; figures go to benchmarks/results/ and the README
+	$(BIN)/python benchmarks/cli_startup.py
+	$(BIN)/python benchmarks/harness_overhead.py
+	$(BIN)/python benchmarks/collect_scale.py
+	$(BIN)/python benchmarks/build_cache.py
+	$(BIN)/python benchmarks/launch_overhead.py
+
+base-images: ## local Debian bases for air-gapped builds
+	$(BIN)/mlrepro base-images
+
+demo: ## the main job on the reference workload (Docker if an engine answers, else native)
+	@test -x $(BIN)/mlrepro || $(MAKE) install
+	bash scripts/demo.sh
+
+clean:
+	rm -rf out submission .pytest_cache .hypothesis

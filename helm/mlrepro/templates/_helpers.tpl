@@ -1,0 +1,70 @@
+{{/*
+Names and metadata of a run. Everything is named after .Values.runId (not the release name), so the chart
+renders exactly what `mlrepro generate` writes (mlrepro/render/podspec.py, manifests.py).
+*/}}
+
+{{- define "mlrepro.jobName" -}}
+{{- .Values.runId -}}
+{{- end -}}
+
+{{- define "mlrepro.configMapName" -}}
+{{- printf "%s-config" .Values.runId -}}
+{{- end -}}
+
+{{- define "mlrepro.claimName" -}}
+{{- printf "%s-results" .Values.runId -}}
+{{- end -}}
+
+{{/* Labels on every object and on the pod (podspec.standard_labels). */}}
+{{- define "mlrepro.labels" -}}
+{{- $labels := dict
+  "app.kubernetes.io/name" "mlrepro"
+  "app.kubernetes.io/instance" .Values.runId
+  "app.kubernetes.io/component" "benchmark"
+  "app.kubernetes.io/managed-by" "mlrepro"
+  "app.kubernetes.io/version" (toString .Chart.AppVersion)
+  "mlrepro.io/profile" .Values.profile.name
+  "mlrepro.io/profile-hash" (trunc 12 .Values.profile.hash)
+  "mlrepro.io/run-id" .Values.runId
+  "mlrepro.io/scenario" .Values.run.scenario
+  "mlrepro.io/mode" .Values.run.mode -}}
+{{- toYaml $labels -}}
+{{- end -}}
+
+{{/* Annotations on every object: the full profile hash and the hash of run.json (podspec.standard_annotations). */}}
+{{- define "mlrepro.annotations" -}}
+{{- $annotations := dict
+  "mlrepro.io/profile-sha256" .Values.profile.hash
+  "mlrepro.io/run-spec-sha256" (sha256sum .Values.run.spec) -}}
+{{- toYaml $annotations -}}
+{{- end -}}
+
+{{/* Container env: the profile's (literal: `$` is escaped as `$$` against Kubernetes' $(VAR) expansion),
+then the run's identity. */}}
+{{- define "mlrepro.env" -}}
+{{- $env := list -}}
+{{- range .Values.env -}}
+{{- $env = append $env (dict "name" .name "value" (replace "$" "$$" (toString .value))) -}}
+{{- end -}}
+{{- $env = append $env (dict "name" "MLREPRO_RUN_ID" "value" .Values.runId) -}}
+{{- $env = append $env (dict "name" "MLREPRO_PROFILE_HASH" "value" .Values.profile.hash) -}}
+{{- $env = append $env (dict "name" "MLREPRO_IMAGE" "value" .Values.image) -}}
+{{- toYaml $env -}}
+{{- end -}}
+
+{{/* requests/limits without the entries set to null (a profile without a cpu or memory value). */}}
+{{- define "mlrepro.resources" -}}
+{{- $out := dict -}}
+{{- range $kind, $list := .Values.resources -}}
+{{- $clean := dict -}}
+{{- range $name, $quantity := $list -}}
+{{- if not (kindIs "invalid" $quantity) -}}
+{{- $_ := set $clean $name (toString $quantity) -}}
+{{- end -}}
+{{- end -}}
+{{- if $clean -}}
+{{- $_ := set $out $kind $clean -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}

@@ -1,0 +1,260 @@
+"""Build a profile's image on the Docker engine (classic builder, through the SDK's low-level API).
+
+1. Name it: :func:`mlrepro.build.tags.image_name` (content hash). If an image with that tag and the
+   same ``io.mlrepro.content-hash`` label exists, nothing is built (``skipped``).
+2. Prepare the wheelhouse on the host (:mod:`mlrepro.build.wheelhouse`); if that fails, build anyway with
+   the builder stage using the index (a note says so).
+3. Write the context (:func:`mlrepro.render.context.write_build_context`) and stream
+   ``APIClient.build(..., platform=profile.platform, pull=False, rm=True, forcerm=True)`` into typed
+   events (:mod:`mlrepro.build.progress`) for ``on_event``.
+4. The image is built **without a tag**; only a successful build is tagged, so a failed build never
+   leaves a tag on a half-built image. A failure raises :class:`BuildStepError` (one-line message naming
+   the step, plus the last output lines in ``.tail``).
+5. Wheels the builder stage compiled (LoadGen on arm64) are copied out of the builder stage into the
+   host cache, so the next build of that platform compiles nothing.
+
+No buildx here: each platform is built on its own (one image per profile). Where buildx exists, the
+context written by ``mlrepro generate`` can be built for several platforms into a manifest list with
+``docker buildx build --platform linux/amd64,linux/arm64`` (the Dockerfile has no platform-specific
+lines except what the profile selects).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlrepro.build.errors import BuildError, EngineUnavailable, one_line
+from mlrepro.build.progress import BuildEvent, BuildFailed, BuildNote, BuildStreamParser
+from mlrepro.build.tags import CONTENT_HASH_LABEL, ImageName, image_name
+from mlrepro.profiles.loader import ResolvedProfile
+
+if TYPE_CHECKING:  # pragma: no cover
+    import docker
+
+COMPILED_MARKER = "build_helper: compiled "
+_BUILDX_DIRS = ("~/.docker/cli-plugins", "/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
+                "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")
+_buildx_noted = False
+
+
+class BuildStepError(BuildError):
+    """A Dockerfile step failed. ``str()`` is one line; ``tail`` holds the step's last output lines."""
+
+    def __init__(self, message: str, *, step: int | None, total: int | None, instruction: str | None,
+                 tail: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.step, self.total, self.instruction, self.tail = step, total, instruction, tail
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    wheelhouse: bool = True
+    """Fetch every wheel on the host first (offline image build). False: the builder stage uses the index."""
+    ca_bundle: Path | None = None
+    """CA bundle for the builder stage (default: the profile's image.ca_bundle). Unneeded with a wheelhouse."""
+    nocache: bool = False
+    """Ignore the engine's layer cache (implies a rebuild)."""
+    force: bool = False
+    """Build even when an image with the content tag exists."""
+    context_dir: Path | None = None
+    """Write the build context here (kept) instead of a temporary directory."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    ref: str
+    """``[registry/]repository:tag`` of the image."""
+    image_id: str
+    profile: str
+    platform: str
+    profile_hash: str
+    content_hash: str
+    skipped: bool
+    """True when the image already existed and nothing was built."""
+    seconds: float
+    size_bytes: int
+    steps: int = 0
+    cached_steps: int = 0
+    compiled: tuple[str, ...] = ()
+    """Wheels the builder stage compiled in this build (e.g. LoadGen on arm64)."""
+    cached_wheels: tuple[str, ...] = ()
+    """Wheels compiled by an earlier build and taken from the host cache."""
+    offline: bool | None = None
+    """The image build used only the host wheelhouse (None when skipped)."""
+    context_hash: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def planned_image(resolved: ResolvedProfile) -> ImageName:
+    """Repository, tag and content hash ``build_image`` would produce (no engine needed)."""
+    return image_name(resolved)
+
+
+def find_existing(client: docker.DockerClient, name: ImageName) -> Any | None:
+    """The local image tagged ``name.ref`` whose content-hash label matches, else None."""
+    import docker as _docker
+
+    try:
+        image = client.images.get(name.ref)
+    except _docker.errors.ImageNotFound:
+        return None
+    except _docker.errors.DockerException as exc:
+        raise EngineUnavailable(f"cannot inspect {name.ref}: {one_line(exc)}") from exc
+    labels = (image.attrs.get("Config") or {}).get("Labels") or {}
+    return image if labels.get(CONTENT_HASH_LABEL) == name.content_hash else None
+
+
+def build_image(resolved: ResolvedProfile, options: BuildOptions | None = None, *,
+                client: docker.DockerClient | None = None,
+                on_event: Callable[[BuildEvent], None] | None = None) -> BuildResult:
+    """Build (or find) the image of ``resolved``; see the module docstring. Raises BuildError subclasses,
+    EngineUnavailable, LockError, ProfileError."""
+    from mlrepro.build.engine import connect
+
+    started = time.monotonic()
+    options = options or BuildOptions()
+    emit = on_event or (lambda _e: None)
+    notes: list[str] = []
+
+    def note(message: str) -> None:
+        notes.append(message)
+        emit(BuildNote(message))
+
+    profile = resolved.profile
+    client = client or connect()
+    name = image_name(resolved)
+    if not options.force and not options.nocache:
+        existing = find_existing(client, name)
+        if existing is not None:
+            note(f"{name.ref} is up to date (content {name.content_hash[:12]}): nothing to build")
+            return BuildResult(ref=name.ref, image_id=existing.id, profile=profile.name, platform=profile.platform,
+                               profile_hash=resolved.hash, content_hash=name.content_hash, skipped=True,
+                               seconds=time.monotonic() - started, size_bytes=int(existing.attrs.get("Size") or 0),
+                               notes=tuple(notes))
+    _note_buildx(note)
+
+    tmp = Path(tempfile.mkdtemp(prefix="mlrepro-build-"))
+    try:
+        from mlrepro.build.lock import ensure_lock
+        from mlrepro.build.wheelhouse import WheelhouseError, prepare_wheelhouse
+        from mlrepro.render.context import write_build_context
+
+        house = None
+        if options.wheelhouse:
+            try:
+                house = prepare_wheelhouse(ensure_lock(profile), tmp / "wheelhouse", log=note)
+            except WheelhouseError as exc:
+                note(f"no host wheelhouse ({exc}); the builder stage will use the package index")
+        if house is not None and house.local_wheels:
+            note(f"using wheels compiled by an earlier build: {', '.join(house.local_wheels)}")
+        context_dir = Path(options.context_dir) if options.context_dir else tmp / "context"
+        context = write_build_context(resolved, context_dir, house.path if house else None, options.ca_bundle)
+        parser, image_id = _run_build(client, context.path, profile.platform, name, options.nocache, emit)
+        compiled = tuple(line.split()[2] for line in parser.outputs if line.startswith(COMPILED_MARKER))
+        client.api.tag(image_id, name.repository, name.tag)
+        if compiled:
+            _export_compiled(client, context.path, resolved, note)
+        image = client.images.get(image_id)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return BuildResult(
+        ref=name.ref, image_id=image_id, profile=profile.name, platform=profile.platform, profile_hash=resolved.hash,
+        content_hash=name.content_hash, skipped=False, seconds=time.monotonic() - started,
+        size_bytes=int(image.attrs.get("Size") or 0), steps=len(parser.finished),
+        cached_steps=sum(1 for s in parser.finished if s.cached), compiled=compiled,
+        cached_wheels=house.local_wheels if house else (), offline=context.offline,
+        context_hash=context.content_hash, notes=tuple(notes))
+
+
+def _run_build(client: docker.DockerClient, path: Path, platform: str, name: ImageName, nocache: bool,
+               emit: Callable[[BuildEvent], None], target: str | None = None) -> tuple[BuildStreamParser, str]:
+    """Stream one untagged build; return the parser and the image ID, or raise BuildStepError."""
+    import docker as _docker
+    import requests
+
+    parser = BuildStreamParser()
+    kwargs: dict[str, Any] = dict(path=str(path), dockerfile="Dockerfile", platform=platform, decode=True, rm=True,
+                                  forcerm=True, pull=False, nocache=nocache,
+                                  buildargs={"MLREPRO_CONTENT_HASH": name.content_hash})
+    if target:
+        kwargs["target"] = target
+    try:
+        for obj in client.api.build(**kwargs):
+            for event in parser.feed(obj):
+                emit(event)
+        for event in parser.close():
+            emit(event)
+    except _docker.errors.APIError as exc:  # refused before any step ran (bad platform, bad context)
+        failure = BuildFailed(None, None, None, one_line(exc.explanation or exc))
+        emit(failure)
+        raise BuildStepError(f"build of {name.ref} refused by the engine: {failure.message}", step=None,
+                             total=None, instruction=None, tail=()) from None
+    except (_docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise EngineUnavailable(f"build of {name.ref}: engine error: {one_line(exc)}") from exc
+    failure = parser.failure
+    if failure is None and parser.image_id is None:
+        failure = BuildFailed(parser.step, parser.total, parser.instruction, "the build ended without an image",
+                              tuple(parser.tail))
+        emit(failure)
+    if failure is not None:
+        where = (f"step {failure.step}/{failure.total} `{one_line(failure.instruction or '', 160)}`"
+                 if failure.step else "before the first step")
+        raise BuildStepError(f"build of {name.ref} failed at {where}: {one_line(failure.message)}",
+                             step=failure.step, total=failure.total, instruction=failure.instruction,
+                             tail=failure.tail)
+    assert parser.image_id is not None
+    return parser, parser.image_id
+
+
+def _export_compiled(client: docker.DockerClient, context: Path, resolved: ResolvedProfile,
+                     note: Callable[[str], None]) -> None:
+    """Copy the wheels the builder stage compiled into the host cache (a cached ``--target builder``)."""
+    import docker as _docker
+
+    from mlrepro.build.wheelhouse import store_built_wheels
+
+    profile = resolved.profile
+    name = image_name(resolved)
+    _, builder_id = _run_build(client, context, profile.platform, name, False, lambda _e: None, target="builder")
+    container = client.containers.create(builder_id, command=["true"], platform=profile.platform)
+    try:
+        stream, _ = container.get_archive("/wheels")
+        data = io.BytesIO(b"".join(stream))
+    except _docker.errors.DockerException as exc:
+        note(f"could not copy the compiled wheels out of the builder stage: {one_line(exc)}")
+        return
+    finally:
+        container.remove(force=True)  # the builder image stays: it is the cached last layer of that stage
+    files: dict[str, bytes] = {}
+    with tarfile.open(fileobj=data) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                fh = tar.extractfile(member)
+                if fh is not None:
+                    files[os.path.basename(member.name)] = fh.read()
+    records = json.loads(files.get("built.json", b"[]"))
+    stored = store_built_wheels(profile.platform, profile.image.python, files, records)
+    if stored:
+        note(f"cached the compiled wheels for the next {profile.platform} build: {', '.join(p.name for p in stored)}")
+
+
+def _note_buildx(note: Callable[[str], None]) -> None:
+    global _buildx_noted
+    if _buildx_noted:
+        return
+    _buildx_noted = True
+    if shutil.which("docker-buildx") or any(Path(d).expanduser().joinpath("docker-buildx").exists() for d in _BUILDX_DIRS):
+        note("buildx is available: `docker buildx build --platform linux/amd64,linux/arm64` on a generated context "
+             "makes a multi-platform manifest list; mlrepro builds one platform per profile")
+    else:
+        note("buildx not available: building per platform")

@@ -1,0 +1,90 @@
+"""Shared CLI plumbing: option types, error → exit code mapping, output formats."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, List, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from mlrepro.profiles.loader import ResolvedProfile
+
+EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+
+
+ProfileOpt = typer.Option(..., "--profile", "-p", help="Built-in profile name or path of a profile YAML file.")
+OverlayOpt = typer.Option(None, "--file", "-f", help="Overlay YAML applied on top (repeatable, in order); "
+                                                     "also a built-in overlay name: quick, air-gapped.")
+SetOpt = typer.Option(None, "--set", help="dotted.key=value applied last (repeatable), e.g. benchmark.scenarios=[Offline,Server].")
+OutputOpt = typer.Option(OutputFormat.table, "--output", help="Output format.")
+
+
+def console(stderr: bool = False) -> "Console":
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int) -> "typer.Exit":
+    """Print ``message`` (one line per problem) to stderr as ``mlrepro: error: ...`` and return typer.Exit."""
+    for line in message.splitlines() or [message]:
+        sys.stderr.write(f"mlrepro: error: {line}\n")
+    sys.stderr.flush()
+    return typer.Exit(code)
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """Turn library errors into one-line messages and exit codes; never a traceback."""
+    from mlrepro.errors import MlreproError
+
+    try:
+        yield
+    except MlreproError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted", EXIT_INTERRUPTED) from None
+
+
+def resolve(profile: str, overlays: Optional[List[str]], sets: Optional[List[str]]) -> "ResolvedProfile":
+    from mlrepro.profiles.loader import resolve_profile
+
+    return resolve_profile(profile, overlays or [], sets or [])
+
+
+def print_data(data: Any, fmt: OutputFormat) -> None:
+    if fmt == OutputFormat.yaml:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    else:
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def split_csv(values: Optional[List[str]]) -> list[str]:
+    """``--scenario Offline,Server --scenario SingleStream`` → [Offline, Server, SingleStream]."""
+    out: list[str] = []
+    for v in values or []:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out
+
+
+def ensure_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(f"{path}: cannot create directory ({exc.strerror})", EXIT_BAD_INPUT) from None
+    return path

@@ -1,0 +1,43 @@
+"""``mlrepro generate``: Dockerfile + build context, Kubernetes manifests, Helm values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from mlrepro.cli.common import OverlayOpt, ProfileOpt, SetOpt, cli_errors, console, resolve
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate")(generate)
+
+
+def generate(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt,
+             sets: Optional[List[str]] = SetOpt,
+             out: Path = typer.Option(..., "--out", "-o", help="Output directory (created)."),
+             helm_values: bool = typer.Option(True, "--helm-values/--no-helm-values",
+                                              help="Also write values.yaml for the chart in helm/mlrepro."),
+             image: Optional[str] = typer.Option(None, "--image", help="Image reference for the manifests "
+                                                 "(default: repository:<profile hash>)."),
+             scenario: Optional[str] = typer.Option(None, "--scenario", help="Scenario of the rendered Job "
+                                                    "(default: the profile's first)."),
+             mode: Optional[str] = typer.Option(None, "--mode", help="Mode of the rendered Job "
+                                                "(default: the profile's first)."),
+             run_id: str = typer.Option("example", "--run-id", help="Run id used in the rendered Job."),
+             ) -> None:
+    """Generate the build context (Dockerfile, lock, harness), Kubernetes manifests and Helm values.
+
+    Example: mlrepro generate -p nvidia-gpu -f overlay.yaml --set benchmark.scenarios=[Server] -o out/
+    """
+    with cli_errors():
+        from mlrepro.artifacts import generate_artifacts
+
+        resolved = resolve(profile, overlays, sets)
+        result = generate_artifacts(resolved, out, image=image, scenario=scenario, mode=mode, run_id=run_id,
+                                    helm_values=helm_values)
+        c = console()
+        c.print(f"[bold]{resolved.profile.name}[/] ({resolved.short_hash}) → {out}")
+        for path in result.files:
+            c.print(f"  {path}")

@@ -1,0 +1,144 @@
+"""``mlrepro launch | runs | logs | collect | check``: runs that outlive the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from mlrepro.cli.common import (OutputFormat, OutputOpt, OverlayOpt, ProfileOpt, SetOpt, cli_errors, console, fail,
+                                print_data, resolve, split_csv)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("launch")(launch)
+    app.command("runs")(runs)
+    app.command("logs")(logs)
+    app.command("collect")(collect)
+    app.command("check")(check)
+
+
+def launch(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, sets: Optional[List[str]] = SetOpt,
+           scenario: Optional[List[str]] = typer.Option(None, "--scenario", help="Scenario(s), comma-separated."),
+           mode: Optional[List[str]] = typer.Option(None, "--mode", help="Mode(s), comma-separated."),
+           parallel: int = typer.Option(1, "--parallel", help="Runs at a time."),
+           target: str = typer.Option("docker", "--target", help="docker (default) or native."),
+           results_dir: Optional[Path] = typer.Option(None, "--results-dir", help="Bind-mount this host directory "
+                                                      "for results instead of a named volume per run."),
+           image: Optional[str] = typer.Option(None, "--image", help="Run this image instead of building one."),
+           ) -> None:
+    """Launch benchmark runs (every scenario × mode) and wait for them; `runs` and `collect` work afterwards.
+
+    Example: mlrepro launch -p x86-cpu --scenario Offline,Server --mode performance,accuracy --parallel 2
+    """
+    with cli_errors():
+        from mlrepro.cli.report import print_results
+        from mlrepro.pipeline import PipelineOptions, run_pipeline
+
+        resolved = resolve(profile, overlays, sets)
+        options = PipelineOptions(target=target, scenarios=split_csv(scenario), modes=split_csv(mode),
+                                  collect=False, into=None, parallel=parallel,
+                                  results_dir=results_dir.resolve() if results_dir else None, image=image)
+        c = console()
+        result = run_pipeline(resolved, options, progress=lambda m: c.print(m, markup=False))
+        print_results(c, result)
+        if not result.ok:
+            raise typer.Exit(1)
+
+
+def runs(status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
+         profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Only this profile's runs."),
+         limit: int = typer.Option(50, "--limit", help="At most this many (newest first)."),
+         output: OutputFormat = OutputOpt) -> None:
+    """List runs: id, profile, scenario, mode, target, status, result, validity, duration.
+
+    Example: mlrepro runs --status succeeded --output json
+    """
+    with cli_errors():
+        from mlrepro.results.state import open_store
+
+        records = open_store().list(status=status, profile=profile, limit=limit)
+        rows = []
+        for r in records:
+            duration = (r.ended_at - r.started_at).total_seconds() if r.started_at and r.ended_at else None
+            rows.append({"run_id": r.run_id, "profile": r.profile, "scenario": r.scenario, "mode": r.mode,
+                         "target": r.target, "status": r.status, "result": r.result, "unit": r.result_unit,
+                         "validity": r.validity, "accuracy": r.accuracy,
+                         "duration_s": round(duration, 1) if duration is not None else None,
+                         "started_at": r.started_at.isoformat() if r.started_at else None, "message": r.message})
+        if output != OutputFormat.table:
+            print_data(rows, output)
+            return
+        from rich.table import Table
+
+        table = Table("run id", "profile", "scenario", "mode", "target", "status", "result", "validity", "duration")
+        for r in rows:
+            result = f"{r['result']:,.1f} {r['unit']}" if r["result"] is not None else "-"
+            table.add_row(r["run_id"], r["profile"], r["scenario"], r["mode"], r["target"], r["status"], result,
+                          r["validity"] or "-", f"{r['duration_s']} s" if r["duration_s"] is not None else "-")
+        console().print(table)
+
+
+def logs(run_id: str = typer.Argument(..., help="Run id (see `mlrepro runs`)."),
+         follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming while the run is going.")) -> None:
+    """Print a run's harness output (live from the container while it runs, else the saved log).
+
+    Example: mlrepro logs x86-cpu-offline-perf-20261128-093012-3fa9 -f
+    """
+    with cli_errors():
+        from mlrepro.runs import stream_logs
+
+        for line in stream_logs(run_id, follow=follow):
+            typer.echo(line)
+
+
+def collect(run_ids: List[str] = typer.Argument(..., help="Run ids to collect."),
+            into: Path = typer.Option(Path("submission"), "--into", help="Root of the submission tree."),
+            division: str = typer.Option("open", "--division", help="closed, open or network."),
+            submitter: str = typer.Option(..., "--submitter", help="Submitter (organisation) name."),
+            force: bool = typer.Option(False, "--force", help="Replace a different result already in the tree."),
+            output: OutputFormat = OutputOpt) -> None:
+    """Collect runs into an MLPerf inference submission tree (verified against the harness's checksums).
+
+    Example: mlrepro collect RUN_ID... --into submission/ --division open --submitter MyOrg
+    """
+    with cli_errors():
+        from mlrepro.cli.report import print_collect
+        from mlrepro.runs import collect_runs
+
+        report = collect_runs(run_ids, into, submitter=submitter, division=division, force=force)
+        if output != OutputFormat.table:
+            print_data({"tree": str(report.tree), "placed": [str(p.path) for p in report.placed],
+                        "unchanged": [str(p.path) for p in report.unchanged],
+                        "rejected": [{"run_id": r.run_id, "kind": r.kind, "reasons": list(r.reasons)}
+                                     for r in report.rejected]}, output)
+        else:
+            print_collect(console(), report)
+        if not report.ok:
+            raise typer.Exit(1)
+
+
+def check(tree: Path = typer.Argument(..., help="Root of a submission tree."),
+          output: OutputFormat = OutputOpt) -> None:
+    """Check a submission tree; stricter than the official checker (INVALID results, LoadGen errors).
+
+    Example: mlrepro check submission/
+    """
+    with cli_errors():
+        from mlrepro.results.check import check_tree
+
+        if not tree.is_dir():
+            raise fail(f"{tree}: not a directory", 2)
+        report = check_tree(tree)
+        if output != OutputFormat.table:
+            print_data({"ok": report.ok, "results": report.results_checked, "systems": report.systems_checked,
+                        "findings": [vars(f) for f in report.findings]}, output)
+        else:
+            c = console()
+            for f in report.findings:
+                c.print(str(f), markup=False)
+            c.print(f"{report.results_checked} result(s), {report.systems_checked} system(s): "
+                    f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+        if not report.ok:
+            raise typer.Exit(1)

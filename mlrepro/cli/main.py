@@ -1,0 +1,47 @@
+"""Entry point of the ``mlrepro`` command.
+
+Exit codes: 0 success, 1 runtime failure (engine, registry, cluster, I/O), 2 bad input (profile, flags, files),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from mlrepro import __version__
+from mlrepro.cli import build, generate, launch, profiles, run
+
+app = typer.Typer(
+    name="mlrepro",
+    help="Reproducible MLPerf-style benchmark runs from a hardware/software profile.\n\n"
+         "Example: mlrepro run -p x86-cpu",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit codes: 0 ok, 1 runtime failure, 2 bad input, 130 interrupted.",
+)
+app.add_typer(profiles.app, name="profiles")
+generate.register(app)
+build.register(app)
+run.register(app)
+launch.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlrepro {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Reproducible MLPerf-style benchmark runs from a hardware/software profile."""
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

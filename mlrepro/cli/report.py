@@ -1,0 +1,54 @@
+"""Rendering of pipeline results (rich tables)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+
+    from mlrepro.pipeline import PipelineResult
+
+_STYLE = {"succeeded": "green", "invalid": "yellow", "failed": "red", "timeout": "red", "cancelled": "yellow"}
+
+
+def _metric(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:,.0f}" if value >= 100 else f"{value:,.3f}"
+    return f"{text} {unit}".strip()
+
+
+def print_results(console: "Console", result: "PipelineResult") -> None:
+    from rich.table import Table
+
+    table = Table(title=f"mlrepro results ({result.target})", title_justify="left")
+    for col in ("run id", "scenario", "mode", "status", "result", "validity", "accuracy", "time"):
+        table.add_column(col, justify="right" if col in ("result", "accuracy", "time") else "left")
+    for r in result.runs:
+        style = _STYLE.get(r.status, "")
+        table.add_row(r.run_id, r.scenario, r.mode, f"[{style}]{r.status}[/]" if style else r.status,
+                      _metric(r.result, r.result_unit), r.validity or "-",
+                      f"{r.accuracy:.3f}%" if r.accuracy is not None else "-", f"{r.duration_s:.1f} s")
+    console.print(table)
+    for r in result.runs:
+        if r.message and r.status != "succeeded":
+            console.print(f"[red]{r.run_id}[/]: {r.message}")
+    report = result.collect_report
+    if report is not None:
+        console.print(f"submission tree: {report.tree} ({report.division}/{report.submitter}); "
+                      f"full accuracy logs and rejected runs: {report.sidecar}")
+        for rej in report.rejected:
+            if rej.kind != "superseded":
+                console.print(f"[yellow]not in the tree[/]: {rej.run_id} ({rej.kind}): {'; '.join(rej.reasons)}")
+
+
+def print_collect(console: "Console", report) -> None:
+    for p in report.placed:
+        console.print(f"[green]placed[/] {p.path}", markup=True)
+    for p in report.unchanged:
+        console.print(f"unchanged {p.path}")
+    for r in report.rejected:
+        if r.kind != "superseded":
+            console.print(f"[yellow]rejected[/] {r.run_id} ({r.kind}): {'; '.join(r.reasons)}")
+    console.print(f"submission tree: {report.tree}; full accuracy logs and rejected runs: {report.sidecar}")

@@ -1,0 +1,223 @@
+"""``run_harness``: one run spec, start to finish, in this process.
+
+Order: prepare ``<results>/<run_id>/`` (run.json, user.conf, system.json) -> find and load the workload ->
+TestSettings (one FromConfig) -> the sub-runs of the mode (performance, accuracy, or both for "submission") ->
+accuracy.txt -> record.json -> checksums.sha256 (last). Whatever happens, record.json and the checksum manifest
+are written for what exists. The results layout is documented in :mod:`mlrepro.harness.layout`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlrepro
+from mlrepro.harness import exit_codes
+from mlrepro.harness.accuracy import evaluate_accuracy
+from mlrepro.harness.checksums import atomic_write_text, write_manifest
+from mlrepro.harness.layout import ACCURACY, PERFORMANCE, RunLayout, subruns_for_mode
+from mlrepro.harness.loadgen_runner import LoadgenSession, build_settings, import_loadgen, set_mode
+from mlrepro.harness.logparse import parse_log_dir
+from mlrepro.harness.record import RecordInputs, SubRunOutcome, build_record, utc_now, write_record
+from mlrepro.harness.registry import load_workload_class
+from mlrepro.harness.spec import RunSpec, SpecError
+from mlrepro.harness.sysinfo import collect_system
+from mlrepro.harness.workloads.base import Workload, WorkloadConfigError, WorkloadError
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (or SIGINT) arrived; raised in the main thread by the CLI's signal handler."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@dataclass(frozen=True)
+class HarnessResult:
+    exit_code: int
+    status: str                                   # exit_codes.NAMES[exit_code]
+    run_dir: Path
+    record: dict[str, Any] | None                 # None only when the run dir could not be created
+    subruns: tuple[SubRunOutcome, ...] = ()
+    error: str | None = None
+    loadgen_detached: bool = False                # a LoadGen test is still running: the process should exit
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == exit_codes.EXIT_VALID
+
+
+class _SubRunFailed(Exception):
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _prepare(layout: RunLayout, spec: RunSpec) -> None:
+    """Create the run dir and drop what an earlier attempt of the same run left in the paths we write."""
+    layout.run_dir.mkdir(parents=True, exist_ok=True)
+    for kind in subruns_for_mode(spec.mode):
+        stale = layout.subrun_dir(kind)
+        if stale.exists():
+            shutil.rmtree(stale)
+    for p in (layout.record_json, layout.checksums):
+        if p.exists():
+            p.unlink()
+
+
+def _failure_exit(exc: BaseException) -> tuple[int, str]:
+    if isinstance(exc, (SpecError, WorkloadConfigError)):
+        return exit_codes.EXIT_BAD_SPEC, str(exc)
+    if isinstance(exc, WorkloadError):
+        return exit_codes.EXIT_RUNTIME, str(exc)
+    return exit_codes.EXIT_RUNTIME, f"{type(exc).__name__}: {exc}"
+
+
+def _summary_line(spec: RunSpec, o: SubRunOutcome) -> str:
+    s = o.logs.summary if o.logs else None
+    parts = [f"{spec.scenario} {o.kind}:"]
+    if o.kind == PERFORMANCE:
+        parts.append(o.validity or "no result")
+        if s is not None:
+            if s.samples_per_second is not None:
+                parts.append(f"samples/s={s.samples_per_second:g}")
+            if s.completed_samples_per_second is not None:
+                parts.append(f"completed samples/s={s.completed_samples_per_second:g}")
+            if s.result_latency_ns is not None:
+                parts.append(f"p{s.result_latency_percentile:g} latency={s.result_latency_ns / 1e6:.3f} ms")
+    if o.accuracy is not None:
+        parts.append(o.accuracy.result.line())
+    if o.dispatch:
+        parts.append(f"(dispatch {o.dispatch}, {o.duration_s:.1f} s)" if o.duration_s else f"({o.dispatch})")
+    return " ".join(parts)
+
+
+def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = False,
+                log: Callable[[str], None] | None = None, debug: bool = False) -> HarnessResult:
+    """Run ``spec`` with real LoadGen, writing ``<results_dir>/<run_id>/``. Never raises for run failures:
+    the outcome is in the returned HarnessResult (and record.json).
+
+    ``fail_fast``: when the workload fails mid-test, return without waiting for LoadGen to finish (the CLI then
+    exits the process); otherwise LoadGen is drained with empty responses and the logs are complete.
+    A KeyboardInterrupt (SIGINT, or SIGTERM via the CLI's handler) ends the run with EXIT_INTERRUPTED.
+    ``debug``: print the traceback of a failure on stderr."""
+    say = log if log is not None else (lambda m: print(m, flush=True))
+    layout = RunLayout(Path(results_dir), spec.run_id, spec.scenario)
+    started, t0 = utc_now(), time.monotonic()
+    exit_code, error = exit_codes.EXIT_RUNTIME, None
+    subruns: list[SubRunOutcome] = []
+    detached = False
+    workload: Workload | None = None
+    cls: type[Workload] | None = None
+    describe: dict[str, Any] | None = None
+    conf_loading: dict[str, Any] | None = None
+    user_conf_sha: str | None = None
+    try:
+        _prepare(layout, spec)
+    except OSError as exc:
+        msg = f"{layout.run_dir}: cannot create the run directory ({exc.strerror or exc})"
+        return HarnessResult(exit_codes.EXIT_RUNTIME, exit_codes.NAMES[exit_codes.EXIT_RUNTIME], layout.run_dir,
+                             None, error=msg)
+    try:
+        atomic_write_text(layout.run_json, spec.to_json())
+        atomic_write_text(layout.user_conf, spec.user_conf)
+        user_conf_sha = hashlib.sha256(spec.user_conf.encode("utf-8")).hexdigest()
+        atomic_write_text(layout.system_json, json.dumps(collect_system(), indent=2, sort_keys=True) + "\n")
+        say(f"mlrepro-harness: run {spec.run_id}: workload {spec.workload.name}, {spec.scenario}, mode {spec.mode}")
+
+        cls = load_workload_class(spec.workload.name)
+        if spec.workload.backend not in cls.backends:
+            raise WorkloadConfigError(f"workload {spec.workload.name!r} does not support backend "
+                                      f"{spec.workload.backend!r} (supported: {', '.join(cls.backends)})")
+        workload = cls(spec.workload)
+        workload.load()
+        try:
+            describe = workload.describe()
+        except Exception as exc:  # noqa: BLE001 - describe is informational
+            describe = {"error": f"{type(exc).__name__}: {exc}"}
+        say(f"mlrepro-harness: workload loaded: {workload.dataset_size} samples, "
+            f"performance sample count {workload.performance_sample_count}")
+
+        lg = import_loadgen()
+        model = spec.mlperf_model or cls.mlperf_model
+        built = build_settings(lg, layout.user_conf, model, spec.scenario, spec.settings)
+        conf_loading = {"model": model, "method": built.conf.method, "return_codes": list(built.conf.return_codes)}
+
+        for kind in subruns_for_mode(spec.mode):
+            outdir = layout.subrun_dir(kind)
+            outcome = SubRunOutcome(kind=kind, directory=layout.relative(outdir))
+            subruns.append(outcome)
+            set_mode(lg, built.settings, kind)
+            say(f"mlrepro-harness: {spec.scenario} {kind} run -> {outcome.directory}")
+            session = LoadgenSession(lg, workload, built.settings, spec.scenario, kind, outdir,
+                                     layout.audit_config, spec.enable_trace, fail_fast=fail_fast)
+            try:
+                info = session.run()
+            except KeyboardInterrupt:
+                detached = True
+                outcome.logs = parse_log_dir(outdir)
+                raise
+            outcome.dispatch, outcome.warmup_predict_s = info.dispatch, info.warmup_predict_s
+            outcome.duration_s, outcome.audit_config = info.duration_s, info.audit_config
+            detached = info.detached
+            outcome.logs = parse_log_dir(outdir)
+            if info.failure is not None:
+                if debug:
+                    traceback.print_exception(info.failure, file=sys.stderr)
+                code, msg = _failure_exit(info.failure)
+                outcome.error = msg
+                raise _SubRunFailed(code, f"{kind} run: {msg}")
+            if kind == ACCURACY:
+                outcome.accuracy = evaluate_accuracy(workload, outdir)
+            elif outcome.validity is None:
+                outcome.error = "LoadGen wrote no result"
+                raise _SubRunFailed(exit_codes.EXIT_RUNTIME,
+                                    f"{kind} run: LoadGen wrote no result to {outcome.directory}")
+            say(f"mlrepro-harness: {_summary_line(spec, outcome)}")
+
+        invalid = [o for o in subruns if o.kind == PERFORMANCE and o.validity != "VALID"]
+        exit_code = exit_codes.EXIT_INVALID if invalid else exit_codes.EXIT_VALID
+    except _SubRunFailed as exc:
+        exit_code, error = exc.exit_code, str(exc)
+    except KeyboardInterrupt as exc:
+        exit_code = exit_codes.EXIT_INTERRUPTED
+        error = f"interrupted by signal {exc.signum}" if isinstance(exc, Interrupted) else "interrupted"
+    except Exception as exc:  # noqa: BLE001 - every failure becomes an exit status in the record
+        if debug:
+            traceback.print_exc()
+        exit_code, error = _failure_exit(exc)
+    finally:
+        if workload is not None and not detached:
+            try:
+                workload.close()
+            except Exception as exc:  # noqa: BLE001 - a failing close() must not hide the run's outcome
+                say(f"mlrepro-harness: warning: workload close() failed: {type(exc).__name__}: {exc}")
+
+    finished = utc_now()
+    inputs = RecordInputs(spec=spec, started_at=started, finished_at=finished, duration_s=time.monotonic() - t0,
+                          exit_code=exit_code, error=error, subruns=subruns,
+                          workload_benchmark=getattr(cls, "benchmark", None) if cls else None,
+                          workload_mlperf_model=(spec.mlperf_model or cls.mlperf_model) if cls else None,
+                          workload_describe=describe, user_conf_sha256=user_conf_sha, conf_loading=conf_loading,
+                          harness_version=mlrepro.__version__, system_file=layout.relative(layout.system_json)
+                          if layout.system_json.exists() else None)
+    record = build_record(inputs)
+    try:
+        write_record(layout.record_json, record)
+        write_manifest(layout.run_dir)
+    except OSError as exc:
+        if error is None:
+            exit_code, error = exit_codes.EXIT_RUNTIME, f"cannot write the run record: {exc.strerror or exc}"
+    status = exit_codes.NAMES.get(exit_code, str(exit_code))
+    say(f"mlrepro-harness: {status}" + (f": {error}" if error else ""))
+    return HarnessResult(exit_code=exit_code, status=status, run_dir=layout.run_dir, record=record,
+                         subruns=tuple(subruns), error=error, loadgen_detached=detached)

@@ -1,0 +1,455 @@
+"""Drive real LoadGen for one sub-run: TestSettings, log settings, the SUT/QSL around a Workload.
+
+Settings. ``TestSettings.FromConfig(user.conf, model, scenario)`` is called once per harness run, which loads
+LoadGen's built-in ``mlperf.conf`` (the round's official RNG seeds) and then the user.conf. LoadGen counts those
+calls per *process*: a second call does not load mlperf.conf (seeds stay 0) and logs "Multiple conf files are
+used". The CLI is one process per run; for repeated in-process runs (tests, the native runner) the later runs load
+the same two files explicitly (``conf_type=0`` = built-in mlperf.conf, then the user.conf with a non-counting
+``conf_type``), which yields the same settings without that error. :class:`ConfLoading` records which path ran.
+Overrides from ``spec.settings`` are applied afterwards with ``setattr``.
+
+SUT. ``ConstructFastSUT`` hands the issue callback plain lists of ids and sample indices. Responses are copied
+into a reusable numpy scratch buffer (LoadGen copies what it logs before ``QuerySamplesComplete`` returns, so the
+buffer can be reused right after), and batches are completed with one ``QuerySamplesComplete`` call.
+Dispatch per scenario:
+
+* Offline / SingleStream / MultiStream: inline in LoadGen's issue thread, in batches of ``batch_size``.
+* Server: ``inline`` when one prediction is cheap (below ``INLINE_THRESHOLD_S``, measured in a warm-up right after
+  the first sample load), else ``worker``: a worker thread drains a queue in dynamic batches of up to
+  ``batch_size``. ``MLREPRO_SERVER_DISPATCH=inline|worker`` forces either; the choice is recorded.
+
+Callbacks never let an exception escape into LoadGen (that would abort the process): the first failure is kept,
+remaining queries are completed with empty responses so LoadGen can finish, and the caller reports the failure.
+LoadGen runs in a separate thread so the main thread stays responsive to SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import importlib
+import importlib.machinery
+import importlib.util
+import itertools
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from mlrepro.harness.workloads.base import Workload, WorkloadConfigError, WorkloadError
+
+INLINE_THRESHOLD_S = 200e-6
+WARMUP_CALLS = 5
+DISPATCH_ENV = "MLREPRO_SERVER_DISPATCH"
+
+_SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
+_MODES = {"performance": "PerformanceOnly", "accuracy": "AccuracyOnly"}
+
+
+def import_loadgen() -> ModuleType:
+    """The LoadGen extension module (``mlperf_loadgen``).
+
+    Importing ``mlcommons_loadgen`` first replaces ``sys.modules['mlperf_loadgen']`` with an empty package; this
+    finds the real extension anyway. Raises WorkloadError when LoadGen is not installed."""
+    try:
+        lg = importlib.import_module("mlperf_loadgen")
+    except ImportError as exc:
+        raise WorkloadError(f"LoadGen is not installed (import mlperf_loadgen: {exc})") from None
+    if hasattr(lg, "TestSettings"):
+        return lg
+    saved = sys.modules.pop("mlperf_loadgen", None)
+    try:
+        for entry in sys.path:
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                cand = Path(entry or ".") / f"mlperf_loadgen{suffix}"
+                if cand.is_file():
+                    spec = importlib.util.spec_from_file_location("mlperf_loadgen", cand)
+                    if spec and spec.loader:
+                        mod = importlib.util.module_from_spec(spec)
+                        spec.loader.exec_module(mod)
+                        sys.modules["mlperf_loadgen"] = mod
+                        return mod
+    except Exception as exc:  # noqa: BLE001
+        raise WorkloadError(f"LoadGen extension cannot be loaded: {exc}") from None
+    if saved is not None:
+        sys.modules["mlperf_loadgen"] = saved
+    raise WorkloadError("LoadGen extension module mlperf_loadgen not found")
+
+
+# --------------------------------------------------------------------------------------------- settings
+
+_conf_lock = threading.Lock()
+_official_conf_calls = 0
+
+
+class UserConfError(WorkloadConfigError):
+    """LoadGen could not parse the user.conf: a configuration error (EXIT_BAD_SPEC)."""
+
+
+@dataclass(frozen=True)
+class ConfLoading:
+    model: str
+    scenario: str
+    user_conf: str
+    method: str            # "official" (first FromConfig of the process) | "explicit" (later in-process runs)
+    return_codes: tuple[int, ...]
+
+
+@dataclass
+class BuiltSettings:
+    settings: Any                          # mlperf_loadgen.TestSettings
+    conf: ConfLoading
+    overrides: dict[str, float] = field(default_factory=dict)
+
+
+def build_settings(lg: ModuleType, user_conf: Path, model: str, scenario: str,
+                   overrides: dict[str, float]) -> BuiltSettings:
+    """TestSettings from mlperf.conf + user.conf (one FromConfig), then the scenario and ``overrides``.
+
+    Raises UserConfError (a WorkloadConfigError) when LoadGen rejects the user.conf."""
+    global _official_conf_calls
+    if scenario not in _SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}")
+    settings = lg.TestSettings()
+    with _conf_lock:
+        if _official_conf_calls == 0:
+            rcs: tuple[int, ...] = (settings.FromConfig(str(user_conf), model, scenario),)
+            method = "official"
+        else:
+            rcs = (settings.FromConfig("", model, scenario, 0), settings.FromConfig(str(user_conf), model, scenario, 2))
+            method = "explicit"
+        _official_conf_calls += 1
+    if any(rc != 0 for rc in rcs):
+        raise UserConfError(f"{user_conf}: LoadGen rejected the user.conf (FromConfig returned {rcs[-1]}: "
+                            "each line must be 'model.Scenario.key = number')")
+    settings.scenario = getattr(lg.TestScenario, scenario)
+    applied: dict[str, float] = {}
+    for key, value in sorted(overrides.items()):
+        current = getattr(settings, key)
+        setattr(settings, key, type(current)(value) if isinstance(current, (int, float)) else value)
+        applied[key] = value
+    return BuiltSettings(settings=settings, conf=ConfLoading(model=model, scenario=scenario, user_conf=str(user_conf),
+                                                             method=method, return_codes=rcs), overrides=applied)
+
+
+def set_mode(lg: ModuleType, settings: Any, kind: str) -> None:
+    settings.mode = getattr(lg.TestMode, _MODES[kind])
+
+
+def log_settings(lg: ModuleType, outdir: Path, enable_trace: bool) -> Any:
+    ls = lg.LogSettings()
+    ls.log_output.outdir = str(outdir)
+    ls.log_output.copy_summary_to_stdout = False
+    ls.log_output.prefix_with_datetime = False
+    ls.enable_trace = bool(enable_trace)
+    return ls
+
+
+# --------------------------------------------------------------------------------------------- responses
+
+class _Responder:
+    """Runs predict on a batch and completes it from a reusable scratch buffer (one per thread)."""
+
+    def __init__(self, lg: ModuleType, predict: Callable[[Sequence[int]], list[bytes]], state: _RunState) -> None:
+        self._qsr = lg.QuerySampleResponse
+        self._complete = lg.QuerySamplesComplete
+        self._predict = predict
+        self._state = state
+        self._grow(1 << 16)
+
+    def _grow(self, size: int) -> None:
+        self._buf = np.empty(size, dtype=np.uint8)
+        self._mv = self._buf.data
+        self._addr = self._buf.ctypes.data
+        self._cap = size
+
+    def empty(self, ids: Sequence[int]) -> None:
+        qsr = self._qsr
+        self._complete([qsr(i, 0, 0) for i in ids])
+
+    def __call__(self, ids: Sequence[int], indices: Sequence[int]) -> None:
+        if self._state.failed:
+            self.empty(ids)
+            return
+        try:
+            outs = self._predict(indices)
+            n = len(ids)
+            if len(outs) != n:
+                raise WorkloadError(f"predict() returned {len(outs)} payloads for {n} samples")
+            if n == 1:
+                p = outs[0]
+                if type(p) is not bytes:
+                    p = memoryview(p).tobytes()   # any buffer (numpy arrays included), C order
+                size = len(p)
+                if size > self._cap:
+                    self._grow(max(size, 2 * self._cap))
+                self._mv[:size] = p
+                self._complete([self._qsr(ids[0], self._addr, size)])
+                return
+            data = b"".join(outs)
+            total = len(data)
+            if total > self._cap:
+                self._grow(max(total, 2 * self._cap))
+            self._mv[:total] = data
+            addr = self._addr
+            sizes = list(map(len, outs))   # len() is the byte length of bytes/bytearray/1-D byte views
+            if sum(sizes) != total:        # other buffers (e.g. numpy arrays): len() is not their byte size
+                sizes = [memoryview(p).nbytes for p in outs]
+            size = sizes[0]
+            if size and sizes.count(size) == n:
+                addrs: Sequence[int] = range(addr, addr + total, size)
+            else:
+                addrs = list(itertools.accumulate(sizes[:-1], initial=addr))
+            self._complete(list(map(self._qsr, ids, addrs, sizes)))
+        except BaseException as exc:  # noqa: BLE001 - must not propagate into LoadGen
+            self._state.fail(exc)
+            self.empty(ids)
+
+
+@dataclass
+class _RunState:
+    failure: BaseException | None = None
+    failed: bool = False
+    event: threading.Event = field(default_factory=threading.Event)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.failed:
+            self.failure = exc
+            self.failed = True
+            self.event.set()
+
+
+# --------------------------------------------------------------------------------------------- SUTs
+
+class _InlineDispatcher:
+    """Offline / SingleStream / MultiStream / cheap Server: predict in the issue thread, batch by batch."""
+
+    name = "inline"
+
+    def __init__(self, responder: _Responder, batch_size: int) -> None:
+        self._respond = responder
+        self._batch = batch_size
+
+    def issue(self, ids: list[int], indices: list[int]) -> None:
+        n = len(ids)
+        b = self._batch
+        if n <= b:
+            self._respond(ids, indices)
+            return
+        for start in range(0, n, b):
+            self._respond(ids[start:start + b], indices[start:start + b])
+
+    def flush(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class _WorkerDispatcher:
+    """Server with a costly model: the issue callback queues, a worker thread predicts in dynamic batches."""
+
+    name = "worker"
+
+    def __init__(self, responder: _Responder, batch_size: int) -> None:
+        self._respond = responder
+        self._batch = batch_size
+        self._ids: collections.deque[int] = collections.deque()
+        self._idx: collections.deque[int] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="mlrepro-sut-worker", daemon=True)
+        self._thread.start()
+
+    def issue(self, ids: list[int], indices: list[int]) -> None:
+        with self._cond:
+            self._ids.extend(ids)
+            self._idx.extend(indices)
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        cond, qids, qidx, b = self._cond, self._ids, self._idx, self._batch
+        while True:
+            with cond:
+                while not qids and not self._stopping:
+                    cond.wait()
+                if not qids:
+                    return
+                k = min(b, len(qids))
+                ids = [qids.popleft() for _ in range(k)]
+                idx = [qidx.popleft() for _ in range(k)]
+            self._respond(ids, idx)
+
+    def flush(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join()
+
+
+def choose_server_dispatch(per_query_s: float | None) -> str:
+    forced = os.environ.get(DISPATCH_ENV, "").strip().lower()
+    if forced in ("inline", "worker"):
+        return forced
+    if per_query_s is None:
+        return "worker"
+    return "inline" if per_query_s < INLINE_THRESHOLD_S else "worker"
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No garbage collection during the timed run (its pauses make Server runs fail latency bounds)."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+
+
+# --------------------------------------------------------------------------------------------- one sub-run
+
+@dataclass(frozen=True)
+class LoadgenRunInfo:
+    kind: str                       # performance | accuracy
+    outdir: Path
+    dispatch: str                   # inline | worker
+    warmup_predict_s: float | None  # fastest single-sample predict during warm-up
+    duration_s: float
+    audit_config: str | None        # path handed to LoadGen when it existed
+    failure: BaseException | None   # first workload failure inside a callback
+    detached: bool = False          # LoadGen still running (interrupted/abandoned); process must exit
+
+
+class LoadgenSession:
+    """One LoadGen test (a sub-run) in its own thread. ``run()`` blocks; signals reach the main thread."""
+
+    def __init__(self, lg: ModuleType, workload: Workload, settings: Any, scenario: str, kind: str,
+                 outdir: Path, audit_config: Path, enable_trace: bool, fail_fast: bool = False) -> None:
+        self.lg = lg
+        self.workload = workload
+        self.settings = settings
+        self.scenario = scenario
+        self.kind = kind
+        self.outdir = outdir
+        self.audit_config = audit_config
+        self.enable_trace = enable_trace
+        self.fail_fast = fail_fast
+        self.state = _RunState()
+        self.dispatch = "inline"
+        self.warmup_s: float | None = None
+        self._warmed = False
+        self._done = threading.Event()
+        self._thread_error: BaseException | None = None
+        self._dispatcher: _InlineDispatcher | _WorkerDispatcher | None = None
+
+    # QSL callbacks
+    def _load(self, indices: list[int]) -> None:
+        try:
+            self.workload.load_samples(indices)
+            if not self._warmed and indices:
+                self._warmed = True
+                self._warmup(indices)
+        except BaseException as exc:  # noqa: BLE001
+            self.state.fail(exc)
+
+    def _unload(self, indices: list[int]) -> None:
+        try:
+            self.workload.unload_samples(indices)
+        except BaseException as exc:  # noqa: BLE001
+            self.state.fail(exc)
+
+    def _warmup(self, indices: list[int]) -> None:
+        """A few untimed predictions before the test starts (first-call costs); measures one sample's cost."""
+        predict = self.workload.predict
+        best = float("inf")
+        for _ in range(WARMUP_CALLS):
+            t0 = time.perf_counter()
+            predict([indices[0]])
+            best = min(best, time.perf_counter() - t0)
+        batch = list(indices[: self.workload.spec.batch_size])
+        if len(batch) > 1:
+            predict(batch)
+        self.warmup_s = best
+
+    # SUT callbacks: route to the dispatcher chosen after warm-up
+    def _issue(self, ids: list[int], indices: list[int]) -> None:
+        d = self._dispatcher
+        if d is None:
+            d = self._dispatcher = self._make_dispatcher()
+        d.issue(ids, indices)
+
+    def _flush(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.flush()
+
+    def _make_dispatcher(self) -> _InlineDispatcher | _WorkerDispatcher:
+        responder = _Responder(self.lg, self.workload.predict, self.state)
+        batch = self.workload.spec.batch_size
+        if self.scenario == "Server" and choose_server_dispatch(self.warmup_s) == "worker":
+            self.dispatch = "worker"
+            return _WorkerDispatcher(responder, batch)
+        self.dispatch = "inline"
+        return _InlineDispatcher(responder, batch)
+
+    def _thread_main(self) -> None:
+        lg = self.lg
+        try:
+            sut = lg.ConstructFastSUT(self._issue, self._flush)
+            qsl = lg.ConstructQSL(self.workload.dataset_size,
+                                  min(self.workload.performance_sample_count, self.workload.dataset_size),
+                                  self._load, self._unload)
+            try:
+                with gc_paused():
+                    lg.StartTestWithLogSettings(sut, qsl, self.settings,
+                                                log_settings(lg, self.outdir, self.enable_trace),
+                                                str(self.audit_config))
+            finally:
+                if self._dispatcher is not None:
+                    self._dispatcher.stop()
+                lg.DestroyQSL(qsl)
+                lg.DestroyFastSUT(sut)
+            if not self.enable_trace:
+                trace = self.outdir / "mlperf_log_trace.json"
+                if trace.is_file() and trace.stat().st_size == 0:
+                    trace.unlink()  # LoadGen creates it empty even with tracing off
+        except BaseException as exc:  # noqa: BLE001
+            self._thread_error = exc
+        finally:
+            self._done.set()
+
+    def run(self) -> LoadgenRunInfo:
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        audit = str(self.audit_config) if self.audit_config.is_file() else None
+        t0 = time.monotonic()
+        thread = threading.Thread(target=self._thread_main, name="mlrepro-loadgen", daemon=True)
+        thread.start()
+        # A KeyboardInterrupt (SIGINT/SIGTERM handler) raised here leaves LoadGen running: the caller exits.
+        detached = True
+        while not self._done.wait(0.25):
+            if self.fail_fast and self.state.failed:
+                break
+        else:
+            detached = False
+        if not detached:
+            thread.join()
+        if self._thread_error is not None:
+            raise WorkloadError(f"LoadGen failed: {type(self._thread_error).__name__}: {self._thread_error}")
+        return LoadgenRunInfo(kind=self.kind, outdir=self.outdir, dispatch=self.dispatch,
+                              warmup_predict_s=self.warmup_s, duration_s=time.monotonic() - t0,
+                              audit_config=audit, failure=self.state.failure, detached=detached)

@@ -1,0 +1,312 @@
+"""Parse LoadGen's ``mlperf_log_summary.txt`` and ``mlperf_log_detail.txt``.
+
+Parsers never raise on content: a missing, truncated or garbled log gives ``None`` fields (and counts of what
+could not be read). Only the file reading helpers return ``None`` for a missing file.
+
+Public API::
+
+    parse_summary(text) -> Summary            parse_summary_file(path) -> Summary | None
+    parse_detail(text) -> Detail              parse_detail_file(path) -> Detail | None
+    parse_log_dir(directory) -> ParsedLogs    (both files of one LoadGen output directory)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MLLOG_PREFIX = ":::MLLOG"
+SEED_KEYS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
+
+_KV_RE = re.compile(r"^\s*([^:]+?)\s*:\s*(.*?)\s*$")
+_RESULT_LAT_RE = re.compile(r"^([\d.]+)th percentile latency \(ns\)$")
+_PCT_LAT_RE = re.compile(r"^([\d.]+) percentile latency \(ns\)$")
+_COUNT_RE = re.compile(r"^(\d+|No) (ERROR|warning)s? encountered", re.IGNORECASE)
+
+
+def _num(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text.strip())
+    except (ValueError, AttributeError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def _int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text.strip())
+    except (ValueError, AttributeError):
+        value = _num(text)
+        return int(value) if value is not None and abs(value) != float("inf") else None
+
+
+def _yes_no(text: str | None) -> bool | None:
+    if text is None:
+        return None
+    t = text.strip().lower()
+    if t == "yes":
+        return True
+    if t == "no":
+        return False
+    return None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What ``mlperf_log_summary.txt`` says. Every field is None when the line is missing or unreadable."""
+
+    scenario: str | None = None
+    mode: str | None = None
+    validity: str | None = None                        # "VALID" | "INVALID"
+    samples_per_second: float | None = None            # Offline
+    completed_samples_per_second: float | None = None  # Server
+    scheduled_samples_per_second: float | None = None  # Server
+    result_latency_percentile: float | None = None     # 90.0 (SingleStream) / 99.0 (MultiStream)
+    result_latency_ns: int | None = None               # the "NN.Nth percentile latency (ns)" result line
+    min_latency_ns: int | None = None
+    max_latency_ns: int | None = None
+    mean_latency_ns: int | None = None
+    latency_percentiles_ns: dict[str, int] = field(default_factory=dict)   # {"50.00": ns, "90.00": ns, ...}
+    qps_with_loadgen_overhead: float | None = None     # SingleStream
+    qps_without_loadgen_overhead: float | None = None  # SingleStream
+    min_duration_satisfied: bool | None = None
+    min_queries_satisfied: bool | None = None
+    early_stopping_satisfied: bool | None = None
+    performance_constraints_satisfied: bool | None = None
+    error_count: int | None = None
+    warning_count: int | None = None
+    test_parameters: dict[str, str] = field(default_factory=dict)          # "Test Parameters Used" section
+    recognized_lines: int = 0
+
+    @property
+    def is_valid(self) -> bool:
+        return self.validity == "VALID"
+
+
+def parse_summary(text: str) -> Summary:
+    """Parse the text of ``mlperf_log_summary.txt``. Never raises."""
+    fields: dict[str, Any] = {}
+    percentiles: dict[str, int] = {}
+    params: dict[str, str] = {}
+    section = "results"
+    recognized = 0
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if not line or set(line) == {"="}:
+            continue
+        header = line.strip()
+        if header in ("MLPerf Results Summary", "Additional Stats", "Test Parameters Used"):
+            section = {"MLPerf Results Summary": "results", "Additional Stats": "stats",
+                       "Test Parameters Used": "params"}[header]
+            recognized += 1
+            continue
+        count = _COUNT_RE.match(header)
+        if count:
+            n = 0 if count.group(1).lower() == "no" else int(count.group(1))
+            fields["error_count" if count.group(2).upper() == "ERROR" else "warning_count"] = n
+            recognized += 1
+            continue
+        if header.startswith("*"):
+            continue
+        m = _KV_RE.match(line)
+        if not m:
+            continue
+        key, value = m.group(1).strip(), m.group(2)
+        if section == "params":
+            params[key] = value
+            recognized += 1
+            continue
+        if _assign_summary_field(key, value, fields, percentiles):
+            recognized += 1
+    return Summary(latency_percentiles_ns=percentiles, test_parameters=params, recognized_lines=recognized, **fields)
+
+
+def _assign_summary_field(key: str, value: str, fields: dict[str, Any], percentiles: dict[str, int]) -> bool:
+    simple: dict[str, tuple[str, Any]] = {
+        "Scenario": ("scenario", str.strip),
+        "Mode": ("mode", str.strip),
+        "Samples per second": ("samples_per_second", _num),
+        "Completed samples per second": ("completed_samples_per_second", _num),
+        "Scheduled samples per second": ("scheduled_samples_per_second", _num),
+        "Min latency (ns)": ("min_latency_ns", _int),
+        "Max latency (ns)": ("max_latency_ns", _int),
+        "Mean latency (ns)": ("mean_latency_ns", _int),
+        "QPS w/ loadgen overhead": ("qps_with_loadgen_overhead", _num),
+        "QPS w/o loadgen overhead": ("qps_without_loadgen_overhead", _num),
+        "Min duration satisfied": ("min_duration_satisfied", _yes_no),
+        "Min queries satisfied": ("min_queries_satisfied", _yes_no),
+        "Early stopping satisfied": ("early_stopping_satisfied", _yes_no),
+        "Performance constraints satisfied": ("performance_constraints_satisfied", _yes_no),
+    }
+    if key == "Result is":
+        v = value.strip().upper()
+        if v in ("VALID", "INVALID"):
+            fields["validity"] = v
+            return True
+        return False
+    if key in simple:
+        name, conv = simple[key]
+        converted = conv(value)
+        if converted is None or converted == "":
+            return False
+        fields[name] = converted
+        return True
+    m = _RESULT_LAT_RE.match(key)
+    if m:
+        pct, ns = _num(m.group(1)), _int(value)
+        if pct is not None and ns is not None:
+            fields["result_latency_percentile"] = pct
+            fields["result_latency_ns"] = ns
+            return True
+        return False
+    m = _PCT_LAT_RE.match(key)
+    if m:
+        ns = _int(value)
+        if ns is not None:
+            percentiles[m.group(1)] = ns
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One ``:::MLLOG`` line of the detail log."""
+
+    key: str
+    value: Any
+    time_ms: float | None = None
+    is_error: bool = False
+    is_warning: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "value": self.value, "time_ms": self.time_ms}
+
+
+@dataclass(frozen=True)
+class Detail:
+    """What ``mlperf_log_detail.txt`` says. Dicts keep the full LoadGen key names (last value wins)."""
+
+    loadgen_version: str | None = None
+    scenario: str | None = None          # effective_scenario
+    mode: str | None = None              # effective_test_mode
+    validity: str | None = None          # result_validity
+    results: dict[str, Any] = field(default_factory=dict)     # result_* (and early_stopping_*)
+    effective: dict[str, Any] = field(default_factory=dict)   # effective_*
+    requested: dict[str, Any] = field(default_factory=dict)   # requested_*
+    seeds: dict[str, int | None] = field(default_factory=dict)  # qsl/sample_index/schedule rng seeds (effective)
+    errors: list[LogEntry] = field(default_factory=list)
+    warnings: list[LogEntry] = field(default_factory=list)
+    entry_count: int = 0
+    garbled_lines: int = 0
+
+
+def _parse_mllog_line(line: str) -> LogEntry | None:
+    payload = line[len(MLLOG_PREFIX):].strip()
+    try:
+        obj = json.loads(payload)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("key"), str):
+        return None
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    time_ms = obj.get("time_ms")
+    return LogEntry(key=obj["key"], value=obj.get("value"),
+                    time_ms=float(time_ms) if isinstance(time_ms, (int, float)) else None,
+                    is_error=meta.get("is_error") is True, is_warning=meta.get("is_warning") is True)
+
+
+def parse_detail(text: str) -> Detail:
+    """Parse the text of ``mlperf_log_detail.txt``. Never raises."""
+    results: dict[str, Any] = {}
+    effective: dict[str, Any] = {}
+    requested: dict[str, Any] = {}
+    errors: list[LogEntry] = []
+    warnings: list[LogEntry] = []
+    version: str | None = None
+    count = garbled = 0
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line.startswith(MLLOG_PREFIX):
+            if line:
+                garbled += 1
+            continue
+        entry = _parse_mllog_line(line)
+        if entry is None:
+            garbled += 1
+            continue
+        count += 1
+        key = entry.key
+        if entry.is_error:
+            errors.append(entry)
+        if entry.is_warning:
+            warnings.append(entry)
+        if key.startswith(("result_", "early_stopping_")):
+            results[key] = entry.value
+        elif key.startswith("effective_"):
+            effective[key] = entry.value
+        elif key.startswith("requested_"):
+            requested[key] = entry.value
+        elif key == "loadgen_version" and isinstance(entry.value, str):
+            version = entry.value
+    seeds: dict[str, int | None] = {}
+    for name in SEED_KEYS:
+        v = effective.get(f"effective_{name}")
+        seeds[name] = v if isinstance(v, int) and not isinstance(v, bool) else None
+    validity = results.get("result_validity")
+    scenario = effective.get("effective_scenario")
+    mode = effective.get("effective_test_mode")
+    return Detail(loadgen_version=version,
+                  scenario=scenario if isinstance(scenario, str) else None,
+                  mode=mode if isinstance(mode, str) else None,
+                  validity=validity if validity in ("VALID", "INVALID") else None,
+                  results=results, effective=effective, requested=requested, seeds=seeds,
+                  errors=errors, warnings=warnings, entry_count=count, garbled_lines=garbled)
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def parse_summary_file(path: str | Path) -> Summary | None:
+    """Parse a summary file; None when it cannot be read (missing)."""
+    text = _read_text(Path(path))
+    return None if text is None else parse_summary(text)
+
+
+def parse_detail_file(path: str | Path) -> Detail | None:
+    """Parse a detail file; None when it cannot be read (missing)."""
+    text = _read_text(Path(path))
+    return None if text is None else parse_detail(text)
+
+
+@dataclass(frozen=True)
+class ParsedLogs:
+    """Both logs of one LoadGen output directory; either may be None (file missing)."""
+
+    summary: Summary | None
+    detail: Detail | None
+
+    @property
+    def validity(self) -> str | None:
+        """The verdict: the summary's ``Result is`` line, else the detail's ``result_validity``."""
+        if self.summary is not None and self.summary.validity is not None:
+            return self.summary.validity
+        return self.detail.validity if self.detail is not None else None
+
+
+def parse_log_dir(directory: str | Path) -> ParsedLogs:
+    d = Path(directory)
+    return ParsedLogs(summary=parse_summary_file(d / "mlperf_log_summary.txt"),
+                      detail=parse_detail_file(d / "mlperf_log_detail.txt"))

@@ -1,0 +1,159 @@
+"""The run spec: the one input of the harness (``/config/run.json`` in the container).
+
+It is produced by :mod:`mlrepro.profiles` from a resolved profile and consumed here. Parsing is
+strict and dependency-free (dataclasses) so the harness image needs no pydantic.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "mlrepro.run/v1"
+SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
+MODES = ("performance", "accuracy", "submission")
+DEVICES = ("cpu", "cuda")
+BACKENDS = ("onnxruntime", "torch", "none")
+
+# LoadGen TestSettings attributes a spec may override (short runs, demos, tuning). Values are numbers.
+SETTING_KEYS = (
+    "min_duration_ms",
+    "max_duration_ms",
+    "min_query_count",
+    "max_query_count",
+    "offline_expected_qps",
+    "server_target_qps",
+    "server_target_latency_ns",
+    "single_stream_expected_latency_ns",
+    "multi_stream_expected_latency_ns",
+    "multi_stream_samples_per_query",
+    "performance_sample_count_override",
+    "accuracy_log_rng_seed",
+    "accuracy_log_probability",
+    "accuracy_log_sampling_target",
+)
+
+
+class SpecError(ValueError):
+    """The run spec is invalid. The harness exits with EXIT_BAD_SPEC and prints ``str(err)``."""
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    name: str                                  # entry point name in group "mlrepro.workloads"
+    backend: str = "onnxruntime"               # onnxruntime | torch | none
+    device: str = "cpu"                        # cpu | cuda
+    model_path: str | None = None              # user-provided model file (real MLPerf workloads)
+    dataset_path: str | None = None            # user-provided dataset directory
+    batch_size: int = 32
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    run_id: str
+    workload: WorkloadSpec
+    scenario: str
+    mode: str
+    profile_name: str = ""
+    profile_hash: str = ""
+    mlperf_model: str = ""                     # model name for TestSettings.FromConfig; "" = workload default
+    settings: dict[str, float] = field(default_factory=dict)   # LoadGen overrides, recorded in the run record
+    user_conf: str = ""                        # user.conf text (may be empty)
+    enable_trace: bool = False
+    image: str = ""                            # image reference, when known
+    schema: str = SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+def _require(d: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in d:
+        raise SpecError(f"{where}: missing required field '{key}'")
+    value = d[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise SpecError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+    return value
+
+
+def _check_keys(d: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise SpecError(f"{where}: unknown field '{unknown[0]}'")
+
+
+def parse_spec(data: Any, where: str = "spec") -> RunSpec:
+    """Validate a decoded JSON document and return a RunSpec, or raise SpecError (one line)."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected a JSON object")
+    _check_keys(data, set(RunSpec.__dataclass_fields__), where)
+    schema = data.get("schema", SCHEMA)
+    if schema != SCHEMA:
+        raise SpecError(f"{where}.schema: unsupported schema {schema!r} (expected {SCHEMA!r})")
+    w = _require(data, "workload", dict, where)
+    _check_keys(w, set(WorkloadSpec.__dataclass_fields__), f"{where}.workload")
+    name = _require(w, "name", str, f"{where}.workload")
+    backend = w.get("backend", "onnxruntime")
+    device = w.get("device", "cpu")
+    if backend not in BACKENDS:
+        raise SpecError(f"{where}.workload.backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    if device not in DEVICES:
+        raise SpecError(f"{where}.workload.device: {device!r} is not one of {', '.join(DEVICES)}")
+    batch = w.get("batch_size", 32)
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise SpecError(f"{where}.workload.batch_size: expected a positive integer, got {batch!r}")
+    for k in ("model_path", "dataset_path"):
+        if w.get(k) is not None and not isinstance(w[k], str):
+            raise SpecError(f"{where}.workload.{k}: expected a string path")
+    options = w.get("options", {})
+    if not isinstance(options, dict):
+        raise SpecError(f"{where}.workload.options: expected an object")
+    workload = WorkloadSpec(name=name, backend=backend, device=device, model_path=w.get("model_path"),
+                            dataset_path=w.get("dataset_path"), batch_size=batch, options=options)
+    run_id = _require(data, "run_id", str, where)
+    if not run_id or any(c in run_id for c in "/\\\n\r\0") or run_id in (".", ".."):
+        raise SpecError(f"{where}.run_id: {run_id!r} is not a valid run id")
+    scenario = _require(data, "scenario", str, where)
+    if scenario not in SCENARIOS:
+        raise SpecError(f"{where}.scenario: {scenario!r} is not one of {', '.join(SCENARIOS)}")
+    mode = _require(data, "mode", str, where)
+    if mode not in MODES:
+        raise SpecError(f"{where}.mode: {mode!r} is not one of {', '.join(MODES)}")
+    settings = data.get("settings", {})
+    if not isinstance(settings, dict):
+        raise SpecError(f"{where}.settings: expected an object")
+    for k, v in settings.items():
+        if k not in SETTING_KEYS:
+            raise SpecError(f"{where}.settings.{k}: not a LoadGen setting mlrepro can override")
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+            raise SpecError(f"{where}.settings.{k}: expected a non-negative number, got {v!r}")
+    for k in ("profile_name", "profile_hash", "mlperf_model", "user_conf", "image"):
+        if k in data and not isinstance(data[k], str):
+            raise SpecError(f"{where}.{k}: expected a string")
+    trace = data.get("enable_trace", False)
+    if not isinstance(trace, bool):
+        raise SpecError(f"{where}.enable_trace: expected true or false")
+    return RunSpec(run_id=run_id, workload=workload, scenario=scenario, mode=mode,
+                   profile_name=data.get("profile_name", ""), profile_hash=data.get("profile_hash", ""),
+                   mlperf_model=data.get("mlperf_model", ""), settings=dict(settings),
+                   user_conf=data.get("user_conf", ""), enable_trace=trace, image=data.get("image", ""))
+
+
+def load_spec(path: str | Path) -> RunSpec:
+    """Read and validate a run spec file. Raises SpecError naming the file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{p}: cannot read run spec ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    return parse_spec(data, where=str(p))

@@ -1,0 +1,244 @@
+"""The main job: (build) → launch every (scenario, mode) → fetch results → collect → summary.
+
+The CLI's ``run`` and ``launch`` call :func:`run_pipeline`; tests call it directly.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from mlrepro.errors import BadInputError, MlreproError
+from mlrepro.harness.spec import MODES, SCENARIOS, RunSpec
+from mlrepro.profiles.loader import ResolvedProfile
+from mlrepro.runners.base import RunHandle, RunOutcome, RunStatus
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlrepro.results.state import RunStore
+    from mlrepro.results.submission import CollectReport
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    target: str = "auto"                  # auto | native | docker
+    scenarios: Sequence[str] = ()
+    modes: Sequence[str] = ()
+    into: Path | None = Path("submission")
+    division: str = "open"
+    submitter: str = "mlrepro"
+    collect: bool = True
+    parallel: int = 1
+    results_dir: Path | None = None       # docker: bind-mount this host directory instead of named volumes
+    force: bool = False                   # collect: replace a different existing result
+    build: bool = True                    # docker: build the image if needed
+    image: str | None = None              # docker: use this image instead of building
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    scenario: str
+    mode: str
+    status: str
+    exit_code: int | None
+    result: float | None = None
+    result_unit: str = ""
+    validity: str | None = None
+    accuracy: float | None = None
+    duration_s: float = 0.0
+    results_dir: Path | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    target: str
+    image: str
+    runs: tuple[RunSummary, ...]
+    collect_report: "CollectReport | None" = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.runs) and all(r.status == RunStatus.succeeded.value for r in self.runs)
+
+
+def _check_choices(values: Sequence[str], allowed: tuple[str, ...], flag: str) -> list[str]:
+    for v in values:
+        if v not in allowed:
+            raise BadInputError(f"{flag}: {v!r} is not one of {', '.join(allowed)}")
+    if len(set(values)) != len(values):
+        raise BadInputError(f"{flag}: duplicates in {', '.join(values)}")
+    return list(values)
+
+
+def choose_target(requested: str, progress: Progress) -> str:
+    if requested not in ("auto", "native", "docker"):
+        raise BadInputError(f"--target: {requested!r} is not one of auto, native, docker")
+    if requested != "auto":
+        return requested
+    from mlrepro.build.engine import connect, docker_host
+    from mlrepro.build.errors import EngineUnavailable
+
+    try:
+        connect(timeout=10).close()
+    except EngineUnavailable:
+        progress(f"no Docker engine reachable at {docker_host()}: running natively (--target native)")
+        return "native"
+    return "docker"
+
+
+def run_pipeline(resolved: ResolvedProfile, options: PipelineOptions, progress: Progress = lambda _m: None,
+                 store: "RunStore | None" = None, state_dir: Path | None = None) -> PipelineResult:
+    from mlrepro.profiles.runspec import run_matrix
+    from mlrepro.results.state import default_state_dir, open_store
+
+    scenarios = _check_choices(options.scenarios, SCENARIOS, "--scenario")
+    modes = _check_choices(options.modes, MODES, "--mode")
+    if options.parallel < 1:
+        raise BadInputError(f"--parallel: must be at least 1, got {options.parallel}")
+    target = choose_target(options.target, progress)
+    state_dir = state_dir or default_state_dir()
+    store = store or open_store(state_dir)
+    work_dir = state_dir / "runs"
+    image = ""
+    if target == "docker":
+        image = options.image or _build(resolved, options, progress)
+    specs = run_matrix(resolved, scenarios or None, modes or None, image=image)
+    runner = _runner(target, resolved, work_dir, options, image)
+    progress(f"{len(specs)} run(s) of {resolved.profile.name} ({resolved.short_hash}) on {target}"
+             + (f" with {image}" if image else ""))
+    with ThreadPoolExecutor(max_workers=options.parallel) as pool:
+        summaries = list(pool.map(lambda s: _execute(runner, s, store, work_dir, target, progress), specs))
+    report = None
+    collectable = [s.results_dir for s in summaries if s.results_dir is not None]
+    if options.collect and options.into is not None and collectable:
+        report = collect_into(collectable, options.into, options.submitter, options.division, options.force)
+        progress(f"collected into {report.tree}: {len(report.placed)} placed, {len(report.unchanged)} unchanged, "
+                 f"{len(report.rejected)} rejected")
+    return PipelineResult(target=target, image=image, runs=tuple(summaries), collect_report=report)
+
+
+def collect_into(results: Sequence[Path], into: Path, submitter: str, division: str,
+                 force: bool = False) -> "CollectReport":
+    from mlrepro.results.submission import collect
+
+    return collect(list(results), into, submitter=submitter, division=division, force=force)
+
+
+def _build(resolved: ResolvedProfile, options: PipelineOptions, progress: Progress) -> str:
+    from mlrepro.build.builder import build_image
+    from mlrepro.build.progress import BuildNote, StepStarted
+
+    def on_event(event: object) -> None:
+        if isinstance(event, BuildNote):
+            progress(f"build: {event.message}")
+        elif isinstance(event, StepStarted):
+            progress(f"build: step {event.step}/{event.total}: {event.instruction}")
+
+    if not options.build:
+        from mlrepro.build.builder import planned_image
+
+        return planned_image(resolved).ref
+    result = build_image(resolved, on_event=on_event)
+    progress(f"image {result.ref} ({'up to date' if result.skipped else f'built in {result.seconds:.0f} s'})")
+    return result.ref
+
+
+def _runner(target: str, resolved: ResolvedProfile, work_dir: Path, options: PipelineOptions, image: str):
+    deadline = float(resolved.profile.job.deadline_seconds)
+    if target == "native":
+        from mlrepro.runners.native import NativeRunner
+
+        return NativeRunner(work_dir, deadline_s=deadline, env=dict(resolved.profile.env))
+    from mlrepro.build.engine import connect
+    from mlrepro.render.podspec import build_pod_spec
+    from mlrepro.runners.docker import DockerRunner
+
+    return DockerRunner(connect(), work_dir, lambda spec: build_pod_spec(resolved, image, spec),
+                        deadline_s=deadline, results_dir=options.results_dir)
+
+
+def _execute(runner, spec: RunSpec, store: "RunStore", work_dir: Path, target: str,
+             progress: Progress) -> RunSummary:
+    from mlrepro.results.state import RunRecord, utcnow
+
+    store.add(RunRecord(run_id=spec.run_id, profile=spec.profile_name, profile_hash=spec.profile_hash,
+                        scenario=spec.scenario, mode=spec.mode, target=target, image=spec.image,
+                        status="pending"))
+    started = time.monotonic()
+    handle: RunHandle | None = None
+    try:
+        handle = runner.launch(spec)
+        store.update(spec.run_id, status="running", started_at=utcnow(), job_id=handle.ref,
+                     results_location=handle.results_location)
+        progress(f"{spec.run_id}: running ({spec.scenario}, {spec.mode})")
+        outcome = runner.wait(handle)
+    except KeyboardInterrupt:
+        store.update(spec.run_id, status="cancelled", ended_at=utcnow(), message="interrupted (Ctrl-C)")
+        raise
+    except MlreproError as exc:
+        store.update(spec.run_id, status="failed", ended_at=utcnow(), message=str(exc))
+        return RunSummary(spec.run_id, spec.scenario, spec.mode, "failed", None, message=str(exc),
+                          duration_s=time.monotonic() - started)
+    results_dir = _fetch(runner, handle, work_dir, outcome, progress)
+    summary = summarize(spec, outcome, results_dir, time.monotonic() - started)
+    store.update(spec.run_id, status=summary.status, exit_code=summary.exit_code, ended_at=utcnow(),
+                 result=summary.result, result_unit=summary.result_unit, validity=summary.validity,
+                 accuracy=summary.accuracy, message=summary.message)
+    progress(f"{spec.run_id}: {summary.status}" + (f" — {summary.message}" if summary.message else ""))
+    return summary
+
+
+def local_results_dir(work_dir: Path, run_id: str) -> Path:
+    """Where a run's results live on this machine (native: written there; docker: fetched there)."""
+    return work_dir / run_id / "results" / run_id
+
+
+def log_file(work_dir: Path, run_id: str) -> Path:
+    return work_dir / run_id / "harness.log"
+
+
+def _fetch(runner, handle: RunHandle, work_dir: Path, outcome: RunOutcome, progress: Progress) -> Path | None:
+    """Local copy of the run's results (what collect reads); None when the run left none."""
+    dest = local_results_dir(work_dir, handle.run_id)
+    if handle.target == "native":
+        return dest if dest.is_dir() else None
+    try:
+        if dest.exists():
+            shutil.rmtree(dest)
+        runner.fetch_results(handle, dest)
+    except MlreproError as exc:
+        progress(f"{handle.run_id}: results not fetched: {exc}")
+        return None
+    finally:
+        remove = getattr(runner, "remove", None)
+        if remove is not None:
+            remove(handle)
+    return dest
+
+
+def summarize(spec: RunSpec, outcome: RunOutcome, results_dir: Path | None, duration_s: float) -> RunSummary:
+    """The run's headline figures from its verified results (record.json + logs)."""
+    from mlrepro.results.rundir import load_run
+
+    base = RunSummary(spec.run_id, spec.scenario, spec.mode, outcome.status.value, outcome.exit_code,
+                      duration_s=duration_s, results_dir=results_dir, message=outcome.message)
+    if results_dir is None:
+        return base
+    try:
+        run = load_run(results_dir)
+    except MlreproError as exc:
+        return replace(base, status=RunStatus.failed.value if outcome.status == RunStatus.succeeded
+                       else base.status, message=f"results unusable: {exc}")
+    perf = run.performance
+    accuracy = run.accuracy_txt.value if run.accuracy_txt else None
+    message = base.message if outcome.status != RunStatus.succeeded else ""
+    return replace(base, result=perf.result if perf else None, result_unit=perf.result_unit if perf else "",
+                   validity=perf.validity if perf else None, accuracy=accuracy, message=message)

@@ -1,0 +1,282 @@
+"""The profile schema (pydantic). Unknown keys are errors; cross-field contradictions are checked here."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from mlrepro.harness.spec import MODES, SCENARIOS, SETTING_KEYS
+from mlrepro.profiles.quantity import parse_quantity
+
+Platform = Literal["linux/amd64", "linux/arm64"]
+Scenario = Literal["SingleStream", "MultiStream", "Server", "Offline"]
+Mode = Literal["performance", "accuracy", "submission"]
+assert set(SCENARIOS) == set(Scenario.__args__) and set(MODES) == set(Mode.__args__)  # type: ignore[attr-defined]
+
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+# Image reference: [registry[:port]/]path[:tag][@sha256:...] — deliberately strict (no spaces, quotes, $).
+_IMAGE_REF = r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.{}-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+_PIP_REQ = r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,.-]+\])?((==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+)?(,(==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+)*$"
+_APT_PKG = r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:_-]+)?$"
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+_LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+# Extended resource name: a domain-prefixed name, e.g. nvidia.com/gpu, nvidia.com/mig-1g.10gb
+_RESOURCE_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+_MIG_PROFILE = r"^[0-9]+g\.[0-9]+gb$"
+
+Quantity = Annotated[str, Field(description="Kubernetes quantity, e.g. 500m, 2, 4Gi")]
+DnsLabel = Annotated[str, StringConstraints(pattern=_DNS_LABEL)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _check_quantity(value: str | None) -> str | None:
+    if value is None:
+        return value
+    if not isinstance(value, str):
+        value = str(value)
+    parse_quantity(value)
+    return value
+
+
+class ImageSpec(StrictModel):
+    base: Annotated[str, StringConstraints(pattern=_IMAGE_REF)] = Field(
+        description="FROM image of the runtime stage; `{arch}` is replaced by amd64/arm64")
+    builder_base: Annotated[str, StringConstraints(pattern=_IMAGE_REF)] | None = Field(
+        None, description="FROM image of the builder stage (default: base)")
+    python: Annotated[str, StringConstraints(pattern=r"^3\.[0-9]{1,2}$")] = "3.11"
+    python_install: Literal["preinstalled", "apt"] = Field(
+        "preinstalled", description="'apt': the Dockerfile installs python3 from the distribution (CUDA, plain Debian)")
+    repository: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")] = "mlrepro/bench"
+    registry: Annotated[str, StringConstraints(pattern=r"^([a-z0-9]+([.-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*)?$")] = ""
+    tag_policy: Literal["content-hash", "fixed"] = "content-hash"
+    tag: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] | None = None
+    ca_bundle: str | None = Field(None, description="host path of a PEM CA bundle for TLS-intercepting networks")
+    user_uid: Annotated[int, Field(ge=1000, le=2**31 - 1)] = 10001
+
+    @model_validator(mode="after")
+    def _tag_policy(self) -> ImageSpec:
+        if self.tag_policy == "fixed" and not self.tag:
+            raise ValueError("tag_policy 'fixed' needs image.tag")
+        return self
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_path(cls, v: str | None) -> str | None:
+        if v is not None and (not v or "\n" in v or "\0" in v):
+            raise ValueError("ca_bundle must be a file path")
+        return v
+
+
+class Accelerator(StrictModel):
+    vendor: Literal["none", "nvidia"] = "none"
+    count: Annotated[int, Field(ge=0, le=64)] = 0
+    resource: Annotated[str, StringConstraints(pattern=_RESOURCE_NAME)] = Field(
+        "nvidia.com/gpu", description="device-plugin resource name")
+    mig_profile: Annotated[str, StringConstraints(pattern=_MIG_PROFILE)] | None = Field(
+        None, description="MIG profile, e.g. 1g.10gb → resource nvidia.com/mig-1g.10gb")
+    runtime_class: Annotated[str, StringConstraints(pattern=_DNS_SUBDOMAIN)] | None = None
+    product: Annotated[str, StringConstraints(pattern=_LABEL_VALUE)] | None = Field(
+        None, description="node label nvidia.com/gpu.product to select, e.g. NVIDIA-H100-80GB-HBM3")
+    taint_key: Annotated[str, StringConstraints(pattern=_LABEL_KEY)] = "nvidia.com/gpu"
+
+    @property
+    def enabled(self) -> bool:
+        return self.vendor != "none" and self.count > 0
+
+    @property
+    def resource_name(self) -> str:
+        """The resource the pod asks for: the MIG resource when a MIG profile is set."""
+        if self.mig_profile:
+            return f"nvidia.com/mig-{self.mig_profile}"
+        return self.resource
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Accelerator:
+        if self.vendor == "none" and self.count > 0:
+            raise ValueError("count > 0 needs a vendor (accelerator.vendor: nvidia)")
+        if self.vendor == "nvidia" and self.count == 0:
+            raise ValueError("vendor 'nvidia' needs count >= 1")
+        if self.vendor == "none" and (self.mig_profile or self.product or self.runtime_class):
+            raise ValueError("mig_profile/product/runtime_class need an accelerator vendor")
+        return self
+
+
+class Framework(StrictModel):
+    backend: Literal["onnxruntime", "onnxruntime-gpu", "torch"] = "onnxruntime"
+    version: Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+){0,3}([a-z0-9.+-]*)$")] | None = None
+
+    @property
+    def harness_backend(self) -> str:
+        """Backend name as the harness knows it (onnxruntime-gpu is imported as onnxruntime)."""
+        return "torch" if self.backend == "torch" else "onnxruntime"
+
+    @property
+    def gpu_capable(self) -> bool:
+        return self.backend in ("onnxruntime-gpu", "torch")
+
+
+class Packages(StrictModel):
+    pip: list[Annotated[str, StringConstraints(pattern=_PIP_REQ)]] = []
+    apt: list[Annotated[str, StringConstraints(pattern=_APT_PKG)]] = []
+
+
+class ResourceList(StrictModel):
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+
+    _v = field_validator("cpu", "memory", mode="before")(classmethod(lambda cls, v: _check_quantity(v)))
+
+
+class Resources(StrictModel):
+    requests: ResourceList = ResourceList(cpu="1", memory="2Gi")
+    limits: ResourceList = ResourceList(cpu="2", memory="4Gi")
+
+
+class Toleration(StrictModel):
+    key: Annotated[str, StringConstraints(pattern=_LABEL_KEY)] | None = None
+    operator: Literal["Exists", "Equal"] = "Exists"
+    value: Annotated[str, StringConstraints(pattern=_LABEL_VALUE)] | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: Annotated[int, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _operator(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("operator 'Exists' takes no value")
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise ValueError("toleration_seconds needs effect 'NoExecute'")
+        return self
+
+
+class Scheduling(StrictModel):
+    node_selector: dict[Annotated[str, StringConstraints(pattern=_LABEL_KEY)],
+                        Annotated[str, StringConstraints(pattern=_LABEL_VALUE)]] = {}
+    tolerations: list[Toleration] = []
+    priority_class: Annotated[str, StringConstraints(pattern=_DNS_SUBDOMAIN)] | None = None
+
+
+class Benchmark(StrictModel):
+    workload: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")] = "reference-digits"
+    model_path: str | None = Field(None, description="model file for workloads that take one (path in the container)")
+    dataset_path: str | None = Field(None, description="dataset directory (path in the container)")
+    batch_size: Annotated[int, Field(ge=1, le=65536)] = 32
+    scenarios: list[Scenario] = Field(["Offline"], min_length=1)
+    modes: list[Mode] = Field(["performance"], min_length=1)
+    settings: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        {}, description="LoadGen TestSettings overrides (short runs, tuning); recorded in the run record")
+    user_conf: str = Field("", description="user.conf text passed to TestSettings.FromConfig")
+    mlperf_model: str = Field("", description="model name for FromConfig; empty = the workload's default")
+
+    @field_validator("scenarios", "modes")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("duplicates are not allowed")
+        return v
+
+    @field_validator("settings")
+    @classmethod
+    def _known_settings(cls, v: dict[str, float]) -> dict[str, float]:
+        for key in v:
+            if key not in SETTING_KEYS:
+                raise ValueError(f"unknown LoadGen setting {key!r} (known: {', '.join(SETTING_KEYS)})")
+        return v
+
+    @field_validator("model_path", "dataset_path")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("/") or "\n" in v or "\0" in v):
+            raise ValueError("must be an absolute path inside the container")
+        return v
+
+
+class ResultsVolume(StrictModel):
+    size: Quantity = "1Gi"
+    storage_class: Annotated[str, StringConstraints(pattern=_DNS_SUBDOMAIN)] | None = None
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"] = "ReadWriteOnce"
+
+    _v = field_validator("size", mode="before")(classmethod(lambda cls, v: _check_quantity(v)))
+
+
+class JobPolicy(StrictModel):
+    deadline_seconds: Annotated[int, Field(ge=1)] = 3600
+    retries: Annotated[int, Field(ge=0, le=100)] = 0
+    ttl_seconds: Annotated[int, Field(ge=0)] = 86400
+
+
+class Profile(StrictModel):
+    name: DnsLabel
+    description: str = ""
+    platform: Platform = "linux/amd64"
+    image: ImageSpec
+    accelerator: Accelerator = Accelerator()
+    framework: Framework = Framework()
+    packages: Packages = Packages()
+    env: dict[Annotated[str, StringConstraints(pattern=_ENV_NAME)], str] = {}
+    resources: Resources = Resources()
+    scheduling: Scheduling = Scheduling()
+    benchmark: Benchmark = Benchmark()
+    results: ResultsVolume = ResultsVolume()
+    job: JobPolicy = JobPolicy()
+
+    @property
+    def arch(self) -> str:
+        return self.platform.split("/", 1)[1]
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.accelerator.enabled else "cpu"
+
+    @property
+    def base_image(self) -> str:
+        return self.image.base.replace("{arch}", self.arch)
+
+    @property
+    def builder_image(self) -> str:
+        return (self.image.builder_base or self.image.base).replace("{arch}", self.arch)
+
+
+def find_contradictions(profile: Profile) -> list[tuple[tuple[str, ...], str]]:
+    """Cross-field contradictions as (dotted keys involved, message); empty when the profile is coherent.
+
+    The first key is the one reported unless another involved key was set by a later source."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+    for name in ("cpu", "memory"):
+        req, lim = getattr(profile.resources.requests, name), getattr(profile.resources.limits, name)
+        if req is not None and lim is not None and parse_quantity(req) > parse_quantity(lim):
+            problems.append(((f"resources.limits.{name}", f"resources.requests.{name}"),
+                             f"requests.{name} ({req}) exceeds limits.{name} ({lim})"))
+    acc, fw = profile.accelerator, profile.framework
+    if acc.enabled and not fw.gpu_capable:
+        problems.append((("accelerator.count", "framework.backend"), f"{acc.count} GPU(s) with the CPU-only backend '{fw.backend}' "
+                                              "(use framework.backend: onnxruntime-gpu or torch)"))
+    if fw.backend == "onnxruntime-gpu" and not acc.enabled:
+        problems.append((("framework.backend", "accelerator.count"), "'onnxruntime-gpu' needs an accelerator (accelerator.count >= 1)"))
+    if fw.backend == "onnxruntime-gpu" and profile.platform == "linux/arm64":
+        problems.append((("framework.backend", "platform"), "'onnxruntime-gpu' has no linux/arm64 wheel on PyPI (use torch)"))
+    other = "amd64" if profile.arch == "arm64" else "arm64"
+    bases = [("image.base", profile.base_image)]
+    if profile.image.builder_base:
+        bases.append(("image.builder_base", profile.builder_image))
+    for key, ref in bases:
+        if _names_arch(ref, other):
+            problems.append(((key, "platform"), f"{ref!r} is an {other}-only image but platform is {profile.platform}"))
+    for key in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"):
+        if key in profile.env and not acc.enabled:
+            problems.append(((f"env.{key}",), "set on a profile without an accelerator"))
+    return problems
+
+
+def _names_arch(ref: str, arch: str) -> bool:
+    """True when an image reference is explicitly single-architecture for ``arch``."""
+    aliases = {"amd64": ("amd64", "x86_64", "x86-64"), "arm64": ("arm64", "aarch64", "arm64v8")}[arch]
+    parts = re.split(r"[/:@]", ref)
+    return any(part == a or part.startswith(a + "-") or part.endswith("-" + a) or f"-{a}-" in part
+               for part in parts for a in aliases)

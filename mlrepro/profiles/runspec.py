@@ -1,0 +1,41 @@
+"""From a resolved profile to the harness's run specs: one per (scenario, mode)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Iterable
+
+from mlrepro.harness.spec import RunSpec, WorkloadSpec
+from mlrepro.profiles.loader import ResolvedProfile
+
+_MODE_SHORT = {"performance": "perf", "accuracy": "acc", "submission": "sub"}
+
+
+def new_run_id(profile_name: str, scenario: str, mode: str, now: float | None = None) -> str:
+    """A unique, DNS-label-safe run id (usable as a Job name): ``x86-cpu-offline-perf-20261128-093012-3fa9``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now if now is not None else time.time()))
+    suffix = secrets.token_hex(2)
+    head = f"{profile_name}-{scenario.lower()}-{_MODE_SHORT[mode]}"
+    return f"{head[:63 - len(stamp) - len(suffix) - 2]}-{stamp}-{suffix}"
+
+
+def build_run_spec(resolved: ResolvedProfile, scenario: str, mode: str, run_id: str | None = None,
+                   image: str = "") -> RunSpec:
+    p = resolved.profile
+    b = p.benchmark
+    workload = WorkloadSpec(name=b.workload, backend=p.framework.harness_backend, device=p.device,
+                            model_path=b.model_path, dataset_path=b.dataset_path, batch_size=b.batch_size)
+    settings = {k: (int(v) if float(v).is_integer() else v) for k, v in sorted(b.settings.items())}
+    return RunSpec(run_id=run_id or new_run_id(p.name, scenario, mode), workload=workload, scenario=scenario,
+                   mode=mode, profile_name=p.name, profile_hash=resolved.hash, mlperf_model=b.mlperf_model,
+                   settings=settings, user_conf=b.user_conf, image=image)
+
+
+def run_matrix(resolved: ResolvedProfile, scenarios: Iterable[str] | None = None,
+               modes: Iterable[str] | None = None, image: str = "") -> list[RunSpec]:
+    """Run specs for every (scenario, mode) pair; defaults come from the profile's benchmark block."""
+    b = resolved.profile.benchmark
+    return [build_run_spec(resolved, s, m, image=image)
+            for s in (list(scenarios) if scenarios else b.scenarios)
+            for m in (list(modes) if modes else b.modes)]

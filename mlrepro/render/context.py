@@ -1,0 +1,232 @@
+"""Assemble the Docker build context of a resolved profile in a directory.
+
+Layout (everything the Dockerfile copies, nothing else)::
+
+    Dockerfile          render_dockerfile(): builder -> os -> deps -> runtime
+    requirements.lock   the lock for the profile's platform and Python (hash-pinned; mlrepro.build.lock),
+                        plus the hashes of wheels compiled earlier on this host, if the wheelhouse has any
+    build_helper.py     runs in the builder stage (Python check; hashes of wheels compiled there)
+    harness/            mlrepro_harness-<version>-py3-none-any.whl: only ``mlrepro/__init__.py`` and
+                        ``mlrepro/harness/**`` (no tests, no CLI), built here deterministically
+    wheels/             wheelhouse.json, plus the wheels (and sdists to compile) when a wheelhouse is given
+    ca-bundle.pem       only with a CA bundle; used by the builder stage alone
+
+Without a wheelhouse (``mlrepro generate``) the context is still complete and buildable: the builder's
+pip downloads from the package index (hash-checked against the lock) -- through a TLS-intercepting
+proxy only when a CA bundle is given. ``mlrepro build`` prepares a wheelhouse on the host first, so the
+image build itself needs no network and no CA at all (see :mod:`mlrepro.render.dockerfile`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from mlrepro import __version__
+from mlrepro.errors import BadInputError
+from mlrepro.profiles.loader import ResolvedProfile
+from mlrepro.render.dockerfile import DockerfileOptions, render_dockerfile
+
+HARNESS_DIST = "mlrepro_harness"
+HARNESS_WHEEL = f"{HARNESS_DIST}-{__version__}-py3-none-any.whl"
+WHEELHOUSE_MANIFEST = "wheelhouse.json"
+_OWNED = ("Dockerfile", "requirements.lock", "build_helper.py", "ca-bundle.pem", "harness", "wheels")
+_ZIP_TIME = (2023, 6, 10, 0, 0, 0)  # fixed: the same harness always gives the same wheel bytes
+_SKIP_DIRS = {"__pycache__", "tests", "test"}
+_SKIP_SUFFIXES = (".pyc", ".pyo")
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    path: Path
+    dockerfile: Path
+    files: tuple[str, ...]
+    """Paths relative to :attr:`path`, sorted."""
+    content_hash: str
+    """sha256 over every file's path and content."""
+    lock_key: str
+    offline: bool
+    """True when ``wheels/`` holds every locked distribution (pip runs with --no-index)."""
+    options: DockerfileOptions
+
+
+def write_build_context(resolved: ResolvedProfile, out_dir: Path, wheelhouse: Path | None = None,
+                        ca_bundle: Path | None = None) -> BuildContext:
+    """Write the build context of ``resolved`` into ``out_dir`` (created; mlrepro's own files replaced).
+
+    ``wheelhouse``: a directory made by :func:`mlrepro.build.wheelhouse.prepare_wheelhouse`.
+    ``ca_bundle``: a PEM bundle for the builder stage (default: the profile's ``image.ca_bundle``).
+    Raises ProfileError / BadInputError for bad inputs, LockError when no lock can be made.
+    """
+    from mlrepro.build.lock import ensure_lock, with_extra_hashes
+
+    profile = resolved.profile
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in _OWNED:
+        target = out_dir / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+
+    ca = _ca_bundle(ca_bundle if ca_bundle is not None else profile.image.ca_bundle)
+    lock = ensure_lock(profile)
+    lock_text = lock.text
+    wheels = out_dir / "wheels"
+    wheels.mkdir()
+    offline = False
+    if wheelhouse is not None:
+        manifest = json.loads((Path(wheelhouse) / WHEELHOUSE_MANIFEST).read_text(encoding="utf-8"))
+        for name in manifest["files"]:
+            _link_or_copy(Path(wheelhouse) / name, wheels / name)
+        lock_text = with_extra_hashes(lock_text, {k: tuple(v) for k, v in manifest.get("extra_hashes", {}).items()})
+        offline = bool(manifest.get("complete"))
+    else:
+        manifest = {"complete": False, "files": [], "note": "no wheelhouse: the builder stage uses the package index"}
+    (wheels / WHEELHOUSE_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    (out_dir / "requirements.lock").write_text(lock_text, encoding="utf-8")
+    from mlrepro.resources import images_dir
+
+    shutil.copyfile(images_dir() / "build_helper.py", out_dir / "build_helper.py")
+    (out_dir / "harness").mkdir()
+    name, data = harness_wheel()
+    (out_dir / "harness" / name).write_bytes(data)
+    if ca is not None:
+        shutil.copyfile(ca, out_dir / "ca-bundle.pem")
+    options = DockerfileOptions(offline=offline, ca_bundle=ca is not None, harness_wheel=name)
+    dockerfile = out_dir / "Dockerfile"
+    dockerfile.write_text(render_dockerfile(resolved, options), encoding="utf-8")
+
+    files = tuple(sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*")
+                         if p.is_file() and p.relative_to(out_dir).parts[0] in _OWNED))
+    return BuildContext(path=out_dir, dockerfile=dockerfile, files=files,
+                        content_hash=_tree_hash(out_dir, files), lock_key=lock.key, offline=offline,
+                        options=options)
+
+
+def _ca_bundle(path: str | Path | None) -> Path | None:
+    if path is None:
+        return None
+    p = Path(path).expanduser()
+    try:
+        head = p.read_bytes()[:1 << 20]
+    except OSError as exc:
+        raise BadInputError(f"CA bundle {p}: cannot read: {exc.strerror or exc}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in head:
+        raise BadInputError(f"CA bundle {p}: not a PEM file (no BEGIN CERTIFICATE)")
+    return p
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _tree_hash(root: Path, files: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    for rel in files:
+        h.update(rel.encode() + b"\0")
+        with (root / rel).open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+# --- the harness wheel ---------------------------------------------------------------------------
+
+def harness_files() -> list[tuple[str, Path]]:
+    """(path in the wheel, source file) of ``mlrepro/__init__.py`` and ``mlrepro/harness/**``."""
+    from mlrepro.resources import PACKAGE_DIR
+
+    found = [("mlrepro/__init__.py", PACKAGE_DIR / "__init__.py")]
+    root = PACKAGE_DIR / "harness"
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if not path.is_file() or any(part in _SKIP_DIRS or part.startswith(".") for part in rel.parts):
+            continue
+        if path.suffix in _SKIP_SUFFIXES:
+            continue
+        found.append((f"mlrepro/harness/{rel.as_posix()}", path))
+    return found
+
+
+def harness_entry_points() -> dict[str, dict[str, str]]:
+    """Entry points of mlrepro that point into the harness: ``mlrepro-harness`` and the workloads."""
+    from mlrepro.resources import REPO_ROOT
+
+    groups: dict[str, dict[str, str]] = {}
+    pyproject = REPO_ROOT / "pyproject.toml"
+    try:
+        import tomllib
+
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        project = data.get("project", {})
+        raw = {"console_scripts": project.get("scripts", {}), **project.get("entry-points", {})}
+    except (ImportError, OSError):
+        import importlib.metadata
+
+        raw = {}
+        for ep in importlib.metadata.distribution("mlrepro").entry_points:
+            raw.setdefault(ep.group, {})[ep.name] = ep.value
+    for group, entries in raw.items():
+        keep = {n: v for n, v in entries.items() if v.split(":", 1)[0].startswith("mlrepro.harness")}
+        if keep:
+            groups[group] = dict(sorted(keep.items()))
+    return dict(sorted(groups.items()))
+
+
+def harness_wheel() -> tuple[str, bytes]:
+    """``(file name, bytes)`` of a deterministic, pure-Python wheel of the harness (no dependencies:
+    they come from the lock)."""
+    files = harness_files()
+    key = tuple((arc, src.stat().st_mtime_ns, src.stat().st_size) for arc, src in files)
+    return _harness_wheel(key, json.dumps(harness_entry_points(), sort_keys=True))
+
+
+@lru_cache(maxsize=4)
+def _harness_wheel(key: tuple[tuple[str, int, int], ...], entry_points_json: str) -> tuple[str, bytes]:
+    from mlrepro.resources import PACKAGE_DIR
+
+    dist_info = f"{HARNESS_DIST}-{__version__}.dist-info"
+    contents: list[tuple[str, bytes]] = []
+    for arc, _mtime, _size in key:
+        src = PACKAGE_DIR / arc.split("/", 1)[1]
+        contents.append((arc, src.read_bytes()))
+    metadata = (f"Metadata-Version: 2.1\nName: mlrepro-harness\nVersion: {__version__}\n"
+                "Summary: The mlrepro benchmark harness (what runs inside the image); dependencies come from "
+                "the image's lock\nRequires-Python: >=3.10\n")
+    wheel = ("Wheel-Version: 1.0\nGenerator: mlrepro\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    eps = json.loads(entry_points_json)
+    entry_points = "".join(f"[{g}]\n" + "".join(f"{n} = {v}\n" for n, v in items.items()) + "\n"
+                           for g, items in eps.items())
+    contents += [(f"{dist_info}/METADATA", metadata.encode()), (f"{dist_info}/WHEEL", wheel.encode()),
+                 (f"{dist_info}/entry_points.txt", entry_points.encode()),
+                 (f"{dist_info}/top_level.txt", b"mlrepro\n")]
+    record = "".join(f"{arc},sha256={_b64sha(data)},{len(data)}\n" for arc, data in contents)
+    record += f"{dist_info}/RECORD,,\n"
+    contents.append((f"{dist_info}/RECORD", record.encode()))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for arc, data in contents:
+            info = zipfile.ZipInfo(arc, date_time=_ZIP_TIME)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return HARNESS_WHEEL, buf.getvalue()
+
+
+def _b64sha(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()

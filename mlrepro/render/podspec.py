@@ -1,0 +1,427 @@
+"""The engine-neutral pod spec: the ONE description of how the harness container runs.
+
+:func:`build_pod_spec` derives it from a resolved profile, an image reference and a run spec. Every engine
+is a view of it: :meth:`PodSpec.to_k8s_pod_template` feeds the Job manifest and the Helm values, and the
+Docker runner maps the same fields to ``docker run`` settings (image, command/args, env, working dir,
+``uid:gid``, read-only root with a tmpfs at ``/tmp``, the spec files mounted read-only at ``/config``,
+results at ``/results``, CPU/memory limits, GPU device requests, labels). So the laptop path and the
+cluster path cannot drift.
+
+Env values are literal on every engine: Kubernetes would expand ``$(VAR)`` in them, so the Kubernetes
+view escapes ``$`` as ``$$`` (:func:`k8s_escape`); Docker gets them as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Union
+
+from mlrepro import __version__
+from mlrepro.errors import BadInputError
+from mlrepro.harness.spec import RunSpec
+from mlrepro.profiles.loader import ResolvedProfile
+from mlrepro.profiles.model import Profile
+from mlrepro.profiles.quantity import parse_quantity
+
+CONTAINER_NAME = "harness"
+HARNESS_COMMAND = ("mlrepro-harness",)
+CONFIG_DIR = "/config"
+RESULTS_DIR = "/results"
+TMP_DIR = "/tmp"
+SPEC_FILE = "run.json"
+USER_CONF_FILE = "user.conf"
+HARNESS_ARGS = ("--spec", f"{CONFIG_DIR}/{SPEC_FILE}", "--results", RESULTS_DIR)
+WORKING_DIR = TMP_DIR  # writable on a read-only root filesystem
+
+ENV_RUN_ID = "MLREPRO_RUN_ID"
+ENV_PROFILE_HASH = "MLREPRO_PROFILE_HASH"
+ENV_IMAGE = "MLREPRO_IMAGE"
+RESERVED_ENV = (ENV_RUN_ID, ENV_PROFILE_HASH, ENV_IMAGE)
+
+ARCH_LABEL = "kubernetes.io/arch"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+PROFILE_SHA256_ANNOTATION = "mlrepro.io/profile-sha256"
+RUN_SPEC_SHA256_ANNOTATION = "mlrepro.io/run-spec-sha256"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Characters no manifest string may hold: control characters other than tab/newline/CR (NUL cannot be in an
+# environment; DEL and C1 break Go's YAML reader, which Helm and kubectl use; NEL is a line break in YAML 1.1),
+# the Unicode line/paragraph separators (line breaks in YAML 1.1, not in 1.2), surrogates and U+FFFE/U+FFFF.
+_BAD_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+
+
+class RenderError(BadInputError):
+    """The inputs cannot make a valid pod (bad run id, contradicting scheduling, reserved env name)."""
+
+
+def _frozen(d: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(d))
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    value: str  # literal; see k8s_escape
+
+
+@dataclass(frozen=True)
+class ConfigMapSource:
+    """Files the harness reads at CONFIG_DIR. On Kubernetes a ConfigMap; on Docker a read-only bind mount."""
+    name: str
+    files: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class PvcSource:
+    """Where results go. On Kubernetes a PersistentVolumeClaim; on Docker a host directory or a volume."""
+    claim_name: str
+    size: str
+    access_mode: str
+    storage_class: str | None = None
+
+
+@dataclass(frozen=True)
+class EmptyDirSource:
+    """Scratch space (``/tmp``) on a read-only root filesystem. On Docker a tmpfs."""
+
+
+VolumeSource = Union[ConfigMapSource, PvcSource, EmptyDirSource]
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    mount_path: str
+    read_only: bool
+    source: VolumeSource
+
+
+@dataclass(frozen=True)
+class Toleration:
+    key: str | None = None
+    operator: str = "Exists"
+    value: str | None = None
+    effect: str | None = None
+    toleration_seconds: int | None = None
+
+    def to_k8s(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.key is not None:
+            out["key"] = self.key
+        out["operator"] = self.operator
+        if self.value is not None:
+            out["value"] = self.value
+        if self.effect is not None:
+            out["effect"] = self.effect
+        if self.toleration_seconds is not None:
+            out["tolerationSeconds"] = self.toleration_seconds
+        return out
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    node_selector: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
+    tolerations: tuple[Toleration, ...] = ()
+    runtime_class: str | None = None
+    priority_class: str | None = None
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """Kubernetes quantities as strings; ``limits`` holds the accelerator resource (e.g. nvidia.com/gpu: "1")."""
+    requests: Mapping[str, str]
+    limits: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class GpuRequest:
+    vendor: str          # "nvidia"
+    resource: str        # device-plugin resource: nvidia.com/gpu or nvidia.com/mig-1g.10gb
+    count: int
+    mig_profile: str | None = None
+    product: str | None = None
+
+
+@dataclass(frozen=True)
+class SecurityContext:
+    uid: int
+    gid: int
+    run_as_non_root: bool = True
+    read_only_root_filesystem: bool = True
+    allow_privilege_escalation: bool = False
+    drop_capabilities: tuple[str, ...] = ("ALL",)
+    seccomp_profile: str = "RuntimeDefault"
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    name: str                               # Job / container name stem: the run id
+    run_id: str
+    image: str
+    platform: str                           # linux/amd64 | linux/arm64
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    env: tuple[EnvVar, ...]
+    working_dir: str
+    security: SecurityContext
+    volumes: tuple[Volume, ...]
+    resources: ResourceSpec
+    scheduling: Scheduling
+    gpu: GpuRequest | None
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+
+    # ---- accessors for runners -------------------------------------------------------------------------
+    @property
+    def env_dict(self) -> dict[str, str]:
+        return {e.name: e.value for e in self.env}
+
+    @property
+    def user(self) -> str:
+        """``uid:gid`` as ``docker run --user`` takes it."""
+        return f"{self.security.uid}:{self.security.gid}"
+
+    def _volume(self, kind: type) -> Volume:
+        return next(v for v in self.volumes if isinstance(v.source, kind))
+
+    @property
+    def config_volume(self) -> Volume:
+        return self._volume(ConfigMapSource)
+
+    @property
+    def results_volume(self) -> Volume:
+        return self._volume(PvcSource)
+
+    @property
+    def config_files(self) -> Mapping[str, str]:
+        """File name → text of what is mounted at CONFIG_DIR (run.json, user.conf)."""
+        source = self.config_volume.source
+        assert isinstance(source, ConfigMapSource)
+        return source.files
+
+    @property
+    def tmpfs_paths(self) -> tuple[str, ...]:
+        return tuple(v.mount_path for v in self.volumes if isinstance(v.source, EmptyDirSource))
+
+    @property
+    def gpu_count(self) -> int:
+        return self.gpu.count if self.gpu else 0
+
+    @property
+    def cpu_limit_nanocpus(self) -> int | None:
+        cpu = self.resources.limits.get("cpu")
+        return int(parse_quantity(cpu) * 10**9) if cpu is not None else None
+
+    @property
+    def memory_limit_bytes(self) -> int | None:
+        mem = self.resources.limits.get("memory")
+        return int(parse_quantity(mem)) if mem is not None else None
+
+    @property
+    def memory_request_bytes(self) -> int | None:
+        mem = self.resources.requests.get("memory")
+        return int(parse_quantity(mem)) if mem is not None else None
+
+    # ---- the Kubernetes view ---------------------------------------------------------------------------
+    def to_k8s_container(self) -> dict[str, Any]:
+        s = self.security
+        return {
+            "name": CONTAINER_NAME,
+            "image": self.image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": list(self.command),
+            "args": list(self.args),
+            "workingDir": self.working_dir,
+            "env": [{"name": e.name, "value": k8s_escape(e.value)} for e in self.env],
+            "resources": {key: dict(values) for key, values in
+                          (("requests", self.resources.requests), ("limits", self.resources.limits)) if values},
+            "securityContext": {
+                "allowPrivilegeEscalation": s.allow_privilege_escalation,
+                "readOnlyRootFilesystem": s.read_only_root_filesystem,
+                "runAsNonRoot": s.run_as_non_root,
+                "capabilities": {"drop": list(s.drop_capabilities)},
+            },
+            "volumeMounts": [{"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only}
+                             for v in self.volumes],
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+        }
+
+    def to_k8s_pod_spec(self) -> dict[str, Any]:
+        s = self.security
+        sched = self.scheduling
+        spec: dict[str, Any] = {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": {
+                "runAsNonRoot": s.run_as_non_root,
+                "runAsUser": s.uid,
+                "runAsGroup": s.gid,
+                "fsGroup": s.gid,
+                "seccompProfile": {"type": s.seccomp_profile},
+            },
+            "containers": [self.to_k8s_container()],
+            "volumes": [_k8s_volume(v) for v in self.volumes],
+        }
+        if sched.node_selector:
+            spec["nodeSelector"] = dict(sched.node_selector)
+        if sched.tolerations:
+            spec["tolerations"] = [t.to_k8s() for t in sched.tolerations]
+        if sched.runtime_class:
+            spec["runtimeClassName"] = sched.runtime_class
+        if sched.priority_class:
+            spec["priorityClassName"] = sched.priority_class
+        return spec
+
+    def to_k8s_pod_template(self) -> dict[str, Any]:
+        return {"metadata": {"labels": dict(self.labels), "annotations": dict(self.annotations)},
+                "spec": self.to_k8s_pod_spec()}
+
+
+def _k8s_volume(v: Volume) -> dict[str, Any]:
+    src = v.source
+    if isinstance(src, ConfigMapSource):
+        return {"name": v.name, "configMap": {"name": src.name}}
+    if isinstance(src, PvcSource):
+        return {"name": v.name, "persistentVolumeClaim": {"claimName": src.claim_name}}
+    return {"name": v.name, "emptyDir": {}}
+
+
+def k8s_escape(value: str) -> str:
+    """Keep an env value literal on Kubernetes, which expands ``$(VAR)`` and turns ``$$`` into ``$``."""
+    return value.replace("$", "$$")
+
+
+def image_reference(profile: Profile, tag: str) -> str:
+    """``[registry/]repository:tag`` for a profile's image."""
+    img = profile.image
+    repo = f"{img.registry}/{img.repository}" if img.registry else img.repository
+    return f"{repo}:{tag}"
+
+
+def config_map_name(run_id: str) -> str:
+    return f"{run_id}-config"
+
+
+def results_claim_name(run_id: str) -> str:
+    return f"{run_id}-results"
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def standard_labels(resolved: ResolvedProfile, run_spec: RunSpec) -> dict[str, str]:
+    """The labels on every object of a run (pod, Job, ConfigMap, PVC; Docker container labels)."""
+    return {
+        "app.kubernetes.io/name": "mlrepro",
+        "app.kubernetes.io/instance": run_spec.run_id,
+        "app.kubernetes.io/component": "benchmark",
+        "app.kubernetes.io/managed-by": "mlrepro",
+        "app.kubernetes.io/version": __version__,
+        "mlrepro.io/profile": resolved.profile.name,
+        "mlrepro.io/profile-hash": resolved.short_hash,
+        "mlrepro.io/run-id": run_spec.run_id,
+        "mlrepro.io/scenario": run_spec.scenario,
+        "mlrepro.io/mode": run_spec.mode,
+    }
+
+
+def standard_annotations(resolved: ResolvedProfile, spec_text: str) -> dict[str, str]:
+    return {PROFILE_SHA256_ANNOTATION: resolved.hash, RUN_SPEC_SHA256_ANNOTATION: sha256_text(spec_text)}
+
+
+def _check_inputs(resolved: ResolvedProfile, run_spec: RunSpec) -> None:
+    if not _DNS_LABEL.match(run_spec.run_id):
+        raise RenderError(f"run id {run_spec.run_id!r} must be a DNS label (a-z, 0-9, '-', at most 63 "
+                          "characters): it names the Job and labels every object")
+    if run_spec.profile_hash and run_spec.profile_hash != resolved.hash:
+        raise RenderError(f"run spec {run_spec.run_id!r} was built from another profile "
+                          f"(hash {run_spec.profile_hash[:12]}, not {resolved.short_hash})")
+    p = resolved.profile
+    for name in RESERVED_ENV:
+        if name in p.env:
+            raise RenderError(f"env.{name} is set by mlrepro and cannot be set in a profile")
+    texts = [(f"env.{k}", v) for k, v in p.env.items()]
+    texts += [(f"scheduling.node_selector.{k}", f"{k}{v}") for k, v in p.scheduling.node_selector.items()]
+    texts += [("run spec", run_spec.to_json()), ("benchmark.user_conf", run_spec.user_conf)]
+    for where, text in texts:
+        check_text(where, text)
+
+
+def check_text(where: str, text: str) -> None:
+    """Raise RenderError when ``text`` holds a character YAML readers (PyYAML, Go) do not all keep as is."""
+    bad = _BAD_CHAR.search(text)
+    if bad:
+        raise RenderError(f"{where}: the character U+{ord(bad.group()):04X} at offset {bad.start()} cannot be "
+                          "carried through Kubernetes/Helm YAML (control characters other than tab and newline "
+                          "are not allowed)")
+
+
+def _scheduling(p: Profile) -> Scheduling:
+    node_selector = dict(p.scheduling.node_selector)
+    wanted = {ARCH_LABEL: p.arch}
+    if p.accelerator.enabled and p.accelerator.product:
+        wanted[GPU_PRODUCT_LABEL] = p.accelerator.product
+    for key, value in wanted.items():
+        if node_selector.setdefault(key, value) != value:
+            raise RenderError(f"scheduling.node_selector.{key} is {node_selector[key]!r} but the profile "
+                              f"needs {value!r}")
+    tolerations = [Toleration(key=t.key, operator=t.operator, value=t.value, effect=t.effect,
+                              toleration_seconds=t.toleration_seconds) for t in p.scheduling.tolerations]
+    acc = p.accelerator
+    if acc.enabled and not any(_tolerates_no_schedule(t, acc.taint_key) for t in tolerations):
+        tolerations.append(Toleration(key=acc.taint_key, operator="Exists", effect="NoSchedule"))
+    return Scheduling(node_selector=_frozen(node_selector), tolerations=tuple(tolerations),
+                      runtime_class=acc.runtime_class if acc.enabled else None,
+                      priority_class=p.scheduling.priority_class)
+
+
+def _tolerates_no_schedule(t: Toleration, key: str) -> bool:
+    return t.operator == "Exists" and t.key in (key, None) and t.effect in ("NoSchedule", None)
+
+
+def _resources(p: Profile) -> tuple[ResourceSpec, GpuRequest | None]:
+    r = p.resources
+    requests = {k: v for k, v in (("cpu", r.requests.cpu), ("memory", r.requests.memory)) if v is not None}
+    limits = {k: v for k, v in (("cpu", r.limits.cpu), ("memory", r.limits.memory)) if v is not None}
+    gpu = None
+    acc = p.accelerator
+    if acc.enabled:
+        gpu = GpuRequest(vendor=acc.vendor, resource=acc.resource_name, count=acc.count,
+                         mig_profile=acc.mig_profile, product=acc.product)
+        limits[acc.resource_name] = str(acc.count)
+    return ResourceSpec(requests=_frozen(requests), limits=_frozen(limits)), gpu
+
+
+def build_pod_spec(resolved: ResolvedProfile, image: str, run_spec: RunSpec) -> PodSpec:
+    """The pod that runs ``run_spec`` of ``resolved`` in ``image``. Raises RenderError on bad inputs."""
+    _check_inputs(resolved, run_spec)
+    p = resolved.profile
+    run_id = run_spec.run_id
+    spec_text = run_spec.to_json()
+    env = [EnvVar(k, v) for k, v in p.env.items()]
+    env += [EnvVar(ENV_RUN_ID, run_id), EnvVar(ENV_PROFILE_HASH, resolved.hash), EnvVar(ENV_IMAGE, image)]
+    volumes = (
+        Volume("config", CONFIG_DIR, True,
+               ConfigMapSource(config_map_name(run_id),
+                               _frozen({SPEC_FILE: spec_text, USER_CONF_FILE: run_spec.user_conf}))),
+        Volume("results", RESULTS_DIR, False,
+               PvcSource(results_claim_name(run_id), size=p.results.size, access_mode=p.results.access_mode,
+                         storage_class=p.results.storage_class)),
+        Volume("tmp", TMP_DIR, False, EmptyDirSource()),
+    )
+    resources, gpu = _resources(p)
+    uid = p.image.user_uid
+    return PodSpec(
+        name=run_id, run_id=run_id, image=image, platform=p.platform,
+        command=HARNESS_COMMAND, args=HARNESS_ARGS, env=tuple(env), working_dir=WORKING_DIR,
+        security=SecurityContext(uid=uid, gid=uid), volumes=volumes, resources=resources,
+        scheduling=_scheduling(p), gpu=gpu,
+        labels=_frozen(standard_labels(resolved, run_spec)),
+        annotations=_frozen(standard_annotations(resolved, spec_text)),
+    )

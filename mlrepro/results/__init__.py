@@ -1,0 +1,9 @@
+"""Results: the run-state store, safe archive extraction, ``collect`` into an MLPerf submission tree, ``check``.
+
+Modules (import what you need; nothing here imports docker, kubernetes, typer or rich):
+
+- :mod:`mlrepro.results.state`         SQLite run-state store (``open_store``)
+- :mod:`mlrepro.results.safe_extract`  safe extraction of tar streams (``safe_extract``)
+- :mod:`mlrepro.results.submission`    ``collect`` harness run directories into a submission tree
+- :mod:`mlrepro.results.check`         mlrepro's own check of a submission tree
+"""

@@ -1,0 +1,143 @@
+"""Paths of an MLPerf inference submission tree (checker v6.x layout) and of mlrepro's sidecar beside it.
+
+Tree (what is submitted and what the official checker reads)::
+
+    <root>/<division>/<Submitter>/
+        systems/<system_id>.json
+        src/                      README.md; mlrepro/<run_id>/{run.json, record.json, reproduce.json, profile.yaml?}
+        documentation/README.md
+        model_mapping.json        (open division only)
+        results/<system_id>/<benchmark>/<Scenario>/
+            performance/run_1/{mlperf_log_summary.txt, mlperf_log_detail.txt}
+            accuracy/{mlperf_log_summary.txt, mlperf_log_detail.txt, mlperf_log_accuracy.json, accuracy.txt}
+            measurements.json, user.conf, README.md
+
+Sidecar ``<root>.mlrepro/`` (a sibling of the tree, so nothing in it is ever submitted or seen by the checker;
+older checkers log an error for any unknown directory in the root)::
+
+    full_accuracy_logs/<same relative path as in the tree>   untruncated mlperf_log_accuracy.json files
+    rejected/<run_id>/                                       failed / INVALID runs with rejection.json
+    staging/  trash/  collect.lock                           collect's private working area
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+DIVISIONS = ("closed", "open", "network")
+SCENARIO_NAMES = ("SingleStream", "MultiStream", "Server", "Offline")
+
+SYSTEMS = "systems"
+SRC = "src"
+DOCUMENTATION = "documentation"
+RESULTS = "results"
+MODEL_MAPPING = "model_mapping.json"
+MEASUREMENTS = "measurements.json"
+USER_CONF = "user.conf"
+README = "README.md"
+PERF_DIR = "performance/run_1"
+ACC_DIR = "accuracy"
+SUMMARY = "mlperf_log_summary.txt"
+DETAIL = "mlperf_log_detail.txt"
+ACCURACY_JSON = "mlperf_log_accuracy.json"
+ACCURACY_TXT = "accuracy.txt"
+
+SIDECAR_SUFFIX = ".mlrepro"
+FULL_ACCURACY = "full_accuracy_logs"
+REJECTED = "rejected"
+STAGING = "staging"
+TRASH = "trash"
+LOCK = "collect.lock"
+
+#: files of a result folder collect writes, relative to the folder
+RESULT_FILES = (
+    f"{PERF_DIR}/{SUMMARY}", f"{PERF_DIR}/{DETAIL}",
+    f"{ACC_DIR}/{SUMMARY}", f"{ACC_DIR}/{DETAIL}", f"{ACC_DIR}/{ACCURACY_JSON}", f"{ACC_DIR}/{ACCURACY_TXT}",
+    MEASUREMENTS, USER_CONF, README,
+)
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def valid_name(name: str) -> bool:
+    """A safe single path component for submitter / system id / benchmark names."""
+    return bool(_NAME_RE.match(name)) and len(name) <= 128 and name not in (".", "..")
+
+
+def sanitize_name(text: str, max_len: int = 64) -> str:
+    """``text`` reduced to ``[A-Za-z0-9._+-]`` (runs of anything else become ``_``), non-empty."""
+    out = re.sub(r"[^A-Za-z0-9._+-]+", "_", text.strip()).strip("._-+")
+    out = out[:max_len].rstrip("._-+")
+    return out or "system"
+
+
+@dataclass(frozen=True)
+class TreeLayout:
+    """Path arithmetic for one ``<division>/<Submitter>`` of a tree. Creates nothing."""
+
+    root: Path
+    division: str
+    submitter: str
+    sidecar_dir: Path | None = None
+
+    @property
+    def submitter_dir(self) -> Path:
+        return self.root / self.division / self.submitter
+
+    @property
+    def rel_submitter(self) -> str:
+        return f"{self.division}/{self.submitter}"
+
+    @property
+    def systems_dir(self) -> Path:
+        return self.submitter_dir / SYSTEMS
+
+    def system_json(self, system_id: str) -> Path:
+        return self.systems_dir / f"{system_id}.json"
+
+    @property
+    def src_dir(self) -> Path:
+        return self.submitter_dir / SRC
+
+    def src_run_dir(self, run_id: str) -> Path:
+        return self.src_dir / "mlrepro" / run_id
+
+    @property
+    def documentation_dir(self) -> Path:
+        return self.submitter_dir / DOCUMENTATION
+
+    @property
+    def model_mapping(self) -> Path:
+        return self.submitter_dir / MODEL_MAPPING
+
+    @property
+    def results_dir(self) -> Path:
+        return self.submitter_dir / RESULTS
+
+    def result_rel(self, system_id: str, benchmark: str, scenario: str) -> str:
+        """The result folder relative to the tree root."""
+        return f"{self.rel_submitter}/{RESULTS}/{system_id}/{benchmark}/{scenario}"
+
+    def result_dir(self, system_id: str, benchmark: str, scenario: str) -> Path:
+        return self.root / self.result_rel(system_id, benchmark, scenario)
+
+    # -- sidecar ---------------------------------------------------------------------------------
+
+    @property
+    def sidecar(self) -> Path:
+        return self.sidecar_dir if self.sidecar_dir is not None else sidecar_for(self.root)
+
+    def full_accuracy_log(self, system_id: str, benchmark: str, scenario: str) -> Path:
+        return (self.sidecar / FULL_ACCURACY / self.result_rel(system_id, benchmark, scenario)
+                / ACC_DIR / ACCURACY_JSON)
+
+    def rejected_dir(self, run_id: str) -> Path:
+        return self.sidecar / REJECTED / self.rel_submitter / run_id
+
+
+def sidecar_for(root: Path) -> Path:
+    """The default sidecar of a tree: ``<root>.mlrepro`` beside it."""
+    root = Path(root)
+    return root.parent / f"{root.name}{SIDECAR_SUFFIX}"

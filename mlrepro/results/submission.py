@@ -1,0 +1,645 @@
+"""``collect``: harness run directories -> an MLPerf inference submission tree (checker v6.x layout).
+
+See :mod:`mlrepro.results.layout` for the tree and its sidecar ``<root>.mlrepro/``. What collect guarantees:
+
+- **Verified input.** Every run directory is checked against its ``checksums.sha256`` first; any mismatch,
+  missing file or missing manifest raises :class:`ChecksumError` before anything is written.
+- **Only valid results in ``results/``.** Failed, INVALID, LoadGen-error, zero-seed runs (and, in the closed
+  division, short runs and non-MLPerf benchmarks) are *rejected*: copied to ``<sidecar>/rejected/...`` with a
+  ``rejection.json`` and reported, never placed in the tree. A result folder needs a performance and an accuracy
+  run of the same system/benchmark/scenario (one ``--mode submission`` run, or a performance and an accuracy run
+  collected together); if several runs provide the same part, the latest (by finish time) wins and the others
+  are reported as superseded.
+- **Idempotent.** Collecting the same runs again rewrites nothing (byte-identical tree, no mtime changes).
+- **No silent overwrite.** A different existing result folder, systems json, src record or model mapping raises
+  :class:`ConflictError` naming the path (nothing is written); ``force=True`` replaces them.
+- **Crash-safe.** Each unit (result folder, file) is written in ``<sidecar>/staging`` and renamed into place;
+  a process killed at any moment leaves complete old or new units only, and running collect again completes
+  the tree. One ``os.sync()`` before the renames (``durable=True``) replaces per-file fsyncs.
+- **Truncated accuracy logs.** ``accuracy/mlperf_log_accuracy.json`` in the tree is truncated to <= 10 KiB
+  (MLCommons' truncate_accuracy_log method); the full log is kept at
+  ``<sidecar>/full_accuracy_logs/<same relative path>`` and ``accuracy.txt`` carries its ``hash=``.
+
+Public API::
+
+    collect(sources, root, *, submitter, division="open", system_id=None, system_overrides=None,
+            force=False, durable=True, sidecar=None, jobs=1) -> CollectReport
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from mlrepro.harness import layout as hl
+from mlrepro.results import layout as tl
+from mlrepro.results.accuracy import accuracy_txt_with_hash, truncate_accuracy_log
+from mlrepro.results.errors import ChecksumError, CollectInputError, ConflictError
+from mlrepro.results.fsutil import (
+    DirLock,
+    dir_matches,
+    file_equals,
+    fsync_dir,
+    remove_tree,
+    write_files,
+)
+from mlrepro.results.measurements import measurements_json
+from mlrepro.results.rundir import CHECKER_BENCHMARKS, HarnessRun, find_run_dirs, load_run, read_verified
+from mlrepro.results.systems import build_system_desc, derive_system_id, desc_json
+
+REPRODUCE_COMMAND = "mlrepro run -p {profile} --scenario {scenario} --mode {mode}"
+PROFILE_FILES = ("profile.yaml", "profile.resolved.yaml")
+SUPPORTED_DIVISIONS = ("closed", "open")
+
+#: test hook: called with the unit index before each rename of the commit phase (crash-safety tests kill the
+#: process from it); None in normal use
+_commit_hook: Callable[[int], None] | None = None
+
+
+# --- report ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlacedResult:
+    """A result folder of the tree (new, replaced or already there unchanged)."""
+
+    path: Path
+    system_id: str
+    benchmark: str
+    scenario: str
+    performance_run: str
+    accuracy_run: str
+    result: float | None
+    result_unit: str
+    accuracy: str | None            # the accuracy.txt metric line, e.g. "accuracy=97.500%"
+    replaced: bool = False
+
+
+@dataclass(frozen=True)
+class RejectedRun:
+    """A run that is not (or no longer) in the tree's results, and why."""
+
+    run_id: str
+    source: Path
+    kind: str                       # failed | invalid | incomplete | not-allowed | superseded
+    reasons: tuple[str, ...]
+    kept_at: Path | None = None     # its copy under <sidecar>/rejected (failed / invalid / not-allowed)
+
+
+@dataclass(frozen=True)
+class CollectReport:
+    tree: Path
+    sidecar: Path
+    division: str
+    submitter: str
+    placed: tuple[PlacedResult, ...] = ()
+    unchanged: tuple[PlacedResult, ...] = ()
+    rejected: tuple[RejectedRun, ...] = ()
+    systems: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    written: int = 0                # units written (result folders, files), 0 when nothing changed
+
+    @property
+    def results(self) -> tuple[PlacedResult, ...]:
+        return self.placed + self.unchanged
+
+    @property
+    def ok(self) -> bool:
+        """Every run collected ended up in the tree (superseded runs do not count)."""
+        return all(r.kind == "superseded" for r in self.rejected)
+
+
+# --- staging / commit ----------------------------------------------------------------------------------
+
+@dataclass
+class _Unit:
+    kind: str          # file | dir
+    staged: Path
+    dest: Path
+    replace: bool
+
+
+class _Writer:
+    """Stages units in ``staging`` (compared with what is in place first) and commits them by rename."""
+
+    def __init__(self, staging: Path, trash: Path, prefix: str = "") -> None:
+        self.staging = staging
+        self.trash = trash
+        self.prefix = prefix
+        self.units: list[_Unit] = []
+        self.conflicts: list[Path] = []
+        self._n = 0
+
+    def _next(self, kind: str) -> Path:
+        self._n += 1
+        return self.staging / f"{self.prefix}{kind}{self._n:07d}"
+
+    def file(self, dest: Path, data: bytes, *, guarded: bool = True, only_if_missing: bool = False) -> str:
+        """Stage ``data`` for ``dest``; returns new | unchanged | replace."""
+        state = "new"
+        if os.path.lexists(dest):
+            if only_if_missing or file_equals(dest, data):
+                return "unchanged"
+            if guarded:
+                self.conflicts.append(dest)
+            if dest.is_dir() and not dest.is_symlink():
+                raise ConflictError(f"{dest}: a directory is in the way", str(dest))
+            state = "replace"
+        staged = self._next("f")
+        with open(staged, "wb") as f:
+            f.write(data)
+        self.units.append(_Unit("file", staged, dest, state == "replace"))
+        return state
+
+    def directory(self, dest: Path, files: Mapping[str, bytes], *, guarded: bool = True) -> str:
+        """Stage the folder ``dest`` with ``files``; returns new | unchanged | replace."""
+        state = "new"
+        if os.path.lexists(dest):
+            if dest.is_dir() and not dest.is_symlink() and dir_matches(dest, files):
+                return "unchanged"
+            if guarded:
+                self.conflicts.append(dest)
+            state = "replace"
+        staged = self._next("d")
+        write_files(staged, files)
+        self.units.append(_Unit("dir", staged, dest, state == "replace"))
+        return state
+
+    def commit(self, durable: bool, stop: Path) -> None:
+        if not self.units:
+            return
+        if durable:
+            os.sync()
+        touched: set[Path] = set()
+        for i, unit in enumerate(self.units):
+            if _commit_hook is not None:
+                _commit_hook(i)
+            parent = unit.dest.parent
+            if not parent.is_dir():
+                parent.mkdir(parents=True, exist_ok=True)
+                touched.update(_ancestors(parent, stop))
+            if unit.kind == "file":
+                os.replace(unit.staged, unit.dest)
+            else:
+                if unit.replace and os.path.lexists(unit.dest):
+                    self.trash.mkdir(parents=True, exist_ok=True)
+                    os.rename(unit.dest, self._next_trash())
+                os.rename(unit.staged, unit.dest)
+            touched.add(parent)
+        if durable:
+            for d in sorted(touched, key=lambda p: len(p.parts), reverse=True):
+                fsync_dir(d)
+
+    def _next_trash(self) -> Path:
+        self._n += 1
+        return self.trash / f"t{self._n:07d}"
+
+
+def _ancestors(path: Path, stop: Path) -> list[Path]:
+    out = []
+    for p in [path, *path.parents]:
+        out.append(p)
+        if p == stop or p == p.parent:
+            break
+    return out
+
+
+# --- planning ----------------------------------------------------------------------------------------
+
+@dataclass
+class _Group:
+    system_id: str
+    benchmark: str
+    scenario: str
+    perf: list[HarnessRun] = field(default_factory=list)
+    acc: list[HarnessRun] = field(default_factory=list)
+
+
+def _order(run: HarnessRun) -> tuple[str, str]:
+    return (run.finished_at, run.run_id)
+
+
+def _division_problems(run: HarnessRun, division: str) -> list[str]:
+    out: list[str] = []
+    if not tl.valid_name(run.benchmark):
+        out.append(f"benchmark name {run.benchmark!r} is not a valid directory name")
+    if run.scenario and run.scenario not in tl.SCENARIO_NAMES:
+        out.append(f"unknown scenario {run.scenario!r}")
+    if division == "closed":
+        if run.benchmark not in CHECKER_BENCHMARKS:
+            out.append(f"closed division: {run.benchmark!r} is not an MLPerf benchmark (collect it into the "
+                       "open division)")
+        if run.short_run:
+            out.append("closed division: short run (duration or query-count overrides, or a performance "
+                       "min_duration below 600 s)")
+    elif run.benchmark not in CHECKER_BENCHMARKS and \
+            run.model_mapping.get(run.benchmark) not in CHECKER_BENCHMARKS:
+        out.append(f"open division: model {run.benchmark!r} has no model_mapping to an MLPerf benchmark")
+    return out
+
+
+PARALLEL_MIN_RUNS = 64
+
+
+def _chunk(n: int, jobs: int) -> int:
+    return max(8, n // (jobs * 8))
+
+
+def _load_all(run_dirs: Sequence[Path], pool: ProcessPoolExecutor | None, jobs: int) -> list[HarnessRun]:
+    if pool is None:
+        return [load_run(d) for d in run_dirs]
+    outcomes = list(pool.map(_load_safe, run_dirs, chunksize=_chunk(len(run_dirs), jobs)))
+    runs: list[HarnessRun] = []
+    for outcome in outcomes:
+        if isinstance(outcome, tuple):
+            message, run_dir, paths = outcome
+            raise ChecksumError(message, run_dir, paths)
+        runs.append(outcome)
+    return runs
+
+
+def _load_safe(run_dir: Path) -> HarnessRun | tuple[str, str, tuple[str, ...]]:
+    try:
+        return load_run(run_dir)
+    except ChecksumError as exc:  # typed errors with extra fields do not pickle back intact
+        return (str(exc), exc.run_dir, exc.paths)
+
+
+def _dedupe(runs: Iterable[HarnessRun]) -> list[HarnessRun]:
+    by_id: dict[str, HarnessRun] = {}
+    for run in runs:
+        seen = by_id.get(run.run_id)
+        if seen is None:
+            by_id[run.run_id] = run
+        elif dict(seen.manifest) != dict(run.manifest):
+            raise CollectInputError(f"run id {run.run_id!r} appears in {seen.path} and {run.path} with "
+                                    "different content")
+    return [by_id[k] for k in sorted(by_id)]
+
+
+# --- content -----------------------------------------------------------------------------------------
+
+def _cell(value: Any) -> str:
+    text = str(value) if value not in (None, "") else "-"
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _readme(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun, full_sha: str,
+            acc_line: str | None) -> bytes:
+    perf = p.performance
+    assert perf is not None
+    runs = [("performance", p), ("accuracy", a)]
+    rows = [
+        ("run id", [r.run_id for _, r in runs]),
+        ("profile", [r.profile_name for _, r in runs]),
+        ("profile hash", [r.profile_hash for _, r in runs]),
+        ("image", [r.image_reference for _, r in runs]),
+        ("image digest", [r.image_digest for _, r in runs]),
+        ("workload", [f"{r.workload.get('name', '')} ({r.workload.get('backend', '')}, "
+                      f"{r.workload.get('device', '')})" for _, r in runs]),
+        ("harness version", [r.harness_version for _, r in runs]),
+        ("started (UTC)", [r.started_at for _, r in runs]),
+        ("finished (UTC)", [r.finished_at for _, r in runs]),
+        ("LoadGen overrides", [", ".join(f"{k}={v}" for k, v in sorted(r.overrides.items())) for _, r in runs]),
+    ]
+    lines = [
+        f"# {g.benchmark} / {g.scenario} on {g.system_id}",
+        "",
+        "Collected by mlrepro from the harness runs below (files verified against each run's checksums.sha256).",
+        "",
+        "| | performance | accuracy |",
+        "|---|---|---|",
+        *[f"| {name} | {_cell(vals[0])} | {_cell(vals[1])} |" for name, vals in rows],
+        "",
+        f"- Result: {_fmt(perf.result)} {perf.result_unit} (Result is : {perf.validity})".rstrip(),
+        f"- Accuracy: {acc_line or '-'}",
+        f"- Full mlperf_log_accuracy.json: sha256 `{full_sha}`; the copy here is truncated to at most 10 KiB, "
+        "the full log is kept beside the tree under "
+        f"`{tl.sidecar_for(layout.root).name}/{tl.FULL_ACCURACY}/`.",
+    ]
+    if p.short_run:
+        lines.append("- Short run: LoadGen duration/query overrides were used (not valid for the closed "
+                     "division).")
+    lines += ["", "## Reproduce", ""]
+    for kind, r in runs if p.run_id != a.run_id else [("performance and accuracy", p)]:
+        mode = r.mode or ("submission" if p.run_id == a.run_id else kind)
+        lines += [f"{kind.capitalize()}:", "",
+                  "    " + REPRODUCE_COMMAND.format(profile=r.profile_name or "<profile>", scenario=g.scenario,
+                                                      mode=mode), ""]
+    lines += [
+        "The resolved run specs and run records are in `src/mlrepro/<run id>/` of this submitter "
+        "(`run.json` can be given to `mlrepro-harness` directly). A faithful reproduction resolves to the same "
+        "profile hash and runs the same image digest as listed above.",
+        "",
+    ]
+    return "\n".join(lines).encode("utf-8")
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.6g}" if isinstance(v, float) and not v.is_integer() else str(int(v))
+
+
+def _result_files(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun) -> tuple[dict[str, bytes], bytes,
+                                                                                          str | None]:
+    perf, acc = p.performance, a.accuracy
+    assert perf is not None and acc is not None and a.accuracy_log_rel is not None
+    full = read_verified(a, a.accuracy_log_rel)
+    full_sha = hashlib.sha256(full).hexdigest()
+    txt = read_verified(a, f"{acc.rel_dir}/{hl.ACCURACY_TXT}").decode("utf-8", "replace")
+    acc_line = a.accuracy_txt.metric_line if a.accuracy_txt else None
+    files = {
+        f"{tl.PERF_DIR}/{tl.SUMMARY}": read_verified(p, perf.summary_rel),
+        f"{tl.PERF_DIR}/{tl.DETAIL}": read_verified(p, perf.detail_rel),
+        f"{tl.ACC_DIR}/{tl.SUMMARY}": read_verified(a, acc.summary_rel),
+        f"{tl.ACC_DIR}/{tl.DETAIL}": read_verified(a, acc.detail_rel),
+        f"{tl.ACC_DIR}/{tl.ACCURACY_JSON}": truncate_accuracy_log(full),
+        f"{tl.ACC_DIR}/{tl.ACCURACY_TXT}": accuracy_txt_with_hash(txt, full_sha).encode("utf-8"),
+        tl.MEASUREMENTS: measurements_json(p.workload),
+        tl.USER_CONF: read_verified(p, hl.USER_CONF) if hl.USER_CONF in p.manifest else b"",
+        tl.README: _readme(layout, g, p, a, full_sha, acc_line),
+    }
+    return files, full, acc_line
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+def _src_files(run: HarnessRun) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for rel in (hl.RUN_JSON, hl.RECORD_JSON, *PROFILE_FILES):
+        if rel in run.manifest:
+            files[rel] = read_verified(run, rel)
+    files["reproduce.json"] = _json_bytes({
+        "run_id": run.run_id,
+        "profile_name": run.profile_name,
+        "profile_hash": run.profile_hash,
+        "image": {"reference": run.image_reference or None, "digest": run.image_digest or None},
+        "scenario": run.scenario,
+        "mode": run.mode,
+        "workload": run.workload.get("name"),
+        "settings_overrides": dict(run.overrides),
+        "harness_version": run.harness_version or None,
+        "command": REPRODUCE_COMMAND.format(profile=run.profile_name or "<profile>", scenario=run.scenario,
+                                            mode=run.mode or "submission"),
+    })
+    return files
+
+
+def _rejected_files(run: HarnessRun, kind: str, reasons: Sequence[str]) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    omitted = []
+    for rel in sorted(run.manifest):
+        if rel.endswith("/" + hl.TRACE_LOG):
+            omitted.append(rel)
+            continue
+        files[rel] = read_verified(run, rel)
+    files[hl.CHECKSUMS] = (run.path / hl.CHECKSUMS).read_bytes()
+    files["rejection.json"] = _json_bytes({"run_id": run.run_id, "kind": kind, "reasons": list(reasons),
+                                           "exit_code": run.exit_code, "status": run.status_name,
+                                           "omitted": omitted})
+    return files
+
+
+_SRC_README = b"""# Source and reproducibility records
+
+mlrepro runs the MLPerf LoadGen harness of the mlrepro package (https://pypi.org/project/mlrepro/) in a
+container image built from a hardware/software profile. For every run placed in `results/`,
+`mlrepro/<run id>/` holds:
+
+- `run.json`: the resolved run spec the harness executed;
+- `record.json`: the harness's run record (settings, seeds, LoadGen verdict, accuracy, versions);
+- `reproduce.json`: profile name and hash, image reference and digest, and the command that reruns it;
+- `profile.yaml` when the run directory carried the resolved profile.
+"""
+
+_DOC_README = b"""# Documentation
+
+Placeholder written by mlrepro collect: describe the system, the model and any deviations here.
+Each result folder's README.md says how it was produced and how to reproduce it.
+"""
+
+
+@dataclass(frozen=True)
+class _GroupTask:
+    layout: tl.TreeLayout
+    key: tuple[str, str, str]          # system id, benchmark, scenario
+    perf: HarnessRun
+    acc: HarnessRun
+    src_runs: tuple[HarnessRun, ...]   # runs whose src/ record this task writes
+    staging: Path
+    trash: Path
+    prefix: str
+
+
+def _stage_group(t: _GroupTask) -> tuple[list[_Unit], list[Path], PlacedResult, str]:
+    """Stage one result folder (+ its src records and full accuracy log); runs in a worker process."""
+    w = _Writer(t.staging, t.trash, t.prefix)
+    layout, (sid, bench, scen), p, a = t.layout, t.key, t.perf, t.acc
+    g = _Group(sid, bench, scen)
+    for r in t.src_runs:
+        w.directory(layout.src_run_dir(r.run_id), _src_files(r))
+    files, full, acc_line = _result_files(layout, g, p, a)
+    w.file(layout.full_accuracy_log(sid, bench, scen), full, guarded=False)
+    dest = layout.result_dir(sid, bench, scen)
+    state = w.directory(dest, files)
+    perf = p.performance
+    assert perf is not None
+    item = PlacedResult(path=dest, system_id=sid, benchmark=bench, scenario=scen, performance_run=p.run_id,
+                        accuracy_run=a.run_id, result=perf.result, result_unit=perf.result_unit,
+                        accuracy=acc_line, replaced=state == "replace")
+    return w.units, w.conflicts, item, state
+
+
+# --- collect -----------------------------------------------------------------------------------------
+
+def _check_inputs(division: str, submitter: str, system_id: str | None) -> None:
+    if division not in SUPPORTED_DIVISIONS:
+        raise CollectInputError(f"division {division!r}: mlrepro collects into "
+                                f"{' or '.join(SUPPORTED_DIVISIONS)}")
+    if not tl.valid_name(submitter):
+        raise CollectInputError(f"submitter {submitter!r}: use letters, digits, '.', '_', '+', '-' "
+                                "(it is a directory name)")
+    if system_id is not None and not tl.valid_name(system_id):
+        raise CollectInputError(f"system id {system_id!r}: use letters, digits, '.', '_', '+', '-'")
+
+
+def collect(sources: Sequence[str | Path] | str | Path, root: str | Path, *, submitter: str,
+            division: str = "open", system_id: str | None = None,
+            system_overrides: Mapping[str, str] | None = None, force: bool = False, durable: bool = True,
+            sidecar: str | Path | None = None, jobs: int = 1) -> CollectReport:
+    """Collect harness run directories (or directories of them) into the submission tree at ``root``.
+
+    Raises ChecksumError (tampered/incomplete input), ConflictError (a different result is in the way and
+    ``force`` is false), CollectInputError (bad names, no runs). Nothing is written when it raises."""
+    if isinstance(sources, (str, Path)):
+        sources = [sources]
+    _check_inputs(division, submitter, system_id)
+    root_p = Path(root).absolute()
+    side = Path(sidecar).absolute() if sidecar is not None else tl.sidecar_for(root_p)
+    if side == root_p or root_p in side.parents:
+        raise CollectInputError(f"sidecar {side} must be outside the tree {root_p}")
+    layout = tl.TreeLayout(root_p, division, submitter, side)
+    run_dirs = find_run_dirs(sources)
+    if not run_dirs:
+        raise CollectInputError("no harness run directories given")
+    with DirLock(side / tl.LOCK):
+        staging, trash = side / tl.STAGING, side / tl.TRASH
+        remove_tree(staging)
+        remove_tree(trash)
+        staging.mkdir(parents=True)
+        n_jobs = jobs if jobs is not None else (os.cpu_count() or 1)
+        pool = ProcessPoolExecutor(max_workers=n_jobs) \
+            if n_jobs > 1 and len(run_dirs) >= PARALLEL_MIN_RUNS else None
+        try:
+            runs = _dedupe(_load_all(run_dirs, pool, n_jobs))
+            writer = _Writer(staging, trash)
+            report = _stage_all(runs, layout, writer, system_id, system_overrides or {}, pool, n_jobs)
+            if writer.conflicts and not force:
+                first = writer.conflicts[0]
+                more = f" (and {len(writer.conflicts) - 1} more)" if len(writer.conflicts) > 1 else ""
+                raise ConflictError(f"{first}: a different result is already there{more}; collect with force "
+                                    "to replace it", str(first), tuple(str(c) for c in writer.conflicts))
+            writer.commit(durable, root_p.parent)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+            remove_tree(staging)
+            remove_tree(trash)
+    written = len(writer.units)
+    return CollectReport(tree=root_p, sidecar=side, division=division, submitter=submitter,
+                         placed=report["placed"], unchanged=report["unchanged"], rejected=report["rejected"],
+                         systems=report["systems"], notes=report["notes"], written=written)
+
+
+def _stage_all(runs: list[HarnessRun], layout: tl.TreeLayout, w: _Writer, system_id: str | None,
+               overrides: Mapping[str, str], pool: ProcessPoolExecutor | None, jobs: int) -> dict[str, Any]:
+    division = layout.division
+    rejected: list[RejectedRun] = []
+    notes: list[str] = []
+    descs: dict[str, dict[str, str]] = {}
+    groups: dict[tuple[str, str, str], _Group] = {}
+    run_system: dict[str, str] = {}
+    fallback = sorted({r.workload.get("name", "") for r in runs if r.fallback_used})
+    if fallback:
+        notes.append("run records lack workload.benchmark/model_mapping for "
+                     f"{', '.join(fallback)}: used mlrepro's built-in table")
+
+    def reject(run: HarnessRun, kind: str, reasons: Sequence[str]) -> None:
+        kept = None
+        if kind in ("failed", "invalid", "not-allowed"):
+            kept = layout.rejected_dir(run.run_id)
+            w.directory(kept, _rejected_files(run, kind, reasons), guarded=False)
+        rejected.append(RejectedRun(run.run_id, run.path, kind, tuple(reasons), kept))
+
+    # 1. judge every run, group the acceptable ones by result folder
+    for run in runs:
+        desc = build_system_desc(run.system, division=division, submitter=layout.submitter,
+                                 backend=str(run.workload.get("backend") or ""), overrides=overrides)
+        sid = system_id or derive_system_id(desc)
+        reasons = list(run.problems)
+        extra = _division_problems(run, division)
+        if reasons:
+            reject(run, run.rejection_kind, reasons + extra)
+            continue
+        if extra:
+            reject(run, "not-allowed", extra)
+            continue
+        known = descs.get(sid)
+        if known is not None and known != desc:
+            raise CollectInputError(f"system id {sid!r} names two different systems (runs "
+                                    f"{run_system[sid]} and {run.run_id}); give distinct ids or none")
+        descs.setdefault(sid, desc)
+        run_system.setdefault(sid, run.run_id)
+        g = groups.setdefault((sid, run.benchmark, run.scenario), _Group(sid, run.benchmark, run.scenario))
+        if run.performance is not None:
+            g.perf.append(run)
+        if run.accuracy is not None:
+            g.acc.append(run)
+
+    # 2. choose the runs of each result folder
+    chosen: list[tuple[_Group, HarnessRun, HarnessRun]] = []
+    for key in sorted(groups):
+        g = groups[key]
+        members = sorted({r.run_id: r for r in g.perf + g.acc}.values(), key=_order)
+        rel = layout.result_rel(g.system_id, g.benchmark, g.scenario)
+        if not g.perf or not g.acc:
+            missing = "accuracy" if not g.acc else "performance"
+            for r in members:
+                rejected.append(RejectedRun(r.run_id, r.path, "incomplete", (
+                    f"incomplete: no {missing} run for {rel}; collect "
+                    f"{'an' if missing == 'accuracy' else 'a'} {missing} run of the same "
+                    "system/benchmark/scenario together with it (or run --mode submission)",)))
+            continue
+        p, a = max(g.perf, key=_order), max(g.acc, key=_order)
+        for r in members:
+            if r.run_id not in (p.run_id, a.run_id):
+                rejected.append(RejectedRun(r.run_id, r.path, "superseded",
+                                            (f"superseded by run {p.run_id if r in g.perf else a.run_id} "
+                                             f"for {rel}",)))
+        chosen.append((g, p, a))
+
+    # 3. stage: systems, model mapping, READMEs, src records, full accuracy logs, result folders
+    used_systems = sorted({g.system_id for g, _, _ in chosen})
+    for sid in used_systems:
+        w.file(layout.system_json(sid), desc_json(descs[sid]))
+    if division == "open":
+        _stage_model_mapping(layout, w, chosen)
+    if chosen:
+        w.file(layout.src_dir / tl.README, _SRC_README, only_if_missing=True)
+        w.file(layout.documentation_dir / tl.README, _DOC_README, only_if_missing=True)
+    src_done: set[str] = set()
+    tasks: list[_GroupTask] = []
+    for i, (g, p, a) in enumerate(chosen):
+        src_runs = []
+        for r in (p, a):
+            if r.run_id not in src_done:
+                src_done.add(r.run_id)
+                src_runs.append(r)
+        tasks.append(_GroupTask(layout, (g.system_id, g.benchmark, g.scenario), p, a, tuple(src_runs),
+                                w.staging, w.trash, f"g{i:07d}-"))
+    if pool is not None and len(tasks) >= PARALLEL_MIN_RUNS:
+        outcomes = pool.map(_stage_group, tasks, chunksize=_chunk(len(tasks), jobs))
+    else:
+        outcomes = map(_stage_group, tasks)
+    placed: list[PlacedResult] = []
+    unchanged: list[PlacedResult] = []
+    for units, conflicts, item, state in outcomes:
+        w.units.extend(units)
+        w.conflicts.extend(conflicts)
+        (unchanged if state == "unchanged" else placed).append(item)
+    return {"placed": tuple(placed), "unchanged": tuple(unchanged), "rejected": tuple(rejected),
+            "systems": tuple(used_systems), "notes": tuple(notes)}
+
+
+def _stage_model_mapping(layout: tl.TreeLayout, w: _Writer,
+                         chosen: Sequence[tuple[_Group, HarnessRun, HarnessRun]]) -> None:
+    wanted: dict[str, str] = {}
+    for g, p, _ in chosen:
+        if g.benchmark not in CHECKER_BENCHMARKS:
+            wanted[g.benchmark] = p.model_mapping[g.benchmark]
+    if not wanted:
+        return
+    path = layout.model_mapping
+    existing: dict[str, Any] = {}
+    if path.exists():
+        try:
+            loaded = json.loads(path.read_bytes())
+            existing = loaded if isinstance(loaded, dict) else {}
+            if not isinstance(loaded, dict):
+                w.conflicts.append(path)
+        except (OSError, ValueError):
+            w.conflicts.append(path)
+    merged = dict(existing)
+    for k, v in wanted.items():
+        if k in existing and existing[k] != v:
+            w.conflicts.append(path)
+        merged[k] = v
+    if merged != existing or not path.exists():
+        w.file(path, _json_bytes(merged), guarded=False)

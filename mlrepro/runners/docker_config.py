@@ -1,0 +1,111 @@
+"""PodSpec → ``docker run`` settings: the local view of the same pod the Kubernetes Job runs.
+
+Pure data (no engine), so tests can assert the mapping field by field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlrepro.render.podspec import PodSpec
+
+VOLUME_PREFIX = "mlrepro-results-"
+CONTAINER_PREFIX = "mlrepro-"
+
+
+@dataclass(frozen=True)
+class DockerRunConfig:
+    image: str
+    name: str
+    entrypoint: list[str]
+    command: list[str]
+    environment: dict[str, str]
+    user: str
+    working_dir: str
+    labels: dict[str, str]
+    mounts: list[dict[str, Any]]          # docker.types.Mount keyword arguments
+    tmpfs: dict[str, str]
+    read_only: bool
+    cap_drop: list[str]
+    security_opt: list[str]
+    nano_cpus: int | None
+    mem_limit: int | None
+    mem_reservation: int | None
+    gpu_count: int
+    platform: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def create_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``client.containers.create`` (GPU device requests added by the runner)."""
+        from docker.types import Mount
+
+        kwargs: dict[str, Any] = {
+            "image": self.image, "name": self.name, "entrypoint": self.entrypoint, "command": self.command,
+            "environment": self.environment, "user": self.user, "working_dir": self.working_dir,
+            "labels": self.labels, "mounts": [Mount(**m) for m in self.mounts], "tmpfs": self.tmpfs,
+            "read_only": self.read_only, "cap_drop": self.cap_drop, "security_opt": self.security_opt,
+            "detach": True,
+        }
+        if self.nano_cpus:
+            kwargs["nano_cpus"] = self.nano_cpus
+        if self.mem_limit:
+            kwargs["mem_limit"] = self.mem_limit
+        if self.mem_reservation:
+            kwargs["mem_reservation"] = self.mem_reservation
+        if self.gpu_count:
+            from docker.types import DeviceRequest
+
+            kwargs["device_requests"] = [DeviceRequest(count=self.gpu_count, capabilities=[["gpu"]])]
+        return kwargs
+
+
+def results_volume_name(run_id: str) -> str:
+    return VOLUME_PREFIX + run_id
+
+
+def docker_run_config(pod: PodSpec, config_dir: Path, results_source: str | None = None) -> DockerRunConfig:
+    """Map the pod to container settings.
+
+    ``config_dir`` is a host directory holding the pod's config files (mounted read-only where the
+    ConfigMap would be); ``results_source`` is a named volume (default ``mlrepro-results-<run id>``) or an
+    absolute host directory for a bind mount.
+    """
+    results = pod.results_volume
+    source = results_source or results_volume_name(pod.run_id)
+    results_mount = {"target": results.mount_path, "source": source, "read_only": False,
+                     "type": "bind" if source.startswith("/") else "volume"}
+    config_mount = {"target": pod.config_volume.mount_path, "source": str(config_dir.resolve()), "type": "bind",
+                    "read_only": True}
+    return DockerRunConfig(
+        image=pod.image,
+        name=CONTAINER_PREFIX + pod.run_id,
+        entrypoint=list(pod.command),
+        command=list(pod.args),
+        environment=pod.env_dict,
+        user=pod.user,
+        working_dir=pod.working_dir,
+        labels=dict(pod.labels) | dict(pod.annotations),
+        mounts=[config_mount, results_mount],
+        tmpfs={path: "rw,nosuid,nodev,size=256m" for path in pod.tmpfs_paths},
+        read_only=pod.security.read_only_root_filesystem,
+        cap_drop=list(pod.security.drop_capabilities),
+        security_opt=["no-new-privileges:true"] if not pod.security.allow_privilege_escalation else [],
+        nano_cpus=pod.cpu_limit_nanocpus,
+        mem_limit=pod.memory_limit_bytes,
+        mem_reservation=pod.memory_request_bytes,
+        gpu_count=pod.gpu_count,
+        platform=pod.platform,
+    )
+
+
+def write_config_dir(pod: PodSpec, config_dir: Path) -> Path:
+    """Write the pod's config files (run.json, user.conf) where the read-only bind mount expects them."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in pod.config_files.items():
+        path = config_dir / name
+        path.write_text(text, encoding="utf-8")
+        path.chmod(0o644)
+    config_dir.chmod(0o755)
+    return config_dir

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# `make demo`: the main job on the reference workload. Docker when an engine answers, else native
+# (`mlrepro run --target auto` says which it chose).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+if "$PY" -c 'from mlrepro.build.engine import engine_available as a; raise SystemExit(0 if a() else 1)'; then
+  # Nothing can be pulled here: make sure the local Debian bases exist (a no-op when they do).
+  .venv/bin/mlrepro base-images
+fi
+exec .venv/bin/mlrepro run -p x86-cpu -f air-gapped -f quick --target auto \
+  --scenario Offline --mode performance,accuracy --into submission --submitter mlrepro-demo

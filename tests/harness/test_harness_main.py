@@ -1,0 +1,171 @@
+"""The ``mlrepro-harness`` CLI: exit codes, one-line errors, self-check, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness_testutil import spec_dict
+
+from mlrepro.harness import exit_codes
+from mlrepro.harness.main import main
+
+HERE = Path(__file__).parent
+CLI = [sys.executable, str(HERE / "run_fake_cli.py")]
+
+
+def _write(tmp_path: Path, data: Any, name: str = "run.json") -> Path:
+    p = tmp_path / name
+    p.write_text(data if isinstance(data, str) else json.dumps(data))
+    return p
+
+
+def _one_error_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("mlrepro-harness: error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_valid_run_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _write(tmp_path, spec_dict("Offline"))
+    assert main(["--spec", str(spec), "--results", str(tmp_path / "res")]) == 0
+    out = capsys.readouterr()
+    assert "Offline performance: VALID" in out.out and out.err == ""
+    assert json.loads((tmp_path / "res/t-offline-performance/record.json").read_text())["status"]["exit_code"] == 0
+
+
+@pytest.mark.parametrize("data, fragment", [
+    ({**spec_dict(), "scenario": "Sideways"}, "scenario"),
+    ({k: v for k, v in spec_dict().items() if k != "run_id"}, "run_id"),
+    ({**spec_dict(), "settings": {"min_duration_ms": -1}}, "min_duration_ms"),
+    ({**spec_dict(), "settings": {"not_a_setting": 1}}, "not_a_setting"),
+    ("{not json", "not valid JSON"),
+    ([1, 2], "JSON object"),
+])
+def test_invalid_spec_exits_3_with_one_line(data: Any, fragment: str, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _write(tmp_path, data)
+    assert main(["--spec", str(spec), "--results", str(tmp_path / "res")]) == exit_codes.EXIT_BAD_SPEC
+    line = _one_error_line(capsys.readouterr().err)
+    assert fragment in line
+    assert not (tmp_path / "res").exists()
+
+
+def test_missing_spec_file_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--spec", str(tmp_path / "nope.json"), "--results", str(tmp_path)]) == 3
+    assert "cannot read run spec" in _one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("argv", [[], ["--spec", "x.json"], ["--bogus"]])
+def test_usage_errors_exit_3(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == exit_codes.EXIT_BAD_SPEC
+    _one_error_line(capsys.readouterr().err)
+
+
+def test_unknown_workload_exits_3_and_lists_known(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _write(tmp_path, spec_dict(workload="no-such-model"))
+    assert main(["--spec", str(spec), "--results", str(tmp_path / "res")]) == 3
+    line = _one_error_line(capsys.readouterr().err)
+    assert "unknown workload 'no-such-model'" in line and "fake" in line and "null" in line
+    record = json.loads((tmp_path / "res" / "t-offline-performance" / "record.json").read_text())
+    assert record["status"] == {"name": "BAD_SPEC", "exit_code": 3, "error": line.split("error: ", 1)[1]}
+
+
+def test_broken_plugin_is_a_runtime_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _write(tmp_path, spec_dict(workload="broken-plugin"))
+    assert main(["--spec", str(spec), "--results", str(tmp_path / "res")]) == exit_codes.EXIT_RUNTIME
+    assert "not a Workload subclass" in _one_error_line(capsys.readouterr().err)
+
+
+def test_invalid_run_exits_4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _write(tmp_path, spec_dict("Server", options={"predict_delay_s": 0.002},
+                                      settings={"min_duration_ms": 300, "min_query_count": 50,
+                                                "server_target_qps": 400, "server_target_latency_ns": 1_000_000}))
+    assert main(["--spec", str(spec), "--results", str(tmp_path / "res")]) == exit_codes.EXIT_INVALID
+    out = capsys.readouterr()
+    assert "INVALID" in out.out and out.err == ""
+
+
+def test_debug_prints_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLREPRO_DEBUG", "1")
+    spec = _write(tmp_path, spec_dict(options={"config_error": True}))
+    assert main(["--spec", str(spec), "--results", str(tmp_path / "res")]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().splitlines()[-1].startswith("mlrepro-harness: error: ")
+
+
+def test_self_check_reports_arch_and_loadgen(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--self-check"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    import platform
+
+    assert report["arch"] == platform.machine()
+    assert report["loadgen"]["ok"] is True and report["loadgen"]["version"]
+    assert report["backends"]["numpy"]["ok"] is True
+    assert set(report["backends"]) >= {"onnxruntime", "torch"}
+    assert report["python"] == platform.python_version()
+
+
+def test_module_entry_point_self_check() -> None:
+    proc = subprocess.run([sys.executable, "-m", "mlrepro.harness", "--self-check"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["loadgen"]["ok"] is True
+
+
+def _start(tmp_path: Path, data: dict[str, Any]) -> tuple[subprocess.Popen[str], Path]:
+    spec = _write(tmp_path, data)
+    results = tmp_path / "res"
+    proc = subprocess.Popen([*CLI, "--spec", str(spec), "--results", str(results)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return proc, results / data["run_id"]
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_loadgen_exits_130_with_record(sig: int, tmp_path: Path) -> None:
+    data = spec_dict("Server", run_id="sig", settings={"min_duration_ms": 120_000, "min_query_count": 100,
+                                                         "server_target_qps": 500})
+    proc, run_dir = _start(tmp_path, data)
+    _wait_for(run_dir / "Server/performance/run_1/mlperf_log_detail.txt", proc)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 10
+    assert proc.returncode == exit_codes.EXIT_INTERRUPTED, (out, err)
+    assert err.strip().splitlines()[-1] == f"mlrepro-harness: error: interrupted by signal {int(sig)}"
+    record = json.loads((run_dir / "record.json").read_text())
+    assert record["status"]["name"] == "INTERRUPTED" and record["status"]["exit_code"] == 130
+    assert record["subruns"][0]["kind"] == "performance"
+    manifest = (run_dir / "checksums.sha256").read_text()
+    assert "record.json" in manifest and "Server/performance/run_1/mlperf_log_detail.txt" in manifest
+
+
+def test_cli_fails_fast_when_predict_fails(tmp_path: Path) -> None:
+    data = spec_dict("Server", run_id="ff", options={"fail_after": 50},
+                     settings={"min_duration_ms": 120_000, "min_query_count": 100, "server_target_qps": 500})
+    proc, run_dir = _start(tmp_path, data)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == exit_codes.EXIT_RUNTIME, (out, err)
+    assert "fake accelerator fell off the bus" in err.strip().splitlines()[-1]
+    record = json.loads((run_dir / "record.json").read_text())
+    assert record["status"]["name"] == "RUNTIME_FAILURE"
+    assert record["settings"]["conf_loading"]["method"] == "official"  # a fresh process: the official path
