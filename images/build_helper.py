@@ -106,7 +106,7 @@ def add_hashes(lock: Path, wheelhouse: Path, out: Path) -> int:
 
 
 def check_python(expected: str) -> int:
-    actual = "%d.%d" % sys.version_info[:2]
+    actual = f"{sys.version_info[0]}.{sys.version_info[1]}"
     if actual != expected:
         print(f"build_helper: python3 in this image is {actual}, but the profile (image.python) and its lock "
               f"are for {expected}: set image.python: \"{actual}\" or use another base", file=sys.stderr)

@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from mlrepro.errors import BadInputError, RuntimeFailure
 from mlrepro.harness.spec import MODES, SCENARIOS
 from mlrepro.profiles.loader import ResolvedProfile
@@ -40,7 +38,7 @@ def generate_artifacts(resolved: ResolvedProfile, out_dir: Path, *, image: str |
                        helm_values: bool = True) -> GeneratedArtifacts:
     from mlrepro.profiles.runspec import build_run_spec
     from mlrepro.render.context import write_build_context
-    from mlrepro.render.helm_values import helm_values as make_values
+    from mlrepro.render.helm_values import dump_values, helm_values as make_values
     from mlrepro.render.manifests import dump_manifests, render_manifests
     from mlrepro.render.podspec import image_reference
 
@@ -58,8 +56,7 @@ def generate_artifacts(resolved: ResolvedProfile, out_dir: Path, *, image: str |
         files.append(manifests)
         if helm_values:
             values = out_dir / "values.yaml"
-            values.write_text(yaml.safe_dump(make_values(resolved, image, spec), sort_keys=False,
-                                             allow_unicode=True), encoding="utf-8")
+            values.write_text(dump_values(make_values(resolved, image, spec)), encoding="utf-8")
             files.append(values)
         profile_file = out_dir / "profile.yaml"
         profile_file.write_text(f"# hash: {resolved.hash}\n" + resolved.to_yaml(), encoding="utf-8")

@@ -114,8 +114,19 @@ def run_pipeline(resolved: ResolvedProfile, options: PipelineOptions, progress: 
     runner = _runner(target, resolved, work_dir, options, image)
     progress(f"{len(specs)} run(s) of {resolved.profile.name} ({resolved.short_hash}) on {target}"
              + (f" with {image}" if image else ""))
-    with ThreadPoolExecutor(max_workers=options.parallel) as pool:
-        summaries = list(pool.map(lambda s: _execute(runner, s, store, work_dir, target, progress), specs))
+    active: dict[str, RunHandle] = {}
+    execute = lambda s: _execute(runner, s, store, work_dir, target, progress, active)  # noqa: E731
+    if options.parallel == 1:
+        summaries = [execute(s) for s in specs]
+    else:
+        pool = ThreadPoolExecutor(max_workers=options.parallel)
+        try:
+            summaries = list(pool.map(execute, specs))
+        except KeyboardInterrupt:
+            _cancel_all(runner, store, active, specs)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     report = None
     collectable = [s.results_dir for s in summaries if s.results_dir is not None]
     if options.collect and options.into is not None and collectable:
@@ -165,8 +176,21 @@ def _runner(target: str, resolved: ResolvedProfile, work_dir: Path, options: Pip
                         deadline_s=deadline, results_dir=options.results_dir)
 
 
+def _cancel_all(runner, store: "RunStore", active: dict[str, RunHandle], specs: Sequence[RunSpec]) -> None:
+    """Ctrl-C with runs in worker threads: stop every container/process, mark unfinished runs cancelled."""
+    from mlrepro.results.state import utcnow
+
+    for handle in list(active.values()):
+        runner.cancel(handle)
+    for spec in specs:
+        record = store.find(spec.run_id)
+        if record is not None and record.status in ("pending", "running"):
+            store.update(spec.run_id, status="cancelled", ended_at=utcnow(), message="interrupted (Ctrl-C)")
+
+
 def _execute(runner, spec: RunSpec, store: "RunStore", work_dir: Path, target: str,
-             progress: Progress) -> RunSummary:
+             progress: Progress, active: dict[str, RunHandle]) -> RunSummary:
+    from mlrepro.results.errors import StatusConflictError
     from mlrepro.results.state import RunRecord, utcnow
 
     store.add(RunRecord(run_id=spec.run_id, profile=spec.profile_name, profile_hash=spec.profile_hash,
@@ -176,22 +200,30 @@ def _execute(runner, spec: RunSpec, store: "RunStore", work_dir: Path, target: s
     handle: RunHandle | None = None
     try:
         handle = runner.launch(spec)
+        active[spec.run_id] = handle
         store.update(spec.run_id, status="running", started_at=utcnow(), job_id=handle.ref,
                      results_location=handle.results_location)
         progress(f"{spec.run_id}: running ({spec.scenario}, {spec.mode})")
         outcome = runner.wait(handle)
     except KeyboardInterrupt:
+        if handle is not None:
+            runner.cancel(handle)
         store.update(spec.run_id, status="cancelled", ended_at=utcnow(), message="interrupted (Ctrl-C)")
         raise
     except MlreproError as exc:
         store.update(spec.run_id, status="failed", ended_at=utcnow(), message=str(exc))
         return RunSummary(spec.run_id, spec.scenario, spec.mode, "failed", None, message=str(exc),
                           duration_s=time.monotonic() - started)
+    finally:
+        active.pop(spec.run_id, None)
     results_dir = _fetch(runner, handle, work_dir, outcome, progress)
     summary = summarize(spec, outcome, results_dir, time.monotonic() - started)
-    store.update(spec.run_id, status=summary.status, exit_code=summary.exit_code, ended_at=utcnow(),
-                 result=summary.result, result_unit=summary.result_unit, validity=summary.validity,
-                 accuracy=summary.accuracy, message=summary.message)
+    try:
+        store.update(spec.run_id, expect_status=("running",), status=summary.status, exit_code=summary.exit_code,
+                     ended_at=utcnow(), result=summary.result, result_unit=summary.result_unit,
+                     validity=summary.validity, accuracy=summary.accuracy, message=summary.message)
+    except StatusConflictError:  # cancelled meanwhile (Ctrl-C from the main thread)
+        return replace(summary, status="cancelled")
     progress(f"{spec.run_id}: {summary.status}" + (f" — {summary.message}" if summary.message else ""))
     return summary
 

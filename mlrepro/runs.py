@@ -71,8 +71,16 @@ def ensure_local_results(record: "RunRecord", work_dir: Path) -> Path:
 
 
 def collect_runs(run_ids: Sequence[str], into: Path, *, submitter: str, division: str = "open",
-                 force: bool = False, state_dir: Path | None = None) -> "CollectReport":
-    store, work_dir = _store_and_dirs(state_dir)
-    records = [store.get(run_id) for run_id in dict.fromkeys(run_ids)]
-    dirs = [ensure_local_results(r, work_dir) for r in records]
+                 force: bool = False, state_dir: Path | None = None,
+                 extra_sources: Sequence[Path] = ()) -> "CollectReport":
+    """Collect recorded runs (by id) and/or harness results directories (``extra_sources``)."""
+    dirs: list[Path] = []
+    if run_ids:
+        store, work_dir = _store_and_dirs(state_dir)
+        records = [store.get(run_id) for run_id in dict.fromkeys(run_ids)]
+        dirs = [ensure_local_results(r, work_dir) for r in records]
+    for source in extra_sources:
+        if not source.is_dir():
+            raise BadInputError(f"--from {source}: not a directory")
+        dirs.append(source)
     return collect_into(dirs, into, submitter, division, force)

@@ -85,8 +85,10 @@ class BuildResult:
     size_bytes: int
     steps: int = 0
     cached_steps: int = 0
+    source_builds: tuple[str, ...] = ()
+    """Locked sdists the builder stage had to turn into wheels (no wheel for the platform, none cached)."""
     compiled: tuple[str, ...] = ()
-    """Wheels the builder stage compiled in this build (e.g. LoadGen on arm64)."""
+    """Wheels the builder stage compiled in this build (empty when that step came from the layer cache)."""
     cached_wheels: tuple[str, ...] = ()
     """Wheels compiled by an earlier build and taken from the host cache."""
     offline: bool | None = None
@@ -162,7 +164,7 @@ def build_image(resolved: ResolvedProfile, options: BuildOptions | None = None, 
         parser, image_id = _run_build(client, context.path, profile.platform, name, options.nocache, emit)
         compiled = tuple(line.split()[2] for line in parser.outputs if line.startswith(COMPILED_MARKER))
         client.api.tag(image_id, name.repository, name.tag)
-        if compiled:
+        if house is not None and house.sdists:  # also after a cached builder step: the host cache may lack it
             _export_compiled(client, context.path, resolved, note)
         image = client.images.get(image_id)
     finally:
@@ -172,7 +174,8 @@ def build_image(resolved: ResolvedProfile, options: BuildOptions | None = None, 
         content_hash=name.content_hash, skipped=False, seconds=time.monotonic() - started,
         size_bytes=int(image.attrs.get("Size") or 0), steps=len(parser.finished),
         cached_steps=sum(1 for s in parser.finished if s.cached), compiled=compiled,
-        cached_wheels=house.local_wheels if house else (), offline=context.offline,
+        source_builds=house.sdists if house else (), cached_wheels=house.local_wheels if house else (),
+        offline=context.offline,
         context_hash=context.content_hash, notes=tuple(notes))
 
 
@@ -183,9 +186,9 @@ def _run_build(client: docker.DockerClient, path: Path, platform: str, name: Ima
     import requests
 
     parser = BuildStreamParser()
-    kwargs: dict[str, Any] = dict(path=str(path), dockerfile="Dockerfile", platform=platform, decode=True, rm=True,
-                                  forcerm=True, pull=False, nocache=nocache,
-                                  buildargs={"MLREPRO_CONTENT_HASH": name.content_hash})
+    kwargs: dict[str, Any] = {"path": str(path), "dockerfile": "Dockerfile", "platform": platform, "decode": True,
+                              "rm": True, "forcerm": True, "pull": False, "nocache": nocache,
+                              "buildargs": {"MLREPRO_CONTENT_HASH": name.content_hash}}
     if target:
         kwargs["target"] = target
     try:

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 TAIL_LINES = 20
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
@@ -65,7 +65,7 @@ class BuildFailed:
     tail: tuple[str, ...] = field(default_factory=tuple)
 
 
-BuildEvent = Union[StepStarted, StepOutput, StepFinished, BuildNote, ImageBuilt, BuildFailed]
+BuildEvent = StepStarted | StepOutput | StepFinished | BuildNote | ImageBuilt | BuildFailed
 
 
 class BuildStreamParser:
@@ -165,7 +165,7 @@ class BuildRenderer:
             c.print(f"[bold]{event.step}/{event.total}[/] {escape(_short(event.instruction))}")
         elif isinstance(event, StepFinished):
             if event.cached:
-                c.print(f"  [dim]cached[/]")
+                c.print("  [dim]cached[/]")
             elif event.seconds >= 1:
                 c.print(f"  [dim]{event.seconds:.1f}s[/]")
         elif isinstance(event, StepOutput) and self.verbose:

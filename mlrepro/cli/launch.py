@@ -93,7 +93,9 @@ def logs(run_id: str = typer.Argument(..., help="Run id (see `mlrepro runs`)."),
             typer.echo(line)
 
 
-def collect(run_ids: List[str] = typer.Argument(..., help="Run ids to collect."),
+def collect(run_ids: Optional[List[str]] = typer.Argument(None, help="Run ids to collect (see `mlrepro runs`)."),
+            sources: Optional[List[Path]] = typer.Option(None, "--from", help="Harness results directories "
+                                                         "copied from elsewhere (a PVC, another machine)."),
             into: Path = typer.Option(Path("submission"), "--into", help="Root of the submission tree."),
             division: str = typer.Option("open", "--division", help="closed, open or network."),
             submitter: str = typer.Option(..., "--submitter", help="Submitter (organisation) name."),
@@ -107,7 +109,10 @@ def collect(run_ids: List[str] = typer.Argument(..., help="Run ids to collect.")
         from mlrepro.cli.report import print_collect
         from mlrepro.runs import collect_runs
 
-        report = collect_runs(run_ids, into, submitter=submitter, division=division, force=force)
+        if not run_ids and not sources:
+            raise fail("collect: give run ids or --from DIR", 2)
+        report = collect_runs(run_ids or [], into, submitter=submitter, division=division, force=force,
+                              extra_sources=sources or [])
         if output != OutputFormat.table:
             print_data({"tree": str(report.tree), "placed": [str(p.path) for p in report.placed],
                         "unchanged": [str(p.path) for p in report.unchanged],

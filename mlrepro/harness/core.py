@@ -101,6 +101,14 @@ def _summary_line(spec: RunSpec, o: SubRunOutcome) -> str:
     return " ".join(parts)
 
 
+def _print_progress(message: str) -> None:
+    """Progress on stdout; a closed or broken stdout must not fail the run."""
+    try:
+        print(message, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = False,
                 log: Callable[[str], None] | None = None, debug: bool = False) -> HarnessResult:
     """Run ``spec`` with real LoadGen, writing ``<results_dir>/<run_id>/``. Never raises for run failures:
@@ -110,7 +118,7 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
     exits the process); otherwise LoadGen is drained with empty responses and the logs are complete.
     A KeyboardInterrupt (SIGINT, or SIGTERM via the CLI's handler) ends the run with EXIT_INTERRUPTED.
     ``debug``: print the traceback of a failure on stderr."""
-    say = log if log is not None else (lambda m: print(m, flush=True))
+    say = log if log is not None else _print_progress
     layout = RunLayout(Path(results_dir), spec.run_id, spec.scenario)
     started, t0 = utc_now(), time.monotonic()
     exit_code, error = exit_codes.EXIT_RUNTIME, None
@@ -151,6 +159,9 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
         model = spec.mlperf_model or cls.mlperf_model
         built = build_settings(lg, layout.user_conf, model, spec.scenario, spec.settings)
         conf_loading = {"model": model, "method": built.conf.method, "return_codes": list(built.conf.return_codes)}
+        if spec.settings:
+            say("mlrepro-harness: LoadGen settings overridden (recorded): "
+                + ", ".join(f"{k}={v:g}" for k, v in sorted(spec.settings.items())))
 
         for kind in subruns_for_mode(spec.mode):
             outdir = layout.subrun_dir(kind)

@@ -192,19 +192,14 @@ def harness_wheel() -> tuple[str, bytes]:
     """``(file name, bytes)`` of a deterministic, pure-Python wheel of the harness (no dependencies:
     they come from the lock)."""
     files = harness_files()
-    key = tuple((arc, src.stat().st_mtime_ns, src.stat().st_size) for arc, src in files)
+    key = tuple((arc, str(src), src.stat().st_mtime_ns, src.stat().st_size) for arc, src in files)
     return _harness_wheel(key, json.dumps(harness_entry_points(), sort_keys=True))
 
 
 @lru_cache(maxsize=4)
-def _harness_wheel(key: tuple[tuple[str, int, int], ...], entry_points_json: str) -> tuple[str, bytes]:
-    from mlrepro.resources import PACKAGE_DIR
-
+def _harness_wheel(key: tuple[tuple[str, str, int, int], ...], entry_points_json: str) -> tuple[str, bytes]:
     dist_info = f"{HARNESS_DIST}-{__version__}.dist-info"
-    contents: list[tuple[str, bytes]] = []
-    for arc, _mtime, _size in key:
-        src = PACKAGE_DIR / arc.split("/", 1)[1]
-        contents.append((arc, src.read_bytes()))
+    contents: list[tuple[str, bytes]] = [(arc, Path(src).read_bytes()) for arc, src, _mtime, _size in key]
     metadata = (f"Metadata-Version: 2.1\nName: mlrepro-harness\nVersion: {__version__}\n"
                 "Summary: The mlrepro benchmark harness (what runs inside the image); dependencies come from "
                 "the image's lock\nRequires-Python: >=3.10\n")

@@ -169,14 +169,14 @@ def word(value: object) -> Safe:
 
 def num(value: object) -> Safe:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"not an integer: {value!r}")
+        raise TypeError(f"not an integer: {value!r}")
     return Safe(str(value))
 
 
 def exec_form(value: object) -> Safe:
     """A JSON array of strings (ENTRYPOINT/CMD exec form); JSON escapes keep it on one line."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"exec form needs a list of strings: {value!r}")
+        raise TypeError(f"exec form needs a list of strings: {value!r}")
     return Safe(json.dumps(value, ensure_ascii=True))
 
 

@@ -8,7 +8,8 @@ unquoted as non-strings). Only strings that every reader takes as strings are le
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import yaml
 
@@ -16,8 +17,14 @@ from mlrepro.harness.exit_codes import EXIT_BAD_SPEC
 from mlrepro.harness.spec import RunSpec
 from mlrepro.profiles.loader import ResolvedProfile
 from mlrepro.profiles.runspec import build_run_spec
-from mlrepro.render.podspec import (CONTAINER_NAME, ConfigMapSource, PodSpec, PvcSource, build_pod_spec,
-                                    image_reference)
+from mlrepro.render.podspec import (
+    CONTAINER_NAME,
+    ConfigMapSource,
+    PodSpec,
+    PvcSource,
+    build_pod_spec,
+    image_reference,
+)
 
 EXAMPLE_RUN_ID = "example"
 # Helm keeps the results claim on `helm uninstall`; harmless for kubectl. On both, so both views are equal.

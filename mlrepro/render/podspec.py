@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Union
+from typing import Any
 
 from mlrepro import __version__
 from mlrepro.errors import BadInputError
@@ -89,7 +89,7 @@ class EmptyDirSource:
     """Scratch space (``/tmp``) on a read-only root filesystem. On Docker a tmpfs."""
 
 
-VolumeSource = Union[ConfigMapSource, PvcSource, EmptyDirSource]
+VolumeSource = ConfigMapSource | PvcSource | EmptyDirSource
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,9 @@ class PodSpec:
     # ---- the Kubernetes view ---------------------------------------------------------------------------
     def to_k8s_container(self) -> dict[str, Any]:
         s = self.security
-        return {
+        resources = {key: dict(values) for key, values in
+                     (("requests", self.resources.requests), ("limits", self.resources.limits)) if values}
+        container: dict[str, Any] = {
             "name": CONTAINER_NAME,
             "image": self.image,
             "imagePullPolicy": "IfNotPresent",
@@ -237,8 +239,7 @@ class PodSpec:
             "args": list(self.args),
             "workingDir": self.working_dir,
             "env": [{"name": e.name, "value": k8s_escape(e.value)} for e in self.env],
-            "resources": {key: dict(values) for key, values in
-                          (("requests", self.resources.requests), ("limits", self.resources.limits)) if values},
+            "resources": resources,
             "securityContext": {
                 "allowPrivilegeEscalation": s.allow_privilege_escalation,
                 "readOnlyRootFilesystem": s.read_only_root_filesystem,
@@ -249,6 +250,9 @@ class PodSpec:
                              for v in self.volumes],
             "terminationMessagePolicy": "FallbackToLogsOnError",
         }
+        if not resources:
+            del container["resources"]
+        return container
 
     def to_k8s_pod_spec(self) -> dict[str, Any]:
         s = self.security

@@ -11,7 +11,8 @@ fields, non-empty strings, status, system type, division/submitter equal to the 
 (closed: MLPerf names; open: MLPerf names or ``model_mapping.json`` entries), each result folder's required files,
 ``Result is : VALID``, LoadGen errors, non-zero RNG seeds, scenario consistency, minimum duration (600 s; an error
 in the closed division, a warning in the open one), ``measurements.json`` keys, ``accuracy.txt`` (metric line and
-``hash=`` equal to the sha256 of the full accuracy log kept in the sidecar), accuracy log size <= 10 KiB.
+``hash=`` equal to the sha256 of the full accuracy log kept in the sidecar, or of the log itself when it was
+small enough to keep whole), accuracy log size <= 10 KiB.
 
 Public API::
 
@@ -249,19 +250,26 @@ class _Checker:
         if parsed.hash is None:
             self.err("ACCURACY_FORMAT", txt_path, "no hash=<sha256 of the full mlperf_log_accuracy.json> line")
             return
-        full = self.sidecar / tl.FULL_ACCURACY / log.relative_to(self.root)
+        full = tl.full_accuracy_log(self.sidecar, parsed.hash)
         if full.is_file():
             digest = _sha256(full)
             if digest != parsed.hash:
-                self.err("ACCURACY_HASH", txt_path, f"hash= {parsed.hash[:12]}... differs from the full log "
-                         f"{full} ({digest[:12]}...)")
+                self.err("ACCURACY_HASH", full, f"the kept full log is corrupt: its sha256 is {digest[:12]}..., "
+                         f"accuracy.txt names {parsed.hash[:12]}...")
             head = log.read_bytes()[:64] if log.is_file() else b""
             if head and not full.read_bytes().startswith(head):
                 self.err("ACCURACY_HASH", log, "the truncated log does not start like the full log")
         elif size is not None and size <= MAX_ACCURACY_LOG_SIZE and _sha256(log) == parsed.hash:
             pass  # small log: the tree holds the full log itself
+        elif size is not None and size <= MAX_ACCURACY_LOG_SIZE and not _looks_truncated(log):
+            self.err("ACCURACY_HASH", txt_path, f"hash= {parsed.hash[:12]}... is not the sha256 of "
+                     f"{tl.ACCURACY_JSON} ({_sha256(log)[:12]}...), and no full log with that hash is kept")
+        elif full.parent.is_dir():
+            self.err("ACCURACY_HASH", txt_path, f"hash= {parsed.hash[:12]}... names no kept full accuracy log "
+                     f"(expected {full}): the hash or the kept logs were changed")
         else:
-            self.warn("ACCURACY_HASH", txt_path, f"full accuracy log not found at {full}: hash not verified")
+            self.warn("ACCURACY_HASH", txt_path, f"no kept full accuracy logs beside the tree ({full.parent}): "
+                      "hash not verified")
 
     def measurements(self, path: Path) -> None:
         if not path.is_file():
@@ -279,6 +287,10 @@ class _Checker:
                 self.err("MEASUREMENTS", path, f"key {key} is missing")
             elif data[key] in ("", None):
                 self.err("MEASUREMENTS", path, f"key {key} is empty")
+
+
+def _looks_truncated(path: Path) -> bool:
+    return b"\n\n...\n\n" in path.read_bytes()
 
 
 def _sha256(path: Path) -> str:

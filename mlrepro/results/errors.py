@@ -17,6 +17,9 @@ class ChecksumError(ResultsError):
         self.run_dir = run_dir
         self.paths = paths
 
+    def __reduce__(self):  # type: ignore[no-untyped-def]  # picklable across worker processes
+        return (type(self), (str(self), self.run_dir, self.paths))
+
 
 class ConflictError(ResultsError):
     """A different result already exists where collect would write; ``force=True`` replaces it."""
@@ -25,6 +28,9 @@ class ConflictError(ResultsError):
         super().__init__(message)
         self.path = path
         self.paths = paths or ((path,) if path else ())
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (str(self), self.path, self.paths))
 
 
 class CollectInputError(BadInputError):
@@ -42,6 +48,9 @@ class UnsafeArchiveError(ArchiveError):
         super().__init__(f"unsafe archive member {member!r}: {reason}")
         self.member = member
         self.reason = reason
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.member, self.reason))
 
 
 class StateError(ResultsError):

@@ -17,39 +17,87 @@ from typing import Mapping
 from mlrepro.results.errors import ResultsError
 
 
-def write_files(base: Path, files: Mapping[str, bytes]) -> None:
-    """Create ``base`` and write ``files`` (relative path -> bytes) under it. No fsync (see module doc)."""
-    made: set[str] = set()
-    base.mkdir(parents=True, exist_ok=True)
-    for rel in sorted(files):
-        parent = os.path.dirname(rel)
-        if parent and parent not in made:
-            (base / parent).mkdir(parents=True, exist_ok=True)
-            made.add(parent)
-        with open(base / rel, "wb") as f:
-            f.write(files[rel])
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
-def file_equals(path: Path, data: bytes) -> bool:
+def read_file(path: str) -> tuple[bytes, os.stat_result]:
+    """(content, fstat) of ``path`` with plain syscalls (cheaper than ``open()`` for many small files)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        if os.stat(path).st_size != len(data):
-            return False
-        with open(path, "rb") as f:
-            return f.read() == data
+        st = os.fstat(fd)
+        chunks = []
+        remaining = st.st_size
+        while True:
+            block = os.read(fd, max(remaining, 65536))
+            if not block:
+                break
+            chunks.append(block)
+            remaining -= len(block)
+        return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), st
+    finally:
+        os.close(fd)
+
+
+def write_new(path: str, data: bytes) -> None:
+    """Create ``path`` (must not exist) with ``data``. No fsync (see module doc)."""
+    fd = os.open(path, _WRITE_FLAGS, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+    finally:
+        os.close(fd)
+
+
+def write_files(base: Path, files: Mapping[str, bytes]) -> None:
+    """Create the directory ``base`` (its parent must exist) and write ``files`` (relative path -> bytes)."""
+    root = str(base)
+    os.mkdir(root)
+    made = {""}
+    for rel in sorted(files):
+        parent = rel.rpartition("/")[0]
+        if parent not in made:
+            os.makedirs(os.path.join(root, parent), exist_ok=True)
+            while parent and parent not in made:
+                made.add(parent)
+                parent = parent.rpartition("/")[0]
+        write_new(os.path.join(root, rel), files[rel])
+
+
+def file_equals(path: Path | str, data: bytes) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return False
+    try:
+        if os.fstat(fd).st_size != len(data):
+            return False
+        view = memoryview(data)
+        pos = 0
+        while True:
+            block = os.read(fd, max(len(data) - pos, 1 << 16))
+            if not block:
+                return pos == len(data)
+            if view[pos:pos + len(block)] != block:
+                return False
+            pos += len(block)
+    finally:
+        os.close(fd)
 
 
 def dir_matches(base: Path, files: Mapping[str, bytes]) -> bool:
     """True when every file of ``files`` exists under ``base`` with exactly these bytes (other files in
     ``base`` are not looked at)."""
-    if not base.is_dir():
+    root = str(base)
+    if not os.path.isdir(root):
         return False
-    return all(file_equals(base / rel, data) for rel, data in files.items())
+    return all(file_equals(os.path.join(root, rel), data) for rel, data in files.items())
 
 
 def differing_files(base: Path, files: Mapping[str, bytes]) -> list[str]:
-    return sorted(rel for rel, data in files.items() if not file_equals(base / rel, data))
+    root = str(base)
+    return sorted(rel for rel, data in files.items() if not file_equals(os.path.join(root, rel), data))
 
 
 def fsync_dir(path: Path) -> None:

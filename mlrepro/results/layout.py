@@ -15,7 +15,8 @@ Tree (what is submitted and what the official checker reads)::
 Sidecar ``<root>.mlrepro/`` (a sibling of the tree, so nothing in it is ever submitted or seen by the checker;
 older checkers log an error for any unknown directory in the root)::
 
-    full_accuracy_logs/<same relative path as in the tree>   untruncated mlperf_log_accuracy.json files
+    full_accuracy_logs/<sha256>.json     untruncated mlperf_log_accuracy.json files, named by the sha256 that
+                                         the result's accuracy.txt carries on its hash= line
     rejected/<run_id>/                                       failed / INVALID runs with rejection.json
     staging/  trash/  collect.lock                           collect's private working area
 """
@@ -129,12 +130,16 @@ class TreeLayout:
     def sidecar(self) -> Path:
         return self.sidecar_dir if self.sidecar_dir is not None else sidecar_for(self.root)
 
-    def full_accuracy_log(self, system_id: str, benchmark: str, scenario: str) -> Path:
-        return (self.sidecar / FULL_ACCURACY / self.result_rel(system_id, benchmark, scenario)
-                / ACC_DIR / ACCURACY_JSON)
+    def full_accuracy_log(self, sha256: str) -> Path:
+        return full_accuracy_log(self.sidecar, sha256)
 
     def rejected_dir(self, run_id: str) -> Path:
         return self.sidecar / REJECTED / self.rel_submitter / run_id
+
+
+def full_accuracy_log(sidecar: Path, sha256: str) -> Path:
+    """Where the full accuracy log whose sha256 ``accuracy.txt`` names is kept (content-addressed)."""
+    return sidecar / FULL_ACCURACY / f"{sha256.lower()}.json"
 
 
 def sidecar_for(root: Path) -> Path:

@@ -27,6 +27,7 @@ from mlrepro.harness.checksums import ManifestError, read_manifest
 from mlrepro.harness.logparse import Detail, Summary, parse_detail, parse_summary
 from mlrepro.results.accuracy import AccuracyTxt, parse_accuracy_txt
 from mlrepro.results.errors import ChecksumError, CollectInputError
+from mlrepro.results.fsutil import read_file
 
 #: what collect falls back to when a record carries neither ``workload.model_mapping`` nor
 #: ``workload.describe.model_mapping``: workload name -> (benchmark, checker benchmark it maps to or "")
@@ -158,9 +159,8 @@ def _read_listed(run_dir: Path, manifest: Mapping[str, str], rel: str,
     if digest is None:
         raise ChecksumError(f"{run_dir}: {rel} is not covered by {hl.CHECKSUMS}", str(run_dir), (rel,))
     try:
-        with open(os.path.join(run_dir, rel), "rb") as f:
-            same = stamps is not None and stamps.get(rel) == _stamp(os.fstat(f.fileno()))
-            data = f.read()
+        data, st = read_file(os.path.join(run_dir, rel))
+        same = stamps is not None and stamps.get(rel) == _stamp(st)
     except OSError:
         raise ChecksumError(f"{run_dir}: {rel} is listed in {hl.CHECKSUMS} but missing", str(run_dir),
                             (rel,)) from None
@@ -179,15 +179,17 @@ def _verify_all(run_dir: Path, manifest: Mapping[str, str], keep: Callable[[str]
     missing: list[str] = []
     base = str(run_dir)
     for rel in sorted(manifest):
+        path = os.path.join(base, rel)
         try:
-            with open(os.path.join(base, rel), "rb") as f:
-                st = os.fstat(f.fileno())
-                if st.st_size > _BIG and not keep(rel):
+            st = os.stat(path)
+            if st.st_size > _BIG and not keep(rel):
+                with open(path, "rb") as f:
+                    st = os.fstat(f.fileno())
                     digest = hashlib.file_digest(f, "sha256").hexdigest()
-                    data = b""
-                else:
-                    data = f.read()
-                    digest = hashlib.sha256(data).hexdigest()
+                data = b""
+            else:
+                data, st = read_file(path)
+                digest = hashlib.sha256(data).hexdigest()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             missing.append(rel)
             continue

@@ -18,7 +18,7 @@ See :mod:`mlrepro.results.layout` for the tree and its sidecar ``<root>.mlrepro/
   the tree. One ``os.sync()`` before the renames (``durable=True``) replaces per-file fsyncs.
 - **Truncated accuracy logs.** ``accuracy/mlperf_log_accuracy.json`` in the tree is truncated to <= 10 KiB
   (MLCommons' truncate_accuracy_log method); the full log is kept at
-  ``<sidecar>/full_accuracy_logs/<same relative path>`` and ``accuracy.txt`` carries its ``hash=``.
+  ``<sidecar>/full_accuracy_logs/<sha256>.json`` and ``accuracy.txt`` carries that ``hash=``.
 
 Public API::
 
@@ -47,6 +47,7 @@ from mlrepro.results.fsutil import (
     fsync_dir,
     remove_tree,
     write_files,
+    write_new,
 )
 from mlrepro.results.measurements import measurements_json
 from mlrepro.results.rundir import CHECKER_BENCHMARKS, HarnessRun, find_run_dirs, load_run, read_verified
@@ -138,11 +139,14 @@ class _Writer:
         self._n += 1
         return self.staging / f"{self.prefix}{kind}{self._n:07d}"
 
-    def file(self, dest: Path, data: bytes, *, guarded: bool = True, only_if_missing: bool = False) -> str:
-        """Stage ``data`` for ``dest``; returns new | unchanged | replace."""
+    def file(self, dest: Path, data: bytes, *, guarded: bool = True, only_if_missing: bool = False,
+             same_if_size: bool = False) -> str:
+        """Stage ``data`` for ``dest``; returns new | unchanged | replace. ``same_if_size``: a content-addressed
+        file of the right size is taken as identical."""
         state = "new"
         if os.path.lexists(dest):
-            if only_if_missing or file_equals(dest, data):
+            if only_if_missing or (same_if_size and os.path.getsize(dest) == len(data)) or \
+                    file_equals(dest, data):
                 return "unchanged"
             if guarded:
                 self.conflicts.append(dest)
@@ -150,8 +154,7 @@ class _Writer:
                 raise ConflictError(f"{dest}: a directory is in the way", str(dest))
             state = "replace"
         staged = self._next("f")
-        with open(staged, "wb") as f:
-            f.write(data)
+        write_new(str(staged), data)
         self.units.append(_Unit("file", staged, dest, state == "replace"))
         return state
 
@@ -252,21 +255,7 @@ def _chunk(n: int, jobs: int) -> int:
 def _load_all(run_dirs: Sequence[Path], pool: ProcessPoolExecutor | None, jobs: int) -> list[HarnessRun]:
     if pool is None:
         return [load_run(d) for d in run_dirs]
-    outcomes = list(pool.map(_load_safe, run_dirs, chunksize=_chunk(len(run_dirs), jobs)))
-    runs: list[HarnessRun] = []
-    for outcome in outcomes:
-        if isinstance(outcome, tuple):
-            message, run_dir, paths = outcome
-            raise ChecksumError(message, run_dir, paths)
-        runs.append(outcome)
-    return runs
-
-
-def _load_safe(run_dir: Path) -> HarnessRun | tuple[str, str, tuple[str, ...]]:
-    try:
-        return load_run(run_dir)
-    except ChecksumError as exc:  # typed errors with extra fields do not pickle back intact
-        return (str(exc), exc.run_dir, exc.paths)
+    return list(pool.map(load_run, run_dirs, chunksize=_chunk(len(run_dirs), jobs)))
 
 
 def _dedupe(runs: Iterable[HarnessRun]) -> list[HarnessRun]:
@@ -318,8 +307,8 @@ def _readme(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun, full
         f"- Result: {_fmt(perf.result)} {perf.result_unit} (Result is : {perf.validity})".rstrip(),
         f"- Accuracy: {acc_line or '-'}",
         f"- Full mlperf_log_accuracy.json: sha256 `{full_sha}`; the copy here is truncated to at most 10 KiB, "
-        "the full log is kept beside the tree under "
-        f"`{tl.sidecar_for(layout.root).name}/{tl.FULL_ACCURACY}/`.",
+        "the full log is kept beside the tree as "
+        f"`{tl.sidecar_for(layout.root).name}/{tl.FULL_ACCURACY}/{full_sha}.json`.",
     ]
     if p.short_run:
         lines.append("- Short run: LoadGen duration/query overrides were used (not valid for the closed "
@@ -446,7 +435,7 @@ def _stage_group(t: _GroupTask) -> tuple[list[_Unit], list[Path], PlacedResult, 
     for r in t.src_runs:
         w.directory(layout.src_run_dir(r.run_id), _src_files(r))
     files, full, acc_line = _result_files(layout, g, p, a)
-    w.file(layout.full_accuracy_log(sid, bench, scen), full, guarded=False)
+    w.file(layout.full_accuracy_log(hashlib.sha256(full).hexdigest()), full, guarded=False, same_if_size=True)
     dest = layout.result_dir(sid, bench, scen)
     state = w.directory(dest, files)
     perf = p.performance
@@ -610,8 +599,14 @@ def _stage_all(runs: list[HarnessRun], layout: tl.TreeLayout, w: _Writer, system
         outcomes = map(_stage_group, tasks)
     placed: list[PlacedResult] = []
     unchanged: list[PlacedResult] = []
+    seen_files: set[Path] = set()
     for units, conflicts, item, state in outcomes:
-        w.units.extend(units)
+        for unit in units:
+            if unit.kind == "file":          # content-addressed full logs shared by several results
+                if unit.dest in seen_files:
+                    continue
+                seen_files.add(unit.dest)
+            w.units.append(unit)
         w.conflicts.extend(conflicts)
         (unchanged if state == "unchanged" else placed).append(item)
     return {"placed": tuple(placed), "unchanged": tuple(unchanged), "rejected": tuple(rejected),

@@ -46,7 +46,7 @@ class DockerRunConfig:
             "environment": self.environment, "user": self.user, "working_dir": self.working_dir,
             "labels": self.labels, "mounts": [Mount(**m) for m in self.mounts], "tmpfs": self.tmpfs,
             "read_only": self.read_only, "cap_drop": self.cap_drop, "security_opt": self.security_opt,
-            "detach": True,
+            "platform": self.platform, "detach": True,
         }
         if self.nano_cpus:
             kwargs["nano_cpus"] = self.nano_cpus

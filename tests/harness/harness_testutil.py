@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-# Short runs that LoadGen accepts as VALID on a slow 2-core machine with the fake workload (~5-50 us/query).
+# Short runs that LoadGen accepts as VALID on a slow, busy 2-core machine with the fake workload (~5-50 us/query);
+# the Server latency bound is relaxed to 100 ms so scheduler hiccups of a loaded machine cannot fail it.
 SHORT_SETTINGS: dict[str, dict[str, float]] = {
     "SingleStream": {"min_duration_ms": 300, "min_query_count": 100, "single_stream_expected_latency_ns": 2000},
     "MultiStream": {"min_duration_ms": 300, "min_query_count": 662, "multi_stream_expected_latency_ns": 10000},
-    "Server": {"min_duration_ms": 500, "min_query_count": 100, "server_target_qps": 2000},
+    "Server": {"min_duration_ms": 500, "min_query_count": 100, "server_target_qps": 2000,
+               "server_target_latency_ns": 100_000_000},
     "Offline": {"min_duration_ms": 100, "min_query_count": 1, "offline_expected_qps": 1_500_000},
 }
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
+from render_support import BUILTINS, GoYamlLoader, by_kind, find_helm, require_tool
 
 from mlrepro.profiles.loader import ResolvedProfile, resolve_profile
 from mlrepro.render.helm_values import dump_values
 from mlrepro.resources import helm_chart_dir
-from render_support import BUILTINS, GoYamlLoader, by_kind, find_helm, require_tool
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +47,7 @@ def helm_template(helm: str, chart_dir: Path) -> Callable[..., list[dict[str, An
                 path = Path(tmp) / "values.yaml"
                 path.write_text(dump_values(values), encoding="utf-8")
                 cmd += ["-f", str(path)]
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            out = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, f"helm template failed: {out.stderr}"
         if go_reader:
             docs = list(yaml.load_all(out.stdout, Loader=GoYamlLoader))

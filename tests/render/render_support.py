@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -38,8 +39,16 @@ class GoYamlLoader(yaml.SafeLoader):
     Go leaves strings plain that only PyYAML's YAML 1.1 resolvers take for something else: ``=`` (the
     "value" tag), ``<<`` (merge) and numbers with underscores (``.11_``, ``0b_``). Go quotes every string
     that Go would read as a number, boolean or null, so here plain scalars are numbers only in the plain
-    decimal forms Go writes. Nothing in the parsed data is changed afterwards.
+    decimal forms Go writes, and a float that overflows (``73750e304587``, a short hash) is a string, as
+    Go's resolver has it. Nothing in the parsed data is changed afterwards.
     """
+
+
+def _go_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float | str:
+    value = loader.construct_yaml_float(node)
+    if math.isinf(value) and ".inf" not in node.value.lower():
+        return node.value
+    return value
 
 
 _DROPPED = {"tag:yaml.org,2002:value", "tag:yaml.org,2002:merge", "tag:yaml.org,2002:int",
@@ -53,6 +62,7 @@ GoYamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
     list("-+0123456789."))
+GoYamlLoader.add_constructor("tag:yaml.org,2002:float", _go_float)
 
 
 def by_kind(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import zipfile
@@ -17,8 +18,13 @@ from hypothesis import strategies as st
 
 from mlrepro.errors import BadInputError
 from mlrepro.profiles.errors import ProfileError
-from mlrepro.profiles.loader import ResolvedProfile, builtin_profile_names, profile_hash, resolve_profile, validate_document
-from mlrepro.profiles.model import _APT_PKG, _ENV_NAME, _PIP_REQ
+from mlrepro.profiles.loader import (
+    ResolvedProfile,
+    builtin_profile_names,
+    profile_hash,
+    resolve_profile,
+    validate_document,
+)
 from mlrepro.render.context import HARNESS_WHEEL, harness_wheel, write_build_context
 from mlrepro.render.dockerfile import DockerfileOptions, instructions, one_line, render_dockerfile
 
@@ -254,16 +260,18 @@ def _keywords(text: str) -> list[str]:
     return [i.keyword for i in instructions(text)]
 
 
-env_keys = st.one_of(st.from_regex(_ENV_NAME, fullmatch=True).filter(lambda k: len(k) < 40), st.text(max_size=8))
-env_values = st.one_of(st.text(max_size=40), st.sampled_from(NASTY))
-apt_names = st.one_of(st.from_regex(_APT_PKG, fullmatch=True).filter(lambda k: len(k) < 40), st.text(max_size=12))
-pip_names = st.one_of(st.from_regex(_PIP_REQ, fullmatch=True).filter(lambda k: len(k) < 40), st.text(max_size=12))
+# mostly valid values (subsets of the schema's patterns), sometimes anything at all
+_valid_keys = st.from_regex(r"^[A-Za-z_][A-Za-z0-9_]{0,15}$", fullmatch=True)
+_printable = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=40)
+_valid_apt = st.from_regex(r"^[a-z0-9][a-z0-9+.-]{1,15}(=[0-9][A-Za-z0-9.+~:_-]{0,10})?$", fullmatch=True)
+_valid_pip = st.from_regex(r"^[A-Za-z][A-Za-z0-9._-]{0,12}((==|>=|~=)[0-9]{1,2}(\.[0-9]{1,2}){0,2})?$", fullmatch=True)
+env_keys = st.one_of(_valid_keys, _valid_keys, st.text(max_size=8))
+env_values = st.one_of(_printable, _printable, st.text(max_size=40), st.sampled_from(NASTY))
+apt_names = st.one_of(_valid_apt, _valid_apt, st.text(max_size=12))
+pip_names = st.one_of(_valid_pip, _valid_pip, st.text(max_size=12))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(env=st.dictionaries(env_keys, env_values, max_size=4), description=env_values,
-       apt=st.lists(apt_names, max_size=3), pip=st.lists(pip_names, max_size=3))
-def test_property_no_injection(env: dict[str, str], description: str, apt: list[str], pip: list[str]) -> None:
+def _check_no_injection(env: dict[str, str], description: str, apt: list[str], pip: list[str]) -> None:
     doc = _base_doc()
     doc.update(env=env, description=description, packages={"apt": apt, "pip": pip})
     try:
@@ -279,9 +287,27 @@ def test_property_no_injection(env: dict[str, str], description: str, apt: list[
     envs = [i for i in instructions(text) if i.keyword == "ENV"]
     if env:
         assert _pairs(envs[-1].text) == env
+    label = next(i for i in instructions(text) if i.keyword == "LABEL" and "image.title" in i.text)
+    assert _pairs(label.text)["org.opencontainers.image.description"] == (
+        one_line(description) or "mlrepro benchmark image for profile x86-cpu")
     os_run = [t for t in _stages(text)["os"] if t.startswith("RUN apt-get")]
     if apt:
-        assert all(name in os_run[0].split() for name in apt)
+        assert all(shlex.quote(name) in os_run[0].split() for name in apt)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(env=st.dictionaries(_valid_keys, env_values, max_size=4), description=env_values,
+       apt=st.lists(_valid_apt, max_size=3), pip=st.lists(_valid_pip, max_size=3))
+def test_property_any_values_valid_names(env: dict[str, str], description: str, apt: list[str],
+                                         pip: list[str]) -> None:
+    _check_no_injection(env, description, apt, pip)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(env=st.dictionaries(env_keys, env_values, max_size=4), description=env_values,
+       apt=st.lists(apt_names, max_size=3), pip=st.lists(pip_names, max_size=3))
+def test_property_anything(env: dict[str, str], description: str, apt: list[str], pip: list[str]) -> None:
+    _check_no_injection(env, description, apt, pip)
 
 
 # --- the build context ------------------------------------------------------------------------------

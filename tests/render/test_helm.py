@@ -15,13 +15,13 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from render_support import BUILTINS, REPO_ROOT, by_kind, find_helm
 
 from mlrepro import __version__
 from mlrepro.profiles.loader import ResolvedProfile, profile_hash, resolve_profile
 from mlrepro.profiles.runspec import build_run_spec
 from mlrepro.render.helm_values import dump_values, helm_values
 from mlrepro.render.manifests import example_inputs, render_manifests
-from render_support import BUILTINS, REPO_ROOT, by_kind, find_helm
 
 
 def values_and_objects(resolved: ResolvedProfile, image: str | None = None,
@@ -42,20 +42,28 @@ def variants() -> list[ResolvedProfile]:
                                             "job.deadline_seconds=10000000", "job.retries=0"]),
         resolve_profile("x86-cpu", sets=["resources.limits.memory=null", "resources.requests.cpu=null",
                                          "resources.limits.cpu=1500m", "image.user_uid=2147483647",
-                                         "scheduling.tolerations=[{key: dedicated, operator: Equal, value: bench, "
-                                         "effect: NoExecute, toleration_seconds: 12345678}]",
+                                         ("scheduling.tolerations=[{key: dedicated, operator: Equal, value: bench, "
+                                          "effect: NoExecute, toleration_seconds: 12345678}]"),
                                          "benchmark.user_conf=*.Offline.target_qps = 10\n"]),
     ]
 
 
 def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm, *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([helm, *args], check=False, capture_output=True, text=True, timeout=60)
 
 
 # ---- parity ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", BUILTINS)
 def test_chart_renders_what_mlrepro_generates(name, resolved_builtins, helm_template):
     values, objs = values_and_objects(resolved_builtins[name])
+    assert helm_template(values) == by_kind(objs)
+
+
+def test_parity_without_any_resources(helm_template):
+    resolved = resolve_profile("x86-cpu", sets=["resources.limits.memory=null", "resources.requests.memory=null",
+                                                "resources.limits.cpu=null", "resources.requests.cpu=null"])
+    values, objs = values_and_objects(resolved)
+    assert "resources" not in objs[2]["spec"]["template"]["spec"]["containers"][0]
     assert helm_template(values) == by_kind(objs)
 
 
@@ -73,6 +81,7 @@ def test_release_name_changes_nothing(resolved_builtins, helm_template):
 
 def test_default_values_render_a_valid_run(helm_template):
     import kubernetes_validate
+
     from mlrepro.harness.spec import parse_spec
 
     objs = helm_template(None)
@@ -148,14 +157,14 @@ def test_notes_say_how_to_follow_and_collect(helm, chart_dir):
     assert out.returncode == 0, out.stderr
     notes = out.stdout.split("NOTES:", 1)[1]
     assert "kubectl --namespace bench logs -f job/example" in notes
-    assert "mlrepro collect example" in notes
+    assert "mlrepro collect --from ./example --into submission/" in notes
 
 
 def test_install_tools_is_idempotent():
     if find_helm() != str(REPO_ROOT / ".tools" / "bin" / "helm"):
         pytest.skip("helm was not installed by scripts/install-tools.sh")
     env = {**os.environ, "PATH": "/usr/bin:/bin"}   # no pip needed: nothing to download
-    out = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "install-tools.sh")], capture_output=True, text=True,
+    out = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "install-tools.sh")], check=False, capture_output=True, text=True,
                          env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "already installed" in out.stdout and "v4." in out.stdout

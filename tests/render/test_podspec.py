@@ -10,9 +10,19 @@ from mlrepro import __version__
 from mlrepro.errors import BadInputError
 from mlrepro.profiles.loader import resolve_profile
 from mlrepro.profiles.runspec import build_run_spec
-from mlrepro.render.podspec import (CONFIG_DIR, RESULTS_DIR, ConfigMapSource, EmptyDirSource, PvcSource,
-                                    RenderError, Toleration, build_pod_spec, image_reference, k8s_escape,
-                                    sha256_text)
+from mlrepro.render.podspec import (
+    CONFIG_DIR,
+    RESULTS_DIR,
+    ConfigMapSource,
+    EmptyDirSource,
+    PvcSource,
+    RenderError,
+    Toleration,
+    build_pod_spec,
+    image_reference,
+    k8s_escape,
+    sha256_text,
+)
 
 
 def pod_for(name: str = "x86-cpu", sets: tuple[str, ...] = (), run_id: str = "run-1", image: str = "reg/x:1"):
@@ -23,7 +33,7 @@ def pod_for(name: str = "x86-cpu", sets: tuple[str, ...] = (), run_id: str = "ru
 
 
 def test_cpu_pod_basics():
-    resolved, spec, pod = pod_for()
+    resolved, _, pod = pod_for()
     assert pod.name == pod.run_id == "run-1"
     assert pod.image == "reg/x:1" and pod.platform == "linux/amd64"
     assert pod.command == ("mlrepro-harness",)
@@ -44,7 +54,7 @@ def test_cpu_pod_basics():
 
 
 def test_volumes_and_config_files():
-    resolved, spec, pod = pod_for()
+    _, spec, pod = pod_for()
     assert [(v.name, v.mount_path, v.read_only) for v in pod.volumes] == [
         ("config", CONFIG_DIR, True), ("results", RESULTS_DIR, False), ("tmp", "/tmp", False)]
     cfg = pod.config_volume.source
@@ -78,7 +88,7 @@ def test_labels_and_annotations():
 
 
 def test_gpu_pod():
-    resolved, _, pod = pod_for("nvidia-gpu")
+    _, _, pod = pod_for("nvidia-gpu")
     assert pod.gpu is not None and pod.gpu_count == 1
     assert pod.gpu.resource == "nvidia.com/gpu"
     assert dict(pod.resources.limits)["nvidia.com/gpu"] == "1"

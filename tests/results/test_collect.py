@@ -125,8 +125,9 @@ def test_accuracy_log_truncated_and_full_log_kept(runs: Path, tmp_path: Path) ->
     kept = (res / "accuracy/mlperf_log_accuracy.json").read_bytes()
     assert len(kept) <= MAX_ACCURACY_LOG_SIZE
     assert kept.startswith(full_src[:4096]) and kept.endswith(full_src[-4096:])
-    full_copy = report.sidecar / "full_accuracy_logs" / res.relative_to(tree) / "accuracy/mlperf_log_accuracy.json"
+    full_copy = report.sidecar / "full_accuracy_logs" / f"{hashlib.sha256(full_src).hexdigest()}.json"
     assert full_copy.read_bytes() == full_src
+    assert str(full_copy.relative_to(report.sidecar.parent)) in (res / "README.md").read_text()
     txt = parse_accuracy_txt((res / "accuracy/accuracy.txt").read_text())
     assert txt.metric_line == "accuracy=90.000%"
     assert txt.hash == hashlib.sha256(full_src).hexdigest()

@@ -65,7 +65,7 @@ LABEL org.opencontainers.image.title="mlrepro nvidia-gpu" \
       org.opencontainers.image.source="https://github.com/mlrepro/mlrepro" \
       org.opencontainers.image.base.name="nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04" \
       io.mlrepro.profile="nvidia-gpu" \
-      io.mlrepro.profile-hash="369a2b9f81360a75d5d05aa8c35b3cfd5189f7b83d8e79b99abfc8bc68130668" \
+      io.mlrepro.profile-hash="fe93834e793de63f364203c721026702a32d8cefc93b4d65b405f8239aa362e3" \
       io.mlrepro.platform="linux/amd64" \
       io.mlrepro.backend="onnxruntime-gpu"
 # Harness code last: a change to it rebuilds only the layers below.

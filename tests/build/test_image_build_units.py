@@ -1,0 +1,137 @@
+"""Units of the image build that need no engine and no network: lock, tags, stream parser, build_helper."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlrepro.build.lock import find_lock, input_digest, lock_key, parse_lock, with_extra_hashes
+from mlrepro.build.progress import (
+    BuildFailed,
+    BuildStreamParser,
+    ImageBuilt,
+    StepFinished,
+    StepOutput,
+    StepStarted,
+)
+from mlrepro.build.tags import content_hash, image_name
+from mlrepro.profiles.loader import builtin_profile_names, resolve_profile
+from mlrepro.resources import images_dir
+
+H0, H1, H2, H3 = ("0" * 64, "1" * 64, "2" * 64, "3" * 64)
+LOCK = f"""# header
+# mlrepro-lock-input: {H0}
+mlcommons-loadgen==6.0.17 \\
+    --hash=sha256:{H1} \\
+    --hash=sha256:{H2}
+    # via -r requirements.in
+numpy==2.4.6 \\
+    --hash=sha256:{H3}
+    # via onnxruntime
+"""
+
+
+def test_parse_and_extend_lock() -> None:
+    locked = parse_lock(LOCK)
+    assert locked["mlcommons-loadgen"].version == "6.0.17"
+    assert locked["mlcommons-loadgen"].hashes == {"1" * 64, "2" * 64}
+    assert locked["numpy"].hashes == {"3" * 64}
+    extended = parse_lock(with_extra_hashes(LOCK, {"mlcommons-loadgen": ("4" * 64,), "numpy": ("5" * 64,)}))
+    assert extended["mlcommons-loadgen"].hashes == {"1" * 64, "2" * 64, "4" * 64}
+    assert extended["numpy"].hashes == {"3" * 64, "5" * 64}
+    with pytest.raises(Exception, match="not in the lock"):
+        with_extra_hashes(LOCK, {"torch": ("6" * 64,)})
+
+
+@pytest.mark.parametrize("name", builtin_profile_names())
+def test_builtin_locks_are_committed_and_current(name: str) -> None:
+    profile = resolve_profile(name).profile
+    lock = find_lock(profile)
+    assert lock is not None and lock.source == "committed", f"run `python -m mlrepro.build.lock` ({lock_key(profile)})"
+    pkgs = lock.packages()
+    assert {"numpy", "mlcommons-loadgen", profile.framework.backend} <= set(pkgs)
+    assert pkgs[profile.framework.backend].version == profile.framework.version
+    assert all(p.hashes for p in pkgs.values())
+    # the air-gapped overlay keeps Python 3.11 on the CPU profiles: same lock
+    if profile.image.python == "3.11":
+        assert find_lock(resolve_profile(name, ["air-gapped"]).profile) is not None
+
+
+def test_lock_key_and_digest_follow_inputs() -> None:
+    base = resolve_profile("x86-cpu").profile
+    extra = resolve_profile("x86-cpu", sets=["packages.pip=[requests==2.32.3]"]).profile
+    arm = resolve_profile("arm64-cpu").profile
+    assert lock_key(base) == "amd64-py3.11-onnxruntime-1.20.1"
+    assert lock_key(extra).startswith("amd64-py3.11-onnxruntime-1.20.1-pip")
+    assert len({input_digest(base), input_digest(extra), input_digest(arm)}) == 3
+
+
+def test_content_hash_tracks_inputs() -> None:
+    resolved = resolve_profile("x86-cpu", ["air-gapped"])
+    lock = find_lock(resolved.profile)
+    assert lock is not None
+    wheel = b"harness-1"
+    h1 = content_hash(resolved, lock, wheel)
+    assert content_hash(resolved, lock, wheel) == h1
+    assert content_hash(resolved, lock, b"harness-2") != h1  # harness code
+    other = resolve_profile("x86-cpu", ["air-gapped"], ["env.FOO=bar"])
+    assert content_hash(other, lock, wheel) != h1  # profile
+    name = image_name(resolved)
+    assert name.repository == "mlrepro/bench" and name.tag.startswith("x86-cpu-") and len(name.tag) == 8 + 12
+    fixed = image_name(resolve_profile("x86-cpu", sets=["image.tag_policy=fixed", "image.tag=v1",
+                                                        "image.registry=127.0.0.1:5001"]))
+    assert fixed.ref == "127.0.0.1:5001/mlrepro/bench:v1"
+
+
+def test_stream_parser() -> None:
+    p = BuildStreamParser()
+    events = []
+    for obj in [{"stream": "Step 1/3 : FROM base AS builder"}, {"stream": "\n"}, {"stream": " ---> abc123def456\n"},
+                {"stream": "Step 2/3 : RUN make\n ---> Using cache\n ---> 0123456789ab\n"},
+                {"stream": "Step 3/3 : RUN apt-get install -y nope\n"}, {"stream": " ---> Running in 5b3c\n"},
+                {"stream": "E: Unable to locate"}, {"stream": " package nope\n"},
+                {"errorDetail": {"code": 100, "message": "The command '/bin/sh -c apt-get' returned a non-zero code: 100"},
+                 "error": "The command ..."}]:
+        events += p.feed(obj)
+    kinds = [type(e) for e in events]
+    assert kinds == [StepStarted, StepFinished, StepStarted, StepFinished, StepStarted, StepOutput, BuildFailed]
+    assert events[3].cached and not events[1].cached
+    failure = events[-1]
+    assert isinstance(failure, BuildFailed) and failure.step == 3 and failure.instruction == "RUN apt-get install -y nope"
+    assert failure.tail == ("E: Unable to locate package nope",)
+    ok = BuildStreamParser()
+    assert isinstance(ok.feed({"aux": {"ID": "sha256:" + "a" * 64}})[0], ImageBuilt)
+
+
+def test_build_helper_adds_hashes_of_compiled_wheels(tmp_path: Path) -> None:
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(LOCK)
+    house, out = tmp_path / "wheels", tmp_path / "out"
+    house.mkdir(), out.mkdir()
+    (house / "mlcommons_loadgen-6.0.17.tar.gz").write_bytes(b"sdist")
+    (out / "mlcommons_loadgen-6.0.17-cp311-cp311-linux_aarch64.whl").write_bytes(b"compiled")
+    helper = images_dir() / "build_helper.py"
+    subprocess.run([sys.executable, str(helper), "add-hashes", str(lock), str(house), str(out)], check=True,
+                   capture_output=True)
+    new = parse_lock((out / "requirements.lock").read_text())
+    assert hashlib.sha256(b"compiled").hexdigest() in new["mlcommons-loadgen"].hashes
+    built = json.loads((out / "built.json").read_text())
+    assert built[0]["sdist_sha256"] == hashlib.sha256(b"sdist").hexdigest()
+    (out / "evil-1.0-py3-none-any.whl").write_bytes(b"x")  # not in the lock: refused
+    proc = subprocess.run([sys.executable, str(helper), "add-hashes", str(lock), str(house), str(out)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and "not in the lock" in proc.stderr
+    proc = subprocess.run([sys.executable, str(helper), "check-python", "2.7"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and "image.python" in proc.stderr
+
+
+def test_every_builtin_renders() -> None:
+    from mlrepro.render.dockerfile import render_dockerfile
+
+    for name in builtin_profile_names():
+        assert render_dockerfile(resolve_profile(name)).startswith("# mlrepro image for profile")

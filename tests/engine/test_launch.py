@@ -1,0 +1,166 @@
+"""The laptop path on a real engine: launch the benchmark container, fetch, collect, check; and its failures."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mlrepro.pipeline import PipelineOptions, run_pipeline
+from mlrepro.profiles import resolve_profile
+
+pytestmark = [pytest.mark.docker]
+
+SHORT = ["benchmark.settings.min_duration_ms=500", "benchmark.settings.offline_expected_qps=50000",
+         "benchmark.settings.min_query_count=50"]
+
+
+@pytest.fixture(scope="session")
+def x86_image(docker_client, base_image) -> str:
+    """The x86-cpu image (air-gapped base), built once per session (a no-op when it is up to date)."""
+    from mlrepro.build.builder import build_image
+
+    return build_image(resolve_profile("x86-cpu", ["air-gapped"]), client=docker_client).ref
+
+
+@pytest.fixture()
+def state(tmp_path, monkeypatch) -> Path:
+    d = tmp_path / "state"
+    monkeypatch.setenv("MLREPRO_STATE_DIR", str(d))
+    return d
+
+
+def launch(sets: list[str], tmp_path: Path, image: str, **options) -> object:
+    resolved = resolve_profile("x86-cpu", ["air-gapped"], SHORT + sets)
+    opts = PipelineOptions(target="docker", image=image, into=options.pop("into", None),
+                           collect=options.pop("collect", False), submitter="Acme", **options)
+    return run_pipeline(resolved, opts)
+
+
+def containers_of(client, run_id: str) -> list:
+    return client.containers.list(all=True, filters={"label": f"mlrepro.io/run-id={run_id}"})
+
+
+def test_launch_offline_performance_and_accuracy_then_collect(docker_client, x86_image, tmp_path, state):
+    result = launch(["benchmark.scenarios=[Offline]", "benchmark.modes=[performance,accuracy]"], tmp_path, x86_image,
+                    into=tmp_path / "sub", collect=True)
+    assert result.target == "docker" and result.ok, result.runs
+    perf, acc = result.runs
+    assert perf.validity == "VALID" and perf.result and perf.result > 100
+    assert acc.accuracy is not None and acc.accuracy >= 90.0
+    # the container ran non-root, in a container, and its system description says so
+    system = json.loads((perf.results_dir / "system.json").read_text())
+    assert system.get("container") or system.get("in_container")
+    record = json.loads((perf.results_dir / "record.json").read_text())
+    assert record["image"]["reference"] == x86_image
+    # containers are removed, volumes kept (collect works later from them)
+    assert containers_of(docker_client, perf.run_id) == []
+    docker_client.volumes.get(f"mlrepro-results-{perf.run_id}")
+    tree = tmp_path / "sub" / "open" / "Acme"
+    (res,) = result.collect_report.placed
+    assert (res.path / "performance" / "run_1" / "mlperf_log_detail.txt").is_file()
+    assert (res.path / "accuracy" / "accuracy.txt").read_text().startswith("accuracy=")
+    assert list((tree / "systems").glob("*.json"))
+
+
+def test_container_exiting_non_zero_is_a_failed_run(docker_client, x86_image, tmp_path, state):
+    result = launch(["benchmark.workload=resnet50"], tmp_path, x86_image)  # no model file: bad spec, exit 3
+    (run,) = result.runs
+    assert run.status == "failed" and run.exit_code == 3 and not result.ok
+    assert "model" in run.message.lower()
+
+
+def test_deadline_is_enforced(docker_client, x86_image, tmp_path, state):
+    started = time.monotonic()
+    result = launch(["job.deadline_seconds=3", "benchmark.settings.min_duration_ms=120000",
+                     "benchmark.settings.offline_expected_qps=100000000"], tmp_path, x86_image)
+    (run,) = result.runs
+    assert run.status == "timeout" and "deadline" in run.message
+    assert time.monotonic() - started < 60
+    assert containers_of(docker_client, run.run_id) == []
+
+
+def test_tampered_volume_is_refused_and_nothing_placed(docker_client, x86_image, base_image, tmp_path, state):
+    from mlrepro.results.errors import ChecksumError
+    from mlrepro.runs import collect_runs
+
+    result = launch([], tmp_path, x86_image)
+    (run,) = result.runs
+    assert run.status == "succeeded"
+    # only the volume holds the results now; someone edits a log in it
+    import shutil
+
+    shutil.rmtree(run.results_dir)
+    volume = f"mlrepro-results-{run.run_id}"
+    summary = f"/results/{run.run_id}/Offline/performance/run_1/mlperf_log_summary.txt"
+    docker_client.containers.run(base_image, ["sh", "-c", f"echo 'Result is : VALID' >> {summary}"], remove=True,
+                                 volumes={volume: {"bind": "/results", "mode": "rw"}})
+    with pytest.raises(ChecksumError):
+        collect_runs([run.run_id], tmp_path / "sub", submitter="Acme")
+    assert not (tmp_path / "sub" / "open" / "Acme" / "results").exists()
+
+
+def test_symlink_out_of_the_volume_is_rejected(docker_client, x86_image, base_image, tmp_path):
+    from mlrepro.results.errors import UnsafeArchiveError
+    from mlrepro.runners.docker import fetch_from_volume
+
+    volume = docker_client.volumes.create()
+    try:
+        docker_client.containers.run(base_image, ["sh", "-c", "mkdir -p /results/r1 && echo x > /results/r1/a "
+                                                  "&& ln -s /etc/shadow /results/r1/evil"], remove=True,
+                                     volumes={volume.name: {"bind": "/results", "mode": "rw"}})
+        with pytest.raises(UnsafeArchiveError, match="evil"):
+            fetch_from_volume(docker_client, volume.name, x86_image, "r1", tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+    finally:
+        volume.remove(force=True)
+
+
+def test_concurrent_launches_keep_state_consistent(docker_client, x86_image, tmp_path, state):
+    from mlrepro.results.state import open_store
+
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(launch([], tmp_path, x86_image))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run_ids = {r.runs[0].run_id for r in results}
+    assert len(run_ids) == 2 and all(r.ok for r in results)
+    records = {r.run_id: r for r in open_store(state).list()}
+    assert set(records) == run_ids and all(r.status == "succeeded" for r in records.values())
+
+
+def test_ctrl_c_stops_and_removes_the_container(docker_client, x86_image, tmp_path, state):
+    from mlrepro.results.state import open_store
+
+    argv = [sys.executable, "-m", "mlrepro.cli.main", "launch", "-p", "x86-cpu", "-f", "air-gapped",
+            "--image", x86_image, "--set", "benchmark.settings.min_duration_ms=120000",
+            "--set", "benchmark.settings.offline_expected_qps=100000000"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    store = open_store(state)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        running = [r for r in store.list() if r.status == "running"]
+        if running:
+            break
+        time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("the run never started")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    (record,) = store.list()
+    assert record.status == "cancelled"
+    assert containers_of(docker_client, record.run_id) == []

@@ -1,0 +1,55 @@
+"""The local container is configured from the same PodSpec as the Kubernetes Job."""
+
+from pathlib import Path
+
+from mlrepro.profiles import resolve_profile
+from mlrepro.profiles.runspec import build_run_spec
+from mlrepro.render.manifests import render_manifests
+from mlrepro.render.podspec import build_pod_spec
+from mlrepro.runners.docker_config import docker_run_config, results_volume_name, write_config_dir
+
+
+def pod_and_job(profile: str, *sets: str):
+    resolved = resolve_profile(profile, sets=list(sets))
+    spec = build_run_spec(resolved, "Offline", "performance", run_id="r1")
+    pod = build_pod_spec(resolved, "img:tag", spec)
+    job = next(o for o in render_manifests(resolved, "img:tag", spec) if o["kind"] == "Job")
+    return pod, job["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_cpu_container_matches_the_job_container(tmp_path: Path):
+    pod, container = pod_and_job("x86-cpu")
+    cfg = docker_run_config(pod, write_config_dir(pod, tmp_path / "config"))
+    assert cfg.image == container["image"]
+    assert cfg.entrypoint == container["command"] and cfg.command == container["args"]
+    assert cfg.environment == {e["name"]: e["value"] for e in container["env"]}
+    assert cfg.working_dir == container["workingDir"]
+    assert cfg.user == "10001:10001"
+    assert cfg.read_only and cfg.cap_drop == ["ALL"] and cfg.security_opt == ["no-new-privileges:true"]
+    assert cfg.nano_cpus == 2 * 10**9 and cfg.mem_limit == 2 * 2**30 and cfg.mem_reservation == 2**30
+    assert cfg.gpu_count == 0
+    mounts = {m["target"]: m for m in cfg.mounts}
+    assert set(mounts) == {m["mountPath"] for m in container["volumeMounts"]} - {"/tmp"}
+    assert mounts["/config"]["read_only"] and mounts["/config"]["type"] == "bind"
+    assert mounts["/results"] == {"target": "/results", "source": results_volume_name("r1"), "read_only": False,
+                                  "type": "volume"}
+    assert "/tmp" in cfg.tmpfs
+    assert cfg.labels["mlrepro.io/run-id"] == "r1" and cfg.labels["app.kubernetes.io/managed-by"] == "mlrepro"
+    # the config files are what the ConfigMap holds
+    assert (tmp_path / "config" / "run.json").read_text() == pod.config_files["run.json"]
+
+
+def test_gpu_profile_asks_for_devices_and_bind_mount_results(tmp_path: Path):
+    pod, container = pod_and_job("nvidia-gpu", "accelerator.count=2")
+    cfg = docker_run_config(pod, tmp_path, results_source="/data/results")
+    assert cfg.gpu_count == 2 == int(container["resources"]["limits"]["nvidia.com/gpu"])
+    kwargs = cfg.create_kwargs()
+    (request,) = kwargs["device_requests"]
+    assert request["Count"] == 2 and request["Capabilities"] == [["gpu"]]
+    results = next(m for m in kwargs["mounts"] if m["Target"] == "/results")
+    assert results["Type"] == "bind" and results["Source"] == "/data/results"
+
+
+def test_arm64_profile_platform(tmp_path: Path):
+    pod, _ = pod_and_job("arm64-cpu")
+    assert docker_run_config(pod, tmp_path).platform == "linux/arm64"

@@ -1,0 +1,92 @@
+"""The main job on the native target: real LoadGen, real reference model, state, logs, collect, check."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlrepro.cli.main import app
+from mlrepro.pipeline import PipelineOptions, run_pipeline
+from mlrepro.profiles import resolve_profile
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def state(tmp_path, monkeypatch) -> Path:
+    d = tmp_path / "state"
+    monkeypatch.setenv("MLREPRO_STATE_DIR", str(d))
+    return d
+
+
+def test_native_pipeline_runs_collects_and_records(tmp_path, state):
+    resolved = resolve_profile("x86-cpu", ["quick"], ["benchmark.settings.min_duration_ms=500",
+                                                       "benchmark.settings.offline_expected_qps=100000"])
+    messages: list[str] = []
+    result = run_pipeline(resolved, PipelineOptions(target="native", scenarios=["Offline"],
+                                                    modes=["performance", "accuracy"], into=tmp_path / "sub",
+                                                    submitter="Acme"), progress=messages.append)
+    assert result.ok, result.runs
+    perf, acc = result.runs
+    assert perf.validity == "VALID" and perf.result and perf.result > 0 and perf.result_unit
+    assert acc.accuracy is not None and acc.accuracy >= 90.0  # computed from the accuracy log
+    report = result.collect_report
+    assert report is not None and len(report.placed) == 1 and not report.rejected
+    res_dir = report.placed[0].path
+    assert (res_dir / "performance" / "run_1" / "mlperf_log_summary.txt").is_file()
+    acc_txt = (res_dir / "accuracy" / "accuracy.txt").read_text()
+    assert acc_txt.startswith("accuracy=") and "\nhash=" in acc_txt
+
+    # runs / logs / check from the CLI, as after the terminal closed
+    rows = json.loads(runner.invoke(app, ["runs", "--output", "json"]).stdout)
+    assert {r["run_id"] for r in rows} == {perf.run_id, acc.run_id}
+    assert all(r["status"] == "succeeded" and r["target"] == "native" for r in rows)
+    logs = runner.invoke(app, ["logs", perf.run_id])
+    assert logs.exit_code == 0 and "VALID" in logs.stdout
+    check = runner.invoke(app, ["check", str(tmp_path / "sub")])
+    assert check.exit_code == 0, check.stdout
+
+    # collecting again through the CLI changes nothing
+    before = {p: p.read_bytes() for p in (tmp_path / "sub").rglob("*") if p.is_file()}
+    again = runner.invoke(app, ["collect", perf.run_id, acc.run_id, "--into", str(tmp_path / "sub"),
+                                "--submitter", "Acme"])
+    assert again.exit_code == 0, again.output
+    after = {p: p.read_bytes() for p in (tmp_path / "sub").rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_auto_target_without_engine_falls_back_to_native(tmp_path, state, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
+    messages: list[str] = []
+    resolved = resolve_profile("x86-cpu", sets=["benchmark.workload=null", "benchmark.settings.min_duration_ms=100",
+                                                "benchmark.settings.offline_expected_qps=1000000"])
+    result = run_pipeline(resolved, PipelineOptions(target="auto", into=None, collect=False), progress=messages.append)
+    assert result.target == "native" and result.ok
+    assert messages[0] == f"no Docker engine reachable at unix://{tmp_path}/no-such.sock: running natively " \
+                          "(--target native)"
+
+
+def test_docker_target_without_engine_is_one_line_exit_1(tmp_path, state, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
+    r = runner.invoke(app, ["run", "-p", "x86-cpu", "--target", "docker"])
+    assert r.exit_code == 1
+    assert r.stderr.startswith(f"mlrepro: error: no Docker engine reachable at unix://{tmp_path}/no-such.sock")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bad_flags_exit_2(state):
+    r = runner.invoke(app, ["run", "-p", "x86-cpu", "--target", "native", "--scenario", "Offlne"])
+    assert r.exit_code == 2 and "--scenario: 'Offlne' is not one of" in r.stderr
+    r = runner.invoke(app, ["logs", "no-such-run"])
+    assert r.exit_code == 2 and "no-such-run" in r.stderr
+
+
+def test_failed_run_is_recorded_and_not_collected_as_valid(tmp_path, state):
+    resolved = resolve_profile("x86-cpu", sets=["benchmark.workload=resnet50"])  # no model file: bad spec
+    result = run_pipeline(resolved, PipelineOptions(target="native", into=tmp_path / "sub", submitter="Acme"))
+    (run,) = result.runs
+    assert run.status == "failed" and run.exit_code == 3 and not result.ok
+    report = result.collect_report
+    assert report is None or not report.placed
+    assert not (tmp_path / "sub" / "open" / "Acme" / "results").exists()
