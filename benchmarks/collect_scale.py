@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -27,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mlrepro.harness.checksums import read_manifest  # noqa: E402
-from mlrepro.results.check import check_tree  # noqa: E402
-from mlrepro.results.submission import collect  # noqa: E402
+from mlrepro.harness.checksums import read_manifest
+from mlrepro.results.check import check_tree
+from mlrepro.results.submission import collect
 
 MODELS = ("digits-mlp-a", "digits-mlp-b", "digits-mlp-c", "digits-mlp-d")
 TEMPLATE_SPEC = {
@@ -88,13 +89,20 @@ def synthesize(template: Path, dest: Path, n: int) -> list[Path]:
     return dirs
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its reaped children (collect's worker processes)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,4000,12000")
     ap.add_argument("--workdir", default=str(ROOT / "build" / "collect_scale"))
     ap.add_argument("--jobs", type=int, default=None, help="collect's worker processes (default: CPU count)")
     ap.add_argument("--no-durable", action="store_true", help="skip the os.sync() before the renames")
-    ap.add_argument("--keep", action="store_true", help="keep the synthesized runs and trees")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the synthesized runs (reused by the next invocation) and the trees")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "collect_scale.json"))
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -114,32 +122,36 @@ def main(argv: list[str] | None = None) -> int:
         for p in (tree, tree.parent / f"{tree.name}.mlrepro"):
             shutil.rmtree(p, ignore_errors=True)
         os.sync()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu()
         report = collect(runs[:n], tree, submitter="mlrepro-bench", jobs=args.jobs,
                          durable=not args.no_durable)
-        secs = time.perf_counter() - t
+        secs, cpu = time.perf_counter() - t, _cpu() - c
         assert len(report.placed) == n and not report.rejected, (len(report.placed), report.rejected[:3])
         rows.append({"runs": n, "seconds": round(secs, 2), "runs_per_second": round(n / secs, 1),
-                     "units_written": report.written, "systems": len(report.systems), "kind": "fresh tree"})
-        print(f"  {n:>6} runs: {secs:7.2f} s", flush=True)
+                     "cpu_seconds": round(cpu, 1),
+                     "units_written": report.written, "systems": len(report.systems), "kind": "fresh tree",
+                     "phases": dict(report.timings), "load_average_1m": round(os.getloadavg()[0], 2)})
+        print(f"  {n:>6} runs: {secs:7.2f} s  {dict(report.timings)}", flush=True)
     n = max(sizes)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu()
     again = collect(runs[:n], work / f"tree-{n}", submitter="mlrepro-bench", jobs=args.jobs)
-    secs = time.perf_counter() - t
+    secs, cpu = time.perf_counter() - t, _cpu() - c
     assert again.written == 0 and len(again.unchanged) == n
-    rows.append({"runs": n, "seconds": round(secs, 2), "runs_per_second": round(n / secs, 1), "units_written": 0,
-                 "systems": len(again.systems), "kind": "re-collect (no change)"})
+    rows.append({"runs": n, "seconds": round(secs, 2), "runs_per_second": round(n / secs, 1),
+                 "cpu_seconds": round(cpu, 1), "units_written": 0,
+                 "systems": len(again.systems), "kind": "re-collect (no change)", "phases": dict(again.timings),
+                 "load_average_1m": round(os.getloadavg()[0], 2)})
     t = time.perf_counter()
     chk = check_tree(work / f"tree-{n}")
     check_s = time.perf_counter() - t
     errors = len(chk.errors)
 
     print()
-    print(f"{'runs':>7} | {'kind':<22} | {'seconds':>8} | {'runs/s':>8} | {'units written':>13}")
-    print(f"{'-' * 7}-+-{'-' * 22}-+-{'-' * 8}-+-{'-' * 8}-+-{'-' * 13}")
+    print(f"{'runs':>7} | {'kind':<22} | {'seconds':>8} | {'CPU s':>7} | {'runs/s':>8} | {'units written':>13} | load")
+    print(f"{'-' * 7}-+-{'-' * 22}-+-{'-' * 8}-+-{'-' * 7}-+-{'-' * 8}-+-{'-' * 13}-+-----")
     for r in rows:
-        print(f"{r['runs']:>7} | {r['kind']:<22} | {r['seconds']:>8.2f} | {r['runs_per_second']:>8.1f} | "
-              f"{r['units_written']:>13}")
+        print(f"{r['runs']:>7} | {r['kind']:<22} | {r['seconds']:>8.2f} | {r['cpu_seconds']:>7.1f} | "
+              f"{r['runs_per_second']:>8.1f} | {r['units_written']:>13} | {r['load_average_1m']:.1f}")
     print(f"check_tree on the {n}-run tree: {check_s:.1f} s, {errors} errors "
           f"({len(chk.warnings)} warnings: short runs)")
     result = {
@@ -163,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         for n in sizes:
             for p in (work / f"tree-{n}", work / f"tree-{n}.mlrepro"):
                 shutil.rmtree(p, ignore_errors=True)
+        for p in (work / "runs", work / "template", work / "template-spec.json"):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.exists():
+                p.unlink()
     return 0
 
 

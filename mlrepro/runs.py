@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from mlrepro.errors import BadInputError
 from mlrepro.pipeline import collect_into, local_results_dir, log_file
+from mlrepro.runners.logfile import follow_lines
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlrepro.results.state import RunRecord, RunStore
@@ -31,15 +31,7 @@ def stream_logs(run_id: str, follow: bool = False, state_dir: Path | None = None
     path = log_file(work_dir, run_id)
     if not path.is_file():
         raise BadInputError(f"run {run_id} has no saved log ({path})")
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        while True:
-            line = fh.readline()
-            if line:
-                yield line.rstrip("\n")
-                continue
-            if not follow or store.get(run_id).status not in ("pending", "running"):
-                return
-            time.sleep(0.2)
+    yield from follow_lines(path, follow, lambda: store.get(run_id).status in ("pending", "running"), poll_s=0.2)
 
 
 def _docker_logs(record: "RunRecord", follow: bool) -> Iterator[str]:

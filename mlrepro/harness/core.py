@@ -179,6 +179,7 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
                 raise
             outcome.dispatch, outcome.warmup_predict_s = info.dispatch, info.warmup_predict_s
             outcome.duration_s, outcome.audit_config = info.duration_s, info.audit_config
+            outcome.cpu_s = info.cpu_s
             detached = info.detached
             outcome.logs = parse_log_dir(outdir)
             if info.failure is not None:
@@ -188,7 +189,14 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
                 outcome.error = msg
                 raise _SubRunFailed(code, f"{kind} run: {msg}")
             if kind == ACCURACY:
-                outcome.accuracy = evaluate_accuracy(workload, outdir)
+                try:
+                    outcome.accuracy = evaluate_accuracy(workload, outdir)
+                except Exception as exc:
+                    if debug:
+                        traceback.print_exc()
+                    code, msg = _failure_exit(exc)
+                    outcome.error = msg
+                    raise _SubRunFailed(code, f"{kind} run: {msg}") from exc
             elif outcome.validity is None:
                 outcome.error = "LoadGen wrote no result"
                 raise _SubRunFailed(exit_codes.EXIT_RUNTIME,

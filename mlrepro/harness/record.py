@@ -52,6 +52,7 @@ class SubRunOutcome:
     dispatch: str | None = None
     warmup_predict_s: float | None = None
     duration_s: float | None = None
+    cpu_s: float | None = None
     audit_config: str | None = None
     error: str | None = None
 
@@ -121,6 +122,7 @@ def _subrun_dict(o: SubRunOutcome) -> dict[str, Any]:
         "dispatch": o.dispatch,
         "warmup_predict_s": o.warmup_predict_s,
         "duration_s": o.duration_s,
+        "cpu_s": o.cpu_s,
         "audit_config": o.audit_config,
         "error": o.error,
     }

@@ -10,7 +10,7 @@ Checked: structure (divisions, ``systems/``, ``src/``, ``results/``), every syst
 fields, non-empty strings, status, system type, division/submitter equal to the directory names), benchmark names
 (closed: MLPerf names; open: MLPerf names or ``model_mapping.json`` entries), each result folder's required files,
 ``Result is : VALID``, LoadGen errors, non-zero RNG seeds, scenario consistency, minimum duration (600 s; an error
-in the closed division, a warning in the open one), ``measurements.json`` keys, ``accuracy.txt`` (metric line and
+in the closed division, a warning in the open one), ``measurements.json`` keys, compliance folders in the closed division (TEST01 present), ``accuracy.txt`` (metric line and
 ``hash=`` equal to the sha256 of the full accuracy log kept in the sidecar, or of the log itself when it was
 small enough to keep whole), accuracy log size <= 10 KiB.
 
@@ -127,11 +127,13 @@ class _Checker:
         if mpath.exists():
             try:
                 loaded = json.loads(mpath.read_text(encoding="utf-8"))
-                if not isinstance(loaded, dict):
-                    raise ValueError("not an object")
-                mapping = loaded
             except (OSError, ValueError) as exc:
                 self.err("MODEL_MAPPING", mpath, f"unreadable ({exc})")
+            else:
+                if isinstance(loaded, dict):
+                    mapping = loaded
+                else:
+                    self.err("MODEL_MAPPING", mpath, "not a JSON object")
             if division != "open":
                 self.warn("MODEL_MAPPING", mpath, "model_mapping.json is only read in the open division")
             for k, v in mapping.items():
@@ -192,6 +194,9 @@ class _Checker:
             extra = sorted(p.name for p in perf.iterdir() if p.name not in _PERF_FILES | _PERF_OPTIONAL)
             if extra:
                 self.warn("STRUCTURE", perf, f"unexpected files: {', '.join(extra)}")
+        if division == "closed" and not (sdir / "TEST01").is_dir():
+            self.err("COMPLIANCE", sdir, "closed-division results need the compliance runs (TEST01, and TEST04 "
+                     "or TEST06 depending on the benchmark); mlrepro does not produce them yet")
         self.performance(division, sdir, scenario)
         self.accuracy(sdir, scenario, benchmark)
         self.measurements(sdir / tl.MEASUREMENTS)

@@ -11,11 +11,10 @@ import errno
 import fcntl
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from mlrepro.results.errors import ResultsError
-
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
@@ -127,9 +126,13 @@ class DirLock:
         self.path = path
         self._fd: int | None = None
 
-    def __enter__(self) -> "DirLock":
+    @property
+    def fd(self) -> int | None:
+        return self._fd
+
+    def __enter__(self) -> DirLock:  # noqa: PYI034 (typing.Self needs 3.11)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import posixpath
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 REQUIRED_KEYS = ("input_data_types", "retraining", "starting_weights_filename", "weight_data_types",
                  "weight_transformations")

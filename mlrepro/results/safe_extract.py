@@ -28,13 +28,14 @@ import shutil
 import stat
 import tarfile
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Union
+from typing import BinaryIO, Union
 
 from mlrepro.results.errors import ArchiveError, UnsafeArchiveError
 
-Source = Union[bytes, bytearray, BinaryIO, Iterable[bytes]]
+Source = Union[bytes, bytearray, BinaryIO, Iterable[bytes]]  # noqa: UP007 (a runtime alias on 3.10)
 
 _CHUNK = 1 << 20
 
@@ -58,7 +59,7 @@ class _ChunkReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: "bytearray | memoryview") -> int:  # type: ignore[override]
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._buf:
             try:
                 self._buf = bytes(next(self._it))
@@ -82,7 +83,7 @@ def _clean_name(name: str, strip: int) -> str | None:
     """The member's relative path, '' for the archive root, None when stripped away. Raises on unsafe."""
     if "\x00" in name:
         raise UnsafeArchiveError(name, "NUL byte in name")
-    if name.startswith("/") or name.startswith("\\") or (len(name) > 1 and name[1] == ":" and name[0].isalpha()):
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":" and name[0].isalpha()):
         raise UnsafeArchiveError(name, "absolute path")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
@@ -96,7 +97,7 @@ def _clean_name(name: str, strip: int) -> str | None:
 
 def _inside(rel: str) -> bool:
     norm = posixpath.normpath(rel)
-    return not (norm == ".." or norm.startswith("../") or norm.startswith("/"))
+    return not (norm == ".." or norm.startswith(("../", "/")))
 
 
 def _check_parents(root: Path, rel: str, member: str) -> Path:
@@ -155,7 +156,7 @@ def _extract_into(stream: BinaryIO, root: Path, strip: int, max_members: int, ma
     regular: set[str] = set()
     symlinks: list[str] = []
     try:
-        tf = tarfile.open(fileobj=stream, mode="r|*")
+        tf = tarfile.open(fileobj=stream, mode="r|*")  # noqa: SIM115 (closed in the finally below)
     except tarfile.TarError as exc:
         raise ArchiveError(f"not a readable tar stream ({exc})") from None
     try:

@@ -23,10 +23,11 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from mlrepro.results.errors import (
     DuplicateRunError,
@@ -225,7 +226,7 @@ class RunStore:
         return None
 
     class _Tx:
-        def __init__(self, store: "RunStore") -> None:
+        def __init__(self, store: RunStore) -> None:
             self.store = store
 
         def __enter__(self) -> sqlite3.Cursor:
@@ -238,7 +239,7 @@ class RunStore:
                 raise
             return self.cur
 
-        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
             try:
                 if exc_type is None:
                     self.store._retry(lambda: self.cur.execute("COMMIT"))
@@ -248,7 +249,7 @@ class RunStore:
                 self.cur.close()
                 self.store._lock.release()
 
-    def _write(self) -> "RunStore._Tx":
+    def _write(self) -> RunStore._Tx:
         return RunStore._Tx(self)
 
     # -- API -----------------------------------------------------------------------------------
@@ -257,10 +258,10 @@ class RunStore:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "RunStore":
+    def __enter__(self) -> RunStore:  # noqa: PYI034 (typing.Self needs 3.11)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _row(self, row: sqlite3.Row) -> RunRecord:

@@ -23,7 +23,7 @@ See :mod:`mlrepro.results.layout` for the tree and its sidecar ``<root>.mlrepro/
 Public API::
 
     collect(sources, root, *, submitter, division="open", system_id=None, system_overrides=None,
-            force=False, durable=True, sidecar=None, jobs=1) -> CollectReport
+            force=False, durable=True, sidecar=None, jobs=None) -> CollectReport
 """
 
 from __future__ import annotations
@@ -31,21 +31,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from mlrepro.harness import layout as hl
 from mlrepro.results import layout as tl
 from mlrepro.results.accuracy import accuracy_txt_with_hash, truncate_accuracy_log
-from mlrepro.results.errors import ChecksumError, CollectInputError, ConflictError
+from mlrepro.results.errors import CollectInputError, ConflictError
 from mlrepro.results.fsutil import (
     DirLock,
     dir_matches,
     file_equals,
     fsync_dir,
-    remove_tree,
     write_files,
     write_new,
 )
@@ -103,6 +106,7 @@ class CollectReport:
     systems: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     written: int = 0                # units written (result folders, files), 0 when nothing changed
+    timings: Mapping[str, float] = field(default_factory=dict)   # seconds per phase
 
     @property
     def results(self) -> tuple[PlacedResult, ...]:
@@ -172,11 +176,14 @@ class _Writer:
         self.units.append(_Unit("dir", staged, dest, state == "replace"))
         return state
 
-    def commit(self, durable: bool, stop: Path) -> None:
+    def commit(self, durable: bool, stop: Path, timings: dict[str, float] | None = None) -> None:
         if not self.units:
             return
         if durable:
+            t = time.perf_counter()
             os.sync()
+            if timings is not None:
+                timings["sync"] = time.perf_counter() - t
         touched: set[Path] = set()
         for i, unit in enumerate(self.units):
             if _commit_hook is not None:
@@ -306,9 +313,9 @@ def _readme(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun, full
         "",
         f"- Result: {_fmt(perf.result)} {perf.result_unit} (Result is : {perf.validity})".rstrip(),
         f"- Accuracy: {acc_line or '-'}",
-        f"- Full mlperf_log_accuracy.json: sha256 `{full_sha}`; the copy here is truncated to at most 10 KiB, "
-        "the full log is kept beside the tree as "
-        f"`{tl.sidecar_for(layout.root).name}/{tl.FULL_ACCURACY}/{full_sha}.json`.",
+        (f"- Full mlperf_log_accuracy.json: sha256 `{full_sha}`; the copy here is truncated to at most 10 KiB, "
+         "the full log is kept beside the tree as "
+         f"`{layout.sidecar.name}/{tl.FULL_ACCURACY}/{full_sha}.json`."),
     ]
     if p.short_run:
         lines.append("- Short run: LoadGen duration/query overrides were used (not valid for the closed "
@@ -320,9 +327,9 @@ def _readme(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun, full
                   "    " + REPRODUCE_COMMAND.format(profile=r.profile_name or "<profile>", scenario=g.scenario,
                                                       mode=mode), ""]
     lines += [
-        "The resolved run specs and run records are in `src/mlrepro/<run id>/` of this submitter "
-        "(`run.json` can be given to `mlrepro-harness` directly). A faithful reproduction resolves to the same "
-        "profile hash and runs the same image digest as listed above.",
+        ("The resolved run specs and run records are in `src/mlrepro/<run id>/` of this submitter "
+         "(`run.json` can be given to `mlrepro-harness` directly). A faithful reproduction resolves to the same "
+         "profile hash and runs the same image digest as listed above."),
         "",
     ]
     return "\n".join(lines).encode("utf-8")
@@ -334,8 +341,9 @@ def _fmt(v: float | None) -> str:
     return f"{v:.6g}" if isinstance(v, float) and not v.is_integer() else str(int(v))
 
 
-def _result_files(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun) -> tuple[dict[str, bytes], bytes,
-                                                                                          str | None]:
+def _result_files(layout: tl.TreeLayout, g: _Group, p: HarnessRun,
+                  a: HarnessRun) -> tuple[dict[str, bytes], str, str | None]:
+    """The files of a result folder, the sha256 of the full accuracy log, the accuracy line."""
     perf, acc = p.performance, a.accuracy
     assert perf is not None and acc is not None and a.accuracy_log_rel is not None
     full = read_verified(a, a.accuracy_log_rel)
@@ -353,7 +361,7 @@ def _result_files(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun
         tl.USER_CONF: read_verified(p, hl.USER_CONF) if hl.USER_CONF in p.manifest else b"",
         tl.README: _readme(layout, g, p, a, full_sha, acc_line),
     }
-    return files, full, acc_line
+    return files, full_sha, acc_line
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -375,6 +383,9 @@ def _src_files(run: HarnessRun) -> dict[str, bytes]:
         "workload": run.workload.get("name"),
         "settings_overrides": dict(run.overrides),
         "harness_version": run.harness_version or None,
+        "seeds": dict(run.performance.seeds) if run.performance else None,
+        "started_at": run.started_at or None,
+        "finished_at": run.finished_at or None,
         "command": REPRODUCE_COMMAND.format(profile=run.profile_name or "<profile>", scenario=run.scenario,
                                             mode=run.mode or "submission"),
     })
@@ -404,7 +415,8 @@ container image built from a hardware/software profile. For every run placed in 
 
 - `run.json`: the resolved run spec the harness executed;
 - `record.json`: the harness's run record (settings, seeds, LoadGen verdict, accuracy, versions);
-- `reproduce.json`: profile name and hash, image reference and digest, and the command that reruns it;
+- `reproduce.json`: profile name and hash, image reference and digest, LoadGen overrides and seeds, harness
+  version, and the command that reruns it;
 - `profile.yaml` when the run directory carried the resolved profile.
 """
 
@@ -427,15 +439,20 @@ class _GroupTask:
     prefix: str
 
 
-def _stage_group(t: _GroupTask) -> tuple[list[_Unit], list[Path], PlacedResult, str]:
-    """Stage one result folder (+ its src records and full accuracy log); runs in a worker process."""
-    w = _Writer(t.staging, t.trash, t.prefix)
+def _stage_group(t: _GroupTask) -> tuple[list[_Unit], list[Path], PlacedResult, str, tuple[Path, str] | None]:
+    """Stage one result folder and its src records (runs in a worker). The content-addressed full accuracy log
+    is staged by the caller, once per distinct log: returned as (dest, sha256) when it is not kept yet."""
+    shard = t.staging / f"w{os.getpid()}"        # one staging directory per process: no lock contention
+    if not shard.is_dir():
+        shard.mkdir(exist_ok=True)
+    w = _Writer(shard, t.trash, t.prefix)
     layout, (sid, bench, scen), p, a = t.layout, t.key, t.perf, t.acc
     g = _Group(sid, bench, scen)
     for r in t.src_runs:
         w.directory(layout.src_run_dir(r.run_id), _src_files(r))
-    files, full, acc_line = _result_files(layout, g, p, a)
-    w.file(layout.full_accuracy_log(hashlib.sha256(full).hexdigest()), full, guarded=False, same_if_size=True)
+    files, full_sha, acc_line = _result_files(layout, g, p, a)
+    full_dest = layout.full_accuracy_log(full_sha)
+    pending = None if os.path.exists(full_dest) else (full_dest, full_sha)
     dest = layout.result_dir(sid, bench, scen)
     state = w.directory(dest, files)
     perf = p.performance
@@ -443,10 +460,39 @@ def _stage_group(t: _GroupTask) -> tuple[list[_Unit], list[Path], PlacedResult, 
     item = PlacedResult(path=dest, system_id=sid, benchmark=bench, scenario=scen, performance_run=p.run_id,
                         accuracy_run=a.run_id, result=perf.result, result_unit=perf.result_unit,
                         accuracy=acc_line, replaced=state == "replace")
-    return w.units, w.conflicts, item, state
+    return w.units, w.conflicts, item, state, pending
 
 
 # --- collect -----------------------------------------------------------------------------------------
+
+def _worker_init(lock_fd: int | None, parent: int) -> None:
+    """In each worker process: drop the inherited collect lock (a worker orphaned by a killed collect must not
+    keep the tree locked) and exit when the parent is gone (workers would otherwise wait forever)."""
+    if lock_fd is not None:
+        try:
+            os.close(lock_fd)
+        except OSError:
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mlrepro-collect-parent-watch", daemon=True).start()
+
+
+def _clear_work_dirs(side: Path) -> None:
+    """Remove what earlier (possibly killed) collects left in staging/ and trash/. Each is first renamed aside,
+    so a straggling worker of a killed collect cannot write into the new working directories."""
+    for name in (tl.STAGING, tl.TRASH):
+        d = side / name
+        if os.path.lexists(d):
+            aside = side / f".{name}-old-{os.urandom(4).hex()}"
+            os.rename(d, aside)
+    for old in side.glob(".*-old-*"):
+        shutil.rmtree(old, ignore_errors=True)
+
 
 def _check_inputs(division: str, submitter: str, system_id: str | None) -> None:
     if division not in SUPPORTED_DIVISIONS:
@@ -462,11 +508,14 @@ def _check_inputs(division: str, submitter: str, system_id: str | None) -> None:
 def collect(sources: Sequence[str | Path] | str | Path, root: str | Path, *, submitter: str,
             division: str = "open", system_id: str | None = None,
             system_overrides: Mapping[str, str] | None = None, force: bool = False, durable: bool = True,
-            sidecar: str | Path | None = None, jobs: int = 1) -> CollectReport:
+            sidecar: str | Path | None = None, jobs: int | None = None) -> CollectReport:
     """Collect harness run directories (or directories of them) into the submission tree at ``root``.
 
-    Raises ChecksumError (tampered/incomplete input), ConflictError (a different result is in the way and
-    ``force`` is false), CollectInputError (bad names, no runs). Nothing is written when it raises."""
+    ``jobs``: worker processes that verify/parse runs and stage result folders (default: the CPU count; used
+    from PARALLEL_MIN_RUNS runs on, smaller collects run in this process). ``durable``: one ``os.sync()`` before
+    the renames and an fsync of each touched directory after them (power-loss safety; kill -9 safety does not
+    need it). Raises ChecksumError (tampered/incomplete input), ConflictError (a different result is in the way
+    and ``force`` is false), CollectInputError (bad names, no runs). Nothing is written when it raises."""
     if isinstance(sources, (str, Path)):
         sources = [sources]
     _check_inputs(division, submitter, system_id)
@@ -478,33 +527,42 @@ def collect(sources: Sequence[str | Path] | str | Path, root: str | Path, *, sub
     run_dirs = find_run_dirs(sources)
     if not run_dirs:
         raise CollectInputError("no harness run directories given")
-    with DirLock(side / tl.LOCK):
-        staging, trash = side / tl.STAGING, side / tl.TRASH
-        remove_tree(staging)
-        remove_tree(trash)
+    with DirLock(side / tl.LOCK) as lock:
+        _clear_work_dirs(side)
+        token = f"{os.getpid()}-{os.urandom(4).hex()}"
+        staging, trash = side / tl.STAGING / token, side / tl.TRASH / token
         staging.mkdir(parents=True)
         n_jobs = jobs if jobs is not None else (os.cpu_count() or 1)
-        pool = ProcessPoolExecutor(max_workers=n_jobs) \
-            if n_jobs > 1 and len(run_dirs) >= PARALLEL_MIN_RUNS else None
+        pool = None
+        if n_jobs > 1 and len(run_dirs) >= PARALLEL_MIN_RUNS:
+            pool = ProcessPoolExecutor(max_workers=n_jobs, initializer=_worker_init,
+                                       initargs=(lock.fd, os.getpid()))
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
         try:
             runs = _dedupe(_load_all(run_dirs, pool, n_jobs))
+            t1 = time.perf_counter()
+            timings["verify_and_parse"] = t1 - t0
             writer = _Writer(staging, trash)
             report = _stage_all(runs, layout, writer, system_id, system_overrides or {}, pool, n_jobs)
+            t2 = time.perf_counter()
+            timings["stage"] = t2 - t1
             if writer.conflicts and not force:
                 first = writer.conflicts[0]
                 more = f" (and {len(writer.conflicts) - 1} more)" if len(writer.conflicts) > 1 else ""
                 raise ConflictError(f"{first}: a different result is already there{more}; collect with force "
                                     "to replace it", str(first), tuple(str(c) for c in writer.conflicts))
-            writer.commit(durable, root_p.parent)
+            writer.commit(durable, root_p.parent, timings)
+            timings["commit"] = time.perf_counter() - t2
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-            remove_tree(staging)
-            remove_tree(trash)
+            _clear_work_dirs(side)
     written = len(writer.units)
     return CollectReport(tree=root_p, sidecar=side, division=division, submitter=submitter,
                          placed=report["placed"], unchanged=report["unchanged"], rejected=report["rejected"],
-                         systems=report["systems"], notes=report["notes"], written=written)
+                         systems=report["systems"], notes=report["notes"], written=written,
+                         timings={k: round(v, 3) for k, v in timings.items()})
 
 
 def _stage_all(runs: list[HarnessRun], layout: tl.TreeLayout, w: _Writer, system_id: str | None,
@@ -528,10 +586,16 @@ def _stage_all(runs: list[HarnessRun], layout: tl.TreeLayout, w: _Writer, system
         rejected.append(RejectedRun(run.run_id, run.path, kind, tuple(reasons), kept))
 
     # 1. judge every run, group the acceptable ones by result folder
+    desc_cache: dict[tuple[str, str], tuple[dict[str, str], str]] = {}
     for run in runs:
-        desc = build_system_desc(run.system, division=division, submitter=layout.submitter,
-                                 backend=str(run.workload.get("backend") or ""), overrides=overrides)
-        sid = system_id or derive_system_id(desc)
+        backend = str(run.workload.get("backend") or "")
+        cache_key = (run.manifest.get(hl.SYSTEM_JSON, run.run_id), backend)
+        cached = desc_cache.get(cache_key)
+        if cached is None:
+            desc = build_system_desc(run.system, division=division, submitter=layout.submitter, backend=backend,
+                                     overrides=overrides)
+            cached = desc_cache[cache_key] = (desc, system_id or derive_system_id(desc))
+        desc, sid = cached
         reasons = list(run.problems)
         extra = _division_problems(run, division)
         if reasons:
@@ -561,17 +625,17 @@ def _stage_all(runs: list[HarnessRun], layout: tl.TreeLayout, w: _Writer, system
         if not g.perf or not g.acc:
             missing = "accuracy" if not g.acc else "performance"
             for r in members:
-                rejected.append(RejectedRun(r.run_id, r.path, "incomplete", (
-                    f"incomplete: no {missing} run for {rel}; collect "
-                    f"{'an' if missing == 'accuracy' else 'a'} {missing} run of the same "
-                    "system/benchmark/scenario together with it (or run --mode submission)",)))
+                reason = (f"incomplete: no {missing} run for {rel}; collect "
+                          f"{'an' if missing == 'accuracy' else 'a'} {missing} run of the same "
+                          "system/benchmark/scenario together with it (or run --mode submission)")
+                rejected.append(RejectedRun(r.run_id, r.path, "incomplete", (reason,)))
             continue
         p, a = max(g.perf, key=_order), max(g.acc, key=_order)
         for r in members:
             if r.run_id not in (p.run_id, a.run_id):
+                winner = p.run_id if r in g.perf else a.run_id
                 rejected.append(RejectedRun(r.run_id, r.path, "superseded",
-                                            (f"superseded by run {p.run_id if r in g.perf else a.run_id} "
-                                             f"for {rel}",)))
+                                            (f"superseded by run {winner} for {rel}",)))
         chosen.append((g, p, a))
 
     # 3. stage: systems, model mapping, READMEs, src records, full accuracy logs, result folders
@@ -594,21 +658,24 @@ def _stage_all(runs: list[HarnessRun], layout: tl.TreeLayout, w: _Writer, system
         tasks.append(_GroupTask(layout, (g.system_id, g.benchmark, g.scenario), p, a, tuple(src_runs),
                                 w.staging, w.trash, f"g{i:07d}-"))
     if pool is not None and len(tasks) >= PARALLEL_MIN_RUNS:
-        outcomes = pool.map(_stage_group, tasks, chunksize=_chunk(len(tasks), jobs))
+        outcomes = list(pool.map(_stage_group, tasks, chunksize=_chunk(len(tasks), jobs)))
     else:
-        outcomes = map(_stage_group, tasks)
+        outcomes = list(map(_stage_group, tasks))
     placed: list[PlacedResult] = []
     unchanged: list[PlacedResult] = []
-    seen_files: set[Path] = set()
-    for units, conflicts, item, state in outcomes:
-        for unit in units:
-            if unit.kind == "file":          # content-addressed full logs shared by several results
-                if unit.dest in seen_files:
-                    continue
-                seen_files.add(unit.dest)
-            w.units.append(unit)
+    full_logs: dict[Path, HarnessRun] = {}
+    for (units, conflicts, item, state, pending), task in zip(outcomes, tasks):
+        w.units.extend(units)
         w.conflicts.extend(conflicts)
         (unchanged if state == "unchanged" else placed).append(item)
+        if pending is not None and pending[0] not in full_logs:
+            full_logs[pending[0]] = task.acc
+    # full accuracy logs first in the commit order: a result folder never names a log that is not kept
+    units_before = len(w.units)
+    for dest, run in full_logs.items():
+        assert run.accuracy_log_rel is not None
+        w.file(dest, read_verified(run, run.accuracy_log_rel), guarded=False, same_if_size=True)
+    w.units[:] = w.units[units_before:] + w.units[:units_before]
     return {"placed": tuple(placed), "unchanged": tuple(unchanged), "rejected": tuple(rejected),
             "systems": tuple(used_systems), "notes": tuple(notes)}
 

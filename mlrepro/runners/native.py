@@ -18,6 +18,7 @@ from typing import Iterator
 from mlrepro.errors import RuntimeFailure
 from mlrepro.harness.spec import RunSpec
 from mlrepro.runners.base import RunHandle, RunOutcome, RunStatus, status_from_exit_code
+from mlrepro.runners.logfile import follow_lines
 
 LOG_NAME = "harness.log"
 
@@ -67,19 +68,8 @@ class NativeRunner:
         return RunOutcome(status_from_exit_code(code), code, _last_line(Path(handle.extra["log"])))
 
     def logs(self, handle: RunHandle, follow: bool = False) -> Iterator[str]:
-        path = Path(handle.extra["log"])
         proc = self._procs.get(handle.run_id)
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            while True:
-                line = fh.readline()
-                if line:
-                    yield line.rstrip("\n")
-                    continue
-                if not follow or proc is None or proc.poll() is not None:
-                    rest = fh.read()
-                    yield from (x for x in rest.splitlines())
-                    return
-                time.sleep(0.05)
+        yield from follow_lines(Path(handle.extra["log"]), follow, lambda: proc is not None and proc.poll() is None)
 
     def fetch_results(self, handle: RunHandle, dest: Path) -> Path:
         src = Path(handle.results_location)

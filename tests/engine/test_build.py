@@ -143,15 +143,26 @@ def test_push_and_pull_back_by_digest(docker_client: Any, registry: Any, tmp_pat
 
 
 @pytest.mark.slow
-def test_index_build_needs_and_uses_the_ca_bundle(docker_client: Any, base_image: str) -> None:
-    """No host wheelhouse: pip in the builder goes to PyPI through the TLS-intercepting proxy."""
+def test_index_build_needs_and_uses_the_ca_bundle(docker_client: Any, base_image: str, tmp_path: Path) -> None:
+    """No host wheelhouse: pip in the builder goes to PyPI -- here through a TLS-intercepting proxy, so
+    without the CA bundle the pip step fails, and with it the build works."""
     ca = Path("/etc/ssl/certs/ca-certificates.crt")
     if not ca.is_file():
         pytest.skip("no system CA bundle")
     resolved = resolve_profile("x86-cpu", ["air-gapped"])
-    result, events = _build(resolved, BuildOptions(wheelhouse=False, ca_bundle=ca, force=True))
+    try:
+        build_image(resolved, BuildOptions(wheelhouse=False, force=True))
+        intercepted = False  # PyPI is reachable without a custom CA here
+    except BuildStepError as exc:
+        intercepted = True
+        assert exc.instruction is not None and "pip wheel" in exc.instruction and "--no-index" not in exc.instruction
+    # a bundle with a unique trailing comment: a new layer, so pip really downloads (no layer-cache hit)
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text(ca.read_text() + f"\n# test run {time.time_ns()}\n")
+    result, events = _build(resolved, BuildOptions(wheelhouse=False, ca_bundle=bundle, force=True))
     assert result.offline is False
-    assert any(isinstance(e, StepOutput) and "Saved" in e.line for e in events) or result.cached_steps
+    if intercepted:
+        assert any(isinstance(e, StepOutput) and e.line.strip().startswith("Saved") for e in events)
     report = _self_check(docker_client, result.ref, "linux/amd64")
     assert report["loadgen"]["ok"]
     assert _sh(docker_client, result.ref, "ls /etc/mlrepro 2>/dev/null || echo none", user="0").strip() == "none"
@@ -185,6 +196,7 @@ def test_arm64_build_and_cached_loadgen_wheel(docker_client: Any, base_image_arm
     assert second.source_builds == () and second.cached_wheels == (cached[0].name,)
     assert second.compiled == ()
     assert not any(isinstance(e, StepOutput) and "Building wheel for mlcommons" in e.line for e in events)
-    assert seconds < 240, f"second arm64 build took {seconds:.0f}s"
+    if first.compiled:  # the first build compiled LoadGen under qemu (~5-15 min); the second must be far quicker
+        assert seconds < first.seconds / 2, f"second arm64 build took {seconds:.0f}s, the first {first.seconds:.0f}s"
     report = _self_check(docker_client, second.ref, "linux/arm64")
     assert report["arch"] == "aarch64" and report["loadgen"]["ok"]

@@ -86,6 +86,8 @@ class _FakeLG:
     [bytearray(b"zz"), memoryview(b"qq")],
     [np.arange(3, dtype=np.int16)], [np.arange(3, dtype=np.int16), np.ones((2, 2), dtype=np.float32)],
     [np.arange(2, dtype=np.int64), np.arange(2, dtype=np.int64)],
+    [b"same"] * 5, [b"same", b"same", bytearray(b"same")], [b"ab", np.arange(3, dtype=np.int16)],
+    [b"", b""], [b"", b"x", b""],
 ])
 def test_responder_addresses_each_payload(payloads: list[bytes]) -> None:
     lg = _FakeLG()
@@ -124,3 +126,50 @@ def test_inline_dispatcher_batches() -> None:
     d = lr._InlineDispatcher(R(), 4)  # type: ignore[arg-type]
     d.issue(list(range(10)), list(range(10)))
     assert seen == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+class _CountingLG(_FakeLG):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def QuerySamplesComplete(self, responses: list[_FakeLG.QuerySampleResponse]) -> None:
+        self.calls += 1
+        super().QuerySamplesComplete(responses)
+
+
+def test_offline_dispatcher_coalesces_and_survives_buffer_reuse() -> None:
+    """Completions are coalesced; payloads that overflow the scratch buffer flush what is pending first."""
+    lg = _CountingLG()
+    state = lr._RunState()
+
+    def predict(idx: list[int]) -> list[bytes]:
+        return [bytes([i % 251]) * (1 + (i * 37) % 3000) for i in idx]   # up to 3 KB, varying
+
+    d = lr._OfflineDispatcher(lr._Responder(lg, predict, state), 16)  # type: ignore[arg-type]
+    n = 5000
+    d.issue(list(range(10_000, 10_000 + n)), list(range(n)))
+    assert not state.failed, state.failure
+    assert lg.completed == [(10_000 + i, p) for i, p in zip(range(n), predict(list(range(n))))]
+    assert 1 < lg.calls < n // 16   # fewer calls than batches
+
+
+def test_offline_dispatcher_coalesces_small_payloads() -> None:
+    lg = _CountingLG()
+    d = lr._OfflineDispatcher(lr._Responder(lg, lambda idx: [b"\x01"] * len(idx), lr._RunState()), 32)  # type: ignore[arg-type]
+    d.issue(list(range(4096)), list(range(4096)))
+    assert len(lg.completed) == 4096 and lg.calls <= 4096 // lr.COALESCE_SAMPLES + 1
+
+
+def test_single_sample_path_failure() -> None:
+    lg = _FakeLG()
+    state = lr._RunState()
+
+    def predict(idx: list[int]) -> list[bytes]:
+        raise RuntimeError("boom")
+
+    respond = lr._Responder(lg, predict, state)  # type: ignore[arg-type]
+    respond([7], [0])
+    respond([8], [1])
+    assert state.failed and isinstance(state.failure, RuntimeError)
+    assert lg.completed == [(7, b""), (8, b"")]

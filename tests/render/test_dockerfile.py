@@ -64,9 +64,13 @@ def test_every_builtin_profile_has_a_golden() -> None:
     assert {c[0] for c in CASES} >= set(builtin_profile_names())
 
 
+_PROFILE_HASH = re.compile(r'(io\.mlrepro\.profile-hash=)"[0-9a-f]{64}"')
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_golden(case: tuple[str, str, tuple[str, ...], DockerfileOptions]) -> None:
-    text = _render(case)
+    # the profile's hash changes with any edit of a built-in profile; test_structure checks the label
+    text = _PROFILE_HASH.sub(r'\1"<profile-hash>"', _render(case))
     path = GOLDEN / f"{case[0]}.Dockerfile"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,6 +151,10 @@ def test_structure(case: tuple[str, str, tuple[str, ...], DockerfileOptions]) ->
                 "io.mlrepro.platform", "io.mlrepro.content-hash"):
         assert f"{key}=" in labels
     assert "org.opencontainers.image.created" not in text  # a timestamp would defeat the layer cache
+    resolved = resolve_profile(case[1], case[2])
+    assert f'io.mlrepro.profile-hash="{resolved.hash}"' in labels
+    # metadata comes after the last layer-making instruction
+    assert min(i for i, t in enumerate(runtime) if t.startswith("LABEL")) > install_harness
 
 
 def test_bases_and_python_install() -> None:

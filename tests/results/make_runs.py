@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import struct
 import sys
-from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from mlrepro.harness.workloads.base import AccuracyResult, Workload, WorkloadError
 

@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from results_testutil import SUBMITTER, clone_run, contents, edit_json, snapshot, valid_runs
 
-from conftest import SUBMITTER, clone_run, contents, edit_json, snapshot, valid_runs
 from mlrepro.results import layout as tl
 from mlrepro.results.accuracy import (
     MAX_ACCURACY_LOG_SIZE,

@@ -96,8 +96,8 @@ N_PROCS = 6
 N_RUNS = 25
 
 
-def _worker(db: str, wid: int, barrier: "mp.synchronize.Barrier", barrier2: "mp.synchronize.Barrier",
-            out: "mp.Queue[object]") -> None:
+def _worker(db: str, wid: int, barrier: mp.synchronize.Barrier, barrier2: mp.synchronize.Barrier,
+            out: mp.Queue[object]) -> None:
     try:
         barrier.wait()                                # every process opens (and maybe creates) at once
         with open_store(db) as store:

@@ -10,7 +10,6 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends g++ \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
-
 WORKDIR /build
 COPY build_helper.py requirements.lock ./
 COPY wheels/ wheels/
@@ -44,21 +43,22 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 ENV OMP_NUM_THREADS="2"
+# Harness code last: a change to it rebuilds only the layers below.
+COPY harness/ /opt/mlrepro/dist/
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-index /opt/mlrepro/dist/mlrepro_harness-0.1.0-py3-none-any.whl
+# Metadata after every layer: a profile change that does not touch the layers above costs nothing.
+# MLREPRO_CONTENT_HASH is the image's content hash (mlrepro build passes it; "unset" otherwise).
+ARG MLREPRO_CONTENT_HASH=unset
 LABEL org.opencontainers.image.title="mlrepro arm64-cpu" \
       org.opencontainers.image.description="ARM64 CPU, ONNX Runtime, Debian bookworm Python image" \
       org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.source="https://github.com/mlrepro/mlrepro" \
       org.opencontainers.image.base.name="python:3.11-slim-bookworm" \
       io.mlrepro.profile="arm64-cpu" \
-      io.mlrepro.profile-hash="550c66668315d5a93e656869584bb4c3013e273a64a96e777ebae0e96ca50803" \
+      io.mlrepro.profile-hash="<profile-hash>" \
       io.mlrepro.platform="linux/arm64" \
-      io.mlrepro.backend="onnxruntime"
-# Harness code last: a change to it rebuilds only the layers below.
-COPY harness/ /opt/mlrepro/dist/
-RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-index /opt/mlrepro/dist/mlrepro_harness-0.1.0-py3-none-any.whl
-# The content hash (mlrepro build passes it): changing it touches only this metadata.
-ARG MLREPRO_CONTENT_HASH=unset
-LABEL org.opencontainers.image.revision=$MLREPRO_CONTENT_HASH \
+      io.mlrepro.backend="onnxruntime" \
+      org.opencontainers.image.revision=$MLREPRO_CONTENT_HASH \
       io.mlrepro.content-hash=$MLREPRO_CONTENT_HASH
 USER 10001:10001
 WORKDIR /workspace

@@ -10,7 +10,6 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
-
 WORKDIR /build
 COPY build_helper.py requirements.lock ./
 COPY wheels/ wheels/
@@ -29,7 +28,6 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
-
 RUN groupadd --gid 10001 mlrepro \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /workspace --shell /usr/sbin/nologin mlrepro \
  && install -d -o 10001 -g 10001 -m 0755 /workspace
@@ -42,7 +40,6 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-venv \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
-
 COPY --from=builder /wheels /wheels
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels --require-hashes \
@@ -59,21 +56,22 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
     PIP_DISABLE_PIP_VERSION_CHECK=1
 ENV NVIDIA_DRIVER_CAPABILITIES="compute,utility" \
     OMP_NUM_THREADS="4"
+# Harness code last: a change to it rebuilds only the layers below.
+COPY harness/ /opt/mlrepro/dist/
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-index /opt/mlrepro/dist/mlrepro_harness-0.1.0-py3-none-any.whl
+# Metadata after every layer: a profile change that does not touch the layers above costs nothing.
+# MLREPRO_CONTENT_HASH is the image's content hash (mlrepro build passes it; "unset" otherwise).
+ARG MLREPRO_CONTENT_HASH=unset
 LABEL org.opencontainers.image.title="mlrepro nvidia-gpu" \
       org.opencontainers.image.description="x86-64 + NVIDIA GPU, CUDA 12 runtime, onnxruntime-gpu" \
       org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.source="https://github.com/mlrepro/mlrepro" \
       org.opencontainers.image.base.name="nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04" \
       io.mlrepro.profile="nvidia-gpu" \
-      io.mlrepro.profile-hash="fe93834e793de63f364203c721026702a32d8cefc93b4d65b405f8239aa362e3" \
+      io.mlrepro.profile-hash="<profile-hash>" \
       io.mlrepro.platform="linux/amd64" \
-      io.mlrepro.backend="onnxruntime-gpu"
-# Harness code last: a change to it rebuilds only the layers below.
-COPY harness/ /opt/mlrepro/dist/
-RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-index /opt/mlrepro/dist/mlrepro_harness-0.1.0-py3-none-any.whl
-# The content hash (mlrepro build passes it): changing it touches only this metadata.
-ARG MLREPRO_CONTENT_HASH=unset
-LABEL org.opencontainers.image.revision=$MLREPRO_CONTENT_HASH \
+      io.mlrepro.backend="onnxruntime-gpu" \
+      org.opencontainers.image.revision=$MLREPRO_CONTENT_HASH \
       io.mlrepro.content-hash=$MLREPRO_CONTENT_HASH
 USER 10001:10001
 WORKDIR /workspace

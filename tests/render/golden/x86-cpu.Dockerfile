@@ -37,21 +37,22 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 ENV OMP_NUM_THREADS="2"
+# Harness code last: a change to it rebuilds only the layers below.
+COPY harness/ /opt/mlrepro/dist/
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-index /opt/mlrepro/dist/mlrepro_harness-0.1.0-py3-none-any.whl
+# Metadata after every layer: a profile change that does not touch the layers above costs nothing.
+# MLREPRO_CONTENT_HASH is the image's content hash (mlrepro build passes it; "unset" otherwise).
+ARG MLREPRO_CONTENT_HASH=unset
 LABEL org.opencontainers.image.title="mlrepro x86-cpu" \
       org.opencontainers.image.description="x86-64 CPU, ONNX Runtime, Debian bookworm Python image" \
       org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.source="https://github.com/mlrepro/mlrepro" \
       org.opencontainers.image.base.name="python:3.11-slim-bookworm" \
       io.mlrepro.profile="x86-cpu" \
-      io.mlrepro.profile-hash="2b159051893101005340c5ddd0c090489dfcc394011efa7d02952b01cdd544b1" \
+      io.mlrepro.profile-hash="<profile-hash>" \
       io.mlrepro.platform="linux/amd64" \
-      io.mlrepro.backend="onnxruntime"
-# Harness code last: a change to it rebuilds only the layers below.
-COPY harness/ /opt/mlrepro/dist/
-RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-index /opt/mlrepro/dist/mlrepro_harness-0.1.0-py3-none-any.whl
-# The content hash (mlrepro build passes it): changing it touches only this metadata.
-ARG MLREPRO_CONTENT_HASH=unset
-LABEL org.opencontainers.image.revision=$MLREPRO_CONTENT_HASH \
+      io.mlrepro.backend="onnxruntime" \
+      org.opencontainers.image.revision=$MLREPRO_CONTENT_HASH \
       io.mlrepro.content-hash=$MLREPRO_CONTENT_HASH
 USER 10001:10001
 WORKDIR /workspace
