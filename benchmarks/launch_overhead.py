@@ -21,9 +21,9 @@ from pathlib import Path
 
 REPEATS = 3
 PROFILE = ["-p", "x86-cpu", "-f", "air-gapped"]
-SHORT = ["--set", "benchmark.settings.min_duration_ms=1000", "--set", "benchmark.settings.min_query_count=100"]
+SHORT = ["--set", "benchmark.settings.min_duration_ms=300", "--set", "benchmark.settings.offline_expected_qps=400000"]
 THROUGHPUT = ["--set", "benchmark.settings.min_duration_ms=5000", "--set",
-              "benchmark.settings.offline_expected_qps=60000"]
+              "benchmark.settings.offline_expected_qps=400000"]
 MLREPRO = [sys.executable, "-m", "mlrepro.cli.main"]
 
 

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from mlrepro.cli.common import (OutputFormat, OutputOpt, OverlayOpt, ProfileOpt, SetOpt, cli_errors, console, fail,
-                                print_data, resolve)
+                                print_data, resolve, table)
 
 
 def register(app: typer.Typer) -> None:
@@ -115,12 +115,10 @@ def images(profile: Optional[str] = typer.Option(None, "--profile", "-p", help="
         if output != OutputFormat.table:
             print_data(rows, output)
             return
-        from rich.table import Table
-
-        table = Table("profile", "platform", "size", "tag", "digest")
+        t = table("profile", "platform", "size", "tag", "digest", right=("size",))
         for r in rows:
-            table.add_row(r["profile"], r["platform"], f"{r['size_mib']:.0f} MiB", r["tag"], r["digest"] or "-")
-        console().print(table)
+            t.add_row(r["profile"], r["platform"], f"{r['size_mib']:.0f} MiB", r["tag"], r["digest"] or "-")
+        console().print(t)
 
 
 def base_images(platform: Optional[List[str]] = typer.Option(None, "--platform", help="linux/amd64 and/or "

@@ -35,7 +35,20 @@ OutputOpt = typer.Option(OutputFormat.table, "--output", help="Output format.")
 def console(stderr: bool = False) -> "Console":
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    # A terminal gets its own width; a pipe or file gets wide lines rather than folded cells.
+    width = None if stream.isatty() else 200
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+def table(*columns: str, title: str | None = None, right: tuple[str, ...] = ()):
+    """A rich table whose cells wrap instead of being cut off (run ids and hashes must stay readable)."""
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for col in columns:
+        t.add_column(col, overflow="fold", justify="right" if col in right else "left")
+    return t
 
 
 def fail(message: str, code: int) -> "typer.Exit":

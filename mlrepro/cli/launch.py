@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from mlrepro.cli.common import (OutputFormat, OutputOpt, OverlayOpt, ProfileOpt, SetOpt, cli_errors, console, fail,
-                                print_data, resolve, split_csv)
+                                print_data, resolve, split_csv, table)
 
 
 def register(app: typer.Typer) -> None:
@@ -70,14 +70,13 @@ def runs(status: Optional[str] = typer.Option(None, "--status", help="Only runs 
         if output != OutputFormat.table:
             print_data(rows, output)
             return
-        from rich.table import Table
-
-        table = Table("run id", "profile", "scenario", "mode", "target", "status", "result", "validity", "duration")
+        t = table("run id", "profile", "scenario", "mode", "target", "status", "result", "validity", "duration",
+                  right=("result", "duration"))
         for r in rows:
             result = f"{r['result']:,.1f} {r['unit']}" if r["result"] is not None else "-"
-            table.add_row(r["run_id"], r["profile"], r["scenario"], r["mode"], r["target"], r["status"], result,
-                          r["validity"] or "-", f"{r['duration_s']} s" if r["duration_s"] is not None else "-")
-        console().print(table)
+            t.add_row(r["run_id"], r["profile"], r["scenario"], r["mode"], r["target"], r["status"], result,
+                      r["validity"] or "-", f"{r['duration_s']} s" if r["duration_s"] is not None else "-")
+        console().print(t)
 
 
 def logs(run_id: str = typer.Argument(..., help="Run id (see `mlrepro runs`)."),

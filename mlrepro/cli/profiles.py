@@ -6,7 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from mlrepro.cli.common import OutputFormat, OutputOpt, OverlayOpt, SetOpt, cli_errors, console, print_data, resolve
+from mlrepro.cli.common import (OutputFormat, OutputOpt, OverlayOpt, SetOpt, cli_errors, console, print_data, resolve,
+                                table)
 
 app = typer.Typer(help="Inspect built-in and user profiles.", no_args_is_help=True)
 
@@ -31,13 +32,11 @@ def list_profiles(output: OutputFormat = OutputOpt) -> None:
         if output != OutputFormat.table:
             print_data(rows, output)
             return
-        from rich.table import Table
-
-        table = Table("name", "platform", "accelerator", "backend", "base image", "hash")
+        t = table("name", "platform", "accelerator", "backend", "base image", "hash")
         for row in rows:
-            table.add_row(row["name"], row["platform"], row["accelerator"], row["backend"], row["base_image"],
+            t.add_row(row["name"], row["platform"], row["accelerator"], row["backend"], row["base_image"],
                           row["hash"])
-        console().print(table)
+        console().print(t)
 
 
 @app.command("show")

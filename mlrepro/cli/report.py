@@ -20,11 +20,10 @@ def _metric(value: float | None, unit: str) -> str:
 
 
 def print_results(console: "Console", result: "PipelineResult") -> None:
-    from rich.table import Table
+    from mlrepro.cli.common import table as make_table
 
-    table = Table(title=f"mlrepro results ({result.target})", title_justify="left")
-    for col in ("run id", "scenario", "mode", "status", "result", "validity", "accuracy", "time"):
-        table.add_column(col, justify="right" if col in ("result", "accuracy", "time") else "left")
+    table = make_table("run id", "scenario", "mode", "status", "result", "validity", "accuracy", "time",
+                       title=f"mlrepro results ({result.target})", right=("result", "accuracy", "time"))
     for r in result.runs:
         style = _STYLE.get(r.status, "")
         table.add_row(r.run_id, r.scenario, r.mode, f"[{style}]{r.status}[/]" if style else r.status,

@@ -20,7 +20,7 @@ from mlrepro.profiles import resolve_profile
 
 pytestmark = [pytest.mark.docker]
 
-SHORT = ["benchmark.settings.min_duration_ms=500", "benchmark.settings.offline_expected_qps=50000",
+SHORT = ["benchmark.settings.min_duration_ms=500", "benchmark.settings.offline_expected_qps=400000",
          "benchmark.settings.min_query_count=50"]
 
 

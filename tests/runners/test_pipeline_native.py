@@ -22,7 +22,7 @@ def state(tmp_path, monkeypatch) -> Path:
 
 def test_native_pipeline_runs_collects_and_records(tmp_path, state):
     resolved = resolve_profile("x86-cpu", ["quick"], ["benchmark.settings.min_duration_ms=500",
-                                                       "benchmark.settings.offline_expected_qps=100000"])
+                                                       "benchmark.settings.offline_expected_qps=400000"])
     messages: list[str] = []
     result = run_pipeline(resolved, PipelineOptions(target="native", scenarios=["Offline"],
                                                     modes=["performance", "accuracy"], into=tmp_path / "sub",
@@ -84,7 +84,8 @@ def test_bad_flags_exit_2(state):
 
 def test_failed_run_is_recorded_and_not_collected_as_valid(tmp_path, state):
     resolved = resolve_profile("x86-cpu", sets=["benchmark.workload=resnet50"])  # no model file: bad spec
-    result = run_pipeline(resolved, PipelineOptions(target="native", into=tmp_path / "sub", submitter="Acme"))
+    result = run_pipeline(resolved, PipelineOptions(target="native", modes=["performance"], into=tmp_path / "sub",
+                                                    submitter="Acme"))
     (run,) = result.runs
     assert run.status == "failed" and run.exit_code == 3 and not result.ok
     report = result.collect_report
