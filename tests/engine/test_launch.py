@@ -21,7 +21,10 @@ from mlrepro.profiles import resolve_profile
 pytestmark = [pytest.mark.docker]
 
 SHORT = ["benchmark.settings.min_duration_ms=500", "benchmark.settings.offline_expected_qps=400000",
-         "benchmark.settings.min_query_count=50"]
+         "benchmark.settings.min_query_count=50", "benchmark.modes=[performance]"]
+# a light but long run: Server at 50 queries/s for two minutes
+LONG = ["benchmark.scenarios=[Server]", "benchmark.settings.server_target_qps=50",
+        "benchmark.settings.min_duration_ms=120000"]
 
 
 @pytest.fixture(scope="session")
@@ -81,8 +84,7 @@ def test_container_exiting_non_zero_is_a_failed_run(docker_client, x86_image, tm
 
 def test_deadline_is_enforced(docker_client, x86_image, tmp_path, state):
     started = time.monotonic()
-    result = launch(["job.deadline_seconds=3", "benchmark.settings.min_duration_ms=120000",
-                     "benchmark.settings.offline_expected_qps=100000000"], tmp_path, x86_image)
+    result = launch(["job.deadline_seconds=3", *LONG], tmp_path, x86_image)
     (run,) = result.runs
     assert run.status == "timeout" and "deadline" in run.message
     assert time.monotonic() - started < 60
@@ -144,8 +146,7 @@ def test_ctrl_c_stops_and_removes_the_container(docker_client, x86_image, tmp_pa
     from mlrepro.results.state import open_store
 
     argv = [sys.executable, "-m", "mlrepro.cli.main", "launch", "-p", "x86-cpu", "-f", "air-gapped",
-            "--image", x86_image, "--set", "benchmark.settings.min_duration_ms=120000",
-            "--set", "benchmark.settings.offline_expected_qps=100000000"]
+            "--image", x86_image, *[arg for pair in zip(["--set"] * len(LONG), LONG) for arg in pair]]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
     store = open_store(state)
     deadline = time.monotonic() + 60

@@ -20,10 +20,11 @@ RUN python3 build_helper.py check-python 3.11 \
  && /opt/build/bin/python build_helper.py add-hashes requirements.lock wheels /wheels
 
 # ---- os: the runtime's operating system layer (no compilers) and the unprivileged user
+# /results is owned by that user so that a new named volume mounted there is writable by it.
 FROM python:3.11-slim-bookworm AS os
 RUN groupadd --gid 10001 mlrepro \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /workspace --shell /usr/sbin/nologin mlrepro \
- && install -d -o 10001 -g 10001 -m 0755 /workspace
+ && install -d -o 10001 -g 10001 -m 0755 /workspace /results
 
 # ---- deps: the virtual environment, installed offline from the builder's wheels only
 FROM os AS deps
