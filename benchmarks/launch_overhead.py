@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 REPEATS = 3
-PROFILE = ["-p", "x86-cpu", "-f", "air-gapped"]
+PROFILE = ["-p", "x86-cpu", "-f", "air-gapped", "--scenario", "Offline", "--mode", "performance"]
 SHORT = ["--set", "benchmark.settings.min_duration_ms=300", "--set", "benchmark.settings.offline_expected_qps=400000"]
 THROUGHPUT = ["--set", "benchmark.settings.min_duration_ms=5000", "--set",
               "benchmark.settings.offline_expected_qps=400000"]

@@ -38,7 +38,8 @@ def generate_artifacts(resolved: ResolvedProfile, out_dir: Path, *, image: str |
                        helm_values: bool = True) -> GeneratedArtifacts:
     from mlrepro.profiles.runspec import build_run_spec
     from mlrepro.render.context import write_build_context
-    from mlrepro.render.helm_values import dump_values, helm_values as make_values
+    from mlrepro.render.helm_values import dump_values
+    from mlrepro.render.helm_values import helm_values as make_values
     from mlrepro.render.manifests import dump_manifests, render_manifests
     from mlrepro.render.podspec import image_reference
 

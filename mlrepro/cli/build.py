@@ -8,8 +8,19 @@ from typing import List, Optional
 
 import typer
 
-from mlrepro.cli.common import (OutputFormat, OutputOpt, OverlayOpt, ProfileOpt, SetOpt, cli_errors, console, fail,
-                                print_data, resolve, table)
+from mlrepro.cli.common import (
+    OutputFormat,
+    OutputOpt,
+    OverlayOpt,
+    ProfileOpt,
+    SetOpt,
+    cli_errors,
+    console,
+    fail,
+    print_data,
+    resolve,
+    table,
+)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,8 +7,20 @@ from typing import List, Optional
 
 import typer
 
-from mlrepro.cli.common import (OutputFormat, OutputOpt, OverlayOpt, ProfileOpt, SetOpt, cli_errors, console, fail,
-                                print_data, resolve, split_csv, table)
+from mlrepro.cli.common import (
+    OutputFormat,
+    OutputOpt,
+    OverlayOpt,
+    ProfileOpt,
+    SetOpt,
+    cli_errors,
+    console,
+    fail,
+    print_data,
+    resolve,
+    split_csv,
+    table,
+)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,10 +6,19 @@ from typing import List, Optional
 
 import typer
 
-from mlrepro.cli.common import (OutputFormat, OutputOpt, OverlayOpt, SetOpt, cli_errors, console, print_data, resolve,
-                                table)
+from mlrepro.cli.common import (
+    OutputFormat,
+    OutputOpt,
+    OverlayOpt,
+    SetOpt,
+    cli_errors,
+    console,
+    print_data,
+    resolve,
+    table,
+)
 
-app = typer.Typer(help="Inspect built-in and user profiles.", no_args_is_help=True)
+app = typer.Typer(help="Inspect built-in and user profiles.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("list")

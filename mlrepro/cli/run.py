@@ -39,8 +39,8 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
     Example: mlrepro run -p x86-cpu --target native --scenario Offline --mode performance
     """
     with cli_errors():
-        from mlrepro.pipeline import PipelineOptions, run_pipeline
         from mlrepro.cli.report import print_results
+        from mlrepro.pipeline import PipelineOptions, run_pipeline
 
         resolved = resolve(profile, overlays, sets)
         options = PipelineOptions(target=target.value, scenarios=split_csv(scenario), modes=split_csv(mode),

@@ -48,8 +48,8 @@ import numpy as np
 from mlrepro.harness.workloads.base import Workload, WorkloadConfigError, WorkloadError
 
 INLINE_THRESHOLD_S = 200e-6
-COALESCE_SAMPLES = 1024
-COALESCE_MAX_S = 0.005
+COALESCE_SAMPLES = 1 << 16
+COALESCE_MAX_S = 0.25
 WARMUP_CALLS = 5
 DISPATCH_ENV = "MLREPRO_SERVER_DISPATCH"
 

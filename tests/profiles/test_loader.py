@@ -64,7 +64,7 @@ def test_overlays_then_set_in_order(tmp_path):
 def test_builtin_overlays_by_name():
     r = resolve_profile("arm64-cpu", ["air-gapped", "quick"])
     assert r.profile.base_image == "mlrepro/debian:bookworm-arm64"
-    assert r.profile.benchmark.settings["min_duration_ms"] == 2000
+    assert r.profile.benchmark.settings["min_duration_ms"] == 1000
 
 
 def test_unknown_key_with_suggestion_names_file(tmp_path):

@@ -90,5 +90,5 @@ class Workload(ABC):
         """Framework / model facts for the system description and run record (versions, model sha256...)."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, deliberately empty
         """Release resources."""
