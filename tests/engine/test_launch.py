@@ -163,3 +163,14 @@ def test_ctrl_c_stops_and_removes_the_container(docker_client, x86_image, tmp_pa
     (record,) = store.list()
     assert record.status == "cancelled"
     assert containers_of(docker_client, record.run_id) == []
+
+
+def test_gpu_profile_on_an_engine_without_nvidia_runtime_fails_clearly(docker_client, x86_image, tmp_path, state):
+    if "nvidia" in (docker_client.info().get("Runtimes") or {}):
+        pytest.skip("this engine has an NVIDIA runtime")
+    resolved = resolve_profile("nvidia-gpu", sets=SHORT)
+    result = run_pipeline(resolved, PipelineOptions(target="docker", image=x86_image, into=None, collect=False))
+    (run,) = result.runs
+    assert run.status == "failed"
+    assert run.message.startswith("the profile asks for a GPU but this Docker engine has no NVIDIA runtime")
+    assert containers_of(docker_client, run.run_id) == []
