@@ -6,6 +6,7 @@ The CLI's ``run`` and ``launch`` call :func:`run_pipeline`; tests call it direct
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -38,6 +39,7 @@ class PipelineOptions:
     force: bool = False                   # collect: replace a different existing result
     build: bool = True                    # docker: build the image if needed
     image: str | None = None              # docker: use this image instead of building
+    stream_logs: bool = True              # print the harness's output while it runs (one run at a time)
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,8 @@ def run_pipeline(resolved: ResolvedProfile, options: PipelineOptions, progress: 
     progress(f"{len(specs)} run(s) of {resolved.profile.name} ({resolved.short_hash}) on {target}"
              + (f" with {image}" if image else ""))
     active: dict[str, RunHandle] = {}
-    execute = lambda s: _execute(runner, s, store, work_dir, target, progress, active)  # noqa: E731
+    stream = options.stream_logs and options.parallel == 1
+    execute = lambda s: _execute(runner, s, store, work_dir, target, progress, active, stream)  # noqa: E731
     if options.parallel == 1:
         summaries = [execute(s) for s in specs]
     else:
@@ -188,8 +191,23 @@ def _cancel_all(runner, store: "RunStore", active: dict[str, RunHandle], specs: 
             store.update(spec.run_id, status="cancelled", ended_at=utcnow(), message="interrupted (Ctrl-C)")
 
 
+def _stream(runner, handle: RunHandle, progress: Progress) -> threading.Thread:
+    """Follow the run's output on a daemon thread while the main thread waits (and enforces the deadline)."""
+
+    def follow() -> None:
+        try:
+            for line in runner.logs(handle, follow=True):
+                progress(f"  | {line}")
+        except Exception:  # noqa: BLE001 - the log stream is a convenience; the run's outcome is what counts
+            return
+
+    thread = threading.Thread(target=follow, name=f"logs-{handle.run_id}", daemon=True)
+    thread.start()
+    return thread
+
+
 def _execute(runner, spec: RunSpec, store: "RunStore", work_dir: Path, target: str,
-             progress: Progress, active: dict[str, RunHandle]) -> RunSummary:
+             progress: Progress, active: dict[str, RunHandle], stream: bool = False) -> RunSummary:
     from mlrepro.results.errors import StatusConflictError
     from mlrepro.results.state import RunRecord, utcnow
 
@@ -204,7 +222,10 @@ def _execute(runner, spec: RunSpec, store: "RunStore", work_dir: Path, target: s
         store.update(spec.run_id, status="running", started_at=utcnow(), job_id=handle.ref,
                      results_location=handle.results_location)
         progress(f"{spec.run_id}: running ({spec.scenario}, {spec.mode})")
+        follower = _stream(runner, handle, progress) if stream else None
         outcome = runner.wait(handle)
+        if follower is not None:
+            follower.join(timeout=2)
     except KeyboardInterrupt:
         if handle is not None:
             runner.cancel(handle)
