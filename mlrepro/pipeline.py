@@ -9,7 +9,7 @@ import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -37,7 +37,6 @@ class PipelineOptions:
     parallel: int = 1
     results_dir: Path | None = None       # docker: bind-mount this host directory instead of named volumes
     force: bool = False                   # collect: replace a different existing result
-    build: bool = True                    # docker: build the image if needed
     image: str | None = None              # docker: use this image instead of building
     stream_logs: bool = True              # print the harness's output while it runs (one run at a time)
 
@@ -64,7 +63,6 @@ class PipelineResult:
     image: str
     runs: tuple[RunSummary, ...]
     collect_report: "CollectReport | None" = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def ok(self) -> bool:
@@ -111,7 +109,7 @@ def run_pipeline(resolved: ResolvedProfile, options: PipelineOptions, progress: 
     work_dir = state_dir / "runs"
     image = ""
     if target == "docker":
-        image = options.image or _build(resolved, options, progress)
+        image = options.image or _build(resolved, progress)
     specs = run_matrix(resolved, scenarios or None, modes or None, image=image)
     runner = _runner(target, resolved, work_dir, options, image)
     progress(f"{len(specs)} run(s) of {resolved.profile.name} ({resolved.short_hash}) on {target}"
@@ -146,7 +144,7 @@ def collect_into(results: Sequence[Path], into: Path, submitter: str, division: 
     return collect(list(results), into, submitter=submitter, division=division, force=force)
 
 
-def _build(resolved: ResolvedProfile, options: PipelineOptions, progress: Progress) -> str:
+def _build(resolved: ResolvedProfile, progress: Progress) -> str:
     from mlrepro.build.builder import build_image
     from mlrepro.build.progress import BuildNote, StepStarted
 
@@ -156,10 +154,6 @@ def _build(resolved: ResolvedProfile, options: PipelineOptions, progress: Progre
         elif isinstance(event, StepStarted):
             progress(f"build: step {event.step}/{event.total}: {event.instruction}")
 
-    if not options.build:
-        from mlrepro.build.builder import planned_image
-
-        return planned_image(resolved).ref
     result = build_image(resolved, on_event=on_event)
     progress(f"image {result.ref} ({'up to date' if result.skipped else f'built in {result.seconds:.0f} s'})")
     return result.ref
@@ -237,7 +231,7 @@ def _execute(runner, spec: RunSpec, store: "RunStore", work_dir: Path, target: s
                           duration_s=time.monotonic() - started)
     finally:
         active.pop(spec.run_id, None)
-    results_dir = _fetch(runner, handle, work_dir, outcome, progress)
+    results_dir = _fetch(runner, handle, work_dir, progress)
     summary = summarize(spec, outcome, results_dir, time.monotonic() - started)
     try:
         store.update(spec.run_id, expect_status=("running",), status=summary.status, exit_code=summary.exit_code,
@@ -258,7 +252,7 @@ def log_file(work_dir: Path, run_id: str) -> Path:
     return work_dir / run_id / "harness.log"
 
 
-def _fetch(runner, handle: RunHandle, work_dir: Path, outcome: RunOutcome, progress: Progress) -> Path | None:
+def _fetch(runner, handle: RunHandle, work_dir: Path, progress: Progress) -> Path | None:
     """Local copy of the run's results (what collect reads); None when the run left none."""
     dest = local_results_dir(work_dir, handle.run_id)
     if handle.target == "native":
