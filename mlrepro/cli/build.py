@@ -121,7 +121,7 @@ def images(profile: Optional[str] = typer.Option(None, "--profile", "-p", help="
 
         found = list_images(profile=profile)
         rows = [{"profile": i.profile, "platform": i.platform, "size_mib": round(i.size_bytes / 2**20, 1),
-                 "tag": i.tag or "", "digest": i.digests[0] if i.digests else "", "id": i.image_id[:19],
+                 "tag": i.tag or "", "tags": list(i.tags), "digest": i.digests[0] if i.digests else "", "id": i.image_id[:19],
                  "created": i.created, "profile_hash": i.profile_hash[:12]} for i in found]
         if output != OutputFormat.table:
             print_data(rows, output)
