@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
+from mlrepro.harness.checksums import ManifestError, read_manifest, sha256_file
 from mlrepro.harness.spec import WorkloadSpec
 from mlrepro.harness.workloads.base import AccuracyResult, WorkloadConfigError, WorkloadError
 
@@ -18,29 +18,14 @@ T = TypeVar("T")
 COMMON_OPTIONS = ("threads",)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_sha256sums(path: Path) -> dict[str, str]:
     """Parse a ``sha256sum`` file into {file name: hex digest}. WorkloadConfigError if missing/malformed."""
+    if not path.is_file():
+        raise WorkloadConfigError(f"{path}: cannot read checksum file (not found)")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise WorkloadConfigError(f"{path}: cannot read checksum file ({exc.strerror or exc})") from None
-    sums: dict[str, str] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        digest, sep, name = line.partition("  ")
-        if not sep or len(digest) != 64 or not name:
-            raise WorkloadConfigError(f"{path}:{n}: malformed checksum line {line!r}")
-        sums[name.strip()] = digest.lower()
-    return sums
+        return read_manifest(path)
+    except ManifestError as exc:
+        raise WorkloadConfigError(str(exc)) from None
 
 
 def verify_file(path: Path, sums: Mapping[str, str], sums_file: Path) -> str:
