@@ -35,7 +35,7 @@ golden: ## re-render the golden Dockerfiles of the tests
 	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/render/test_dockerfile.py
 
 lock: ## re-resolve the hashed dependency locks of the built-in profiles (needs PyPI)
-	$(BIN)/python -m mlrepro.build.lock
+	$(BIN)/python -m mlrepro.image.lock
 
 bench: ## benchmarks; figures go to benchmarks/results/ and the README
 	$(BIN)/python benchmarks/cli_startup.py

@@ -30,7 +30,7 @@ NOOP_SNIPPET = """
 import json, sys, time
 t = time.monotonic()
 from mlrepro.profiles.loader import resolve_profile
-from mlrepro.build.builder import build_image
+from mlrepro.image.builder import build_image
 r = build_image(resolve_profile(sys.argv[1], sys.argv[2:]))
 print(json.dumps({"skipped": r.skipped, "seconds": time.monotonic() - t}))
 """
@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import docker
 
-    from mlrepro.build.builder import BuildOptions, build_image, planned_image
-    from mlrepro.build.engine import connect
+    from mlrepro.image.builder import BuildOptions, build_image, planned_image
+    from mlrepro.image.engine import connect
     from mlrepro.profiles.loader import resolve_profile
     from mlrepro.render import context
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         client.images.get(base)
     except docker.errors.ImageNotFound:
-        print(f"base image {base} missing: python -m mlrepro.build.base_images --all", file=sys.stderr)
+        print(f"base image {base} missing: python -m mlrepro.image.base_images --all", file=sys.stderr)
         return 1
 
     def timed(options: Any = None) -> tuple[float, Any]:

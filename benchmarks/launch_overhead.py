@@ -40,7 +40,7 @@ def last_run(env: dict[str, str]) -> dict:
 
 
 def main() -> int:
-    from mlrepro.build.builder import build_image
+    from mlrepro.image.builder import build_image
     from mlrepro.profiles import resolve_profile
     from mlrepro.profiles.runspec import build_run_spec
     from mlrepro.render.podspec import build_pod_spec

@@ -83,8 +83,8 @@ def choose_target(requested: str, progress: Progress) -> str:
         raise BadInputError(f"--target: {requested!r} is not one of auto, native, docker")
     if requested != "auto":
         return requested
-    from mlrepro.build.engine import connect, docker_host
-    from mlrepro.build.errors import EngineUnavailable
+    from mlrepro.image.engine import connect, docker_host
+    from mlrepro.image.errors import EngineUnavailable
 
     try:
         connect(timeout=10).close()
@@ -145,8 +145,8 @@ def collect_into(results: Sequence[Path], into: Path, submitter: str, division: 
 
 
 def _build(resolved: ResolvedProfile, progress: Progress) -> str:
-    from mlrepro.build.builder import build_image
-    from mlrepro.build.progress import BuildNote, StepStarted
+    from mlrepro.image.builder import build_image
+    from mlrepro.image.progress import BuildNote, StepStarted
 
     def on_event(event: object) -> None:
         if isinstance(event, BuildNote):
@@ -165,7 +165,7 @@ def _runner(target: str, resolved: ResolvedProfile, work_dir: Path, options: Pip
         from mlrepro.runners.native import NativeRunner
 
         return NativeRunner(work_dir, deadline_s=deadline, env=dict(resolved.profile.env))
-    from mlrepro.build.engine import connect
+    from mlrepro.image.engine import connect
     from mlrepro.render.podspec import build_pod_spec
     from mlrepro.runners.docker import DockerRunner
 

@@ -35,7 +35,7 @@ def stream_logs(run_id: str, follow: bool = False, state_dir: Path | None = None
 
 
 def _docker_logs(record: "RunRecord", follow: bool) -> Iterator[str]:
-    from mlrepro.build.engine import connect
+    from mlrepro.image.engine import connect
     from mlrepro.runners.base import RunHandle
     from mlrepro.runners.docker import DockerRunner
 
@@ -54,7 +54,7 @@ def ensure_local_results(record: "RunRecord", work_dir: Path) -> Path:
         if record.results_location.startswith("/") and Path(record.results_location, record.run_id).is_dir():
             return Path(record.results_location, record.run_id)
         raise BadInputError(f"run {record.run_id} ({record.status}) has no results to collect at {local}")
-    from mlrepro.build.engine import connect
+    from mlrepro.image.engine import connect
     from mlrepro.runners.docker import fetch_from_volume
 
     if local.exists():

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-if "$PY" -c 'from mlrepro.build.engine import engine_available as a; raise SystemExit(0 if a() else 1)'; then
+if "$PY" -c 'from mlrepro.image.engine import engine_available as a; raise SystemExit(0 if a() else 1)'; then
   # Nothing can be pulled here: make sure the local Debian bases exist (a no-op when they do).
   .venv/bin/mlrepro base-images
 fi

@@ -49,8 +49,8 @@ def _real_engine_markers(request: pytest.FixtureRequest) -> None:
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[Any]:
     """A ``docker.DockerClient`` for the engine named by ``DOCKER_HOST`` (or the default socket)."""
-    from mlrepro.build.engine import connect
-    from mlrepro.build.errors import EngineUnavailable
+    from mlrepro.image.engine import connect
+    from mlrepro.image.errors import EngineUnavailable
 
     try:
         client = connect()
@@ -182,7 +182,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 def _base_cache_dir() -> Path:
     """``$MLREPRO_BASE_CACHE``, else /var/cache/mlrepro/base-images if writable, else ~/.cache."""
-    from mlrepro.build.base_images import DEFAULT_CACHE_DIR
+    from mlrepro.image.base_images import DEFAULT_CACHE_DIR
 
     env = os.environ.get("MLREPRO_BASE_CACHE")
     if env:
@@ -199,8 +199,8 @@ def base_cache_dir() -> Path:
 
 
 def _ensure_base(client: Any, platform: str, cache_dir: Path) -> str:
-    from mlrepro.build.base_images import DEFAULT_TAGS, create_base_image
-    from mlrepro.build.errors import BaseImageError
+    from mlrepro.image.base_images import DEFAULT_TAGS, create_base_image
+    from mlrepro.image.errors import BaseImageError
 
     try:
         return create_base_image(platform, DEFAULT_TAGS[platform], cache_dir, client=client).tag

@@ -60,8 +60,8 @@ def build(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt,
     Example: mlrepro build -p arm64-cpu -f air-gapped --push --registry 127.0.0.1:5001/bench
     """
     with cli_errors():
-        from mlrepro.build.builder import BuildOptions, build_image
-        from mlrepro.build.progress import BuildRenderer
+        from mlrepro.image.builder import BuildOptions, build_image
+        from mlrepro.image.progress import BuildRenderer
 
         password = _read_password(password_stdin, username)
         resolved = resolve(profile, overlays, sets)
@@ -73,7 +73,7 @@ def build(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt,
                 "seconds": round(result.seconds, 2), "size_bytes": result.size_bytes, "steps": result.steps,
                 "cached_steps": result.cached_steps, "compiled": list(result.compiled)}
         if push_:
-            from mlrepro.build.images import push_image
+            from mlrepro.image.images import push_image
 
             pushed = push_image(result.ref, registry=registry, username=username, password=password)
             data |= {"pushed": pushed.ref, "digest": pushed.digest, "digest_ref": pushed.digest_ref}
@@ -98,8 +98,8 @@ def push(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, 
     Example: echo "$PASS" | mlrepro push -p x86-cpu --registry 127.0.0.1:5001/bench --username ci --password-stdin
     """
     with cli_errors():
-        from mlrepro.build.builder import planned_image
-        from mlrepro.build.images import push_image
+        from mlrepro.image.builder import planned_image
+        from mlrepro.image.images import push_image
 
         password = _read_password(password_stdin, username)
         resolved = resolve(profile, overlays, sets)
@@ -117,7 +117,7 @@ def images(profile: Optional[str] = typer.Option(None, "--profile", "-p", help="
     Example: mlrepro images --output json
     """
     with cli_errors():
-        from mlrepro.build.images import list_images
+        from mlrepro.image.images import list_images
 
         found = list_images(profile=profile)
         rows = [{"profile": i.profile, "platform": i.platform, "size_mib": round(i.size_bytes / 2**20, 1),
@@ -142,7 +142,7 @@ def base_images(platform: Optional[List[str]] = typer.Option(None, "--platform",
     Example: mlrepro base-images && mlrepro build -p arm64-cpu -f air-gapped
     """
     with cli_errors():
-        from mlrepro.build.base_images import DEFAULT_CACHE_DIR, PLATFORMS, ensure_base_images
+        from mlrepro.image.base_images import DEFAULT_CACHE_DIR, PLATFORMS, ensure_base_images
 
         for p in platform or []:
             if p not in PLATFORMS:

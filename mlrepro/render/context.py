@@ -3,7 +3,7 @@
 Layout (everything the Dockerfile copies, nothing else)::
 
     Dockerfile          render_dockerfile(): builder -> os -> deps -> runtime
-    requirements.lock   the lock for the profile's platform and Python (hash-pinned; mlrepro.build.lock),
+    requirements.lock   the lock for the profile's platform and Python (hash-pinned; mlrepro.image.lock),
                         plus the hashes of wheels compiled earlier on this host, if the wheelhouse has any
     build_helper.py     runs in the builder stage (Python check; hashes of wheels compiled there)
     harness/            mlrepro_harness-<version>-py3-none-any.whl: only ``mlrepro/__init__.py`` and
@@ -62,11 +62,11 @@ def write_build_context(resolved: ResolvedProfile, out_dir: Path, wheelhouse: Pa
                         ca_bundle: Path | None = None) -> BuildContext:
     """Write the build context of ``resolved`` into ``out_dir`` (created; mlrepro's own files replaced).
 
-    ``wheelhouse``: a directory made by :func:`mlrepro.build.wheelhouse.prepare_wheelhouse`.
+    ``wheelhouse``: a directory made by :func:`mlrepro.image.wheelhouse.prepare_wheelhouse`.
     ``ca_bundle``: a PEM bundle for the builder stage (default: the profile's ``image.ca_bundle``).
     Raises ProfileError / BadInputError for bad inputs, LockError when no lock can be made.
     """
-    from mlrepro.build.lock import ensure_lock, with_extra_hashes
+    from mlrepro.image.lock import ensure_lock, with_extra_hashes
 
     profile = resolved.profile
     out_dir = Path(out_dir)

@@ -16,7 +16,7 @@ only in the builder stage; the runtime never sees them.
 Two ways to get the wheels (:class:`DockerfileOptions` ``offline``):
 
 * offline (``mlrepro build``, the default there): the host prepared a wheelhouse (``wheels/`` in the
-  context, :mod:`mlrepro.build.wheelhouse`), pip runs with ``--no-index``. No network and **no CA bundle
+  context, :mod:`mlrepro.image.wheelhouse`), pip runs with ``--no-index``. No network and **no CA bundle
   needed** -- the way to build behind a TLS-intercepting proxy or air-gapped.
 * online (``mlrepro generate`` without a wheelhouse): ``wheels/`` holds only its manifest and pip
   downloads from the index inside the builder, still hash-checked against the lock. Behind a

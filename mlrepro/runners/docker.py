@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from mlrepro.build.errors import one_line
 from mlrepro.errors import RuntimeFailure
 from mlrepro.harness.spec import RunSpec
+from mlrepro.image.errors import one_line
 from mlrepro.render.podspec import PodSpec
 from mlrepro.runners.base import RunHandle, RunOutcome, RunStatus, status_from_exit_code
 from mlrepro.runners.docker_config import docker_run_config, write_config_dir

@@ -13,4 +13,4 @@ elif [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python
 else PYTHON=python3
 fi
 
-exec "$PYTHON" -m mlrepro.build.base_images --all --verify --cache-dir "$CACHE" "$@"
+exec "$PYTHON" -m mlrepro.image.base_images --all --verify --cache-dir "$CACHE" "$@"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mlrepro.build.base_images import (
+from mlrepro.image.base_images import (
     AMD64_TAG,
     ARM64_TAG,
     BASE_LABEL,

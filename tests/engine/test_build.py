@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from mlrepro.build.builder import BuildOptions, BuildResult, BuildStepError, build_image, planned_image
-from mlrepro.build.progress import BuildEvent, StepFinished, StepOutput
+from mlrepro.image.builder import BuildOptions, BuildResult, BuildStepError, build_image, planned_image
+from mlrepro.image.progress import BuildEvent, StepFinished, StepOutput
 from mlrepro.profiles.loader import ResolvedProfile, resolve_profile
 
 pytestmark = pytest.mark.docker
@@ -120,8 +120,8 @@ def test_failing_step_names_it_and_tags_nothing(docker_client: Any, base_image: 
 @pytest.mark.registry
 def test_push_and_pull_back_by_digest(docker_client: Any, registry: Any, tmp_path: Path,
                                       amd64: tuple[ResolvedProfile, BuildResult]) -> None:
-    from mlrepro.build.images import list_images, push_image, pushed_images
-    from mlrepro.build.registry import RegistryAuth, pull
+    from mlrepro.image.images import list_images, push_image, pushed_images
+    from mlrepro.image.registry import RegistryAuth, pull
 
     resolved, result = amd64
     record = tmp_path / "images.json"

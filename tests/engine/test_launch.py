@@ -28,7 +28,7 @@ LONG = ["benchmark.scenarios=[Server]", "benchmark.settings.server_target_qps=50
 @pytest.fixture(scope="session")
 def x86_image(docker_client, base_image) -> str:
     """The x86-cpu image (air-gapped base), built once per session (a no-op when it is up to date)."""
-    from mlrepro.build.builder import build_image
+    from mlrepro.image.builder import build_image
 
     return build_image(resolve_profile("x86-cpu", ["air-gapped"]), client=docker_client).ref
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from mlrepro.build.engine import connect
-from mlrepro.build.errors import RegistryAuthError, RegistryError
-from mlrepro.build.registry import RegistryAuth, login, pull, push
+from mlrepro.image.engine import connect
+from mlrepro.image.errors import RegistryAuthError, RegistryError
+from mlrepro.image.registry import RegistryAuth, login, pull, push
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 

@@ -347,7 +347,7 @@ def test_context_with_wheelhouse_and_ca(tmp_path: Path) -> None:
     ctx = write_build_context(resolved, tmp_path / "ctx", house, ca)
     assert ctx.offline and "ca-bundle.pem" in ctx.files
     assert "wheels/mlcommons_loadgen-0-cp311-cp311-linux_aarch64.whl" in ctx.files
-    from mlrepro.build.lock import parse_lock
+    from mlrepro.image.lock import parse_lock
 
     locked = parse_lock((tmp_path / "ctx" / "requirements.lock").read_text())
     assert extra in locked["mlcommons-loadgen"].hashes

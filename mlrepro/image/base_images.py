@@ -11,7 +11,7 @@ Three outcomes, cheapest first (:attr:`BaseImageResult.status`):
 ``loaded``   the cached layer was reused and loaded (seconds);
 ``created``  debootstrap ran (~30 s amd64, ~2 min arm64 under emulation), then the layer was loaded.
 
-Run ``python -m mlrepro.build.base_images --all`` to create both default images (CI does).
+Run ``python -m mlrepro.image.base_images --all`` to create both default images (CI does).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from mlrepro.build.errors import BaseImageError, one_line
+from mlrepro.image.errors import BaseImageError, one_line
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker
@@ -120,9 +120,9 @@ def create_base_image(
 
     ``tag`` defaults to :func:`default_tag`. ``force`` ignores both the engine's image and the cached
     layer (re-runs debootstrap). Needs root (debootstrap) unless the layer is cached.
-    Raises :class:`BaseImageError` (and :class:`~mlrepro.build.errors.EngineUnavailable`).
+    Raises :class:`BaseImageError` (and :class:`~mlrepro.image.errors.EngineUnavailable`).
     """
-    from mlrepro.build.engine import connect
+    from mlrepro.image.engine import connect
 
     started = time.monotonic()
     arch, variant = _arch_of(platform)
@@ -185,7 +185,7 @@ def ensure_base_images(
     log: Callable[[str], None] | None = None,
 ) -> list[BaseImageResult]:
     """Create the default base image (:data:`DEFAULT_TAGS`) of each platform."""
-    from mlrepro.build.engine import connect
+    from mlrepro.image.engine import connect
 
     client = client or connect()
     return [
@@ -498,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlrepro.errors import MlreproError
 
     parser = argparse.ArgumentParser(
-        prog="python -m mlrepro.build.base_images",
+        prog="python -m mlrepro.image.base_images",
         description="Create local Debian base images (no registry needed).",
     )
     which = parser.add_mutually_exclusive_group(required=True)
@@ -519,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"base-images: {msg}", flush=True)
 
-    from mlrepro.build.engine import connect
+    from mlrepro.image.engine import connect
 
     try:
         client = connect()

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlrepro.build.errors import EngineUnavailable, RegistryError, one_line
-from mlrepro.build.tags import CONTENT_HASH_LABEL, PLATFORM_LABEL, PROFILE_HASH_LABEL, PROFILE_LABEL
+from mlrepro.image.errors import EngineUnavailable, RegistryError, one_line
+from mlrepro.image.tags import CONTENT_HASH_LABEL, PLATFORM_LABEL, PROFILE_HASH_LABEL, PROFILE_LABEL
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker
@@ -63,7 +63,7 @@ def list_images(client: docker.DockerClient | None = None, profile: str | None =
     """Local images built by mlrepro (label ``io.mlrepro.profile``), newest first; only ``profile``'s if given."""
     import docker as _docker
 
-    from mlrepro.build.engine import connect
+    from mlrepro.image.engine import connect
 
     client = client or connect()
     label = f"{PROFILE_LABEL}={profile}" if profile else PROFILE_LABEL
@@ -105,8 +105,8 @@ def push_image(ref: str, *, client: docker.DockerClient | None = None, registry:
     """
     import docker as _docker
 
-    from mlrepro.build.engine import connect
-    from mlrepro.build.registry import ImageRef, login, push
+    from mlrepro.image.engine import connect
+    from mlrepro.image.registry import ImageRef, login, push
 
     client = client or connect()
     try:
@@ -162,7 +162,7 @@ class PushRecord:
 def record_push(profile_hash: str, ref: str, digest: str, *, content_hash: str = "",
                 path: Path | None = None) -> Path:
     """Append a push to the record (atomic replace, file-locked); returns the record's path."""
-    from mlrepro.build.registry import ImageRef
+    from mlrepro.image.registry import ImageRef
 
     path = Path(path) if path else state_file()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from mlrepro.build.lock import Lock, ensure_lock
+from mlrepro.image.lock import Lock, ensure_lock
 from mlrepro.profiles.loader import ResolvedProfile
 
 TAG_FORMAT = 1

@@ -1,12 +1,12 @@
 """Build a profile's image on the Docker engine (classic builder, through the SDK's low-level API).
 
-1. Name it: :func:`mlrepro.build.tags.image_name` (content hash). If an image with that tag and the
+1. Name it: :func:`mlrepro.image.tags.image_name` (content hash). If an image with that tag and the
    same ``io.mlrepro.content-hash`` label exists, nothing is built (``skipped``).
-2. Prepare the wheelhouse on the host (:mod:`mlrepro.build.wheelhouse`); if that fails, build anyway with
+2. Prepare the wheelhouse on the host (:mod:`mlrepro.image.wheelhouse`); if that fails, build anyway with
    the builder stage using the index (a note says so).
 3. Write the context (:func:`mlrepro.render.context.write_build_context`) and stream
    ``APIClient.build(..., platform=profile.platform, pull=False, rm=True, forcerm=True)`` into typed
-   events (:mod:`mlrepro.build.progress`) for ``on_event``.
+   events (:mod:`mlrepro.image.progress`) for ``on_event``.
 4. The image is built **without a tag**; only a successful build is tagged, so a failed build never
    leaves a tag on a half-built image. A failure raises :class:`BuildStepError` (one-line message naming
    the step, plus the last output lines in ``.tail``).
@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlrepro.build.errors import BuildError, EngineUnavailable, one_line
-from mlrepro.build.progress import BuildEvent, BuildFailed, BuildNote, BuildStreamParser
-from mlrepro.build.tags import CONTENT_HASH_LABEL, ImageName, image_name
+from mlrepro.image.errors import BuildError, EngineUnavailable, one_line
+from mlrepro.image.progress import BuildEvent, BuildFailed, BuildNote, BuildStreamParser
+from mlrepro.image.tags import CONTENT_HASH_LABEL, ImageName, image_name
 from mlrepro.profiles.loader import ResolvedProfile
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -121,7 +121,7 @@ def build_image(resolved: ResolvedProfile, options: BuildOptions | None = None, 
                 on_event: Callable[[BuildEvent], None] | None = None) -> BuildResult:
     """Build (or find) the image of ``resolved``; see the module docstring. Raises BuildError subclasses,
     EngineUnavailable, LockError, ProfileError."""
-    from mlrepro.build.engine import connect
+    from mlrepro.image.engine import connect
 
     started = time.monotonic()
     options = options or BuildOptions()
@@ -147,8 +147,8 @@ def build_image(resolved: ResolvedProfile, options: BuildOptions | None = None, 
 
     tmp = Path(tempfile.mkdtemp(prefix="mlrepro-build-"))
     try:
-        from mlrepro.build.lock import ensure_lock
-        from mlrepro.build.wheelhouse import WheelhouseError, prepare_wheelhouse
+        from mlrepro.image.lock import ensure_lock
+        from mlrepro.image.wheelhouse import WheelhouseError, prepare_wheelhouse
         from mlrepro.render.context import write_build_context
 
         house = None
@@ -224,7 +224,7 @@ def _export_compiled(client: docker.DockerClient, context: Path, resolved: Resol
     """Copy the wheels the builder stage compiled into the host cache (a cached ``--target builder``)."""
     import docker as _docker
 
-    from mlrepro.build.wheelhouse import store_built_wheels
+    from mlrepro.image.wheelhouse import store_built_wheels
 
     profile = resolved.profile
     name = image_name(resolved)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from mlrepro.build.errors import EngineUnavailable, one_line
+from mlrepro.image.errors import EngineUnavailable, one_line
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker

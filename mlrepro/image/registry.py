@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlrepro.build.errors import EngineUnavailable, RegistryAuthError, RegistryError, one_line
+from mlrepro.image.errors import EngineUnavailable, RegistryAuthError, RegistryError, one_line
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro.build.base_images import _normalize_tag, default_tag, image_config, write_image_tarball
-from mlrepro.build.errors import BaseImageError, RegistryAuthError, RegistryError
-from mlrepro.build.registry import ImageRef, PushEvent, digest_from_events, registry_error_code
+from mlrepro.image.base_images import _normalize_tag, default_tag, image_config, write_image_tarball
+from mlrepro.image.errors import BaseImageError, RegistryAuthError, RegistryError
+from mlrepro.image.registry import ImageRef, PushEvent, digest_from_events, registry_error_code
 
 
 def test_image_tarball_is_docker_loadable_layout(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ match is never used.
 Where a lock is found, first match wins:
 
 1. ``images/locks/<key>.txt`` -- committed for the built-in profiles, so a build from a clean clone is
-   hermetic (regenerate: ``python -m mlrepro.build.lock`` = ``make lock``);
+   hermetic (regenerate: ``python -m mlrepro.image.lock`` = ``make lock``);
 2. ``$MLREPRO_CACHE_DIR/locks/<key>.txt`` (default ``~/.cache/mlrepro``) -- made on demand for other
    profiles (needs the package index once).
 
@@ -31,7 +31,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlrepro.build.errors import BuildError, one_line
+from mlrepro.image.errors import BuildError, one_line
 from mlrepro.profiles.model import Profile
 
 HARNESS_REQUIREMENTS: tuple[str, ...] = ("numpy>=1.26", "mlcommons-loadgen>=5.0")
@@ -188,7 +188,7 @@ def compile_lock(profile: Profile, dest: Path, *, ca_bundle: Path | None = None)
     inputs = lock_inputs(profile)
     header = (f"# mlrepro lock: {profile.platform}, CPython {profile.image.python}, {MANYLINUX}; inputs: "
               f"{', '.join(inputs)}\n"
-              f"# Regenerate: python -m mlrepro.build.lock (make lock). Do not edit.\n"
+              f"# Regenerate: python -m mlrepro.image.lock (make lock). Do not edit.\n"
               f"# mlrepro-lock-input: {input_digest(profile)}\n")
     env = dict(os.environ)
     if ca_bundle is not None:
@@ -201,7 +201,7 @@ def compile_lock(profile: Profile, dest: Path, *, ca_bundle: Path | None = None)
         req_in.write_text("\n".join(inputs) + "\n", encoding="utf-8")
         argv = [_uv(), "pip", "compile", "--quiet", "--generate-hashes", "--no-header",
                 "--python-platform", UV_PLATFORMS[profile.platform], "--python-version", profile.image.python,
-                "--custom-compile-command", "python -m mlrepro.build.lock",
+                "--custom-compile-command", "python -m mlrepro.image.lock",
                 str(req_in), "-o", str(out)]
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp, check=False)
         if proc.returncode != 0:
@@ -234,13 +234,13 @@ def _uv() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m mlrepro.build.lock [--check] [PROFILE ...]``: (re)write the committed locks."""
+    """``python -m mlrepro.image.lock [--check] [PROFILE ...]``: (re)write the committed locks."""
     import argparse
 
     from mlrepro.errors import MlreproError
     from mlrepro.profiles.loader import builtin_profile_names, resolve_profile
 
-    parser = argparse.ArgumentParser(prog="python -m mlrepro.build.lock", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m mlrepro.image.lock", description=main.__doc__)
     parser.add_argument("profiles", nargs="*", help="profile names or files (default: every built-in profile)")
     parser.add_argument("-f", "--overlay", action="append", default=[], help="overlay applied to each profile")
     parser.add_argument("--check", action="store_true", help="only report missing or stale locks (exit 1 if any)")

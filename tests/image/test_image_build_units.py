@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro.build.lock import find_lock, input_digest, lock_key, parse_lock, with_extra_hashes
-from mlrepro.build.progress import (
+from mlrepro.image.lock import find_lock, input_digest, lock_key, parse_lock, with_extra_hashes
+from mlrepro.image.progress import (
     BuildFailed,
     BuildStreamParser,
     ImageBuilt,
@@ -19,7 +19,7 @@ from mlrepro.build.progress import (
     StepOutput,
     StepStarted,
 )
-from mlrepro.build.tags import content_hash, image_name
+from mlrepro.image.tags import content_hash, image_name
 from mlrepro.profiles.loader import builtin_profile_names, resolve_profile
 from mlrepro.resources import images_dir
 
@@ -52,7 +52,7 @@ def test_parse_and_extend_lock() -> None:
 def test_builtin_locks_are_committed_and_current(name: str) -> None:
     profile = resolve_profile(name).profile
     lock = find_lock(profile)
-    assert lock is not None and lock.source == "committed", f"run `python -m mlrepro.build.lock` ({lock_key(profile)})"
+    assert lock is not None and lock.source == "committed", f"run `python -m mlrepro.image.lock` ({lock_key(profile)})"
     pkgs = lock.packages()
     assert {"numpy", "mlcommons-loadgen", profile.framework.backend} <= set(pkgs)
     assert pkgs[profile.framework.backend].version == profile.framework.version
