@@ -6,7 +6,7 @@ could not be read). Only the file reading helpers return ``None`` for a missing 
 Public API::
 
     parse_summary(text) -> Summary            parse_summary_file(path) -> Summary | None
-    parse_detail(text) -> Detail              parse_detail_file(path) -> Detail | None
+    parse_detail(text, keys=None) -> Detail   parse_detail_file(path) -> Detail | None
     parse_log_dir(directory) -> ParsedLogs    (both files of one LoadGen output directory)
 """
 
@@ -192,7 +192,9 @@ class LogEntry:
 
 @dataclass(frozen=True)
 class Detail:
-    """What ``mlperf_log_detail.txt`` says. Dicts keep the full LoadGen key names (last value wins)."""
+    """What ``mlperf_log_detail.txt`` says. ``results``/``effective``/``requested`` keep the full LoadGen key names
+    (last value wins); ``values`` holds the first value of every parsed key (the MLCommons checker reads the
+    first one)."""
 
     loadgen_version: str | None = None
     scenario: str | None = None          # effective_scenario
@@ -206,6 +208,17 @@ class Detail:
     warnings: list[LogEntry] = field(default_factory=list)
     entry_count: int = 0
     garbled_lines: int = 0
+    values: dict[str, Any] = field(default_factory=dict)      # key -> first value
+    starts_with_entry: bool = False      # the first line is a :::MLLOG entry (the MLCommons checker needs it)
+    ends_cleanly: bool = False           # the text ends with a newline after a readable :::MLLOG entry
+    first_garbled_line: int | None = None   # 1-based number of the first unreadable :::MLLOG line
+
+    def get(self, key: str) -> Any:
+        """The first value logged under ``key`` (None when absent)."""
+        return self.values.get(key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
 
 
 def _parse_mllog_line(line: str) -> LogEntry | None:
@@ -224,27 +237,58 @@ def _parse_mllog_line(line: str) -> LogEntry | None:
                     is_error=meta.get("is_error") is True, is_warning=meta.get("is_warning") is True)
 
 
-def parse_detail(text: str) -> Detail:
-    """Parse the text of ``mlperf_log_detail.txt``. Never raises."""
+_KEY_PREFIX = MLLOG_PREFIX + ' {"key": "'
+
+
+def _entry_key(line: str) -> str | None:
+    """The key of a ``:::MLLOG {"key": "..."`` line without parsing its JSON (None for another shape)."""
+    if not line.startswith(_KEY_PREFIX):
+        return None
+    end = line.find('"', len(_KEY_PREFIX))
+    return line[len(_KEY_PREFIX):end] if end > 0 else None
+
+
+def parse_detail(text: str, keys: frozenset[str] | None = None) -> Detail:
+    """Parse the text of ``mlperf_log_detail.txt``. Never raises.
+
+    ``keys``: parse only entries with these keys (and every entry that may be an error): a fast path for readers
+    that need a few values of many logs. Other well-formed entries are counted, not decoded; the last line is
+    always decoded, so a cut-off log is still noticed."""
     results: dict[str, Any] = {}
     effective: dict[str, Any] = {}
     requested: dict[str, Any] = {}
+    values: dict[str, Any] = {}
     errors: list[LogEntry] = []
     warnings: list[LogEntry] = []
     version: str | None = None
     count = garbled = 0
-    for raw in text.splitlines():
+    first_garbled: int | None = None
+    lines = text.splitlines()
+    starts = bool(lines) and lines[0].startswith(MLLOG_PREFIX)
+    last_ok = False
+    n_lines = len(lines)
+    for number, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line.startswith(MLLOG_PREFIX):
             if line:
                 garbled += 1
             continue
+        if keys is not None and number != n_lines:
+            key = _entry_key(line)
+            if key is not None and key not in keys and line.endswith("}") and '"is_error": false' in line:
+                count += 1
+                continue
         entry = _parse_mllog_line(line)
         if entry is None:
             garbled += 1
+            if first_garbled is None:
+                first_garbled = number
+            last_ok = False
             continue
+        last_ok = True
         count += 1
         key = entry.key
+        values.setdefault(key, entry.value)
         if entry.is_error:
             errors.append(entry)
         if entry.is_warning:
@@ -269,7 +313,9 @@ def parse_detail(text: str) -> Detail:
                   mode=mode if isinstance(mode, str) else None,
                   validity=validity if validity in ("VALID", "INVALID") else None,
                   results=results, effective=effective, requested=requested, seeds=seeds,
-                  errors=errors, warnings=warnings, entry_count=count, garbled_lines=garbled)
+                  errors=errors, warnings=warnings, entry_count=count, garbled_lines=garbled, values=values,
+                  starts_with_entry=starts, ends_cleanly=last_ok and text.endswith("\n"),
+                  first_garbled_line=first_garbled)
 
 
 def _read_text(path: Path) -> str | None:
