@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -372,7 +372,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_round(version: str | None = None) -> Round:
     """The rules of ``version`` (default: the newest round). Raises UnknownRoundError for a round mlrepro has
     no table for, RoundDataError when the table is malformed."""
