@@ -211,7 +211,7 @@ class Detail:
     values: dict[str, Any] = field(default_factory=dict)      # key -> first value
     starts_with_entry: bool = False      # the first line is a :::MLLOG entry (the MLCommons checker needs it)
     ends_cleanly: bool = False           # the text ends with a newline after a readable :::MLLOG entry
-    first_garbled_line: int | None = None   # 1-based number of the first unreadable :::MLLOG line
+    first_garbled_line: int | None = None   # 1-based number of the first unreadable :::MLLOG line (not the last)
 
     def get(self, key: str) -> Any:
         """The first value logged under ``key`` (None when absent)."""
@@ -281,7 +281,7 @@ def parse_detail(text: str, keys: frozenset[str] | None = None) -> Detail:
         entry = _parse_mllog_line(line)
         if entry is None:
             garbled += 1
-            if first_garbled is None:
+            if first_garbled is None and number != n_lines:     # a partial last line is a cut-off, not garbage
                 first_garbled = number
             last_ok = False
             continue
