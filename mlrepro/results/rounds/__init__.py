@@ -372,11 +372,14 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-@cache
 def load_round(version: str | None = None) -> Round:
-    """The rules of ``version`` (default: the newest round). Raises UnknownRoundError for a round mlrepro has
-    no table for, RoundDataError when the table is malformed."""
-    version = version or DEFAULT_ROUND
+    """The rules of ``version`` (default: the newest round), read once per process. Raises UnknownRoundError
+    for a round mlrepro has no table for, RoundDataError when the table is malformed."""
+    return _load_round(version or DEFAULT_ROUND)
+
+
+@cache
+def _load_round(version: str) -> Round:
     if version not in ROUNDS:
         raise UnknownRoundError(f"unknown MLPerf round {version!r} (known: {', '.join(ROUNDS)})")
     raw = {**_read_yaml(DATA_DIR / "common.yaml"), **_read_yaml(DATA_DIR / f"{version}.yaml")}
