@@ -17,10 +17,10 @@ from mlrepro.results.accuracy import (
     parse_accuracy_txt,
     truncate_accuracy_log,
 )
-from mlrepro.results.errors import ChecksumError, CollectInputError, ConflictError
-from mlrepro.results.submission import collect
 from mlrepro.results.check.systems import system_problems
+from mlrepro.results.errors import ChecksumError, CollectInputError, ConflictError
 from mlrepro.results.rounds import ROUNDS, load_round
+from mlrepro.results.submission import collect
 
 
 def _collect(sources: list[Path] | Path, tree: Path, **kw) -> object:
