@@ -21,6 +21,8 @@ def check(tree: Path = typer.Argument(..., help="Root of a submission tree (the 
                                                   "to this CSV file."),
           sidecar: Optional[Path] = typer.Option(None, "--sidecar", help="mlrepro's folder of kept full accuracy "
                                                  "logs (default: <tree>.mlrepro when it exists)."),
+          jobs: int = typer.Option(1, "--jobs", min=1, help="Processes that read the tree (more can help on "
+                                   "machines with idle cores)."),
           output: OutputFormat = OutputOpt) -> None:
     """Check a submission tree: everything the official MLCommons checker rejects, and more (INVALID results,
     LoadGen errors, cut-off logs, accuracy hashes, empty folders). One line per finding, then a table per result;
@@ -33,7 +35,7 @@ def check(tree: Path = typer.Argument(..., help="Root of a submission tree (the 
 
         if not tree.is_dir():
             raise fail(f"{tree}: not a directory", 2)
-        report = check_tree(tree, version=version, sidecar=sidecar)
+        report = check_tree(tree, version=version, sidecar=sidecar, jobs=jobs)
         if csv_path is not None:
             try:
                 report.write_csv(csv_path)

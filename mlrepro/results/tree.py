@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrepro.errors import BadInputError
-from mlrepro.harness.logparse import Detail, Summary, parse_detail, parse_summary
+from mlrepro.harness.logparse import Detail, parse_detail, summary_validity
 from mlrepro.results import layout as tl
 from mlrepro.results.accuracy import TRUNCATION_MARKER, truncate_accuracy_log
 from mlrepro.results.rounds import Benchmark, Round, load_round
@@ -55,7 +55,7 @@ DETAIL_KEYS = frozenset({
 })
 _PERCENTILE_RE = re.compile(r"^result_(\d+\.\d+)_percentile_latency_ns$")
 _HASH_RE = re.compile(r"^hash=([\w\d]+)$")
-#: results read in worker processes from this many on
+#: results read in worker processes from this many on, when jobs > 1
 PARALLEL_MIN_RESULTS = 256
 
 
@@ -71,7 +71,8 @@ class LoadgenRun:
 
     rel: str                               # the folder, relative to the tree root
     files: tuple[str, ...]                 # plain files in it
-    summary: Summary | None                # None: no mlperf_log_summary.txt
+    has_summary: bool                      # mlperf_log_summary.txt is there
+    summary_validity: str | None           # its "Result is" verdict (VALID | INVALID | None)
     detail: Detail | None                  # None: no mlperf_log_detail.txt
     detail_error: str | None = None        # the detail log exists but cannot be read
     detail_size: int = 0
@@ -87,8 +88,8 @@ class LoadgenRun:
     @property
     def validity(self) -> str | None:
         """``Result is`` of the summary, else ``result_validity`` of the detail log."""
-        if self.summary is not None and self.summary.validity is not None:
-            return self.summary.validity
+        if self.summary_validity is not None:
+            return self.summary_validity
         return self.detail.validity if self.detail is not None else None
 
 
@@ -282,16 +283,20 @@ def _json(path: str) -> tuple[Any, str | None]:
 
 
 def _rel(root: str, path: str) -> str:
+    """``path`` relative to ``root`` (a prefix of it), with forward slashes."""
+    if path.startswith(root + os.sep):
+        return os.path.normpath(path[len(root) + 1:]).replace(os.sep, "/")
     return os.path.relpath(path, root).replace(os.sep, "/")
 
 
-def _loadgen_run(root: str, folder: str, files: Sequence[str]) -> LoadgenRun:
-    summary = detail = None
-    error = None
+def _loadgen_run(root: str, folder: str, files: Sequence[str], *, summary_text: bool = True) -> LoadgenRun:
+    """``summary_text``: read the summary's verdict (an accuracy run's summary says nothing: only noted)."""
+    detail = None
+    validity = error = None
     size = 0
-    if tl.SUMMARY in files:
+    if tl.SUMMARY in files and summary_text:
         data = _read_bytes(os.path.join(folder, tl.SUMMARY))
-        summary = parse_summary(data.decode("utf-8", "replace")) if data is not None else None
+        validity = summary_validity(data.decode("utf-8", "replace")) if data is not None else None
     if tl.DETAIL in files:
         data = _read_bytes(os.path.join(folder, tl.DETAIL))
         if data is None:
@@ -304,8 +309,8 @@ def _loadgen_run(root: str, folder: str, files: Sequence[str]) -> LoadgenRun:
                 error = f"is not UTF-8 text ({exc.reason} at byte {exc.start})"
                 text = data.decode("utf-8", "replace")
             detail = parse_detail(text, DETAIL_KEYS)
-    return LoadgenRun(rel=_rel(root, folder), files=tuple(files), summary=summary, detail=detail,
-                      detail_error=error, detail_size=size)
+    return LoadgenRun(rel=_rel(root, folder), files=tuple(files), has_summary=tl.SUMMARY in files,
+                      summary_validity=validity, detail=detail, detail_error=error, detail_size=size)
 
 
 def parse_accuracy_lines(lines: Iterable[str], round_: Round, benchmark: Benchmark | None,
@@ -382,7 +387,7 @@ def _truncate(data: bytes) -> bytes:
 def _accuracy(root: str, folder: str, round_: Round, benchmark: Benchmark | None, scenario: str,
               full_logs: _FullLogs) -> AccuracyFiles:
     dirs, files = _entries(folder)
-    run = _loadgen_run(root, folder, files)
+    run = _loadgen_run(root, folder, files, summary_text=False)
     lines = None
     values = None
     if tl.ACCURACY_TXT in files:
@@ -632,8 +637,10 @@ def read_tree(root: str | Path, version: str | None = None, *, sidecar: str | Pa
     """Read the submission tree at ``root`` with the layout of round ``version`` (default: the newest).
 
     ``sidecar``: where ``mlrepro collect`` kept the full accuracy logs (default ``<root>.mlrepro`` when it
-    exists). ``jobs``: worker processes for trees of PARALLEL_MIN_RESULTS results or more (default: the CPU
-    count). Raises TreeReadError when ``root`` is not a directory, UnknownRoundError for an unknown round."""
+    exists). ``jobs``: worker processes for trees of PARALLEL_MIN_RESULTS results or more (default 1: on the
+    2-core development machine two workers read a 4k-result tree slower than one process, the results' transfer
+    between processes costing more than the parsing they share; benchmarks/check_scale.py). Raises
+    TreeReadError when ``root`` is not a directory, UnknownRoundError for an unknown round."""
     round_ = load_round(version)
     root_p = Path(root).absolute()
     if not root_p.is_dir():
@@ -700,7 +707,7 @@ def read_tree(root: str | Path, version: str | None = None, *, sidecar: str | Pa
 
 
 def _read_all(work: Sequence[_Job], jobs: int | None) -> list[ResultEntry]:
-    n_jobs = jobs if jobs is not None else (os.cpu_count() or 1)
+    n_jobs = jobs or 1
     if n_jobs <= 1 or len(work) < PARALLEL_MIN_RESULTS:
         return _read_chunk(work)
     size = max(16, len(work) // (n_jobs * 8))

@@ -39,7 +39,7 @@ def check_tree(root: str | Path, *, sidecar: str | Path | None = None, version: 
     """Check the submission tree at ``root`` with the rules of round ``version`` (default: the newest).
 
     ``sidecar``: mlrepro's folder of kept full accuracy logs (default ``<root>.mlrepro`` when it exists).
-    ``jobs``: worker processes that read large trees (default: the CPU count). Content problems are findings,
+    ``jobs``: worker processes that read large trees (default 1, see mlrepro.results.tree.read_tree). Content problems are findings,
     never exceptions; raises UnknownRoundError for an unknown round."""
     round_ = load_round(version)
     root_p = Path(root).absolute()

@@ -43,7 +43,7 @@ def check_loadgen_log(run: LoadgenRun, ctx: ResultContext, f: Findings, *, kind:
     if incomplete:
         what = f"has no {last_key} entry" if last_key not in d else "ends in the middle of an entry"
         f.error("DETAIL_INCOMPLETE", run.detail_rel, f"the log is cut off: it {what}", scope=scope)
-    if run.summary is None:
+    if not run.has_summary:
         f.error("LOG_MISSING", run.summary_rel, f"the {kind} run has no mlperf_log_summary.txt", scope=scope)
     if d.errors:
         first = d.errors[0]
@@ -76,7 +76,7 @@ def check_performance_run(run: LoadgenRun, ctx: ResultContext, f: Findings, *, k
     validity = run.validity
     if validity == "INVALID" or d.validity == "INVALID":
         reason = d.get("result_invalid_reason")
-        f.error("INVALID_RESULT", run.summary_rel if run.summary is not None else path,
+        f.error("INVALID_RESULT", run.summary_rel if run.summary_validity == "INVALID" else path,
                 "LoadGen says the result is INVALID" + (f" ({reason})" if reason else ""), scope=scope)
     log_scenario = d.get("effective_scenario")
     if not isinstance(log_scenario, str):

@@ -363,8 +363,9 @@ def _compliance(raw: Mapping[str, Any]) -> ComplianceRules:
 def _read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 (a safe loader)
     except (OSError, yaml.YAMLError) as exc:
         raise RoundDataError(f"{path}: cannot read round data ({exc})") from None
     if not isinstance(data, dict):
