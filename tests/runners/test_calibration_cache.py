@@ -93,3 +93,27 @@ def test_what_a_record_does_to_the_cache(tmp_path: Path) -> None:
     assert cache.entries("h" * 64, "Offline") == {}
     assert remember(cache, {"calibration": None}) is None
     cache.close()
+
+
+def test_calibrate_command_stores_targets_the_next_run_uses(state: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mlrepro.cli.main import app
+
+    runner = CliRunner()
+    args = ["-p", "x86-cpu", "-f", "quick", "--set", "benchmark.workload=null", "--target", "native",
+            "--scenario", "Offline,SingleStream"]
+    r = runner.invoke(app, ["calibrate", *args, "--output", "json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [row["scenario"] for row in rows] == ["Offline", "SingleStream"]
+    assert all(row["status"] == "succeeded" and row["target"]["source"] == "calibrated" for row in rows)
+    r = runner.invoke(app, ["run", *args, "--mode", "performance", "--no-collect"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.count("cached") >= 2                     # the results table's target column
+    listed = json.loads(runner.invoke(app, ["runs", "--output", "json"]).stdout)
+    timed = [row for row in listed if row["mode"] == "performance"]
+    assert {row["loadgen_target"]["source"] for row in timed} == {"cached"}
+    # the table says where each target came from
+    table = runner.invoke(app, ["calibrate", *args])
+    assert table.exit_code == 0 and "calibrated" in table.stdout and "cached for this profile" in table.stdout

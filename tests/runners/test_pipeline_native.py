@@ -86,6 +86,15 @@ def test_native_pipeline_runs_collects_and_records(tmp_path, state):
     assert overlays == ["quick", str(extra.resolve())] and sets == ["benchmark.settings.min_duration_ms=500"]
     assert resolve_profile(profile, overlays, sets).hash == resolved.hash == reproduce["profile_hash"]
     assert reproduce["command"] in (res_dir / "README.md").read_text()
+    # a native run uses this machine's packages: the record and the results say when they differ from the pin
+    import importlib.metadata
+
+    installed = importlib.metadata.version("onnxruntime")
+    framework = json.loads((perf.results_dir / "record.json").read_text())["framework"]
+    assert framework == {"package": "onnxruntime", "pinned": "1.20.1", "installed": installed,
+                         "matches": installed == "1.20.1"}
+    mismatch = [n for n in perf.notes if "the profile pins 1.20.1" in n]
+    assert bool(mismatch) == (installed != "1.20.1")
 
     # runs / logs / check from the CLI, as after the terminal closed
     rows = json.loads(runner.invoke(app, ["runs", "--output", "json"]).stdout)
