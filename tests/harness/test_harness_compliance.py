@@ -14,8 +14,8 @@ import pytest
 
 from mlrepro.harness import exit_codes
 from mlrepro.harness.checksums import read_manifest, verify_manifest
-from mlrepro.harness.layout import CHECKSUMS
 from mlrepro.harness.core import run_harness
+from mlrepro.harness.layout import CHECKSUMS
 from mlrepro.harness.spec import AuditRequest, RunSpec
 from mlrepro.results.compliance import audit_requests
 
