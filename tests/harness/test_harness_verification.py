@@ -18,7 +18,7 @@ SERVER = OFFLINE.parent / "Server"
 def _copy(src: Path, dst: Path, **values: object) -> Path:
     text = src.read_text()
     for key, value in values.items():
-        text, n = re.subn(r'("key": "' + re.escape(key) + r'", "value": )[^,]+', lambda m: m.group(1) + json.dumps(value),
+        text, n = re.subn(r'("key": "' + re.escape(key) + r'", "value": )[^,]+', lambda m, v=value: m.group(1) + json.dumps(v),
                           text, count=1)
         assert n == 1, key
     dst.write_text(text)

@@ -85,7 +85,7 @@ OFFLINE_OK = {"min_duration_ms": 100, "min_query_count": 1, "offline_expected_qp
 SINGLE_OK = {"min_duration_ms": 200, "min_query_count": 100, "single_stream_expected_latency_ns": 2000}
 OFFLINE_INVALID = {"min_duration_ms": 2000, "min_query_count": 1, "offline_expected_qps": 10}
 OFFLINE_SHORT = {"min_duration_ms": 300, "min_query_count": 1}       # target calibrated by the harness
-STEADY = {"sample_s": 0.0002}                                       # sleep-bound: verdicts not speed-bound
+STEADY = {"sample_s": 0.0005}                                       # sleep-bound: verdicts not speed-bound
 
 
 def audits() -> list[dict[str, Any]]:
