@@ -132,6 +132,8 @@ def run_pipeline(resolved: ResolvedProfile, options: PipelineOptions, progress: 
     if target == "docker":
         image = options.image or _build(resolved, progress)
     specs = run_matrix(resolved, scenarios or None, modes or None, image=image, target=target)
+    if options.division in ("closed", "network"):
+        specs = _with_compliance(specs, resolved, progress)
     cache = open_cache(state_dir)
     specs = [replace(s, calibration=CalibrationRequest(cached=cache.entries(s.profile_hash, s.scenario),
                                                        recalibrate=options.recalibrate,
@@ -162,6 +164,28 @@ def run_pipeline(resolved: ResolvedProfile, options: PipelineOptions, progress: 
                  f"{len(report.rejected)} rejected")
     return PipelineResult(target=target, image=image, runs=tuple(summaries), collect_report=report,
                           collect_expected=wants_tree)
+
+
+def _with_compliance(specs: Sequence[RunSpec], resolved: ResolvedProfile, progress: Progress) -> list[RunSpec]:
+    """Closed and network divisions: runs with a performance run also run the compliance tests the round's rules
+    name for the workload's benchmark (TEST01, TEST04), with the timed run's settings."""
+    from mlrepro.harness.registry import load_workload_class
+    from mlrepro.results.compliance import audit_requests, tests_not_run
+    from mlrepro.results.rounds import load_round
+
+    b = resolved.profile.benchmark
+    cls = load_workload_class(b.workload)
+    rnd = load_round()
+    benchmark = next((n for n in (cls.benchmark, cls.model_mapping) if n in rnd.benchmarks),
+                     rnd.benchmark_name(b.mlperf_model or cls.mlperf_model))
+    requests = audit_requests(benchmark)
+    missing = tests_not_run(benchmark)
+    if missing:
+        progress(f"{benchmark} also needs {', '.join(missing)}, which mlrepro does not run")
+    if requests:
+        progress(f"compliance tests of {benchmark}: {', '.join(r.test for r in requests)} (with each "
+                 "performance run)")
+    return [replace(s, compliance=requests) if s.mode in ("performance", "submission") else s for s in specs]
 
 
 def collect_into(results: Sequence[Path], into: Path, submitter: str, division: str,
