@@ -60,6 +60,7 @@ class RunSummary:
     message: str = ""
     loadgen_target: dict | None = None    # the record's target decision: setting, value, source, cost_s ...
     notes: tuple[str, ...] = ()           # framework version differing from the pin, a recalibration ...
+    compliance_failed: tuple[str, ...] = ()   # compliance tests whose verification failed in the run
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,15 @@ class PipelineResult:
     def problems(self) -> tuple[str, ...]:
         """Why the job did not produce what was asked for (beyond each run's own status)."""
         report = self.collect_report
+        failed = tuple(f"{r.run_id}: compliance {t} failed" for r in self.runs for t in r.compliance_failed)
         if not self.collect_expected or any(r.status != RunStatus.succeeded.value for r in self.runs):
-            return ()
+            return failed
         if report is None:
-            return ("no run left results to collect",)
+            return failed + ("no run left results to collect",)
         if not report.results:
             why = "; ".join(f"{r.run_id}: {'; '.join(r.reasons)}" for r in report.rejected) or "no result folder"
-            return (f"nothing was placed in the submission tree ({why})",)
-        return ()
+            return failed + (f"nothing was placed in the submission tree ({why})",)
+        return failed
 
     @property
     def ok(self) -> bool:
@@ -370,10 +372,18 @@ def summarize(spec: RunSpec, outcome: RunOutcome, results_dir: Path | None, dura
                      f"{fw.get('pinned')}")
     if cal.get("retry"):
         notes.append("recalibrated after an INVALID timed run (" + "; ".join(cal["retry"].get("reason") or []) + ")")
+    failed: list[str] = []
+    for audit in run.audits:
+        checks = audit.get("verifications") or []
+        verdict = {True: "PASS", False: "FAIL", None: "not verified in the run"}[audit.get("passed")]
+        why = "; ".join(f"{v.get('kind')}: {v.get('reason')}" for v in checks if not v.get("passed"))
+        notes.append(f"compliance {audit.get('test')}: {verdict}" + (f" ({why})" if why else ""))
+        if audit.get("passed") is False:
+            failed.append(str(audit.get("test")))
     brief = None
     if isinstance(decision, dict):
         brief = {k: decision.get(k) for k in ("setting", "value", "source", "unit", "measured", "cost_s", "note")
                  if decision.get(k) is not None}
     return replace(base, result=perf.result if perf else None, result_unit=perf.result_unit if perf else "",
                    validity=perf.validity if perf else None, accuracy=accuracy, message=message,
-                   loadgen_target=brief, notes=tuple(notes))
+                   loadgen_target=brief, notes=tuple(notes), compliance_failed=tuple(failed))

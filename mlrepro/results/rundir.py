@@ -110,6 +110,7 @@ class HarnessRun:
     reproduce_argv: tuple[str, ...] = ()               # the mlrepro command that re-runs it
     compliance: Mapping[str, str] = field(default_factory=dict)   # TEST01/TEST04 -> its folder ("Offline/TEST01")
     audit_of: str = ""                                 # mode "audit": the run whose compliance tests it ran
+    audits: tuple[Mapping[str, Any], ...] = ()         # record.compliance: each test's verdict in the run
     stamps: Mapping[str, tuple[int, int, int]] = field(default_factory=dict, repr=False)
 
     @property
@@ -389,6 +390,7 @@ def load_run(run_dir: str | Path) -> HarnessRun:
         framework=record.get("framework") if isinstance(record.get("framework"), dict) else None,
         reproduce_argv=_argv(record.get("reproduce")),
         compliance=compliance, audit_of=audit_of,
+        audits=tuple(c for c in record.get("compliance") or () if isinstance(c, dict)),
     )
 
 
