@@ -106,3 +106,18 @@ def test_audit_run_without_its_run_is_rejected(runs: Path, tmp_path: Path) -> No
     report = collect(_comp(runs, "run-comp-steady", "run-comp-audit"), tmp_path / "t", submitter=SUBMITTER)
     kinds = {r.run_id: (r.kind, r.reasons[0]) for r in report.rejected}
     assert kinds["run-comp-audit"][0] == "incomplete" and "run-comp-perf" in kinds["run-comp-audit"][1]
+
+
+def test_test01_nondeterministic_results_judged_by_accuracy_delta(steady_tree: Path) -> None:
+    """A TEST01 whose responses differ may still pass when the sampled results score within the benchmark's
+    delta of the accuracy run (baseline_accuracy.txt vs compliance_accuracy.txt in TEST01/accuracy/)."""
+    to_closed(steady_tree, SUBMITTER)
+    test01 = _result(steady_tree) / "TEST01"
+    (test01 / "verify_accuracy.txt").write_text("num_perf_log_data_mismatch = 3\nTEST FAIL\n")
+    # no baseline/compliance accuracy: the folder does not hold what a failed TEST01 accuracy check needs
+    assert any(p.endswith("/TEST01/accuracy") for p in paths(check_tree(steady_tree), "COMPLIANCE_FILES"))
+    (test01 / "accuracy/baseline_accuracy.txt").write_text("accuracy=90.000%\n")
+    (test01 / "accuracy/compliance_accuracy.txt").write_text("accuracy=89.500%\n")     # 0.56 % apart: within 1 %
+    assert not {c for c in codes(check_tree(steady_tree)) if c.startswith("COMPLIANCE")}
+    (test01 / "accuracy/compliance_accuracy.txt").write_text("accuracy=85.000%\n")     # 5.9 % apart
+    assert any(p.endswith("/TEST01/accuracy") for p in paths(check_tree(steady_tree), "COMPLIANCE_FAILED"))
