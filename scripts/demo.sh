@@ -9,5 +9,7 @@ if "$PY" -c 'from mlrepro.image.engine import engine_available as a; raise Syste
   # does; the x86 demo needs no arm64 base).
   .venv/bin/mlrepro base-images --platform linux/amd64
 fi
-exec .venv/bin/mlrepro run -p x86-cpu -f air-gapped -f quick --target auto \
+.venv/bin/mlrepro run -p x86-cpu -f air-gapped -f quick --target auto \
   --scenario Offline --mode performance,accuracy --into submission --submitter mlrepro-demo
+# the main job checks its own tree (the checker's rules of the newest round; exit 1 on any error)
+exec .venv/bin/mlrepro check submission
