@@ -1,4 +1,4 @@
-"""``mlrepro launch | runs | logs | collect | check``: runs that outlive the terminal."""
+"""``mlrepro launch | runs | logs | collect``: runs that outlive the terminal."""
 
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ def register(app: typer.Typer) -> None:
     app.command("runs")(runs)
     app.command("logs")(logs)
     app.command("collect")(collect)
-    app.command("check")(check)
 
 
 def launch(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, sets: Optional[List[str]] = SetOpt,
@@ -139,30 +138,5 @@ def collect(run_ids: Optional[List[str]] = typer.Argument(None, help="Run ids to
                                      for r in report.rejected]}, output)
         else:
             print_collect(console(), report)
-        if not report.ok:
-            raise typer.Exit(1)
-
-
-def check(tree: Path = typer.Argument(..., help="Root of a submission tree."),
-          output: OutputFormat = OutputOpt) -> None:
-    """Check a submission tree; stricter than the official checker (INVALID results, LoadGen errors).
-
-    Example: mlrepro check submission/
-    """
-    with cli_errors():
-        from mlrepro.results.check import check_tree
-
-        if not tree.is_dir():
-            raise fail(f"{tree}: not a directory", 2)
-        report = check_tree(tree)
-        if output != OutputFormat.table:
-            print_data({"ok": report.ok, "results": report.results_checked, "systems": report.systems_checked,
-                        "findings": [vars(f) for f in report.findings]}, output)
-        else:
-            c = console()
-            for f in report.findings:
-                c.print(str(f), markup=False)
-            c.print(f"{report.results_checked} result(s), {report.systems_checked} system(s): "
-                    f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
         if not report.ok:
             raise typer.Exit(1)

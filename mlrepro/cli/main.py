@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from mlrepro import __version__
-from mlrepro.cli import build, generate, launch, profiles, run
+from mlrepro.cli import build, check, generate, launch, profiles, run
 
 app = typer.Typer(
     name="mlrepro",
@@ -26,6 +26,7 @@ generate.register(app)
 build.register(app)
 run.register(app)
 launch.register(app)
+check.register(app)
 
 
 def _version(value: bool) -> None:

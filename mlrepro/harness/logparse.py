@@ -6,7 +6,8 @@ could not be read). Only the file reading helpers return ``None`` for a missing 
 Public API::
 
     parse_summary(text) -> Summary            parse_summary_file(path) -> Summary | None
-    parse_detail(text) -> Detail              parse_detail_file(path) -> Detail | None
+    summary_validity(text) -> str | None
+    parse_detail(text, keys=None) -> Detail   parse_detail_file(path) -> Detail | None
     parse_log_dir(directory) -> ParsedLogs    (both files of one LoadGen output directory)
 """
 
@@ -176,6 +177,15 @@ def _assign_summary_field(key: str, value: str, fields: dict[str, Any], percenti
     return False
 
 
+_RESULT_IS_RE = re.compile(r"^Result is\s*:\s*(VALID|INVALID)\s*$", re.MULTILINE)
+
+
+def summary_validity(text: str) -> str | None:
+    """Only the ``Result is : VALID|INVALID`` verdict of a summary log (a fast path of parse_summary)."""
+    m = _RESULT_IS_RE.search(text)
+    return m.group(1) if m else None
+
+
 @dataclass(frozen=True)
 class LogEntry:
     """One ``:::MLLOG`` line of the detail log."""
@@ -192,7 +202,9 @@ class LogEntry:
 
 @dataclass(frozen=True)
 class Detail:
-    """What ``mlperf_log_detail.txt`` says. Dicts keep the full LoadGen key names (last value wins)."""
+    """What ``mlperf_log_detail.txt`` says. ``results``/``effective``/``requested`` keep the full LoadGen key names
+    (last value wins); ``values`` holds the first value of every parsed key (the MLCommons checker reads the
+    first one)."""
 
     loadgen_version: str | None = None
     scenario: str | None = None          # effective_scenario
@@ -206,6 +218,17 @@ class Detail:
     warnings: list[LogEntry] = field(default_factory=list)
     entry_count: int = 0
     garbled_lines: int = 0
+    values: dict[str, Any] = field(default_factory=dict)      # key -> first value
+    starts_with_entry: bool = False      # the first line is a :::MLLOG entry (the MLCommons checker needs it)
+    ends_cleanly: bool = False           # the text ends with a newline after a readable :::MLLOG entry
+    first_garbled_line: int | None = None   # 1-based number of the first unreadable :::MLLOG line (not the last)
+
+    def get(self, key: str) -> Any:
+        """The first value logged under ``key`` (None when absent)."""
+        return self.values.get(key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
 
 
 def _parse_mllog_line(line: str) -> LogEntry | None:
@@ -224,39 +247,17 @@ def _parse_mllog_line(line: str) -> LogEntry | None:
                     is_error=meta.get("is_error") is True, is_warning=meta.get("is_warning") is True)
 
 
-def parse_detail(text: str) -> Detail:
-    """Parse the text of ``mlperf_log_detail.txt``. Never raises."""
-    results: dict[str, Any] = {}
-    effective: dict[str, Any] = {}
-    requested: dict[str, Any] = {}
-    errors: list[LogEntry] = []
-    warnings: list[LogEntry] = []
-    version: str | None = None
-    count = garbled = 0
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line.startswith(MLLOG_PREFIX):
-            if line:
-                garbled += 1
-            continue
-        entry = _parse_mllog_line(line)
-        if entry is None:
-            garbled += 1
-            continue
-        count += 1
-        key = entry.key
-        if entry.is_error:
-            errors.append(entry)
-        if entry.is_warning:
-            warnings.append(entry)
-        if key.startswith(("result_", "early_stopping_")):
-            results[key] = entry.value
-        elif key.startswith("effective_"):
-            effective[key] = entry.value
-        elif key.startswith("requested_"):
-            requested[key] = entry.value
-        elif key == "loadgen_version" and isinstance(entry.value, str):
-            version = entry.value
+#: the start of a LoadGen entry line, up to its value: group 1 is the key
+_ENTRY_RE = re.compile(r':::MLLOG \{"key": "([^"\\]*)", "value": ')
+_DECODER = json.JSONDecoder()
+
+
+def _detail(values: dict[str, Any], last: dict[str, Any], errors: list[LogEntry], warnings: list[LogEntry],
+            count: int, garbled: int, starts: bool, ends: bool, first_garbled: int | None) -> Detail:
+    results = {k: v for k, v in last.items() if k.startswith(("result_", "early_stopping_"))}
+    effective = {k: v for k, v in last.items() if k.startswith("effective_")}
+    requested = {k: v for k, v in last.items() if k.startswith("requested_")}
+    version = values.get("loadgen_version")
     seeds: dict[str, int | None] = {}
     for name in SEED_KEYS:
         v = effective.get(f"effective_{name}")
@@ -264,12 +265,72 @@ def parse_detail(text: str) -> Detail:
     validity = results.get("result_validity")
     scenario = effective.get("effective_scenario")
     mode = effective.get("effective_test_mode")
-    return Detail(loadgen_version=version,
+    return Detail(loadgen_version=version if isinstance(version, str) else None,
                   scenario=scenario if isinstance(scenario, str) else None,
                   mode=mode if isinstance(mode, str) else None,
                   validity=validity if validity in ("VALID", "INVALID") else None,
                   results=results, effective=effective, requested=requested, seeds=seeds,
-                  errors=errors, warnings=warnings, entry_count=count, garbled_lines=garbled)
+                  errors=errors, warnings=warnings, entry_count=count, garbled_lines=garbled, values=values,
+                  starts_with_entry=starts, ends_cleanly=ends, first_garbled_line=first_garbled)
+
+
+def parse_detail(text: str, keys: frozenset[str] | None = None) -> Detail:
+    """Parse the text of ``mlperf_log_detail.txt``. Never raises.
+
+    ``keys``: decode only the values of entries with these keys (and every error or warning entry in full): a
+    fast path for readers that need a few values of many logs; ``values``, ``results``, ``effective`` and
+    ``requested`` then hold only those keys. Other entries are counted, not decoded; the last line is always
+    decoded, so a cut-off log is still noticed."""
+    values: dict[str, Any] = {}          # first value of each key
+    last: dict[str, Any] = {}            # last value of each key
+    errors: list[LogEntry] = []
+    warnings: list[LogEntry] = []
+    count = garbled = 0
+    first_garbled: int | None = None
+    lines = text.splitlines()
+    last_ok = False
+    n_lines = len(lines)
+    for number, line in enumerate(lines, 1):
+        if keys is not None and number != n_lines and line.endswith("}") and '"is_error": false' in line:
+            m = _ENTRY_RE.match(line)
+            if m is not None and '"is_warning": true' not in line:
+                key = m.group(1)
+                if key not in keys:
+                    count += 1
+                    continue
+                try:
+                    value, _ = _DECODER.raw_decode(line, m.end())
+                except (ValueError, RecursionError):
+                    pass             # decoded in full below (and counted as garbled there)
+                else:
+                    count += 1
+                    values.setdefault(key, value)
+                    last[key] = value
+                    continue
+        line = line.strip()
+        if not line.startswith(MLLOG_PREFIX):
+            if line:
+                garbled += 1
+            continue
+        entry = _parse_mllog_line(line)
+        if entry is None:
+            garbled += 1
+            if first_garbled is None and number != n_lines:     # a partial last line is a cut-off, not garbage
+                first_garbled = number
+            last_ok = False
+            continue
+        last_ok = True
+        count += 1
+        if entry.is_error:
+            errors.append(entry)
+        if entry.is_warning:
+            warnings.append(entry)
+        if keys is None or entry.key in keys:
+            values.setdefault(entry.key, entry.value)
+            last[entry.key] = entry.value
+    starts = bool(lines) and lines[0].startswith(MLLOG_PREFIX)
+    return _detail(values, last, errors, warnings, count, garbled, starts, last_ok and text.endswith("\n"),
+                   first_garbled)
 
 
 def _read_text(path: Path) -> str | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 MAX_ACCURACY_LOG_SIZE = 10 * 1024
 VIEWABLE_SIZE = 4096
-_ELLIPSIS = b"\n\n...\n\n"
+TRUNCATION_MARKER = b"\n\n...\n\n"
 
 HASH_RE = re.compile(r"^hash=([0-9a-fA-F]{64})$")
 #: the checker's classification pattern (v6 ACC_PATTERN["acc"]) and a generic fallback for other metrics
@@ -35,7 +35,7 @@ def truncate_accuracy_log(data: bytes) -> bytes:
     """``data`` unchanged when at most 10 KiB, else its first and last 4 KiB (deterministic)."""
     if len(data) <= MAX_ACCURACY_LOG_SIZE:
         return data
-    return data[:VIEWABLE_SIZE] + _ELLIPSIS + data[-VIEWABLE_SIZE:]
+    return data[:VIEWABLE_SIZE] + TRUNCATION_MARKER + data[-VIEWABLE_SIZE:]
 
 
 def accuracy_pattern(benchmark: str) -> str:

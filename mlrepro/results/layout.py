@@ -44,6 +44,12 @@ SUMMARY = "mlperf_log_summary.txt"
 DETAIL = "mlperf_log_detail.txt"
 ACCURACY_JSON = "mlperf_log_accuracy.json"
 ACCURACY_TXT = "accuracy.txt"
+SRC_MLREPRO = "mlrepro"                 # src/mlrepro/<run_id>/ holds each run's records
+REPRODUCE_JSON = "reproduce.json"
+#: a result README.md that collect wrote starts its body with README_MARK and names the runs in a table row
+#: "| README_RUN_ID_ROW | <performance run> | <accuracy run> |" (mlrepro.results.tree reads it back)
+README_MARK = "Collected by mlrepro"
+README_RUN_ID_ROW = "run id"
 
 SIDECAR_SUFFIX = ".mlrepro"
 FULL_ACCURACY = "full_accuracy_logs"
@@ -103,7 +109,7 @@ class TreeLayout:
         return self.submitter_dir / SRC
 
     def src_run_dir(self, run_id: str) -> Path:
-        return self.src_dir / "mlrepro" / run_id
+        return self.src_dir / SRC_MLREPRO / run_id
 
     @property
     def documentation_dir(self) -> Path:

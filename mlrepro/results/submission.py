@@ -323,7 +323,7 @@ def _readme(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun, full
     assert perf is not None
     runs = [("performance", p), ("accuracy", a)]
     rows = [
-        ("run id", [r.run_id for _, r in runs]),
+        (tl.README_RUN_ID_ROW, [r.run_id for _, r in runs]),
         ("profile", [r.profile_name for _, r in runs]),
         ("profile hash", [r.profile_hash for _, r in runs]),
         ("image", [r.image_reference for _, r in runs]),
@@ -340,7 +340,7 @@ def _readme(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun, full
     lines = [
         f"# {g.benchmark} / {g.scenario} on {g.system_id}",
         "",
-        "Collected by mlrepro from the harness runs below (files verified against each run's checksums.sha256).",
+        f"{tl.README_MARK} from the harness runs below (files verified against each run's checksums.sha256).",
         "",
         "| | performance | accuracy |",
         "|---|---|---|",
@@ -406,7 +406,7 @@ def _src_files(run: HarnessRun) -> dict[str, bytes]:
     for rel in (hl.RUN_JSON, hl.RECORD_JSON, *PROFILE_FILES):
         if rel in run.manifest:
             files[rel] = read_verified(run, rel)
-    files["reproduce.json"] = _json_bytes({
+    files[tl.REPRODUCE_JSON] = _json_bytes({
         "run_id": run.run_id,
         "profile_name": run.profile_name,
         "profile_hash": run.profile_hash,

@@ -1,16 +1,15 @@
 """``systems/<system_id>.json`` from the ``system.json`` the harness captured.
 
-Field lists are the MLCommons submission checker's (v5.x/v6.x ``SYSTEM_DESC_REQUIRED_FIELDS`` and
-``SYSTEM_DESC_MEANINGFUL_RESPONSE_REQUIRED_FIELDS``). Every required field is written as a string; unknown
-values are ``"N/A"`` (truthy), counts are strings (``"0"``, not ``0``, which the checker takes for empty).
+The fields are the round's table (``systems`` in mlrepro/results/rounds/data; validation is
+:mod:`mlrepro.results.check.systems`): every required field of the round is written, as a string; unknown values
+are ``"N/A"`` (truthy), counts are strings (``"0"``, not ``0``, which the checker takes for empty).
 ``is_network`` is only written for the network division: the checker treats any present value as network mode
 and a closed-division system in network mode as an error.
 
 Public API::
 
-    build_system_desc(system, *, division, submitter, backend="", overrides=None) -> dict[str, str]
+    build_system_desc(system, *, division, submitter, backend="", overrides=None, version=None) -> dict[str, str]
     derive_system_id(desc) -> str
-    system_desc_problems(desc, *, division, submitter) -> list[str]
 """
 
 from __future__ import annotations
@@ -21,38 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlrepro.results.layout import sanitize_name
+from mlrepro.results.rounds import load_round
 
-REQUIRED_FIELDS: tuple[str, ...] = (
-    "division", "submitter", "status", "system_name", "number_of_nodes",
-    "host_processor_model_name", "host_processors_per_node", "host_processor_core_count",
-    "host_memory_capacity", "host_storage_capacity", "host_storage_type",
-    "accelerators_per_node", "accelerator_model_name", "accelerator_memory_capacity",
-    "framework", "operating_system", "system_type", "other_software_stack",
-    "host_processor_frequency", "host_processor_caches", "host_memory_configuration",
-    "host_processor_interconnect", "host_networking", "host_networking_topology",
-    "accelerator_frequency", "accelerator_host_interconnect", "accelerator_interconnect",
-    "accelerator_interconnect_topology", "accelerator_memory_configuration", "accelerator_on-chip_memories",
-    "cooling", "hw_notes", "sw_notes", "host_network_card_count", "system_type_detail",
-)
-
-MEANINGFUL_FIELDS: frozenset[str] = frozenset({
-    "division", "submitter", "system_type", "status", "system_name", "number_of_nodes",
-    "host_processor_model_name", "host_processors_per_node", "host_processor_core_count",
-    "host_memory_capacity", "host_memory_configuration", "host_storage_capacity", "host_storage_type",
-    "host_networking", "host_network_card_count", "host_networking_topology",
-    "accelerators_per_node", "accelerator_model_name", "accelerator_memory_capacity",
-    "accelerator_host_interconnect", "accelerator_memory_configuration", "accelerator_interconnect",
-    "cooling", "framework", "operating_system", "other_software_stack",
-})
-
-NETWORK_FIELDS: tuple[str, ...] = (
-    "is_network", "network_type", "network_media", "network_rate", "nic_loadgen", "number_nic_loadgen",
-    "net_software_stack_loadgen", "network_protocol", "number_connections", "nic_sut", "number_nic_sut",
-    "net_software_stack_sut", "network_topology",
-)
-
-VALID_STATUSES = ("available", "preview", "rdi")
-VALID_SYSTEM_TYPES = ("datacenter", "edge", "datacenter,edge", "edge,datacenter")
 UNKNOWN = "N/A"
 SW_NOTES = "Run with mlrepro; each result's README.md names the run, profile hash and image digest."
 
@@ -108,9 +77,11 @@ def _other_software(system: Mapping[str, Any]) -> str:
 
 
 def build_system_desc(system: Mapping[str, Any], *, division: str, submitter: str, backend: str = "",
-                      overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The systems json for ``system`` (the harness's system.json). ``overrides`` (e.g. from the profile or
-    the command line: ``status``, ``system_type``, ``system_name``, ``cooling`` ...) win over derived values."""
+                      overrides: Mapping[str, str] | None = None, version: str | None = None) -> dict[str, str]:
+    """The systems json for ``system`` (the harness's system.json) with every field round ``version`` (default:
+    the newest) requires. ``overrides`` (e.g. from the profile or the command line: ``status``, ``system_type``,
+    ``system_name``, ``cooling`` ...) win over derived values."""
+    rules = load_round(version).systems
     cpu = system.get("cpu") if isinstance(system.get("cpu"), Mapping) else {}
     accs = _accelerators(system)
     names = sorted({_s(a.get("name")) for a in accs})
@@ -159,8 +130,10 @@ def build_system_desc(system: Mapping[str, Any], *, division: str, submitter: st
         "other_software_stack": _other_software(system),
         "sw_notes": SW_NOTES,
     }
+    for name in rules.required_names:
+        desc.setdefault(name, UNKNOWN)
     if division == "network":
-        desc.update({k: UNKNOWN for k in NETWORK_FIELDS})
+        desc.update({k: UNKNOWN for k in rules.network_fields})
         desc["is_network"] = "true"
     for key, value in (overrides or {}).items():
         desc[str(key)] = str(value)
@@ -185,36 +158,3 @@ def derive_system_id(desc: Mapping[str, str]) -> str:
     else:
         head = desc.get("host_processor_model_name", "") or "system"
     return f"{sanitize_name(head, 48)}-{digest}"
-
-
-def system_desc_problems(desc: Mapping[str, Any], *, division: str, submitter: str) -> list[str]:
-    """What the official checker would reject in a systems json (and mlrepro's stricter string rule)."""
-    problems: list[str] = []
-    required = list(REQUIRED_FIELDS)
-    if desc.get("is_network"):
-        required += [f for f in NETWORK_FIELDS if f not in required]
-    for key in required:
-        if key not in desc:
-            problems.append(f"field {key} is missing")
-        elif key in MEANINGFUL_FIELDS and not desc[key]:
-            problems.append(f"field {key} requires a meaningful response but is empty")
-        elif key in MEANINGFUL_FIELDS and not isinstance(desc[key], str):
-            problems.append(f"field {key} should be a string, got {type(desc[key]).__name__}")
-    status = desc.get("status")
-    if isinstance(status, str) and status.lower() not in VALID_STATUSES:
-        problems.append(f"invalid status {status!r} (one of {', '.join(VALID_STATUSES)})")
-    if desc.get("system_type") not in VALID_SYSTEM_TYPES:
-        problems.append(f"invalid system_type {desc.get('system_type')!r}")
-    if isinstance(desc.get("submitter"), str) and desc["submitter"].lower() != submitter.lower():
-        problems.append(f"submitter {desc['submitter']!r} differs from the directory {submitter!r}")
-    if isinstance(desc.get("division"), str) and desc["division"].lower() != division.lower():
-        problems.append(f"division {desc['division']!r} differs from the directory {division!r}")
-    is_network = desc.get("is_network")
-    network_mode = isinstance(is_network, str) and is_network.lower() == "true"
-    if division == "network" and not network_mode:
-        problems.append("network division needs is_network \"true\"")
-    if division == "closed" and network_mode:
-        problems.append("closed division system must not be in network mode")
-    if is_network is not None and not isinstance(is_network, str):
-        problems.append("is_network must be a string")
-    return problems

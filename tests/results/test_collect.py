@@ -17,9 +17,10 @@ from mlrepro.results.accuracy import (
     parse_accuracy_txt,
     truncate_accuracy_log,
 )
+from mlrepro.results.check.systems import system_problems
 from mlrepro.results.errors import ChecksumError, CollectInputError, ConflictError
+from mlrepro.results.rounds import ROUNDS, load_round
 from mlrepro.results.submission import collect
-from mlrepro.results.systems import MEANINGFUL_FIELDS, REQUIRED_FIELDS, system_desc_problems
 
 
 def _collect(sources: list[Path] | Path, tree: Path, **kw) -> object:
@@ -88,16 +89,18 @@ def test_systems_json_is_complete(runs: Path, tmp_path: Path) -> None:
     report = _collect(valid_runs(runs, "run-offline-sub"), tree, division="open")
     sid = report.systems[0]
     desc = json.loads((tree / "open" / SUBMITTER / "systems" / f"{sid}.json").read_text())
-    for key in REQUIRED_FIELDS:
-        assert key in desc, key
-        assert isinstance(desc[key], str), key
-        if key in MEANINGFUL_FIELDS:
-            assert desc[key], key
+    for spec in load_round().systems.fields:
+        if spec.required:
+            assert spec.name in desc, spec.name
+            assert isinstance(desc[spec.name], str), spec.name
+        if spec.meaningful:
+            assert desc[spec.name], spec.name
     assert desc["division"] == "open" and desc["submitter"] == SUBMITTER
     assert desc["accelerators_per_node"] == "0"           # a string: 0 would be "empty" to the checker
     assert "is_network" not in desc                       # any value would switch network mode on
     assert desc["status"] == "available" and desc["system_type"] == "datacenter"
-    assert system_desc_problems(desc, division="open", submitter=SUBMITTER) == []
+    for version in ROUNDS:
+        assert system_problems(desc, load_round(version), division="open", submitter=SUBMITTER) == [], version
     system = json.loads((runs / "run-offline-sub" / "system.json").read_text())
     assert desc["host_processor_model_name"] == system["cpu"]["model"]
     # stable id: derived again from the same system description

@@ -1,0 +1,74 @@
+"""Helpers of the check tests: copies of the real submission fixtures and small editors of LoadGen logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+from pathlib import Path
+from typing import Any
+
+from mlrepro.results.check import CheckReport
+
+FIXTURES = Path("/work/shared/fixtures/real-submissions")
+#: every real tree: (round folder, tree folder)
+REAL_TREES = tuple(sorted((p.parent.name, p.name) for p in FIXTURES.glob("v*/*") if p.is_dir()))
+
+
+def real_tree(dest: Path, rnd: str, name: str) -> Path:
+    """A writable copy of a real fixture tree without its official-verdict.json."""
+    root = dest / name
+    shutil.copytree(FIXTURES / rnd / name, root, ignore=shutil.ignore_patterns("official-verdict.json"))
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            os.chmod(p, os.stat(p).st_mode | stat.S_IWUSR)
+    os.chmod(root, os.stat(root).st_mode | stat.S_IWUSR)
+    return root
+
+
+def verdict(rnd: str, name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / rnd / name / "official-verdict.json").read_text())
+
+
+def mllog_set(path: Path, key: str, value: Any) -> None:
+    """Set the value of the (first) :::MLLOG entry ``key`` of a detail log."""
+    text = path.read_text()
+    pattern = re.compile(r'(:::MLLOG \{"key": "' + re.escape(key) + r'", "value": )(.*?)(, "time_ms")')
+    new, n = pattern.subn(lambda m: m.group(1) + json.dumps(value) + m.group(3), text, count=1)
+    assert n == 1, f"{key} not in {path}"
+    path.write_text(new)
+
+
+def mllog_drop(path: Path, key: str) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [x for x in lines if not x.startswith(f':::MLLOG {{"key": "{key}"')]
+    assert len(kept) < len(lines), f"{key} not in {path}"
+    path.write_text("".join(kept))
+
+
+def cut_before(path: Path, key: str) -> None:
+    """Cut a detail log at the line of ``key`` (a log ended before it, at a line boundary)."""
+    text = path.read_text()
+    i = text.index(f':::MLLOG {{"key": "{key}"')
+    path.write_text(text[:i])
+
+
+def edit_json(path: Path, **changes: Any) -> None:
+    data = json.loads(path.read_text())
+    for k, v in changes.items():
+        if v is ...:
+            del data[k]
+        else:
+            data[k] = v
+    path.write_text(json.dumps(data, indent=2))
+
+
+def codes(report: CheckReport, severity: str = "error") -> set[str]:
+    return {f.code for f in report.findings if f.severity == severity}
+
+
+def paths(report: CheckReport, code: str) -> list[str]:
+    return [f.path for f in report.findings if f.code == code]
