@@ -112,9 +112,9 @@ def _print_problems(c: "Console", problems: "tuple[Problem, ...]", where: str) -
 def _print_comparison(c: "Console", cmp: "Comparison", other_problems: "tuple[Problem, ...]") -> None:
     from mlrepro.cli.common import table
 
-    t = table("benchmark", "scenario", "system", "unit", cmp.base.name, cmp.other.name, "change %", "validity",
-              title=f"{cmp.other} against {cmp.base} (paired by {cmp.matched_by})",
-              right=(cmp.base.name, cmp.other.name, "change %"))
+    base, other = cmp.names
+    t = table("benchmark", "scenario", "system", "unit", base, other, "change %", "validity",
+              title=f"{cmp.other} against {cmp.base} (paired by {cmp.matched_by})", right=(base, other, "change %"))
     for ch in cmp.changes:
         system = ch.base.system if ch.base.system == ch.other.system else f"{ch.base.system} → {ch.other.system}"
         pct = ch.change_pct
@@ -123,8 +123,8 @@ def _print_comparison(c: "Console", cmp: "Comparison", other_problems: "tuple[Pr
                   f"{ch.base.validity or '-'} → {ch.other.validity or '-'}")
     c.print(t)
     for r in cmp.only_base:
-        c.print(f"only in {cmp.base.name}: {r.path}", markup=False)
+        c.print(f"only in {base}: {r.path}", markup=False)
     for r in cmp.only_other:
-        c.print(f"only in {cmp.other.name}: {r.path}", markup=False)
+        c.print(f"only in {other}: {r.path}", markup=False)
     if other_problems:
-        _print_problems(c, other_problems, f"{cmp.other.name}/")
+        _print_problems(c, other_problems, f"{other}/")

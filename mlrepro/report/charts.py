@@ -110,24 +110,27 @@ def _change(cmp: Comparison) -> Chart | None:
         pct = c.change_pct
         if pct is None:
             continue
+        better = pct < 0 if c.lower_is_better else pct > 0
         values.append({"result": c.key, "change_pct": round(pct, 4), "unit": c.base.unit,
+                       "verdict": "better" if better else ("same" if pct == 0 else "worse"),
                        "base": c.base.value, "other": c.other.value, "base_source": c.base.source,
                        "other_source": c.other.source})
         sources += [c.base.source, c.other.source]
     if not values:
         return None
-    spec = _base("change of each result's metric", f"% of the value in {cmp.base.name}; positive: higher in "
-                 f"{cmp.other.name} (for a latency metric, higher is slower)", values)
+    base, other = cmp.names
+    spec = _base(f"change of each result: {other} against {base}", f"% of the value in {base}; green: better "
+                 "(more throughput, or less latency), red: worse", values)
     spec.update({
         "mark": {"type": "bar", "tooltip": True},
         "encoding": {
-            "y": {"field": "result", "type": "nominal", "title": "benchmark · scenario · system",
-                  "axis": {"labelLimit": 360}},
+            "y": {"field": "result", "type": "nominal", "title": None, "axis": {"labelLimit": 420}},
             "x": {"field": "change_pct", "type": "quantitative", "title": "change (%)"},
-            "color": {"condition": {"test": "datum.change_pct < 0", "value": "#e45756"}, "value": "#54a24b"},
+            "color": {"field": "verdict", "type": "nominal", "title": None,
+                      "scale": {"domain": ["better", "same", "worse"], "range": ["#54a24b", "#9d9d9d", "#e45756"]}},
             "tooltip": [{"field": "result"}, {"field": "change_pct", "title": "change (%)", "format": "+.2f"},
-                        {"field": "unit"}, {"field": "base", "title": cmp.base.name, "format": ",.6~g"},
-                        {"field": "other", "title": cmp.other.name, "format": ",.6~g"},
+                        {"field": "verdict"}, {"field": "unit"}, {"field": "base", "title": base, "format": ",.6~g"},
+                        {"field": "other", "title": other, "format": ",.6~g"},
                         {"field": "base_source", "title": "base run"},
                         {"field": "other_source", "title": "compared run"}],
         },

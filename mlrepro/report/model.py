@@ -51,7 +51,9 @@ class ResultRow:
     @property
     def label(self) -> str:
         """The bar/series label of charts: the system, and the profile where mlrepro ran it."""
-        return f"{self.system} · {self.profile_name}" if self.profile_name else self.system
+        if not self.profile_name:
+            return self.system
+        return f"{self.system} · {self.profile_name} {(self.profile_hash or '')[:8]}".rstrip()
 
     @property
     def source(self) -> str:
@@ -90,6 +92,11 @@ class Change:
         return f"{self.base.benchmark} {self.base.scenario} · {self.base.label}"
 
     @property
+    def lower_is_better(self) -> bool:
+        """Latency metrics (SingleStream, MultiStream: ms) improve downwards, throughputs upwards."""
+        return "atency" in self.base.unit
+
+    @property
     def change_pct(self) -> float | None:
         """(other - base) / base in %; for a latency metric a negative change is an improvement."""
         a, b = self.base.value, self.other.value
@@ -106,6 +113,13 @@ class Comparison:
     only_base: tuple[ResultRow, ...]       # results of the base tree the other lacks
     only_other: tuple[ResultRow, ...]
     matched_by: str                        # "system" or "benchmark and scenario" (one system per tree)
+
+    @property
+    def names(self) -> tuple[str, str]:
+        """Short names of the two trees (their folder names, with the parent's when both are the same)."""
+        if self.base.name != self.other.name:
+            return self.base.name, self.other.name
+        return f"{self.base.parent.name}/{self.base.name}", f"{self.other.parent.name}/{self.other.name}"
 
 
 @dataclass(frozen=True)
