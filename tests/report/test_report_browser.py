@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO
 
 from mlrepro.report import charts_for, read_report, write_html
 from mlrepro.report.html import _num
 from mlrepro.results.tree import read_tree
 
 FIXTURES = Path("/work/shared/fixtures/real-submissions")
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _artifacts() -> Path:
