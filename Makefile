@@ -41,6 +41,7 @@ bench: ## benchmarks; figures go to benchmarks/results/ and the README
 	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/harness_overhead.py
 	$(BIN)/python benchmarks/collect_scale.py
+	$(BIN)/python benchmarks/check_scale.py
 	$(BIN)/python benchmarks/build_cache.py
 	$(BIN)/python benchmarks/launch_overhead.py
 

@@ -29,6 +29,7 @@ from mlrepro.harness import exit_codes
 from mlrepro.harness.accuracy import evaluate_accuracy
 from mlrepro.harness.calibration import system_fingerprint
 from mlrepro.harness.checksums import atomic_write_text, write_manifest
+from mlrepro.harness.compliance import AuditOutcome, audit_dict, run_audits
 from mlrepro.harness.layout import ACCURACY, PERFORMANCE, RunLayout, subruns_for_mode
 from mlrepro.harness.loadgen_runner import (
     BuiltSettings,
@@ -81,7 +82,9 @@ class _SubRunFailed(Exception):
 def _prepare(layout: RunLayout, spec: RunSpec) -> None:
     """Create the run dir and drop what an earlier attempt of the same run left in the paths we write."""
     layout.run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [layout.subrun_dir(kind) for kind in subruns_for_mode(spec.mode)] + [layout.calibration_dir]:
+    stale_dirs = [layout.subrun_dir(kind) for kind in subruns_for_mode(spec.mode)] + [layout.calibration_dir]
+    stale_dirs += [layout.compliance_dir(r.test) for r in spec.compliance]
+    for stale in stale_dirs:
         if stale.exists():
             shutil.rmtree(stale)
     for p in (layout.record_json, layout.checksums, layout.user_conf):
@@ -163,6 +166,7 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
     targets: TargetsOutcome | None = None
     framework: dict[str, Any] | None = None
     probe: LoadgenProber | None = None
+    audits: list[AuditOutcome] = []
     try:
         _prepare(layout, spec)
     except OSError as exc:
@@ -269,6 +273,8 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
                 conf_loading = _conf_dict(built)
                 subrun(kind)
 
+        if spec.compliance:     # compliance tests: the timed run's settings plus each test's audit.config
+            audits = run_audits(lg, workload, built.settings, spec, layout, say, fail_fast=fail_fast)
         invalid = [o for o in subruns if o.kind == PERFORMANCE and o.validity != "VALID"]
         exit_code = exit_codes.EXIT_INVALID if invalid else exit_codes.EXIT_VALID
     except _SubRunFailed as exc:
@@ -303,7 +309,8 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
                           workload_describe=describe, user_conf_sha256=user_conf_sha, conf_loading=conf_loading,
                           harness_version=mlrepro.__version__, system_file=layout.relative(layout.system_json)
                           if layout.system_json.exists() else None,
-                          calibration=targets.to_dict() if targets is not None else None, framework=framework)
+                          calibration=targets.to_dict() if targets is not None else None, framework=framework,
+                          compliance=[audit_dict(a) for a in audits] if spec.compliance else None)
     record = build_record(inputs)
     try:
         write_record(layout.record_json, record)

@@ -21,6 +21,12 @@ results volume, ``--results``)::
                 mlperf_log_detail.txt
                 mlperf_log_accuracy.json     full, never truncated (collect truncates for the tree)
                 accuracy.txt                 "<metric>=<value><unit>" then "hash=<sha256 of mlperf_log_accuracy.json>"
+            TEST01/ TEST04/      compliance tests (spec.compliance; mode "audit" runs only these)
+                audit.config                 the test's LoadGen settings, handed to LoadGen for this run only
+                performance/run_1/           the audit run's logs (TEST01: mlperf_log_accuracy.json holds the
+                                             sampled responses)
+                verify_performance.txt       against performance/run_1 of this run (when it has one)
+                verify_accuracy.txt          TEST01, against accuracy/ of this run (when it has one)
         record.json              the run record (record.py): status, exit code, settings, seeds, results, errors
         checksums.sha256         sha256sum format manifest of every file above (written last)
 
@@ -85,6 +91,10 @@ class RunLayout:
             return self.accuracy_dir
         raise ValueError(f"unknown sub-run kind {kind!r}")
 
+    def compliance_dir(self, test: str) -> Path:
+        """A compliance test's folder (``TEST01``, ``TEST04``)."""
+        return self.scenario_dir / test
+
     @property
     def calibration_dir(self) -> Path:
         """Calibration probes' logs (one folder per probe) and a failed attempt that was re-run."""
@@ -127,6 +137,6 @@ def subruns_for_mode(mode: str) -> tuple[str, ...]:
         return (ACCURACY,)
     if mode == "submission":
         return (PERFORMANCE, ACCURACY)
-    if mode == "calibrate":
+    if mode in ("calibrate", "audit"):
         return ()
     raise ValueError(f"unknown mode {mode!r}")

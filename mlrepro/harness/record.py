@@ -8,6 +8,8 @@ Top-level keys (schema ``mlrepro.record/v1``)::
     calibration {fingerprint, policy, targets [{setting, value, source, measured, margin, cost_s, probes}],
                  timed_settings, cost_s, retry, dropped_cache} | null,
     framework {package, pinned, installed, matches} | null, reproduce {argv} | null,
+    compliance [{test, directory, audit_config, validity, audit_config_used, passed, verifications, ...}] | null,
+    audit_of (mode "audit": the audited run) | null,
     started_at, finished_at, duration_s (UTC ISO 8601), status {name, exit_code, error},
     subruns [{kind, directory, validity, results{...}, seeds, loadgen_errors, loadgen_warnings, dispatch, ...}],
     accuracy {metric, value, unit, line, log_sha256, samples, dataset_size} | null,
@@ -161,6 +163,7 @@ class RecordInputs:
     system_file: str | None = None
     calibration: dict[str, Any] | None = None
     framework: dict[str, Any] | None = None
+    compliance: list[dict[str, Any]] | None = None    # mlrepro.harness.compliance.audit_dict of each test
 
 
 def build_record(inp: RecordInputs, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -198,6 +201,8 @@ def build_record(inp: RecordInputs, env: dict[str, str] | None = None) -> dict[s
         "calibration": inp.calibration,
         "framework": inp.framework,
         "reproduce": {"argv": list(spec.reproduce)} if spec.reproduce else None,
+        "compliance": inp.compliance,
+        "audit_of": spec.audit_of or None,
         "settings": {
             "overrides": dict(spec.settings),
             "short_run": is_short_run(spec.settings, inp.subruns),

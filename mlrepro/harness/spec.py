@@ -19,9 +19,12 @@ SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 DEVICES = ("cpu", "cuda")
 BACKENDS = ("onnxruntime", "torch", "none")
 
-#: modes a profile and ``--mode`` may name; "calibrate" (``mlrepro calibrate``) finds targets and runs no timed test
+#: modes a profile and ``--mode`` may name; "calibrate" (``mlrepro calibrate``) finds targets and runs no timed test;
+#: "audit" (``mlrepro compliance``) runs only the compliance tests of an earlier run, with its user.conf
 MODES = ("performance", "accuracy", "submission")
-RUN_MODES = MODES + ("calibrate",)
+RUN_MODES = MODES + ("calibrate", "audit")
+#: compliance tests the harness runs (mlrepro.harness.compliance)
+AUDIT_TESTS = ("TEST01", "TEST04")
 #: LoadGen TestSettings attributes a spec may override; each reaches LoadGen as a user.conf line (userconf.py)
 SETTING_KEYS = _SETTING_KEYS
 
@@ -52,6 +55,15 @@ class CalibrationRequest:
 
 
 @dataclass(frozen=True)
+class AuditRequest:
+    """A compliance test to run after the mode's sub-runs: its name and the LoadGen settings of its
+    audit.config (written as ``*.*.<key> = <value>`` lines)."""
+
+    test: str                                  # TEST01 | TEST04
+    settings: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunSpec:
     run_id: str
     workload: WorkloadSpec
@@ -67,6 +79,8 @@ class RunSpec:
     calibration: CalibrationRequest = field(default_factory=lambda: CalibrationRequest())
     framework_pin: str = ""                    # "onnxruntime==1.20.1": the profile's pin, checked against the run
     reproduce: tuple[str, ...] = ()            # argv of the mlrepro command that re-runs this (recorded only)
+    compliance: tuple[AuditRequest, ...] = ()  # compliance tests, run with the timed run's settings
+    audit_of: str = ""                         # mode "audit": the run whose compliance tests these are
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,12 +163,42 @@ def parse_spec(data: Any, where: str = "spec") -> RunSpec:
     reproduce = data.get("reproduce", [])
     if not isinstance(reproduce, (list, tuple)) or not all(isinstance(a, str) for a in reproduce):
         raise SpecError(f"{where}.reproduce: expected a list of strings")
+    audit_of = data.get("audit_of", "")
+    if not isinstance(audit_of, str):
+        raise SpecError(f"{where}.audit_of: expected a string")
+    compliance = _parse_compliance(data.get("compliance", []), f"{where}.compliance")
+    if mode == "audit" and (not compliance or not audit_of):
+        raise SpecError(f"{where}: mode 'audit' needs compliance tests and audit_of (the audited run)")
     return RunSpec(run_id=run_id, workload=workload, scenario=scenario, mode=mode,
                    profile_name=data.get("profile_name", ""), profile_hash=data.get("profile_hash", ""),
                    mlperf_model=data.get("mlperf_model", ""), settings=dict(settings),
                    user_conf=data.get("user_conf", ""), enable_trace=trace, image=data.get("image", ""),
                    calibration=_parse_calibration(data.get("calibration", {}), f"{where}.calibration"),
-                   framework_pin=data.get("framework_pin", ""), reproduce=tuple(reproduce))
+                   framework_pin=data.get("framework_pin", ""), reproduce=tuple(reproduce),
+                   compliance=compliance, audit_of=audit_of)
+
+
+def _parse_compliance(data: Any, where: str) -> tuple[AuditRequest, ...]:
+    if not isinstance(data, (list, tuple)):
+        raise SpecError(f"{where}: expected a list")
+    out: list[AuditRequest] = []
+    for i, item in enumerate(data):
+        w = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            raise SpecError(f"{w}: expected an object")
+        _check_keys(item, set(AuditRequest.__dataclass_fields__), w)
+        test = _require(item, "test", str, w)
+        if test not in AUDIT_TESTS:
+            raise SpecError(f"{w}.test: {test!r} is not one of {', '.join(AUDIT_TESTS)}")
+        if any(r.test == test for r in out):
+            raise SpecError(f"{w}.test: {test} is listed twice")
+        settings = item.get("settings", {})
+        if not isinstance(settings, dict) or not all(
+                isinstance(k, str) and k.isidentifier() and isinstance(v, int) and not isinstance(v, bool)
+                for k, v in settings.items()):
+            raise SpecError(f"{w}.settings: expected an object of LoadGen setting names and integers")
+        out.append(AuditRequest(test=test, settings=dict(settings)))
+    return tuple(out)
 
 
 def _parse_calibration(data: Any, where: str) -> CalibrationRequest:

@@ -3,7 +3,10 @@
 ``install(monkeypatch_or_none)`` registers it (and variants) in the harness registry under the names below,
 without touching the package's entry points. Options (``spec.workload.options``):
 ``dataset_size``, ``performance_sample_count``, ``predict_delay_s`` (per predict call), ``fail_after`` (predict
-calls before a WorkloadError), ``config_error`` (load() raises WorkloadConfigError), ``payload_bytes``.
+calls before a WorkloadError), ``config_error`` (load() raises WorkloadConfigError), ``payload_bytes``,
+``sample_s`` (a sleep per predicted sample: a steady, machine-independent cost), ``dedupe`` (that cost only once
+per distinct sample of a batch: a SUT that caches responses), ``drift`` (responses change from call to call:
+a SUT whose performance-mode outputs differ from its accuracy-mode outputs).
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ class FakeWorkload(Workload):
         self._delay = float(o.get("predict_delay_s", 0.0))
         self._fail_after = o.get("fail_after")
         self._extra = int(o.get("payload_bytes", 4)) - 4
+        self._sample_s = float(o.get("sample_s", 0.0))
+        self._dedupe = bool(o.get("dedupe", False))
+        self._drift = bool(o.get("drift", False))
         self._calls = 0
         self.loaded: set[int] = set()
         self.load_calls = 0
@@ -64,9 +70,12 @@ class FakeWorkload(Workload):
             raise WorkloadError("fake accelerator fell off the bus")
         if self._delay:
             time.sleep(self._delay)
+        if self._sample_s:
+            time.sleep(self._sample_s * (len(set(indices)) if self._dedupe else len(indices)))
         pad = b"\0" * self._extra if self._extra > 0 else b""
         self.predicted += len(indices)
-        return [struct.pack("<i", prediction(i)) + pad for i in indices]
+        shift = self._calls if self._drift else 0
+        return [struct.pack("<i", (prediction(i) + shift) % 10) + pad for i in indices]
 
     def accuracy(self, results: dict[int, bytes]) -> AccuracyResult:
         good = sum(1 for i, b in results.items() if struct.unpack_from("<i", b)[0] == truth(i))

@@ -181,9 +181,6 @@ class ComplianceRules:
     performance_files: tuple[str, ...]
     performance_optional: tuple[str, ...]
     audit: Mapping[str, Mapping[str, int]]
-    performance_threshold: float
-    relaxed_threshold: float
-    relaxed_below_ns: Mapping[str, int]
 
 
 @dataclass(frozen=True)
@@ -354,10 +351,7 @@ def _compliance(raw: Mapping[str, Any]) -> ComplianceRules:
                                      lines=tuple(t.get("lines") or ()), any_line=tuple(t.get("any_line") or ()))
     return ComplianceRules(tests=tests, performance_files=tuple(raw["performance_files"]),
                            performance_optional=tuple(raw["performance_optional"]),
-                           audit={k: dict(v) for k, v in raw["audit"].items()},
-                           performance_threshold=float(raw["performance_threshold"]),
-                           relaxed_threshold=float(raw["relaxed_threshold"]),
-                           relaxed_below_ns=dict(raw["relaxed_below_ns"]))
+                           audit={k: dict(v) for k, v in raw["audit"].items()})
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
