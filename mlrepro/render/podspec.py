@@ -147,6 +147,16 @@ class GpuRequest:
 
 
 @dataclass(frozen=True)
+class DeviceClaim:
+    """A DRA device request (``resource.k8s.io/v1``): the pod claims ``count`` devices of ``device_class``
+    through a ResourceClaimTemplate named ``template_name``; the container uses the claim ``name``."""
+    name: str            # the claim's name in the pod and the container ("gpu")
+    template_name: str   # <run id>-gpu
+    device_class: str    # gpu.nvidia.com
+    count: int
+
+
+@dataclass(frozen=True)
 class SecurityContext:
     uid: int
     gid: int
@@ -174,6 +184,8 @@ class PodSpec:
     gpu: GpuRequest | None
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
+    device_claim: DeviceClaim | None = None
+    """Dynamic Resource Allocation: the devices come from a ResourceClaimTemplate instead of ``gpu.resource``."""
 
     # ---- accessors for runners -------------------------------------------------------------------------
     @property
@@ -298,13 +310,6 @@ def _k8s_volume(v: Volume) -> dict[str, Any]:
 def k8s_escape(value: str) -> str:
     """Keep an env value literal on Kubernetes, which expands ``$(VAR)`` and turns ``$$`` into ``$``."""
     return value.replace("$", "$$")
-
-
-def image_reference(profile: Profile, tag: str) -> str:
-    """``[registry/]repository:tag`` for a profile's image."""
-    img = profile.image
-    repo = f"{img.registry}/{img.repository}" if img.registry else img.repository
-    return f"{repo}:{tag}"
 
 
 def config_map_name(run_id: str) -> str:
