@@ -133,28 +133,33 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
     runner = get_runner(target, RunnerConfig(state_dir=state_dir, image=options.image,
                                              results_dir=options.results_dir, registry=options.registry,
                                              kube=options.kube, pending_timeout_s=options.pending_timeout_s))
-    jobs: list[JobSpec] = []
-    images: list[str] = []
-    for resolved in resolved_list:
-        image = runner.prepare(resolved, progress)
-        images.append(image)
-        jobs += [build_job_spec(resolved, image, spec)
-                 for spec in run_matrix(resolved, scenarios or None, modes or None, image=image)]
-    names = ", ".join(f"{r.profile.name} ({r.short_hash})" for r in resolved_list)
-    progress(f"{len(jobs)} run(s) of {names} on {target}"
-             + (f" with {images[0]}" if len(set(images)) == 1 and images[0] else ""))
-    flow = _Flow(runner, store, state_dir, target, progress, stream=options.stream_logs and options.parallel == 1)
-    if options.parallel == 1:
-        summaries = [flow.run_one(job) for job in jobs]
-    else:
-        pool = ThreadPoolExecutor(max_workers=options.parallel, thread_name_prefix="mlrepro-run")
-        try:
-            summaries = list(pool.map(flow.run_one, jobs))
-        except KeyboardInterrupt:
-            flow.cancel_all(jobs)
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    try:
+        jobs: list[JobSpec] = []
+        images: list[str] = []
+        for resolved in resolved_list:
+            image = runner.prepare(resolved, progress)
+            images.append(image)
+            jobs += [build_job_spec(resolved, image, spec)
+                     for spec in run_matrix(resolved, scenarios or None, modes or None, image=image)]
+        for job in jobs:
+            runner.check(job)
+        names = ", ".join(f"{r.profile.name} ({r.short_hash})" for r in resolved_list)
+        progress(f"{len(jobs)} run(s) of {names} on {target}"
+                 + (f" with {images[0]}" if len(set(images)) == 1 and images[0] else ""))
+        flow = _Flow(runner, store, state_dir, target, progress, stream=options.stream_logs and options.parallel == 1)
+        if options.parallel == 1:
+            summaries = [flow.run_one(job) for job in jobs]
+        else:
+            pool = ThreadPoolExecutor(max_workers=options.parallel, thread_name_prefix="mlrepro-run")
+            try:
+                summaries = list(pool.map(flow.run_one, jobs))
+            except KeyboardInterrupt:
+                flow.cancel_all(jobs)
+                raise
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        runner.close()
     report = None
     collectable = [s.results_dir for s in summaries if s.results_dir is not None]
     if options.collect and options.into is not None and collectable:
@@ -220,7 +225,8 @@ class _Flow:
         finally:
             with self._lock:
                 self.active.pop(spec.run_id, None)
-        results_dir, fetch_error = self._fetch(handle)
+        # a run that never started its harness has no results to fetch
+        results_dir, fetch_error = self._fetch(handle) if outcome.exit_code is not None else (None, "")
         runner.cleanup(handle)
         summary = summarize(job, outcome, results_dir, time.monotonic() - started, fetch_error)
         self._after_run(job, summary)
@@ -283,7 +289,7 @@ def summarize(job: JobSpec, outcome: RunOutcome, results_dir: Path | None, durat
                       duration_s=duration_s, results_dir=results_dir, message=outcome.message,
                       profile=job.profile_name)
     if results_dir is None:
-        if outcome.status in (RunStatus.succeeded, RunStatus.invalid):
+        if outcome.status == RunStatus.succeeded:
             return replace(base, status=RunStatus.failed.value, message=f"results not fetched: {fetch_error}")
         return base
     try:

@@ -41,6 +41,8 @@ def helm_values(spec: JobSpec) -> dict[str, Any]:
         "securityContext": {"uid": pod.security.uid, "gid": pod.security.gid},
         "nodeSelector": dict(sched.node_selector),
         "tolerations": [t.to_k8s() for t in sched.tolerations],
+        "deviceClaim": {"deviceClass": pod.device_claim.device_class, "count": pod.device_claim.count}
+        if pod.device_claim is not None else None,
         "runtimeClassName": sched.runtime_class,
         "priorityClassName": sched.priority_class,
         "results": {"size": results.size, "accessMode": results.access_mode,

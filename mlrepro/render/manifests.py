@@ -66,9 +66,24 @@ def job(spec: JobSpec) -> dict[str, Any]:
     }
 
 
+def device_claim_template(pod: PodSpec) -> dict[str, Any]:
+    """The resource.k8s.io/v1 ResourceClaimTemplate of a DRA run: ``count`` devices of the DeviceClass."""
+    claim = pod.device_claim
+    assert claim is not None
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate",
+            "metadata": _metadata(pod, claim.template_name),
+            "spec": {"spec": {"devices": {"requests": [
+                {"name": claim.name, "exactly": {"deviceClassName": claim.device_class, "count": claim.count}},
+            ]}}}}
+
+
 def render_manifests(spec: JobSpec) -> list[dict[str, Any]]:
-    """ConfigMap, PersistentVolumeClaim and Job of one run, in apply order (the Job last: it needs the others)."""
-    return [config_map(spec.pod), results_claim(spec.pod), job(spec)]
+    """ConfigMap, PersistentVolumeClaim, the ResourceClaimTemplate of a DRA run, and the Job of one run, in
+    apply order (the Job last: its pod needs the others)."""
+    objs = [config_map(spec.pod), results_claim(spec.pod)]
+    if spec.pod.device_claim is not None:
+        objs.append(device_claim_template(spec.pod))
+    return [*objs, job(spec)]
 
 
 # ---- YAML ----------------------------------------------------------------------------------------------

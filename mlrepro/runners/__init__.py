@@ -17,8 +17,8 @@ from mlrepro.errors import BadInputError
 if TYPE_CHECKING:  # pragma: no cover
     from mlrepro.runners.base import Runner
 
-TARGETS = ("native", "docker")
-ALIASES: dict[str, str] = {}
+TARGETS = ("native", "docker", "kubernetes")
+ALIASES = {"k8s": "kubernetes"}
 DEFAULT_PENDING_TIMEOUT_S = 600.0
 
 
@@ -54,7 +54,7 @@ def canonical_target(name: str) -> str:
     """``"k8s"`` → ``"kubernetes"``; raises BadInputError for an unknown target."""
     target = ALIASES.get(name, name)
     if target not in TARGETS:
-        raise BadInputError(f"--target: {name!r} is not one of {', '.join(TARGETS)}")
+        raise BadInputError(f"--target: {name!r} is not one of {', '.join(TARGETS)} (or k8s)")
     return target
 
 
@@ -66,6 +66,10 @@ def get_runner(target: str, config: RunnerConfig) -> Runner:
         from mlrepro.runners.native import NativeRunner
 
         return NativeRunner(config)
-    from mlrepro.runners.docker import DockerRunner
+    if target == "docker":
+        from mlrepro.runners.docker import DockerRunner
 
-    return DockerRunner(config)
+        return DockerRunner(config)
+    from mlrepro.runners.kubernetes.runner import KubernetesRunner
+
+    return KubernetesRunner(config)

@@ -136,6 +136,14 @@ class Runner(Protocol):
         """The handle of a recorded run (from the state store), to read its logs or fetch its results."""
         ...
 
+    def check(self, job: JobSpec) -> None:
+        """Reject, before anything is launched, a job this target cannot run (BadInputError)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the runner holds (connections, watch threads). Runs stay as they are."""
+        ...
+
 
 def verify_results(run_dir: Path, run_id: str) -> Path:
     """Check a fetched results folder against the harness's ``checksums.sha256`` (written last by the

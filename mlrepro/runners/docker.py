@@ -225,6 +225,12 @@ class DockerRunner:
         self._save_logs(handle)
         container.remove(force=True)
 
+    def check(self, job: JobSpec) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
     def attach(self, record: RunRecord) -> RunHandle:
         paths = self._paths(record.run_id)
         results = parse_location(record.results_location, self.target) if record.results_location \

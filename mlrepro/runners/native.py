@@ -118,6 +118,12 @@ class NativeRunner:
         self._procs.pop(handle.run_id, None)
         self._deadlines.pop(handle.run_id, None)
 
+    def check(self, job: JobSpec) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
     def attach(self, record: RunRecord) -> RunHandle:
         paths = self._paths(record.run_id)
         results = parse_location(record.results_location, self.target) if record.results_location \

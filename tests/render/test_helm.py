@@ -38,7 +38,7 @@ def values_and_objects(resolved: ResolvedProfile, image: str | None = None,
 
 def variants() -> list[ResolvedProfile]:
     return [
-        resolve_profile("nvidia-gpu", sets=["accelerator.mig_profile=2g.20gb", "accelerator.count=3",
+        resolve_profile("nvidia-gpu", sets=["accelerator.mig_profile=2g.20gb", "accelerator.count=1",
                                             "accelerator.runtime_class=nvidia", "accelerator.product=NVIDIA-A100",
                                             "scheduling.tolerations=[]", "scheduling.priority_class=high",
                                             "results.storage_class=fast", "results.access_mode=ReadWriteMany",
