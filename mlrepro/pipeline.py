@@ -73,6 +73,8 @@ class PipelineResult:
     collect_report: CollectReport | None = None
     images: tuple[str, ...] = ()
     """The image of each profile, in the order the profiles were given."""
+    group: str = ""
+    """The group id of this launch's runs (``mlrepro runs --group``)."""
 
     @property
     def ok(self) -> bool:
@@ -90,6 +92,14 @@ def _check_choices(values: Sequence[str], allowed: tuple[str, ...], flag: str) -
     if len(set(values)) != len(values):
         raise BadInputError(f"{flag}: duplicates in {', '.join(values)}")
     return list(values)
+
+
+def new_group_id(now: float | None = None) -> str:
+    """The id shared by the runs of one launch or sweep: ``20261128-093012-3fa9``."""
+    import secrets
+
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now if now is not None else time.time()))
+    return f"{stamp}-{secrets.token_hex(2)}"
 
 
 def choose_target(requested: str, progress: Progress) -> str:
@@ -146,7 +156,9 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
         names = ", ".join(f"{r.profile.name} ({r.short_hash})" for r in resolved_list)
         progress(f"{len(jobs)} run(s) of {names} on {target}"
                  + (f" with {images[0]}" if len(set(images)) == 1 and images[0] else ""))
-        flow = _Flow(runner, store, state_dir, target, progress, stream=options.stream_logs and options.parallel == 1)
+        group = new_group_id()
+        flow = _Flow(runner, store, state_dir, target, progress, stream=options.stream_logs and options.parallel == 1,
+                     group=group)
         if options.parallel == 1:
             summaries = [flow.run_one(job) for job in jobs]
         else:
@@ -167,7 +179,7 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
         progress(f"collected into {report.tree}: {len(report.placed)} placed, {len(report.unchanged)} unchanged, "
                  f"{len(report.rejected)} rejected")
     return PipelineResult(target=target, image=images[0] if len(set(images)) == 1 else "", runs=tuple(summaries),
-                          collect_report=report, images=tuple(images))
+                          collect_report=report, images=tuple(images), group=group)
 
 
 def collect_into(results: Sequence[Path], into: Path, submitter: str, division: str,
@@ -181,9 +193,9 @@ class _Flow:
     """The per-run flow, shared by every target: one place for what happens to a run and in which order."""
 
     def __init__(self, runner: Runner, store: RunStore, state_dir: Path, target: str, progress: Progress,
-                 stream: bool) -> None:
+                 stream: bool, group: str = "") -> None:
         self.runner, self.store, self.state_dir, self.target = runner, store, state_dir, target
-        self.progress, self.stream = progress, stream
+        self.progress, self.stream, self.group = progress, stream, group
         self.active: dict[str, RunHandle] = {}
         self._lock = threading.Lock()
 
@@ -195,7 +207,7 @@ class _Flow:
         spec, runner, store = job.run, self.runner, self.store
         store.add(RunRecord(run_id=spec.run_id, profile=job.profile_name, profile_hash=job.profile_hash,
                             scenario=spec.scenario, mode=spec.mode, target=self.target, image=job.image,
-                            status="pending"))
+                            status="pending", group_id=self.group))
         started = time.monotonic()
         handle: RunHandle | None = None
         say = lambda message: self.progress(f"{spec.run_id}: {message}")  # noqa: E731

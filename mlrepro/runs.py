@@ -18,6 +18,7 @@ from mlrepro.runners.paths import RunPaths
 if TYPE_CHECKING:  # pragma: no cover
     from mlrepro.results.state import RunRecord, RunStore
     from mlrepro.results.submission import CollectReport
+    from mlrepro.runners import KubeTarget
     from mlrepro.runners.base import Runner
 
 
@@ -41,11 +42,45 @@ def runner_for(record: RunRecord, state_dir: Path) -> Runner:
     return get_runner(record.target, RunnerConfig(state_dir=state_dir, kube=kube))
 
 
-def stream_logs(run_id: str, follow: bool = False, state_dir: Path | None = None) -> Iterator[str]:
+def cluster_record(run_id: str, kube: KubeTarget, state_dir: Path) -> RunRecord:
+    """A record for a run mlrepro did not launch (e.g. installed with Helm), from its Job on the cluster: the
+    objects are named from the run id as `generate` names them. Raises BadInputError when there is no Job."""
+    from mlrepro.render.podspec import results_claim_name
+    from mlrepro.results.state import RunRecord
+    from mlrepro.runners import RunnerConfig
+    from mlrepro.runners.kubernetes.diagnose import job_finished
+    from mlrepro.runners.kubernetes.runner import KubernetesRunner
+    from mlrepro.runners.locations import Pvc, format_location
+
+    runner = KubernetesRunner(RunnerConfig(state_dir=state_dir, kube=kube))
+    try:
+        job = runner.cluster.get("Job", run_id)
+    finally:
+        runner.close()
+    if job is None:
+        raise BadInputError(f"run {run_id} is not recorded here and there is no Job {run_id} in namespace "
+                            f"{runner.namespace} (its TTL may have passed)")
+    containers = ((job.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or [{}]
+    return RunRecord(run_id=run_id, target="kubernetes", image=containers[0].get("image", ""),
+                     status="succeeded" if job_finished(job) else "running", job_id=f"{runner.namespace}/{run_id}",
+                     results_location=format_location(Pvc(results_claim_name(run_id), runner.namespace,
+                                                          runner.context)))
+
+
+def _record(store: RunStore, run_id: str, kube: KubeTarget | None, state_dir: Path) -> RunRecord:
+    record = store.find(run_id)
+    if record is not None or kube is None:
+        return record or store.get(run_id)
+    return cluster_record(run_id, kube, state_dir)
+
+
+def stream_logs(run_id: str, follow: bool = False, state_dir: Path | None = None,
+                kube: KubeTarget | None = None) -> Iterator[str]:
     """The harness output of a recorded run: live while it runs (with ``follow``, until it ends), else the
-    log saved when it ended. Raises UnknownRunError, or a RuntimeFailure when nothing is left to read."""
+    log saved when it ended. ``kube``: where to look for a run that is not recorded here. Raises
+    UnknownRunError, or a RuntimeFailure when nothing is left to read."""
     store, state_dir = _store(state_dir)
-    record = store.get(run_id)
+    record = _record(store, run_id, kube, state_dir)
     if record.status == "pending":
         raise BadInputError(f"run {run_id} has not started yet")
     paths = RunPaths.of(state_dir, run_id)
@@ -53,7 +88,10 @@ def stream_logs(run_id: str, follow: bool = False, state_dir: Path | None = None
         yield from paths.log.read_text(encoding="utf-8", errors="replace").splitlines()
         return
     runner = runner_for(record, state_dir)
-    yield from runner.logs(runner.attach(record), follow=follow)
+    try:
+        yield from runner.logs(runner.attach(record), follow=follow)
+    finally:
+        runner.close()
 
 
 def ensure_local_results(record: RunRecord, state_dir: Path) -> Path:
@@ -66,17 +104,21 @@ def ensure_local_results(record: RunRecord, state_dir: Path) -> Path:
     if not record.results_location:
         raise BadInputError(f"run {record.run_id} ({record.status}) has no results to collect")
     runner = runner_for(record, state_dir)
-    return runner.fetch_results(runner.attach(record), local)
+    try:
+        return runner.fetch_results(runner.attach(record), local)
+    finally:
+        runner.close()
 
 
 def collect_runs(run_ids: Sequence[str], into: Path, *, submitter: str, division: str = "open",
                  force: bool = False, state_dir: Path | None = None,
-                 extra_sources: Sequence[Path] = ()) -> CollectReport:
-    """Collect recorded runs (by id) and/or harness results directories (``extra_sources``)."""
+                 extra_sources: Sequence[Path] = (), kube: KubeTarget | None = None) -> CollectReport:
+    """Collect recorded runs (by id) and/or harness results directories (``extra_sources``). ``kube``: where
+    to find runs that are not recorded here (their claims are read through a helper pod)."""
     dirs: list[Path] = []
     if run_ids:
         store, state_dir = _store(state_dir)
-        records = [store.get(run_id) for run_id in dict.fromkeys(run_ids)]
+        records = [_record(store, run_id, kube, state_dir) for run_id in dict.fromkeys(run_ids)]
         dirs = [ensure_local_results(r, state_dir) for r in records]
     for source in extra_sources:
         if not source.is_dir():

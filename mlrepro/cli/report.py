@@ -30,9 +30,13 @@ def print_results(console: "Console", result: "PipelineResult") -> None:
                       _metric(r.result, r.result_unit), r.validity or "-",
                       f"{r.accuracy:.3f}%" if r.accuracy is not None else "-", f"{r.duration_s:.1f} s")
     console.print(table)
-    for r in result.runs:
-        if r.message and r.status != "succeeded":
-            console.print(f"[red]{r.run_id}[/]: {r.message}")
+    failures = result.failures
+    if failures:
+        group = f" (mlrepro runs --group {result.group})" if result.group else ""
+        console.print(f"{len(failures)} of {len(result.runs)} run(s) did not succeed{group}:", markup=False)
+        for r in failures:
+            console.print(f"[red]{r.run_id}[/] {r.status}: ", end="")
+            console.print(r.message or "no message", markup=False)
     report = result.collect_report
     if report is not None:
         console.print(f"submission tree: {report.tree} ({report.division}/{report.submitter}); "

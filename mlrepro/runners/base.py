@@ -145,10 +145,25 @@ class Runner(Protocol):
         ...
 
 
-def verify_results(run_dir: Path, run_id: str) -> Path:
+def verify_results(run_dir: Path, run_id: str, *, copy: bool = True) -> Path:
     """Check a fetched results folder against the harness's ``checksums.sha256`` (written last by the
     harness, so a run cut short has none). Returns ``run_dir``; raises ChecksumError naming the first
-    files that differ or are missing."""
+    files that differ or are missing. A refused ``copy`` is removed (never the harness's own folder:
+    ``copy=False``), so nothing unverified stays where collect looks."""
+    from mlrepro.results.errors import ChecksumError
+
+    try:
+        _verify(run_dir, run_id)
+    except ChecksumError:
+        if copy:
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return run_dir
+
+
+def _verify(run_dir: Path, run_id: str) -> None:
     from mlrepro.harness.checksums import MANIFEST_NAME, ManifestError, verify_manifest
     from mlrepro.results.errors import ChecksumError
 
@@ -163,4 +178,3 @@ def verify_results(run_dir: Path, run_id: str) -> Path:
         raise ChecksumError(f"run {run_id}: {bad[0]} {what} the harness's {MANIFEST_NAME}"
                             + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "") + ": results refused",
                             str(run_dir), tuple(bad))
-    return run_dir

@@ -96,11 +96,12 @@ class NativeRunner:
         src = handle.results.path / handle.run_id
         if not src.is_dir():
             raise RuntimeFailure(f"run {handle.run_id} wrote no results ({src} is missing)")
-        if src.resolve() != dest.resolve():
-            import shutil
+        if src.resolve() == dest.resolve():
+            return verify_results(dest, handle.run_id, copy=False)
+        import shutil
 
-            shutil.rmtree(dest, ignore_errors=True)
-            shutil.copytree(src, dest)
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(src, dest)
         return verify_results(dest, handle.run_id)
 
     def cancel(self, handle: RunHandle) -> None:

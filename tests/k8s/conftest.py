@@ -53,15 +53,15 @@ class Kube:
     def standin(self) -> Any:
         return self.server.standin
 
-    def scenario(self, default: Any = None, **by_scenario_and_mode: Any) -> None:
-        """Choose the scenario of each new Job: ``offline_perf=...`` keys match the run id's
-        ``<scenario>-<mode>`` part; anything else gets ``default`` (the real harness when None)."""
+    def scenario(self, default: Any = None, **by_run: Any) -> None:
+        """Choose the scenario of each new Job: a key (``arm64_cpu_singlestream_perf``) matches the run ids that
+        contain it (``_`` as ``-``); anything else gets ``default`` (the real harness when None)."""
         from kubelet import harness_job
 
         def pick(job: dict[str, Any]) -> Any:
             run_id = job["metadata"]["name"]
-            for key, scenario in by_scenario_and_mode.items():
-                if f"-{key.replace('_', '-')}-" in run_id:
+            for key, scenario in by_run.items():
+                if key.replace("_", "-") in run_id:
                     return scenario
             return default or harness_job
 
@@ -105,9 +105,39 @@ def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kube]:
     try:
         yield k
         assert not kubelet.errors, f"the fake kubelet failed: {kubelet.errors[0]!r}"
-        validate_sent_objects(k.requests())
+        requests = k.requests()
+        validate_sent_objects(requests)
+        check_allowed_by_the_role(requests)
     finally:
         server.stop()
+
+
+def role_grants() -> set[tuple[str, str, str]]:
+    """(API group, resource, verb) the launcher Role of manifests/rbac.yaml allows."""
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    docs = [d for d in yaml.safe_load_all((repo / "manifests" / "rbac.yaml").read_text(encoding="utf-8")) if d]
+    role = next(d for d in docs if d["kind"] == "Role")
+    return {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+            for v in rule["verbs"]}
+
+
+def check_allowed_by_the_role(requests: list[Any]) -> None:
+    """Every API request mlrepro made is allowed by the Role (server-side apply: patch, plus create when the
+    object is new) and is one of the calls the runner declares (mlrepro.runners.kubernetes.api.API_CALLS)."""
+    from mlrepro.runners.kubernetes.api import API_CALLS
+
+    grants = role_grants()
+    for r in requests:
+        if not r.resource:
+            continue
+        needed = [(r.group, r.resource, r.verb)]
+        if r.verb == "patch" and r.content_type.startswith("application/apply-patch"):
+            needed.append((r.group, r.resource, "create"))
+        for call in needed:
+            assert call in grants, f"{r.method} {r.path}: {call} is not allowed by manifests/rbac.yaml"
+            assert call in API_CALLS, f"{r.method} {r.path}: {call} is not declared in API_CALLS"
 
 
 _validated: set[str] = set()

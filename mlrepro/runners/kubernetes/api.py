@@ -151,9 +151,9 @@ class Cluster:
         """The pod's log lines; with ``follow`` the stream stays open until the container ends."""
         from kubernetes.watch.watch import iter_resp_lines
 
+        # a followed log may be quiet for as long as the benchmark runs: no read timeout then
         resp = self._call(f"log of Pod {name}", self._apis["core"].read_namespaced_pod_log, name, self.namespace,
-                          container=container, follow=follow, _preload_content=False,
-                          _request_timeout=(REQUEST_TIMEOUT[0], None) if follow else REQUEST_TIMEOUT)
+                          container=container, follow=follow, _preload_content=False, timeout=not follow)
         try:
             yield from iter_resp_lines(resp)
         finally:

@@ -81,6 +81,7 @@ def fetch_from_claim(cluster: Cluster, events: queue.SimpleQueue[Event], run_id:
     """Copy ``<claim>/<run id>`` to ``dest`` through a helper pod and verify it. ``events``: the Monitor queue
     of the helper's pod events (key ``collect:<run id>``). Raises CollectError, KubernetesError,
     UnsafeArchiveError, ChecksumError; the helper pod is deleted whatever happens."""
+    from mlrepro.results.errors import ArchiveError
     from mlrepro.results.safe_extract import safe_extract
 
     pod = helper_pod(run_id, claim, image, arch, uid)
@@ -91,11 +92,16 @@ def fetch_from_claim(cluster: Cluster, events: queue.SimpleQueue[Event], run_id:
         progress(f"copying results from claim {claim} (helper pod {name})")
         ws = cluster.exec_stream(name, ["tar", "cf", "-", "-C", "/results", run_id])
         errors: list[bytes] = []
+        extract_error: ArchiveError | None = None
         try:
             safe_extract(_stdout_chunks(ws, errors), dest, strip_components=1)
+        except ArchiveError as exc:      # judged below: tar's own failure says more than an empty stream
+            extract_error = exc
         finally:
             ws.close()
         code = _returncode(ws)
+        if code == 0 and extract_error is not None:
+            raise extract_error
         if code != 0:
             detail = b"".join(errors).decode("utf-8", "replace").strip().splitlines()
             missing = any("Cannot stat" in line or "No such file" in line for line in detail)

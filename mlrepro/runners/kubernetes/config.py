@@ -72,11 +72,13 @@ def connect(target: KubeTarget) -> ClusterConnection:
         return ClusterConnection(client.ApiClient(configuration), namespace, "", configuration.host)
     joined = os.pathsep.join(str(f) for f in files)
     try:
-        contexts, current = config.list_kube_config_contexts(config_file=joined)
-        name = target.context or (current or {}).get("name")
+        contexts, _ = config.list_kube_config_contexts(config_file=joined)
+        name = target.context or current_context(files)
+        known = ", ".join(sorted(c.get("name", "?") for c in contexts or [])) or "none"
+        if name is None:
+            raise KubeConfigError(f"{joined} sets no current-context: pass --context (contexts: {known})")
         chosen = next((c for c in contexts or [] if c.get("name") == name), None)
         if chosen is None:
-            known = ", ".join(sorted(c.get("name", "?") for c in contexts or [])) or "none"
             what = f"--context {name}" if target.context else "the kubeconfig's current-context"
             raise KubeConfigError(f"{what} is not a context of {joined} (contexts: {known})")
         config.load_kube_config(config_file=joined, context=name, client_configuration=configuration,
@@ -85,6 +87,21 @@ def connect(target: KubeTarget) -> ClusterConnection:
         raise KubeConfigError(f"kubeconfig {joined}: {exc}") from None
     namespace = target.namespace or (chosen.get("context") or {}).get("namespace") or "default"
     return ClusterConnection(client.ApiClient(configuration), namespace, name, configuration.host)
+
+
+def current_context(files: list[Path]) -> str | None:
+    """kubectl's current-context of merged kubeconfig files: the first file that sets one wins (the client's
+    merger lets the last one win)."""
+    import yaml
+
+    for path in files:
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise KubeConfigError(f"kubeconfig {path}: cannot read ({exc})") from None
+        if isinstance(doc, dict) and doc.get("current-context"):
+            return str(doc["current-context"])
+    return None
 
 
 def _in_cluster_namespace() -> str:

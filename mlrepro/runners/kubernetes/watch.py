@@ -6,7 +6,7 @@ it resumes from the last resourceVersion it saw (bookmarks keep it fresh); on ``
 was compacted away) it lists again and reports the current objects, so nothing between is missed. No
 sleep-polling: a thread blocks on the stream.
 
-:class:`Monitor` owns one watcher for Jobs and one for pods (label ``app.kubernetes.io/managed-by=mlrepro``)
+:class:`Monitor` owns one watcher for Jobs and one for pods (label ``app.kubernetes.io/name=mlrepro``)
 and hands each event to the run it belongs to (label ``mlrepro.io/run-id``) through a queue: a sweep of
 1,000 Jobs holds two watch connections and keeps state only for runs being waited for.
 """
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 RUN_ID_LABEL = "mlrepro.io/run-id"
 COLLECT_FOR_LABEL = "mlrepro.io/collect-for"   # helper pods: routed to the key "collect:<run id>"
-MANAGED_SELECTOR = "app.kubernetes.io/managed-by=mlrepro"
+MANAGED_SELECTOR = "app.kubernetes.io/name=mlrepro"   # kept by Helm (which rewrites managed-by on what it installs)
 WATCH_TIMEOUT_S = 300            # server-side timeoutSeconds of one watch request; then resumed
 MAX_RETRY_DELAY_S = 30.0
 GIVE_UP_AFTER = 8                # consecutive failed (re)connections before the runs waiting are told
