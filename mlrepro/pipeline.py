@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlrepro.errors import BadInputError, MlreproError
-from mlrepro.harness.spec import MODES, SCENARIOS
+from mlrepro.harness.spec import RUN_MODES, SCENARIOS, CalibrationRequest
 from mlrepro.profiles.loader import ResolvedProfile
 from mlrepro.runners import DEFAULT_PENDING_TIMEOUT_S, KubeTarget, RunnerConfig, canonical_target, get_runner
 from mlrepro.runners.base import Progress, RunHandle, Runner, RunOutcome, RunStatus
@@ -25,6 +25,7 @@ from mlrepro.runners.paths import RunPaths
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlrepro.render.jobspec import JobSpec
+    from mlrepro.results.calibration_cache import CalibrationCache
     from mlrepro.results.state import RunStore
     from mlrepro.results.submission import CollectReport
 
@@ -46,6 +47,8 @@ class PipelineOptions:
     kube: KubeTarget = field(default_factory=KubeTarget)
     registry: str | None = None           # kubernetes: build + push here when no push is recorded
     pending_timeout_s: float = DEFAULT_PENDING_TIMEOUT_S
+    recalibrate: bool = False             # ignore cached calibrations of this profile (they are replaced)
+    find_peak: bool = False               # Server: search the highest VALID target QPS more finely
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class RunSummary:
     results_dir: Path | None = None
     message: str = ""
     profile: str = ""
+    loadgen_target: dict | None = None    # the record's target decision: setting, value, source, cost_s ...
+    notes: tuple[str, ...] = ()           # framework version differing from the pin, a recalibration ...
 
 
 @dataclass(frozen=True)
@@ -75,10 +80,25 @@ class PipelineResult:
     """The image of each profile, in the order the profiles were given."""
     group: str = ""
     """The group id of this launch's runs (``mlrepro runs --group``)."""
+    collect_expected: bool = False        # a tree was asked for (run --into)
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Why the job did not produce what was asked for (beyond each run's own status)."""
+        report = self.collect_report
+        if not self.collect_expected or any(r.status != RunStatus.succeeded.value for r in self.runs):
+            return ()
+        if report is None:
+            return ("no run left results to collect",)
+        if not report.results:
+            why = "; ".join(f"{r.run_id}: {'; '.join(r.reasons)}" for r in report.rejected) or "no result folder"
+            return (f"nothing was placed in the submission tree ({why})",)
+        return ()
 
     @property
     def ok(self) -> bool:
-        return bool(self.runs) and all(r.status == RunStatus.succeeded.value for r in self.runs)
+        return bool(self.runs) and all(r.status == RunStatus.succeeded.value for r in self.runs) \
+            and not self.problems
 
     @property
     def failures(self) -> tuple[RunSummary, ...]:
@@ -128,13 +148,14 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
     """
     from mlrepro.profiles.runspec import run_matrix
     from mlrepro.render.jobspec import build_job_spec
+    from mlrepro.results.calibration_cache import open_cache
     from mlrepro.results.state import default_state_dir, open_store
 
     resolved_list = [profiles] if isinstance(profiles, ResolvedProfile) else list(profiles)
     if not resolved_list:
         raise BadInputError("--profile: no profile given")
     scenarios = _check_choices(options.scenarios, SCENARIOS, "--scenario")
-    modes = _check_choices(options.modes, MODES, "--mode")
+    modes = _check_choices(options.modes, RUN_MODES, "--mode")
     if options.parallel < 1:
         raise BadInputError(f"--parallel: must be at least 1, got {options.parallel}")
     target = choose_target(options.target, progress)
@@ -143,14 +164,18 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
     runner = get_runner(target, RunnerConfig(state_dir=state_dir, image=options.image,
                                              results_dir=options.results_dir, registry=options.registry,
                                              kube=options.kube, pending_timeout_s=options.pending_timeout_s))
+    cache = open_cache(state_dir)
     try:
         jobs: list[JobSpec] = []
         images: list[str] = []
         for resolved in resolved_list:
             image = runner.prepare(resolved, progress)
             images.append(image)
-            jobs += [build_job_spec(resolved, image, spec)
-                     for spec in run_matrix(resolved, scenarios or None, modes or None, image=image)]
+            specs = run_matrix(resolved, scenarios or None, modes or None, image=image, target=target)
+            specs = [replace(s, calibration=CalibrationRequest(cached=cache.entries(s.profile_hash, s.scenario),
+                                                               recalibrate=options.recalibrate,
+                                                               find_peak=options.find_peak)) for s in specs]
+            jobs += [build_job_spec(resolved, image, spec) for spec in specs]
         for job in jobs:
             runner.check(job)
         names = ", ".join(f"{r.profile.name} ({r.short_hash})" for r in resolved_list)
@@ -158,7 +183,7 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
                  + (f" with {images[0]}" if len(set(images)) == 1 and images[0] else ""))
         group = new_group_id()
         flow = _Flow(runner, store, state_dir, target, progress, stream=options.stream_logs and options.parallel == 1,
-                     group=group)
+                     group=group, cache=cache)
         if options.parallel == 1:
             summaries = [flow.run_one(job) for job in jobs]
         else:
@@ -173,13 +198,14 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
     finally:
         runner.close()
     report = None
-    collectable = [s.results_dir for s in summaries if s.results_dir is not None]
-    if options.collect and options.into is not None and collectable:
+    wants_tree = options.collect and options.into is not None and any(j.run.mode != "calibrate" for j in jobs)
+    collectable = [s.results_dir for s in summaries if s.results_dir is not None and s.mode != "calibrate"]
+    if wants_tree and collectable:
         report = collect_into(collectable, options.into, options.submitter, options.division, options.force)
         progress(f"collected into {report.tree}: {len(report.placed)} placed, {len(report.unchanged)} unchanged, "
                  f"{len(report.rejected)} rejected")
     return PipelineResult(target=target, image=images[0] if len(set(images)) == 1 else "", runs=tuple(summaries),
-                          collect_report=report, images=tuple(images), group=group)
+                          collect_report=report, images=tuple(images), group=group, collect_expected=wants_tree)
 
 
 def collect_into(results: Sequence[Path], into: Path, submitter: str, division: str,
@@ -193,9 +219,9 @@ class _Flow:
     """The per-run flow, shared by every target: one place for what happens to a run and in which order."""
 
     def __init__(self, runner: Runner, store: RunStore, state_dir: Path, target: str, progress: Progress,
-                 stream: bool, group: str = "") -> None:
+                 stream: bool, group: str = "", cache: CalibrationCache | None = None) -> None:
         self.runner, self.store, self.state_dir, self.target = runner, store, state_dir, target
-        self.progress, self.stream, self.group = progress, stream, group
+        self.progress, self.stream, self.group, self.cache = progress, stream, group, cache
         self.active: dict[str, RunHandle] = {}
         self._lock = threading.Lock()
 
@@ -245,7 +271,8 @@ class _Flow:
         try:
             store.update(spec.run_id, expect_status=("running",), status=summary.status, exit_code=summary.exit_code,
                          ended_at=utcnow(), result=summary.result, result_unit=summary.result_unit,
-                         validity=summary.validity, accuracy=summary.accuracy, message=summary.message)
+                         validity=summary.validity, accuracy=summary.accuracy, message=summary.message,
+                         loadgen_target=summary.loadgen_target)
         except StatusConflictError:  # cancelled meanwhile (Ctrl-C from the main thread)
             return replace(summary, status="cancelled")
         say(summary.status + (f" — {summary.message}" if summary.message else ""))
@@ -274,7 +301,9 @@ class _Flow:
             return None, str(exc)
 
     def _after_run(self, job: JobSpec, summary: RunSummary) -> None:
-        """Hook point for what uses a finished run's verified results before it is recorded (nothing yet)."""
+        """What uses a finished run's verified results before it is recorded: the calibration cache."""
+        if self.cache is not None and summary.results_dir is not None:
+            _remember_calibration(self.cache, summary.results_dir, self.progress)
 
     def cancel_all(self, jobs: Sequence[JobSpec]) -> None:
         """Ctrl-C with runs in worker threads: stop every run, mark the unfinished ones cancelled."""
@@ -288,6 +317,23 @@ class _Flow:
             record = self.store.find(job.run_id)
             if record is not None and record.status in ("pending", "running"):
                 self.store.update(job.run_id, status="cancelled", ended_at=utcnow(), message="interrupted (Ctrl-C)")
+
+
+def _remember_calibration(cache: CalibrationCache, results_dir: Path, progress: Progress) -> None:
+    """Store (or drop) the run's calibrated target in the cache; a cache problem never fails the run."""
+    import json
+
+    from mlrepro.harness.layout import RECORD_JSON
+    from mlrepro.results.calibration_cache import remember
+
+    try:
+        record = json.loads((results_dir / RECORD_JSON).read_text(encoding="utf-8"))
+        if isinstance(record, dict):
+            outcome = remember(cache, record)
+            if outcome == "dropped":
+                progress(f"{record.get('run_id')}: cached calibration dropped (it gave an INVALID run)")
+    except (OSError, ValueError, MlreproError) as exc:
+        progress(f"calibration cache not updated: {exc}")
 
 
 def summarize(job: JobSpec, outcome: RunOutcome, results_dir: Path | None, duration_s: float,
@@ -312,5 +358,21 @@ def summarize(job: JobSpec, outcome: RunOutcome, results_dir: Path | None, durat
     perf = run.performance
     accuracy = run.accuracy_txt.value if run.accuracy_txt else None
     message = base.message if outcome.status != RunStatus.succeeded else ""
+    if perf is not None and perf.validity == "INVALID" and perf.invalid_reason:
+        message = f"INVALID: {' '.join(perf.invalid_reason.split())}"
+    cal = run.calibration or {}
+    decision = (cal.get("targets") or [None])[0]
+    notes: list[str] = []
+    fw = run.framework or {}
+    if fw and not fw.get("matches"):
+        notes.append(f"{fw.get('package')} {fw.get('installed') or 'not installed'} ran, the profile pins "
+                     f"{fw.get('pinned')}")
+    if cal.get("retry"):
+        notes.append("recalibrated after an INVALID timed run (" + "; ".join(cal["retry"].get("reason") or []) + ")")
+    brief = None
+    if isinstance(decision, dict):
+        brief = {k: decision.get(k) for k in ("setting", "value", "source", "unit", "measured", "cost_s", "note")
+                 if decision.get(k) is not None}
     return replace(base, result=perf.result if perf else None, result_unit=perf.result_unit if perf else "",
-                   validity=perf.validity if perf else None, accuracy=accuracy, message=message)
+                   validity=perf.validity if perf else None, accuracy=accuracy, message=message,
+                   loadgen_target=brief, notes=tuple(notes))

@@ -35,6 +35,10 @@ ContextOpt = typer.Option(None, "--context", help="Kubernetes: kubeconfig contex
 NamespaceOpt = typer.Option(None, "--namespace", "-n", help="Kubernetes: namespace (default: the context's).")
 KubeconfigOpt = typer.Option(None, "--kubeconfig", help="Kubernetes: kubeconfig file (default: $KUBECONFIG, "
                                                         "~/.kube/config, or the in-cluster configuration).")
+RecalibrateOpt = typer.Option(False, "--recalibrate", help="Measure the LoadGen targets again instead of using "
+                                                           "the cached calibration of this profile and system.")
+FindPeakOpt = typer.Option(False, "--find-peak", help="Server: search the highest VALID target QPS more finely "
+                                                      "(smaller margin, tighter tolerance, longer probes).")
 
 
 def console(stderr: bool = False) -> "Console":

@@ -9,12 +9,14 @@ import typer
 
 from mlrepro.cli.common import (
     ContextOpt,
+    FindPeakOpt,
     KubeconfigOpt,
     NamespaceOpt,
     OutputFormat,
     OutputOpt,
     OverlayOpt,
     ProfileOpt,
+    RecalibrateOpt,
     SetOpt,
     cli_errors,
     console,
@@ -50,6 +52,7 @@ def launch(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt
            kubeconfig: Optional[Path] = KubeconfigOpt,
            pending_timeout: float = typer.Option(600, "--pending-timeout", help="kubernetes: seconds a pod may stay "
                                                  "unschedulable or unable to pull its image before the run fails."),
+           recalibrate: bool = RecalibrateOpt, find_peak: bool = FindPeakOpt,
            ) -> None:
     """Launch benchmark runs (every profile × scenario × mode) and wait for them; `runs` and `collect` work afterwards.
 
@@ -64,7 +67,7 @@ def launch(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt
                                   collect=False, into=None, parallel=parallel,
                                   results_dir=results_dir.resolve() if results_dir else None, image=image,
                                   registry=registry, kube=kube_target(context, namespace, kubeconfig),
-                                  pending_timeout_s=pending_timeout)
+                                  pending_timeout_s=pending_timeout, recalibrate=recalibrate, find_peak=find_peak)
         c = console()
         result = run_pipeline(resolved, options, progress=lambda m: c.print(m, markup=False))
         print_results(c, result)
@@ -93,10 +96,12 @@ def runs(status: Optional[str] = typer.Option(None, "--status", help="Only runs 
                          "validity": r.validity, "accuracy": r.accuracy,
                          "duration_s": round(duration, 1) if duration is not None else None,
                          "started_at": r.started_at.isoformat() if r.started_at else None, "message": r.message,
-                         "group": r.group_id})
+                         "loadgen_target": r.loadgen_target, "group": r.group_id})
         if output != OutputFormat.table:
             print_data(rows, output)
             return
+        from mlrepro.cli.report import target_cell
+
         groups: dict[str, list[dict]] = {}
         for r in rows:
             groups.setdefault(r["group"], []).append(r)
@@ -105,12 +110,13 @@ def runs(status: Optional[str] = typer.Option(None, "--status", help="Only runs 
             counts = ", ".join(f"{n} {s}" for s, n in sorted(
                 {s: sum(1 for m in members if m["status"] == s) for s in {m["status"] for m in members}}.items()))
             title = f"launch {group_id}: {len(members)} run(s), {counts}" if group_id else "runs"
-            t = table("run id", "profile", "scenario", "mode", "target", "status", "result", "validity", "duration",
-                      right=("result", "duration"), title=title)
+            t = table("run id", "profile", "scenario", "mode", "target", "status", "result", "validity",
+                      "LoadGen target", "duration", right=("result", "duration"), title=title)
             for r in members:
                 result = f"{r['result']:,.1f} {r['unit']}" if r["result"] is not None else "-"
                 t.add_row(r["run_id"], r["profile"], r["scenario"], r["mode"], r["target"], r["status"], result,
-                          r["validity"] or "-", f"{r['duration_s']} s" if r["duration_s"] is not None else "-")
+                          r["validity"] or "-", target_cell(r["loadgen_target"]),
+                          f"{r['duration_s']} s" if r["duration_s"] is not None else "-")
             c.print(t)
 
 

@@ -10,14 +10,20 @@ import typer
 
 from mlrepro.cli.common import (
     ContextOpt,
+    FindPeakOpt,
     KubeconfigOpt,
     NamespaceOpt,
+    OutputFormat,
+    OutputOpt,
     OverlayOpt,
     ProfileOpt,
+    RecalibrateOpt,
     SetOpt,
     cli_errors,
     console,
     kube_target,
+    print_data,
+    resolve,
     resolve_many,
     split_csv,
 )
@@ -33,6 +39,7 @@ class Target(str, Enum):
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
+    app.command("calibrate")(calibrate)
 
 
 def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, sets: Optional[List[str]] = SetOpt,
@@ -53,6 +60,7 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
                                                "this registry first."),
         context: Optional[str] = ContextOpt, namespace: Optional[str] = NamespaceOpt,
         kubeconfig: Optional[Path] = KubeconfigOpt,
+        recalibrate: bool = RecalibrateOpt, find_peak: bool = FindPeakOpt,
         ) -> None:
     """Run the benchmark end to end and print a results table.
 
@@ -66,9 +74,41 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
         options = PipelineOptions(target=target.value, scenarios=split_csv(scenario), modes=split_csv(mode),
                                   into=into or Path("submission"), division=division, submitter=submitter,
                                   collect=collect, image=image, registry=registry,
-                                  kube=kube_target(context, namespace, kubeconfig))
+                                  kube=kube_target(context, namespace, kubeconfig), recalibrate=recalibrate,
+                                  find_peak=find_peak)
         c = console()
-        result = run_pipeline(resolved, options, progress=lambda msg: c.print(msg))
+        result = run_pipeline(resolved, options, progress=lambda msg: c.print(msg, markup=False))
         print_results(c, result)
+        if not result.ok:
+            raise typer.Exit(1)
+
+
+def calibrate(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt,
+              sets: Optional[List[str]] = SetOpt,
+              target: Target = typer.Option(Target.auto, "--target", help="Where to measure: auto, native or "
+                                            "docker (the same place the timed runs will run)."),
+              scenario: Optional[List[str]] = typer.Option(None, "--scenario", help="Scenario(s), comma-separated; "
+                                                           "default: the profile's."),
+              find_peak: bool = FindPeakOpt, output: OutputFormat = OutputOpt) -> None:
+    """Measure and cache the LoadGen targets of a profile on this system; no timed run.
+
+    The next run of the same profile (same profile hash) on the same system uses them without calibrating.
+    Example: mlrepro calibrate -p x86-cpu --scenario Server --find-peak
+    """
+    with cli_errors():
+        from mlrepro.cli.report import print_calibration
+        from mlrepro.pipeline import PipelineOptions, run_pipeline
+
+        resolved = resolve(profile, overlays, sets)
+        options = PipelineOptions(target=target.value, scenarios=split_csv(scenario), modes=["calibrate"],
+                                  collect=False, into=None, recalibrate=True, find_peak=find_peak)
+        c = console()
+        result = run_pipeline(resolved, options, progress=lambda msg: c.print(msg, markup=False)
+                              if output == OutputFormat.table else None)
+        if output != OutputFormat.table:
+            print_data([{"run_id": r.run_id, "scenario": r.scenario, "status": r.status,
+                         "target": r.loadgen_target, "message": r.message} for r in result.runs], output)
+        else:
+            print_calibration(c, result)
         if not result.ok:
             raise typer.Exit(1)
