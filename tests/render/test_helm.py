@@ -18,10 +18,12 @@ from hypothesis import strategies as st
 from render_support import BUILTINS, REPO_ROOT, by_kind, find_helm
 
 from mlrepro import __version__
+from mlrepro.artifacts import example_inputs
 from mlrepro.profiles.loader import ResolvedProfile, profile_hash, resolve_profile
 from mlrepro.profiles.runspec import build_run_spec
 from mlrepro.render.helm_values import dump_values, helm_values
-from mlrepro.render.manifests import example_inputs, render_manifests
+from mlrepro.render.jobspec import build_job_spec
+from mlrepro.render.manifests import render_manifests
 
 
 def values_and_objects(resolved: ResolvedProfile, image: str | None = None,
@@ -30,12 +32,13 @@ def values_and_objects(resolved: ResolvedProfile, image: str | None = None,
         image, spec = example_inputs(resolved)
     p = resolved.profile
     spec = build_run_spec(resolved, p.benchmark.scenarios[0], p.benchmark.modes[0], run_id=run_id, image=image)
-    return helm_values(resolved, image, spec), render_manifests(resolved, image, spec)
+    job = build_job_spec(resolved, image, spec)
+    return helm_values(job), render_manifests(job)
 
 
 def variants() -> list[ResolvedProfile]:
     return [
-        resolve_profile("nvidia-gpu", sets=["accelerator.mig_profile=2g.20gb", "accelerator.count=3",
+        resolve_profile("nvidia-gpu", sets=["accelerator.mig_profile=2g.20gb", "accelerator.count=1",
                                             "accelerator.runtime_class=nvidia", "accelerator.product=NVIDIA-A100",
                                             "scheduling.tolerations=[]", "scheduling.priority_class=high",
                                             "results.storage_class=fast", "results.access_mode=ReadWriteMany",
