@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +24,7 @@ from mlrepro.runners.locations import format_location
 from mlrepro.runners.paths import RunPaths
 
 if TYPE_CHECKING:  # pragma: no cover
+    from mlrepro.harness.spec import RunSpec
     from mlrepro.render.jobspec import JobSpec
     from mlrepro.results.calibration_cache import CalibrationCache
     from mlrepro.results.state import RunStore
@@ -49,6 +50,9 @@ class PipelineOptions:
     pending_timeout_s: float = DEFAULT_PENDING_TIMEOUT_S
     recalibrate: bool = False             # ignore cached calibrations of this profile (they are replaced)
     find_peak: bool = False               # Server: search the highest VALID target QPS more finely
+    user_conf: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    """(scenario, mode) -> the whole user.conf that run loads instead of the one the profile's ``user_conf`` and
+    ``settings`` compose (``mlrepro reproduce``: a recorded user.conf, its targets pinned, nothing recalibrated)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,7 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
             specs = [replace(s, calibration=CalibrationRequest(cached=cache.entries(s.profile_hash, s.scenario),
                                                                recalibrate=options.recalibrate,
                                                                find_peak=options.find_peak)) for s in specs]
+            specs = [_pinned(s, options.user_conf.get((s.scenario, s.mode))) for s in specs]
             jobs += [build_job_spec(resolved, image, spec) for spec in specs]
         for job in jobs:
             runner.check(job)
@@ -206,6 +211,11 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
                  f"{len(report.rejected)} rejected")
     return PipelineResult(target=target, image=images[0] if len(set(images)) == 1 else "", runs=tuple(summaries),
                           collect_report=report, images=tuple(images), group=group, collect_expected=wants_tree)
+
+
+def _pinned(spec: RunSpec, user_conf: str | None) -> RunSpec:
+    """The spec loading exactly ``user_conf`` (its settings and targets), or ``spec`` when None."""
+    return spec if user_conf is None else replace(spec, user_conf=user_conf, settings={})
 
 
 def collect_into(results: Sequence[Path], into: Path, submitter: str, division: str,

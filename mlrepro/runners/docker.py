@@ -11,10 +11,12 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlrepro.errors import RuntimeFailure
+from mlrepro.harness.record import IMAGE_DIGEST_ENV
 from mlrepro.image.errors import one_line
 from mlrepro.runners import RunnerConfig
 from mlrepro.runners.base import (
@@ -104,6 +106,9 @@ class DockerRunner:
                 raise RuntimeFailure(f"--results-dir: cannot create {host_dir} ({exc.strerror or exc})") from None
             results = HostDir(host_dir)
         cfg = docker_run_config(pod, config_dir, results)
+        digest = image_digest(self.client, cfg.image)
+        if digest:   # recorded by the harness as the run's image digest (mlrepro reproduce gets that image)
+            cfg = replace(cfg, environment={**cfg.environment, IMAGE_DIGEST_ENV: digest})
         if cfg.gpu_count:
             check_gpu_support(self.client)
         try:
@@ -277,3 +282,22 @@ def fetch_from_volume(client: docker.DockerClient, volume: str, image: str, run_
     finally:
         helper.remove(force=True)
     return dest
+
+
+def image_digest(client: docker.DockerClient, ref: str) -> str | None:
+    """The digest that names ``ref``'s image exactly: its repository digest (``repo@sha256:...``, known once
+    pushed or pulled) for ``ref``'s repository, else its image id (``sha256:...``, the digest of its config,
+    which is what a local build has). None when the engine does not have it."""
+    import docker
+
+    from mlrepro.image.registry import ImageRef
+
+    try:
+        image = client.images.get(ref)
+    except (docker.errors.ImageNotFound, docker.errors.APIError):
+        return None
+    repository = ImageRef.parse(ref).repository
+    for repo_digest in image.attrs.get("RepoDigests") or ():
+        if repo_digest.split("@", 1)[0] == repository:
+            return repo_digest
+    return image.id
