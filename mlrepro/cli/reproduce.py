@@ -85,6 +85,14 @@ def _data(result: "ReproduceResult") -> dict:
             "items": [asdict(i) for i in result.drift.items], "notes": list(result.drift.notes)}
 
 
+def _short(value: str) -> str:
+    """A sha256 (alone or after ``sha256:`` or ``repo@sha256:``) cut to 16 hex digits for the table."""
+    head, sep, digest = value.rpartition(":") if ":" in value else ("", "", value)
+    if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+        return f"{head}{sep}{digest[:16]}…"
+    return value
+
+
 def _print(c: "Console", result: "ReproduceResult") -> None:
     from mlrepro.cli.common import table
 
@@ -95,7 +103,8 @@ def _print(c: "Console", result: "ReproduceResult") -> None:
     for i in drift.items:
         if i.verdict == "same" and i.group not in ("result", "image", "profile"):
             continue              # unchanged environment, settings and seeds: counted below, not listed
-        t.add_row(i.group, i.name, i.recorded, i.reproduced, f"[{style[i.verdict]}]{i.verdict}[/]", i.note)
+        t.add_row(i.group, i.name, _short(i.recorded), _short(i.reproduced), f"[{style[i.verdict]}]{i.verdict}[/]",
+                  i.note)
     c.print(t)
     same = sum(1 for i in drift.items if i.verdict == "same" and i.group in ("environment", "settings", "seeds"))
     c.print(f"{same} environment facts, LoadGen settings and seeds are the same.", markup=False)
