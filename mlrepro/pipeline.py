@@ -72,6 +72,7 @@ class RunSummary:
     profile: str = ""
     loadgen_target: dict | None = None    # the record's target decision: setting, value, source, cost_s ...
     notes: tuple[str, ...] = ()           # framework version differing from the pin, a recalibration ...
+    compliance_failed: tuple[str, ...] = ()   # compliance tests whose verification failed in the run
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,15 @@ class PipelineResult:
     def problems(self) -> tuple[str, ...]:
         """Why the job did not produce what was asked for (beyond each run's own status)."""
         report = self.collect_report
+        failed = tuple(f"{r.run_id}: compliance {t} failed" for r in self.runs for t in r.compliance_failed)
         if not self.collect_expected or any(r.status != RunStatus.succeeded.value for r in self.runs):
-            return ()
+            return failed
         if report is None:
-            return ("no run left results to collect",)
+            return failed + ("no run left results to collect",)
         if not report.results:
             why = "; ".join(f"{r.run_id}: {'; '.join(r.reasons)}" for r in report.rejected) or "no result folder"
-            return (f"nothing was placed in the submission tree ({why})",)
-        return ()
+            return failed + (f"nothing was placed in the submission tree ({why})",)
+        return failed
 
     @property
     def ok(self) -> bool:
@@ -176,6 +178,8 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
             image = runner.prepare(resolved, progress)
             images.append(image)
             specs = run_matrix(resolved, scenarios or None, modes or None, image=image, target=target)
+            if options.division in ("closed", "network"):
+                specs = _with_compliance(specs, resolved, progress)
             specs = [replace(s, calibration=CalibrationRequest(cached=cache.entries(s.profile_hash, s.scenario),
                                                                recalibrate=options.recalibrate,
                                                                find_peak=options.find_peak)) for s in specs]
@@ -216,6 +220,28 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
 def _pinned(spec: RunSpec, user_conf: str | None) -> RunSpec:
     """The spec loading exactly ``user_conf`` (its settings and targets), or ``spec`` when None."""
     return spec if user_conf is None else replace(spec, user_conf=user_conf, settings={})
+
+
+def _with_compliance(specs: Sequence[RunSpec], resolved: ResolvedProfile, progress: Progress) -> list[RunSpec]:
+    """Closed and network divisions: runs with a performance run also run the compliance tests the round's rules
+    name for the workload's benchmark (TEST01, TEST04), with the timed run's settings."""
+    from mlrepro.harness.registry import load_workload_class
+    from mlrepro.results.compliance import audit_requests, tests_not_run
+    from mlrepro.results.rounds import load_round
+
+    b = resolved.profile.benchmark
+    cls = load_workload_class(b.workload)
+    rnd = load_round()
+    benchmark = next((n for n in (cls.benchmark, cls.model_mapping) if n in rnd.benchmarks),
+                     rnd.benchmark_name(b.mlperf_model or cls.mlperf_model))
+    requests = audit_requests(benchmark)
+    missing = tests_not_run(benchmark)
+    if missing:
+        progress(f"{benchmark} also needs {', '.join(missing)}, which mlrepro does not run")
+    if requests:
+        progress(f"compliance tests of {benchmark}: {', '.join(r.test for r in requests)} (with each "
+                 "performance run)")
+    return [replace(s, compliance=requests) if s.mode in ("performance", "submission") else s for s in specs]
 
 
 def collect_into(results: Sequence[Path], into: Path, submitter: str, division: str,
@@ -379,10 +405,18 @@ def summarize(job: JobSpec, outcome: RunOutcome, results_dir: Path | None, durat
                      f"{fw.get('pinned')}")
     if cal.get("retry"):
         notes.append("recalibrated after an INVALID timed run (" + "; ".join(cal["retry"].get("reason") or []) + ")")
+    failed: list[str] = []
+    for audit in run.audits:
+        checks = audit.get("verifications") or []
+        verdict = {True: "PASS", False: "FAIL", None: "not verified in the run"}[audit.get("passed")]
+        why = "; ".join(f"{v.get('kind')}: {v.get('reason')}" for v in checks if not v.get("passed"))
+        notes.append(f"compliance {audit.get('test')}: {verdict}" + (f" ({why})" if why else ""))
+        if audit.get("passed") is False:
+            failed.append(str(audit.get("test")))
     brief = None
     if isinstance(decision, dict):
         brief = {k: decision.get(k) for k in ("setting", "value", "source", "unit", "measured", "cost_s", "note")
                  if decision.get(k) is not None}
     return replace(base, result=perf.result if perf else None, result_unit=perf.result_unit if perf else "",
                    validity=perf.validity if perf else None, accuracy=accuracy, message=message,
-                   loadgen_target=brief, notes=tuple(notes))
+                   loadgen_target=brief, notes=tuple(notes), compliance_failed=tuple(failed))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from mlrepro import __version__
-from mlrepro.cli import build, check, generate, launch, profiles, reproduce, run, tree_report
+from mlrepro.cli import build, check, compliance, generate, launch, profiles, reproduce, run, tree_report
 
 app = typer.Typer(
     name="mlrepro",
@@ -27,6 +27,7 @@ build.register(app)
 run.register(app)
 launch.register(app)
 check.register(app)
+compliance.register(app)
 tree_report.register(app)
 reproduce.register(app)
 

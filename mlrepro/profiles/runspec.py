@@ -10,7 +10,7 @@ from mlrepro.harness.spec import RunSpec, WorkloadSpec
 from mlrepro.harness.userconf import settings_for
 from mlrepro.profiles.loader import ResolvedProfile
 
-_MODE_SHORT = {"performance": "perf", "accuracy": "acc", "submission": "sub", "calibrate": "cal"}
+_MODE_SHORT = {"performance": "perf", "accuracy": "acc", "submission": "sub", "calibrate": "cal", "audit": "aud"}
 
 
 def new_run_id(profile_name: str, scenario: str, mode: str, now: float | None = None) -> str:

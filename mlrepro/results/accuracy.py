@@ -10,7 +10,7 @@ Public API::
     truncate_accuracy_log(data) -> bytes
     parse_accuracy_txt(text) -> AccuracyTxt
     accuracy_txt_with_hash(text, full_log_sha256) -> str
-    ACC_PATTERNS / accuracy_pattern(benchmark)
+    accuracy_pattern(benchmark) -> re.Pattern
 """
 
 from __future__ import annotations
@@ -23,12 +23,8 @@ VIEWABLE_SIZE = 4096
 TRUNCATION_MARKER = b"\n\n...\n\n"
 
 HASH_RE = re.compile(r"^hash=([0-9a-fA-F]{64})$")
-#: the checker's classification pattern (v6 ACC_PATTERN["acc"]) and a generic fallback for other metrics
-ACC_PATTERNS: dict[str, str] = {
-    "acc": r"^(?:\{\"accuracy|accuracy)[\": ]*=?\s*([\d\.]+).*",
-    "generic": r"^[A-Za-z][\w\- ]*[=:]\s*([\d\.]+).*",
-}
-_CLASSIFICATION = {"resnet", "resnet50", "mobilenet", "efficientnet"}
+#: for benchmarks the round does not know: any "name=value" / "name: value" line
+GENERIC_PATTERN = re.compile(r"^[A-Za-z][\w\- ]*[=:]\s*([\d\.]+).*")
 
 
 def truncate_accuracy_log(data: bytes) -> bytes:
@@ -38,8 +34,15 @@ def truncate_accuracy_log(data: bytes) -> bytes:
     return data[:VIEWABLE_SIZE] + TRUNCATION_MARKER + data[-VIEWABLE_SIZE:]
 
 
-def accuracy_pattern(benchmark: str) -> str:
-    return ACC_PATTERNS["acc"] if benchmark in _CLASSIFICATION else ACC_PATTERNS["generic"]
+def accuracy_pattern(benchmark: str) -> re.Pattern[str]:
+    """The accuracy.txt pattern of ``benchmark``'s first metric in the newest round (mlrepro.results.rounds;
+    folder names map as the checker maps them), else GENERIC_PATTERN."""
+    from mlrepro.results.rounds import load_round
+
+    rnd = load_round()
+    b = rnd.benchmark(benchmark)
+    targets = b.accuracy_targets("Offline") if b is not None else ()
+    return rnd.accuracy_patterns[targets[0].metric] if targets else GENERIC_PATTERN
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class AccuracyTxt:
 
 
 def parse_accuracy_txt(text: str, benchmark: str = "resnet") -> AccuracyTxt:
-    pattern = re.compile(accuracy_pattern(benchmark))
+    pattern = accuracy_pattern(benchmark)
     metric_line = None
     value = None
     digest = None

@@ -26,6 +26,7 @@ from typing import Any
 from mlrepro.harness import layout as hl
 from mlrepro.harness.checksums import ManifestError, read_manifest
 from mlrepro.harness.logparse import Detail, Summary, parse_detail, parse_summary
+from mlrepro.harness.spec import AUDIT_TESTS
 from mlrepro.results.accuracy import AccuracyTxt, parse_accuracy_txt
 from mlrepro.results.errors import ChecksumError, CollectInputError
 from mlrepro.results.fsutil import read_file
@@ -107,6 +108,9 @@ class HarnessRun:
     calibration: Mapping[str, Any] | None = None       # record.calibration (targets: pinned/cached/calibrated)
     framework: Mapping[str, Any] | None = None         # record.framework (profile pin vs what the run imported)
     reproduce_argv: tuple[str, ...] = ()               # the mlrepro command that re-runs it
+    compliance: Mapping[str, str] = field(default_factory=dict)   # TEST01/TEST04 -> its folder ("Offline/TEST01")
+    audit_of: str = ""                                 # mode "audit": the run whose compliance tests it ran
+    audits: tuple[Mapping[str, Any], ...] = ()         # record.compliance: each test's verdict in the run
     stamps: Mapping[str, tuple[int, int, int]] = field(default_factory=dict, repr=False)
 
     @property
@@ -335,7 +339,15 @@ def load_run(run_dir: str | Path) -> HarnessRun:
         problems.append(f"failed: exit code {exit_code} ({_str(status.get('name')) or 'error'})"
                         + (f": {err}" if err else ""))
     wanted = hl.subruns_for_mode(mode) if mode in ("performance", "accuracy", "submission") else ()
-    if not wanted:
+    compliance = {t: f"{scenario}/{t}" for t in AUDIT_TESTS
+                  if f"{scenario}/{t}/performance/run_1/{hl.DETAIL_LOG}" in manifest} if scenario else {}
+    audit_of = _str(record.get("audit_of"))
+    if mode == "audit":
+        if not compliance:
+            problems.append("incomplete: the audit run has no compliance test logs")
+        if not audit_of:
+            problems.append("the audit run's record names no audited run (audit_of)")
+    elif not wanted:
         problems.append(f"unknown mode {mode!r}")
     for kind, sub in (("performance", perf), ("accuracy", acc)):
         if kind in wanted and sub is None:
@@ -377,6 +389,8 @@ def load_run(run_dir: str | Path) -> HarnessRun:
         calibration=record.get("calibration") if isinstance(record.get("calibration"), dict) else None,
         framework=record.get("framework") if isinstance(record.get("framework"), dict) else None,
         reproduce_argv=_argv(record.get("reproduce")),
+        compliance=compliance, audit_of=audit_of,
+        audits=tuple(c for c in record.get("compliance") or () if isinstance(c, dict)),
     )
 
 

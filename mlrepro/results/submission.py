@@ -44,6 +44,7 @@ from typing import Any
 from mlrepro.harness import layout as hl
 from mlrepro.results import layout as tl
 from mlrepro.results.accuracy import accuracy_txt_with_hash, truncate_accuracy_log
+from mlrepro.results.compliance import compliance_files
 from mlrepro.results.errors import CollectInputError, ConflictError
 from mlrepro.results.fsutil import (
     DirLock,
@@ -260,6 +261,7 @@ class _Group:
     scenario: str
     perf: list[HarnessRun] = field(default_factory=list)
     acc: list[HarnessRun] = field(default_factory=list)
+    audits: list[HarnessRun] = field(default_factory=list)     # mode "audit" runs (mlrepro compliance)
 
 
 def _order(run: HarnessRun) -> tuple[str, str]:
@@ -374,9 +376,11 @@ def _fmt(v: float | None) -> str:
     return f"{v:.6g}" if isinstance(v, float) and not v.is_integer() else str(int(v))
 
 
-def _result_files(layout: tl.TreeLayout, g: _Group, p: HarnessRun,
-                  a: HarnessRun) -> tuple[dict[str, bytes], str, str | None]:
-    """The files of a result folder, the sha256 of the full accuracy log, the accuracy line."""
+def _result_files(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun,
+                  audit: HarnessRun | None = None) -> tuple[dict[str, bytes], str, str | None, dict[str, bytes]]:
+    """The files of a result folder, the sha256 of the full accuracy log, the accuracy line, and the full
+    compliance accuracy logs to keep ({sha256: bytes}). The compliance folders come from ``audit`` (a mode
+    "audit" run of ``p``) or from ``p`` itself; their verifications are computed against ``p`` and ``a``."""
     perf, acc = p.performance, a.accuracy
     assert perf is not None and acc is not None and a.accuracy_log_rel is not None
     full = read_verified(a, a.accuracy_log_rel)
@@ -394,7 +398,13 @@ def _result_files(layout: tl.TreeLayout, g: _Group, p: HarnessRun,
         tl.USER_CONF: read_verified(p, hl.USER_CONF) if hl.USER_CONF in p.manifest else b"",
         tl.README: _readme(layout, g, p, a, full_sha, acc_line),
     }
-    return files, full_sha, acc_line
+    kept: dict[str, bytes] = {}
+    source = audit if audit is not None else p
+    for test, rel in sorted(source.compliance.items()):
+        tfiles, tfull = compliance_files(test, p.path / perf.detail_rel, source.path / rel, a.path / a.accuracy_log_rel)
+        files.update(tfiles)
+        kept.update(tfull)
+    return files, full_sha, acc_line, kept
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -468,6 +478,7 @@ class _GroupTask:
     key: tuple[str, str, str]          # system id, benchmark, scenario
     perf: HarnessRun
     acc: HarnessRun
+    audit: HarnessRun | None           # the mode "audit" run whose compliance folders the result holds
     src_runs: tuple[HarnessRun, ...]   # runs whose src/ record this task writes
     staging: Path
     trash: Path
@@ -485,9 +496,11 @@ def _stage_group(t: _GroupTask) -> tuple[list[_Unit], list[Path], PlacedResult, 
     g = _Group(sid, bench, scen)
     for r in t.src_runs:
         w.directory(layout.src_run_dir(r.run_id), _src_files(r))
-    files, full_sha, acc_line = _result_files(layout, g, p, a)
+    files, full_sha, acc_line, kept = _result_files(layout, g, p, a, t.audit)
     full_dest = layout.full_accuracy_log(full_sha)
     pending = None if os.path.exists(full_dest) else (full_dest, full_sha)
+    for sha, data in sorted(kept.items()):      # compliance logs: staged before the folder that names them
+        w.file(layout.full_accuracy_log(sha), data, guarded=False, same_if_size=True)
     dest = layout.result_dir(sid, bench, scen)
     state = w.directory(dest, files)
     perf = p.performance
@@ -646,6 +659,8 @@ def _stage_all(runs: list[HarnessRun], layout: tl.TreeLayout, w: _Writer, system
         descs.setdefault(sid, desc)
         run_system.setdefault(sid, run.run_id)
         g = groups.setdefault((sid, run.benchmark, run.scenario), _Group(sid, run.benchmark, run.scenario))
+        if run.mode == "audit":
+            g.audits.append(run)
         if run.performance is not None:
             g.perf.append(run)
         if run.accuracy is not None:
@@ -653,13 +668,20 @@ def _stage_all(runs: list[HarnessRun], layout: tl.TreeLayout, w: _Writer, system
 
     # 2. choose the runs of each result folder
     chosen: list[tuple[_Group, HarnessRun, HarnessRun]] = []
+    audit_of: dict[str, HarnessRun] = {}
     for key in sorted(groups):
         g = groups[key]
+        for r in g.audits:
+            audited = next((x for x in g.perf if x.run_id == r.audit_of), None)
+            if audited is None:
+                rejected.append(RejectedRun(r.run_id, r.path, "incomplete", (
+                    f"the compliance tests of run {r.audit_of}, which is not among the collected runs of this "
+                    "system/benchmark/scenario; collect them together",)))
         members = sorted({r.run_id: r for r in g.perf + g.acc}.values(), key=_order)
         rel = layout.result_rel(g.system_id, g.benchmark, g.scenario)
         if not g.perf or not g.acc:
             missing = "accuracy" if not g.acc else "performance"
-            for r in members:
+            for r in members + [x for x in g.audits if any(y.run_id == x.audit_of for y in g.perf)]:
                 reason = (f"incomplete: no {missing} run for {rel}; collect "
                           f"{'an' if missing == 'accuracy' else 'a'} {missing} run of the same "
                           "system/benchmark/scenario together with it (or run --mode submission)")
@@ -671,6 +693,16 @@ def _stage_all(runs: list[HarnessRun], layout: tl.TreeLayout, w: _Writer, system
                 winner = p.run_id if r in g.perf else a.run_id
                 rejected.append(RejectedRun(r.run_id, r.path, "superseded",
                                             (f"superseded by run {winner} for {rel}",)))
+        audits = sorted((r for r in g.audits if r.audit_of == p.run_id), key=_order)
+        for r in audits[:-1]:
+            rejected.append(RejectedRun(r.run_id, r.path, "superseded",
+                                        (f"superseded by audit run {audits[-1].run_id} for {rel}",)))
+        for r in g.audits:
+            if r.audit_of != p.run_id and any(x.run_id == r.audit_of for x in g.perf):
+                rejected.append(RejectedRun(r.run_id, r.path, "superseded",
+                                            (f"audits run {r.audit_of}, superseded by {p.run_id} for {rel}",)))
+        if audits:
+            audit_of[p.run_id] = audits[-1]
         chosen.append((g, p, a))
 
     # 3. stage: systems, model mapping, READMEs, src records, full accuracy logs, result folders
@@ -686,11 +718,12 @@ def _stage_all(runs: list[HarnessRun], layout: tl.TreeLayout, w: _Writer, system
     tasks: list[_GroupTask] = []
     for i, (g, p, a) in enumerate(chosen):
         src_runs = []
-        for r in (p, a):
+        audit = audit_of.get(p.run_id)
+        for r in (p, a, audit) if audit is not None else (p, a):
             if r.run_id not in src_done:
                 src_done.add(r.run_id)
                 src_runs.append(r)
-        tasks.append(_GroupTask(layout, (g.system_id, g.benchmark, g.scenario), p, a, tuple(src_runs),
+        tasks.append(_GroupTask(layout, (g.system_id, g.benchmark, g.scenario), p, a, audit, tuple(src_runs),
                                 w.staging, w.trash, f"g{i:07d}-"))
     if pool is not None and len(tasks) >= PARALLEL_MIN_RUNS:
         outcomes = list(pool.map(_stage_group, tasks, chunksize=_chunk(len(tasks), jobs)))

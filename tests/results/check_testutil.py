@@ -72,3 +72,19 @@ def codes(report: CheckReport, severity: str = "error") -> set[str]:
 
 def paths(report: CheckReport, code: str) -> list[str]:
     return [f.path for f in report.findings if f.code == code]
+
+
+def to_closed(tree: Path, submitter: str, benchmark: str = "resnet") -> Path:
+    """Move an open-division tree mlrepro collected to the closed division (its model folder renamed to the
+    MLPerf benchmark, the systems json's division changed). Returns the closed submitter folder."""
+    sub = tree / "open" / submitter
+    closed = tree / "closed" / submitter
+    closed.parent.mkdir()
+    shutil.move(str(sub), str(closed))
+    shutil.rmtree(tree / "open")
+    (closed / "model_mapping.json").unlink()
+    for bench in list((closed / "results").glob("*/*")):
+        bench.rename(bench.parent / benchmark)
+    for sysfile in (closed / "systems").glob("*.json"):
+        sysfile.write_text(sysfile.read_text().replace('"division": "open"', '"division": "closed"'))
+    return closed

@@ -19,7 +19,8 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 EXPECTED_CODES = {"run-offline-sub": 0, "run-single-perf": 0, "run-single-acc": 0, "run-offline-invalid": 4,
-                  "run-offline-failed": 1, "run-multi-perf": 0}
+                  "run-offline-failed": 1, "run-multi-perf": 0, "run-comp-steady": 0, "run-comp-cache": 0,
+                  "run-comp-perf": 0, "run-comp-audit": 0}
 
 
 @pytest.fixture(scope="session")

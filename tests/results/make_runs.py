@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,8 @@ class TinyClassifier(Workload):
         o = self.spec.options
         self._size = int(o.get("dataset_size", 64))
         self._fail_after = o.get("fail_after")
+        self._sample_s = float(o.get("sample_s", 0.0))       # a steady cost per sample (sleep)
+        self._dedupe = bool(o.get("dedupe", False))          # ... paid once per distinct sample: a caching SUT
         self._calls = 0
 
     @property
@@ -50,6 +53,8 @@ class TinyClassifier(Workload):
         self._calls += 1
         if self._fail_after is not None and self._calls > int(self._fail_after):
             raise WorkloadError("tiny accelerator fell off the bus")
+        if self._sample_s:
+            time.sleep(self._sample_s * (len(set(indices)) if self._dedupe else len(indices)))
         return [struct.pack("<i", (i * 7) % 10 if i % 10 else 99) for i in indices]
 
     def accuracy(self, results: dict[int, bytes]) -> AccuracyResult:
@@ -79,17 +84,27 @@ def install() -> None:
 OFFLINE_OK = {"min_duration_ms": 100, "min_query_count": 1, "offline_expected_qps": 1_000_000}
 SINGLE_OK = {"min_duration_ms": 200, "min_query_count": 100, "single_stream_expected_latency_ns": 2000}
 OFFLINE_INVALID = {"min_duration_ms": 2000, "min_query_count": 1, "offline_expected_qps": 10}
+OFFLINE_SHORT = {"min_duration_ms": 300, "min_query_count": 1}       # target calibrated by the harness
+STEADY = {"sample_s": 0.0005}                                       # sleep-bound: verdicts not speed-bound
+
+
+def audits() -> list[dict[str, Any]]:
+    from mlrepro.results.compliance import audit_requests
+
+    return [{"test": r.test, "settings": r.settings} for r in audit_requests("resnet")]
+
+
+def _spec(run_id: str, scenario: str, mode: str, settings: dict[str, float], size: int = 600,
+          **options: Any) -> dict[str, Any]:
+    return {"run_id": run_id, "scenario": scenario, "mode": mode, "settings": settings,
+            "workload": {"name": "tiny", "backend": "none", "batch_size": 16,
+                         "options": {"dataset_size": size, **options}},
+            "profile_name": "x86-cpu", "profile_hash": PROFILE_HASH,
+            "image": "localhost/mlrepro/x86-cpu:test"}
 
 
 def specs() -> list[dict[str, Any]]:
-    def spec(run_id: str, scenario: str, mode: str, settings: dict[str, float], size: int = 600,
-             **options: Any) -> dict[str, Any]:
-        return {"run_id": run_id, "scenario": scenario, "mode": mode, "settings": settings,
-                "workload": {"name": "tiny", "backend": "none", "batch_size": 16,
-                             "options": {"dataset_size": size, **options}},
-                "profile_name": "x86-cpu", "profile_hash": PROFILE_HASH,
-                "image": "localhost/mlrepro/x86-cpu:test"}
-
+    spec = _spec
     return [
         spec("run-offline-sub", "Offline", "submission", OFFLINE_OK),          # VALID, perf + accuracy
         spec("run-single-perf", "SingleStream", "performance", SINGLE_OK),      # merged with the next one
@@ -101,6 +116,33 @@ def specs() -> list[dict[str, Any]]:
     ]
 
 
+#: runs with compliance tests, written to OUT/compliance/ (a collect of OUT does not see them)
+COMPLIANCE_DIR = "compliance"
+
+
+def compliance_specs() -> list[dict[str, Any]]:
+    spec = _spec
+    return [
+        # compliance TEST01 + TEST04 in a submission run: a steady SUT, and one that caches responses
+        {**spec("run-comp-steady", "Offline", "submission", OFFLINE_SHORT, size=256, **STEADY),
+         "compliance": audits()},
+        {**spec("run-comp-cache", "Offline", "submission", OFFLINE_SHORT, size=256, dedupe=True, **STEADY),
+         "compliance": audits()},
+        # a performance run, then its compliance tests in a separate run (mlrepro compliance): mode "audit"
+        spec("run-comp-perf", "Offline", "performance", OFFLINE_SHORT, size=256, **STEADY),
+    ]
+
+
+def audit_spec(out: str) -> dict[str, Any]:
+    """Mode "audit" of run-comp-perf: its final user.conf (the calibrated target), nothing calibrated anew."""
+    from pathlib import Path
+
+    base = next(s for s in compliance_specs() if s["run_id"] == "run-comp-perf")
+    user_conf = (Path(out) / "run-comp-perf" / "user.conf").read_text()
+    return {**base, "run_id": "run-comp-audit", "mode": "audit", "settings": {}, "user_conf": user_conf,
+            "audit_of": "run-comp-perf", "compliance": audits()}
+
+
 def main(out: str) -> int:
     install()
     from mlrepro.harness.core import run_harness
@@ -110,6 +152,10 @@ def main(out: str) -> int:
     for s in specs():
         result = run_harness(parse_spec(s), out, log=lambda m: None)
         codes[s["run_id"]] = result.exit_code
+    comp = f"{out}/{COMPLIANCE_DIR}"
+    for s in [*compliance_specs(), None]:
+        s = s or audit_spec(comp)
+        codes[s["run_id"]] = run_harness(parse_spec(s), comp, log=lambda m: None).exit_code
     print(json.dumps(codes))
     return 0
 

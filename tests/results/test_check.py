@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from check_testutil import codes, mllog_set, paths
+from check_testutil import codes, mllog_set, paths, to_closed
 from results_testutil import SUBMITTER, valid_runs
 
 from mlrepro.results import layout as tl
@@ -108,16 +108,7 @@ def test_invalid_and_loadgen_error_runs(tree: Path) -> None:
 
 
 def test_closed_division_needs_full_runs_and_compliance(tree: Path) -> None:
-    sub = tree / "open" / SUBMITTER
-    closed = tree / "closed" / SUBMITTER
-    closed.parent.mkdir()
-    shutil.move(str(sub), str(closed))
-    shutil.rmtree(tree / "open")
-    (closed / "model_mapping.json").unlink()
-    bench = next((closed / "results").glob("*/tiny-classifier"))
-    bench.rename(bench.parent / "resnet")
-    sysfile = next((closed / "systems").glob("*.json"))
-    sysfile.write_text(sysfile.read_text().replace('"division": "open"', '"division": "closed"'))
+    to_closed(tree, SUBMITTER)
     report = check_tree(tree)
     # short runs are errors in the closed division; resnet needs TEST01 and TEST04; a datacenter resnet in
     # v6.1 has no datacenter scenarios (an edge benchmark)

@@ -75,8 +75,12 @@ def _scenarios(tree: SubmissionTree, round_: Round, f: Findings) -> None:
             missing.append(f"one of {' or '.join(rule.one_of)}")
         unknown = sorted(r.scenario_folder for r in results if r.scenario_folder.lower() not in allowed)
         if missing:
-            f.error("SCENARIOS_REQUIRED", folder, f"a {stype} {bench.name} submission needs {', '.join(missing)}",
+            f.error("SCENARIOS_REQUIRED", folder, f"{_article(stype)} {stype} {bench.name} submission needs {', '.join(missing)}",
                     scope=folder)
         if unknown:
             f.error("SCENARIOS_REQUIRED", folder, f"{', '.join(unknown)}: not a scenario of {bench.name} for a "
                     f"{stype} system in {round_.version}", scope=folder)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"

@@ -1,0 +1,157 @@
+"""``mlrepro compliance``: run the compliance tests (TEST01, TEST04) of runs already made, then verify them.
+
+For each performance (or submission) run: a new harness run in mode "audit" on the same target, with the run's
+spec and its final user.conf (its calibrated or pinned targets, nothing calibrated anew) and the tests' audit
+settings from the round's rules; it records ``audit_of`` so that ``collect`` puts its compliance folders into the
+audited run's result. The verifications compare the audit with the audited performance run and, for TEST01's
+accuracy, with the run's own accuracy run (submission mode) or an accuracy run of the same profile and scenario
+among the given run ids.
+
+Public API::
+
+    audit_runs(run_ids, tests, *, resolved=None, target=None, progress, state_dir=None) -> list[AuditResult]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlrepro.errors import BadInputError
+from mlrepro.harness.layout import ACCURACY_LOG, DETAIL_LOG, RUN_JSON, USER_CONF
+from mlrepro.harness.spec import AUDIT_TESTS, AuditRequest, CalibrationRequest, load_spec
+from mlrepro.harness.verification import Verification, verify_accuracy, verify_performance
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlrepro.profiles.loader import ResolvedProfile
+    from mlrepro.results.rundir import HarnessRun
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    run_id: str                          # the audited run
+    audit_run_id: str
+    status: str                          # the audit run's status (succeeded, failed ...)
+    verifications: tuple[Verification, ...]
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "succeeded" and bool(self.verifications) and all(v.passed for v in self.verifications)
+
+
+def parse_tests(tests: Sequence[str]) -> tuple[str, ...]:
+    out = tuple(dict.fromkeys(t.strip().upper() for t in tests if t.strip())) or AUDIT_TESTS
+    bad = [t for t in out if t not in AUDIT_TESTS]
+    if bad:
+        raise BadInputError(f"--test: {', '.join(bad)}: mlrepro runs {', '.join(AUDIT_TESTS)}")
+    return out
+
+
+def _requests(run: "HarnessRun", tests: Sequence[str], version: str | None) -> tuple[AuditRequest, ...]:
+    from mlrepro.results.compliance import audit_requests
+    from mlrepro.results.rounds import load_round
+
+    benchmark = run.model_mapping.get(run.benchmark, run.benchmark)
+    known = {r.test: r for r in audit_requests(benchmark, version)}
+    defaults = load_round(version).compliance.audit
+    return tuple(known.get(t) or AuditRequest(test=t, settings=dict(defaults[t])) for t in tests)
+
+
+def _profile(run: "HarnessRun", resolved: "ResolvedProfile | None") -> "ResolvedProfile":
+    from mlrepro.profiles.loader import resolve_profile
+
+    if resolved is None:
+        argv = list(run.reproduce_argv)
+        profile, overlays, sets = None, [], []
+        for i, a in enumerate(argv[:-1]):
+            if a in ("-p", "--profile"):
+                profile = argv[i + 1]
+            elif a in ("-f", "--file"):
+                overlays.append(argv[i + 1])
+            elif a == "--set":
+                sets.append(argv[i + 1])
+        if profile is None:
+            raise BadInputError(f"run {run.run_id} records no profile command line: give -p (and -f/--set) "
+                                "as it was run")
+        resolved = resolve_profile(profile, overlays, sets)
+    if run.profile_hash and resolved.hash != run.profile_hash:
+        raise BadInputError(f"run {run.run_id} ran profile {run.profile_hash[:19]}..., the profile given resolves "
+                            f"to {resolved.hash[:19]}...: give the profile it was run with")
+    return resolved
+
+
+def audit_runs(run_ids: Sequence[str], tests: Sequence[str] = (), *, resolved: "ResolvedProfile | None" = None,
+               target: str | None = None, version: str | None = None, progress: Progress = lambda _m: None,
+               state_dir: Path | None = None) -> list[AuditResult]:
+    """Audit every performance/submission run among ``run_ids`` (accuracy runs among them serve as TEST01's
+    references). Raises BadInputError for unknown runs, runs without a VALID performance run, or a profile
+    that is not the one the run used."""
+    from mlrepro.pipeline import PipelineOptions, _execute, _runner, choose_target
+    from mlrepro.profiles.runspec import new_run_id
+    from mlrepro.results.rundir import load_run
+    from mlrepro.results.state import default_state_dir, open_store
+    from mlrepro.runs import ensure_local_results
+
+    wanted = parse_tests(tests)
+    state_dir = state_dir or default_state_dir()
+    store, work_dir = open_store(state_dir), state_dir / "runs"
+    records = {rid: store.get(rid) for rid in dict.fromkeys(run_ids)}
+    runs = {rid: load_run(ensure_local_results(rec, work_dir)) for rid, rec in records.items()}
+    audited = [r for r in runs.values() if r.performance is not None]
+    if not audited:
+        raise BadInputError("no performance or submission run among the given runs: compliance tests audit "
+                            "performance runs")
+    for r in audited:
+        if r.performance is None or r.performance.validity != "VALID" or r.problems:
+            raise BadInputError(f"run {r.run_id}: only a VALID, complete performance run can be audited "
+                                f"({'; '.join(r.problems) or 'not VALID'})")
+    out: list[AuditResult] = []
+    for run in audited:
+        profile = _profile(run, resolved)
+        record = records[run.run_id]
+        tgt = choose_target(target or record.target, progress)
+        spec = load_spec(run.path / RUN_JSON)
+        audit = replace(spec, run_id=new_run_id(profile.profile.name, spec.scenario, "audit"), mode="audit",
+                        settings={}, user_conf=(run.path / USER_CONF).read_text(encoding="utf-8"),
+                        calibration=CalibrationRequest(), compliance=_requests(run, wanted, version),
+                        audit_of=run.run_id, image=record.image or spec.image, reproduce=())
+        runner = _runner(tgt, profile, work_dir, PipelineOptions(target=tgt), audit.image)
+        progress(f"{audit.run_id}: compliance {', '.join(wanted)} of run {run.run_id} on {tgt}")
+        summary = _execute(runner, audit, store, work_dir, tgt, progress, {}, stream=True)
+        verdicts: list[Verification] = []
+        if summary.results_dir is not None and summary.status == "succeeded":
+            verdicts = _verify(run, runs, summary.results_dir / spec.scenario, wanted)
+        out.append(AuditResult(run.run_id, audit.run_id, summary.status, tuple(verdicts), summary.message))
+    return out
+
+
+def _accuracy_reference(run: "HarnessRun", runs: dict[str, "HarnessRun"]) -> Path | None:
+    candidates = [run] + sorted((r for r in runs.values() if r.run_id != run.run_id and r.accuracy is not None
+                                 and r.scenario == run.scenario and r.profile_hash == run.profile_hash),
+                                key=lambda r: r.finished_at, reverse=True)
+    for r in candidates:
+        if r.accuracy is not None and r.accuracy_log_rel:
+            return r.path / r.accuracy_log_rel
+    return None
+
+
+def _verify(run: "HarnessRun", runs: dict[str, "HarnessRun"], audit_dir: Path,
+            tests: Sequence[str]) -> list[Verification]:
+    from mlrepro.harness.verification import failed
+
+    assert run.performance is not None
+    perf_detail = run.path / run.performance.detail_rel
+    out: list[Verification] = []
+    for test in tests:
+        logs = audit_dir / test / "performance" / "run_1"
+        if test == "TEST01":
+            ref = _accuracy_reference(run, runs)
+            out.append(verify_accuracy(ref, logs / ACCURACY_LOG) if ref is not None else
+                       failed(test, "accuracy", "no accuracy run of this profile and scenario among the given runs"))
+        out.append(verify_performance(test, perf_detail, logs / DETAIL_LOG))
+    return out

@@ -1,0 +1,60 @@
+"""``mlrepro compliance``: the compliance tests (TEST01, TEST04) of runs already made."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from mlrepro.cli.common import OutputFormat, OutputOpt, cli_errors, console, print_data, split_csv
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compliance")(compliance)
+
+
+def compliance(run_ids: List[str] = typer.Argument(..., help="Runs to audit (performance or submission runs; "
+                                                   "accuracy runs among them are TEST01's references)."),
+               test: Optional[List[str]] = typer.Option(None, "--test", help="TEST01, TEST04 (comma-separated; "
+                                                        "default: both)."),
+               profile: Optional[str] = typer.Option(None, "--profile", "-p", help="The profile the runs used "
+                                                     "(default: from each run's record)."),
+               overlays: Optional[List[str]] = typer.Option(None, "--file", "-f", help="Its overlays."),
+               sets: Optional[List[str]] = typer.Option(None, "--set", help="Its --set assignments."),
+               target: Optional[str] = typer.Option(None, "--target", help="native or docker (default: where "
+                                                    "the run ran)."),
+               output: OutputFormat = OutputOpt) -> None:
+    """Run compliance tests for results already made, with each run's own settings, and verify them.
+
+    Example: mlrepro compliance RUN_ID... --test TEST01,TEST04
+    """
+    with cli_errors():
+        from mlrepro.audits import audit_runs
+
+        resolved = None
+        if profile is not None:
+            from mlrepro.cli.common import resolve
+
+            resolved = resolve(profile, overlays, sets)
+        c = console()
+        results = audit_runs(run_ids, split_csv(test), resolved=resolved, target=target,
+                             progress=lambda m: c.print(m, markup=False))
+        rows = [{"run_id": r.run_id, "audit_run_id": r.audit_run_id, "status": r.status, "passed": r.passed,
+                 "verifications": [{"test": v.test, "kind": v.kind, "passed": v.passed, "reason": v.reason}
+                                   for v in r.verifications], "message": r.message} for r in results]
+        if output != OutputFormat.table:
+            print_data(rows, output)
+        else:
+            from mlrepro.cli.common import table
+
+            t = table("run id", "audit run", "test", "check", "verdict")
+            for r in results:
+                for v in r.verifications or ():
+                    t.add_row(r.run_id, r.audit_run_id, v.test, v.kind, "PASS" if v.passed else v.reason)
+                if not r.verifications:
+                    t.add_row(r.run_id, r.audit_run_id, "-", "-", f"{r.status}: {r.message}")
+            c.print(t)
+            c.print("collect the audit runs together with the runs they audit to put the compliance folders into "
+                    "the tree", markup=False)
+        if not all(r.passed for r in results):
+            raise typer.Exit(1)
