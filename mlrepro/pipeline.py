@@ -193,8 +193,20 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
         group = new_group_id()
         flow = _Flow(runner, store, state_dir, target, progress, stream=options.stream_logs and options.parallel == 1,
                      group=group, cache=cache)
+        flow.record_all(jobs)
+        if len(jobs) > options.parallel:   # more runs than run at once: queue them on the target where it can
+            try:
+                runner.submit(jobs)
+            except BaseException as exc:
+                flow.abandon(jobs, "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt)
+                             else f"not submitted: {exc}")
+                raise
         if options.parallel == 1:
-            summaries = [flow.run_one(job) for job in jobs]
+            try:
+                summaries = [flow.run_one(job) for job in jobs]
+            except KeyboardInterrupt:
+                flow.abandon(jobs, "interrupted (Ctrl-C)")
+                raise
         else:
             pool = ThreadPoolExecutor(max_workers=options.parallel, thread_name_prefix="mlrepro-run")
             try:
@@ -261,15 +273,32 @@ class _Flow:
         self.active: dict[str, RunHandle] = {}
         self._lock = threading.Lock()
 
+    def record_all(self, jobs: Sequence[JobSpec]) -> None:
+        """Every run of the launch, pending, before any starts (`mlrepro runs` shows the whole sweep)."""
+        from mlrepro.results.state import RunRecord
+
+        for job in jobs:
+            spec = job.run
+            self.store.add(RunRecord(run_id=spec.run_id, profile=job.profile_name, profile_hash=job.profile_hash,
+                                     scenario=spec.scenario, mode=spec.mode, target=self.target, image=job.image,
+                                     status="pending", group_id=self.group))
+
+    def abandon(self, jobs: Sequence[JobSpec], message: str) -> None:
+        """Mark the runs that never started as cancelled (the launch stopped before them)."""
+        from mlrepro.results.state import utcnow
+
+        for job in jobs:
+            record = self.store.find(job.run_id)
+            if record is not None and record.status == "pending":
+                self.store.update(job.run_id, status="cancelled", ended_at=utcnow(), message=message)
+
     def run_one(self, job: JobSpec) -> RunSummary:
-        """record (pending) → launch → record (running) → wait → fetch → clean up → summarize → record."""
+        """launch → record (running) → wait → fetch → clean up → summarize → record (the run was recorded pending
+        by :meth:`record_all`)."""
         from mlrepro.results.errors import StatusConflictError
-        from mlrepro.results.state import RunRecord, utcnow
+        from mlrepro.results.state import utcnow
 
         spec, runner, store = job.run, self.runner, self.store
-        store.add(RunRecord(run_id=spec.run_id, profile=job.profile_name, profile_hash=job.profile_hash,
-                            scenario=spec.scenario, mode=spec.mode, target=self.target, image=job.image,
-                            status="pending", group_id=self.group))
         started = time.monotonic()
         handle: RunHandle | None = None
         say = lambda message: self.progress(f"{spec.run_id}: {message}")  # noqa: E731
@@ -285,13 +314,20 @@ class _Flow:
             if follower is not None:
                 follower.join(timeout=2)
         except KeyboardInterrupt:
+            message = "interrupted (Ctrl-C)"
             if handle is not None:
-                runner.cancel(handle)
-            store.update(spec.run_id, status="cancelled", ended_at=utcnow(), message="interrupted (Ctrl-C)")
+                try:
+                    runner.cancel(handle)
+                except MlreproError as exc:
+                    message += f"; could not stop it: {exc}"
+            store.update(spec.run_id, status="cancelled", ended_at=utcnow(), message=message)
             raise
         except MlreproError as exc:
             if handle is not None:
-                runner.cancel(handle)
+                try:
+                    runner.cancel(handle)
+                except MlreproError:
+                    pass
             store.update(spec.run_id, status="failed", ended_at=utcnow(), message=str(exc))
             say(f"failed — {exc}")
             return RunSummary(spec.run_id, spec.scenario, spec.mode, "failed", None, message=str(exc),

@@ -43,10 +43,11 @@ def results_claim(pod: PodSpec) -> dict[str, Any]:
             "metadata": _metadata(pod, src.claim_name, KEEP_ANNOTATION), "spec": spec}
 
 
-def job(spec: JobSpec) -> dict[str, Any]:
-    """The batch/v1 Job of a run: the pod template plus the job policy."""
+def job(spec: JobSpec, suspend: bool = False) -> dict[str, Any]:
+    """The batch/v1 Job of a run: the pod template plus the job policy. ``suspend``: created queued (no pod)
+    until ``spec.suspend`` is set to false -- how a sweep submits every Job at once under a concurrency limit."""
     pod, policy = spec.pod, spec.policy
-    return {
+    obj = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": _metadata(pod, spec.name),
@@ -64,6 +65,9 @@ def job(spec: JobSpec) -> dict[str, Any]:
             "template": pod.to_k8s_pod_template(),
         },
     }
+    if suspend:
+        obj["spec"]["suspend"] = True
+    return obj
 
 
 def device_claim_template(pod: PodSpec) -> dict[str, Any]:
@@ -77,13 +81,13 @@ def device_claim_template(pod: PodSpec) -> dict[str, Any]:
             ]}}}}
 
 
-def render_manifests(spec: JobSpec) -> list[dict[str, Any]]:
+def render_manifests(spec: JobSpec, suspend: bool = False) -> list[dict[str, Any]]:
     """ConfigMap, PersistentVolumeClaim, the ResourceClaimTemplate of a DRA run, and the Job of one run, in
-    apply order (the Job last: its pod needs the others)."""
+    apply order (the Job last: its pod needs the others). ``suspend``: see :func:`job`."""
     objs = [config_map(spec.pod), results_claim(spec.pod)]
     if spec.pod.device_claim is not None:
         objs.append(device_claim_template(spec.pod))
-    return [*objs, job(spec)]
+    return [*objs, job(spec, suspend)]
 
 
 # ---- YAML ----------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ A run goes through the same steps on every target (:mod:`mlrepro.pipeline` drive
 
     image = runner.prepare(resolved, progress)     the image ready: nothing (native), build (docker),
                                                     build + push or the recorded push (kubernetes)
+    runner.check(job)                               refuse what the target cannot run, before anything starts
+    runner.submit(jobs)                             queue a sweep on the target (kubernetes: suspended Jobs)
     handle = runner.launch(job)                     start the run described by a JobSpec
     outcome = runner.wait(handle, progress)         until it ends (deadline enforced); live progress
     runner.logs(handle, follow)                     the harness's output (live, or the saved log)
@@ -12,6 +14,7 @@ A run goes through the same steps on every target (:mod:`mlrepro.pipeline` drive
     runner.cancel(handle)                           stop it now (Ctrl-C)
     runner.attach(record)                           a handle rebuilt from a recorded run, so ``logs`` and
                                                     ``collect`` work after the launching terminal closed
+    runner.close()                                  release connections and watch threads
 
 A runner never knows about profiles beyond ``prepare`` (which builds the profile's image): it gets a
 JobSpec (the pod, the job policy and the run spec) and the run's paths on this machine.
@@ -19,7 +22,7 @@ JobSpec (the pod, the job policy and the run spec) and the run's paths on this m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -106,8 +109,14 @@ class Runner(Protocol):
         """Make the profile's image available to this target; return its reference ("" when none is used)."""
         ...
 
+    def submit(self, jobs: Sequence[JobSpec]) -> None:
+        """Queue runs on the target ahead of :meth:`launch`, where the target has a queue (kubernetes: every
+        Job created suspended, so a whole sweep is on the cluster at once and ``launch`` only resumes one).
+        A no-op elsewhere."""
+        ...
+
     def launch(self, job: JobSpec) -> RunHandle:
-        """Start the run; return at once (the run goes on)."""
+        """Start the run (submitted or not); return at once (the run goes on)."""
         ...
 
     def wait(self, handle: RunHandle, progress: Progress = no_progress) -> RunOutcome:

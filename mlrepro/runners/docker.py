@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -231,6 +231,9 @@ class DockerRunner:
         container.remove(force=True)
 
     def check(self, job: JobSpec) -> None:
+        return None
+
+    def submit(self, jobs: Sequence[JobSpec]) -> None:
         return None
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -120,6 +120,9 @@ class NativeRunner:
         self._deadlines.pop(handle.run_id, None)
 
     def check(self, job: JobSpec) -> None:
+        return None
+
+    def submit(self, jobs: Sequence[JobSpec]) -> None:
         return None
 
     def close(self) -> None:

@@ -187,17 +187,22 @@ class FakeKubelet:
         self.processes: set[asyncio.subprocess.Process] = set()
         self.collector_delay_s = 0.05
         self.errors: list[BaseException] = []
+        self.started: set[str] = set()
         standin.state.listeners.append(self._on_event)
 
     def _on_event(self, group: str, plural: str, type_: str, obj: dict[str, Any]) -> None:
+        if plural == "jobs" and type_ in ("ADDED", "MODIFIED"):
+            uid = obj["metadata"]["uid"]
+            if not (obj.get("spec") or {}).get("suspend") and uid not in self.started:   # a suspended Job waits
+                self.started.add(uid)
+                self._spawn(self._run_job(obj))
+            return
         if type_ != "ADDED":
             if plural == "jobs" and type_ == "DELETED":
                 for proc in list(self.processes):
                     if proc.returncode is None:
                         proc.kill()
             return
-        if plural == "jobs":
-            self._spawn(self._run_job(obj))
         elif plural == "pods" and COLLECT_FOR in ((obj.get("metadata") or {}).get("labels") or {}):
             self._spawn(self._start_collector(obj))
 

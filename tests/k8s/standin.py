@@ -54,7 +54,8 @@ RESOURCES_OF = {"": ["configmaps", "persistentvolumeclaims", "pods", "secrets", 
                      "namespaces"],
                 "batch": ["jobs"], "resource.k8s.io": ["resourceclaimtemplates", "resourceclaims"],
                 "rbac.authorization.k8s.io": ["roles", "rolebindings"]}
-CONTROLLER_AGENT = "mlrepro-test-controller"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+ORIGINAL_TYPE = "X-Standin-Content-Type"
 
 
 class ApiError(Exception):
@@ -311,6 +312,18 @@ class StandIn(kmock.KubernetesScaffold):
     logs: dict[tuple[str, str], LogBuffer] = attrs.field(factory=dict)
     _closers: list[asyncio.Event] = attrs.field(factory=list)
 
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        ctype = raw_request.headers.get("Content-Type", "")
+        if ctype.startswith(PROTOBUF):
+            # kmock reads every body as text: say latin-1 (any bytes decode), keep the real type aside
+            from multidict import CIMultiDict
+
+            headers = CIMultiDict(raw_request.headers)
+            headers["Content-Type"] = "application/octet-stream; charset=latin-1"
+            headers[ORIGINAL_TYPE] = ctype
+            raw_request = raw_request.clone(headers=headers)
+        return await super().__call__(raw_request)
+
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         raw = request._raw_request
         assert raw is not None
@@ -357,6 +370,10 @@ class StandIn(kmock.KubernetesScaffold):
     def _body(request: kmock.Request) -> Any:
         if not request.body:
             return None
+        if request.headers.get(ORIGINAL_TYPE, "").startswith(PROTOBUF):
+            from k8s_protobuf import decode  # Helm's release Secrets
+
+            return decode(request.body)
         try:
             return yaml.safe_load(request.body.decode("utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError):

@@ -16,11 +16,15 @@ IMAGE = "registry.test/mlrepro/bench@sha256:" + "ef" * 32
 
 def test_a_sweep_goes_on_past_a_failed_item_and_lists_it_at_the_end(kube, launch, quick_sets):
     kube.scenario(None, arm64_cpu_offline_acc=oom_killed())
-    most_configmaps = [0]
+    most_running, submitted_before_first_start = [0], []
 
-    def count(group, plural, type_, obj):   # the concurrency limit, seen from the cluster: run inputs alive
-        n = sum(1 for (_, p, _, _) in kube.standin.state.objects if p == "configmaps")
-        most_configmaps[0] = max(most_configmaps[0], n)
+    def count(group, plural, type_, obj):   # seen from the cluster: Jobs queued, Jobs resumed and not ended
+        jobs = [o for (_, p, _, _), o in kube.standin.state.objects.items() if p == "jobs"]
+        running = [j for j in jobs if not j["spec"].get("suspend") and not any(
+            c["type"] in ("Complete", "Failed") for c in (j.get("status") or {}).get("conditions", []))]
+        if running and not submitted_before_first_start:
+            submitted_before_first_start.append(len(jobs))
+        most_running[0] = max(most_running[0], len(running))
 
     kube.server.call(lambda: kube.standin.state.listeners.append(count))
     messages: list[str] = []
@@ -33,7 +37,8 @@ def test_a_sweep_goes_on_past_a_failed_item_and_lists_it_at_the_end(kube, launch
     ok = [r for r in result.runs if r.status == "succeeded"]
     assert len(ok) == 3 and all(r.results_dir is not None and (r.results_dir / "checksums.sha256").is_file()
                                 for r in ok)   # each collected on its own
-    assert most_configmaps[0] <= 2             # --parallel 2: at most two runs on the cluster at once
+    assert submitted_before_first_start == [4]   # the whole sweep queued (suspended Jobs) before one started
+    assert most_running[0] == 2                   # --parallel 2: two at a time
     assert kube.standin.watch_connections == {"jobs": 1, "pods": 1}
     # one group in `mlrepro runs`
     rows = json.loads(cli.invoke(app, ["runs", "--output", "json"]).stdout)

@@ -47,6 +47,7 @@ KINDS: dict[str, Kind] = {
 API_CALLS: tuple[tuple[str, str, str], ...] = (
     ("", "configmaps", "create"), ("", "configmaps", "patch"), ("", "configmaps", "delete"),
     ("", "persistentvolumeclaims", "create"), ("", "persistentvolumeclaims", "patch"),
+    ("", "persistentvolumeclaims", "delete"),
     ("batch", "jobs", "create"), ("batch", "jobs", "patch"), ("batch", "jobs", "get"), ("batch", "jobs", "list"),
     ("batch", "jobs", "watch"), ("batch", "jobs", "delete"),
     ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"), ("", "pods", "create"), ("", "pods", "delete"),

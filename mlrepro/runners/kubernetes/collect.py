@@ -92,16 +92,18 @@ def fetch_from_claim(cluster: Cluster, events: queue.SimpleQueue[Event], run_id:
         progress(f"copying results from claim {claim} (helper pod {name})")
         ws = cluster.exec_stream(name, ["tar", "cf", "-", "-C", "/results", run_id])
         errors: list[bytes] = []
-        extract_error: ArchiveError | None = None
+        received = [0]
         try:
-            safe_extract(_stdout_chunks(ws, errors), dest, strip_components=1)
-        except ArchiveError as exc:      # judged below: tar's own failure says more than an empty stream
-            extract_error = exc
+            safe_extract(_stdout_chunks(ws, errors, received), dest, strip_components=1)
+            ws.run_forever(timeout=EXEC_IDLE_TIMEOUT_S)   # the rest (tar's end padding, then its exit status)
+            errors.append(ws.read_channel(STDERR) or b"")
+        except ArchiveError:
+            if received[0]:              # tar sent an archive and it was refused (unsafe, too big): that is why
+                raise
+            # nothing came: tar's own failure (below) says more than "an empty stream"
         finally:
             ws.close()
         code = _returncode(ws)
-        if code == 0 and extract_error is not None:
-            raise extract_error
         if code != 0:
             detail = b"".join(errors).decode("utf-8", "replace").strip().splitlines()
             missing = any("Cannot stat" in line or "No such file" in line for line in detail)
@@ -141,8 +143,9 @@ def _wait_running(events: queue.SimpleQueue[Event], name: str, timeout_s: float)
             raise CollectError(f"helper pod {name} ended before the copy: {last.describe()}")
 
 
-def _stdout_chunks(ws: Any, errors: list[bytes]) -> Iterator[bytes]:
-    """The exec's stdout as it arrives; stderr kept (bounded) in ``errors``."""
+def _stdout_chunks(ws: Any, errors: list[bytes], received: list[int]) -> Iterator[bytes]:
+    """The exec's stdout as it arrives (its size added up in ``received[0]``); stderr kept (bounded) in
+    ``errors``."""
     idle_since = time.monotonic()
     while True:
         open_ = ws.is_open()
@@ -154,6 +157,7 @@ def _stdout_chunks(ws: Any, errors: list[bytes]) -> Iterator[bytes]:
             errors.append(err)
         if out:
             idle_since = time.monotonic()
+            received[0] += len(out)
             yield out
         elif not open_:
             return

@@ -18,7 +18,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from mlrepro.results.state import RunRecord
 
 BACKSTOP_GRACE_S = 300       # after the Job's activeDeadlineSeconds, stop waiting for the controller to say so
+SUBMIT_THREADS = 8           # concurrent API requests while a sweep is submitted
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class KubernetesRunner:
         self.context = self.cluster.connection.context
         self.monitor = Monitor(self.cluster)
         self._launched: dict[str, _Launched] = {}
+        self._submitted: dict[str, list[tuple[str, str]]] = {}   # run id -> (kind, name) queued by submit()
         self._subscriptions: dict[str, queue.SimpleQueue[Event]] = {}
         self._lock = threading.Lock()
         self._server_version: str | None = None
@@ -92,14 +94,55 @@ class KubernetesRunner:
     def _paths(self, run_id: str) -> RunPaths:
         return RunPaths.of(self.config.state_dir, run_id)
 
+    def submit(self, jobs: Sequence[JobSpec]) -> None:
+        """Every run of a sweep onto the cluster at once, its Job suspended (no pod until :meth:`launch`
+        resumes it): the whole sweep is visible with kubectl, and only ``--parallel`` run at a time.
+        On failure or Ctrl-C what was created is deleted again."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from mlrepro.render.manifests import render_manifests
+
+        def one(job: JobSpec) -> None:
+            objects = render_manifests(job, suspend=True)
+            with self._lock:                         # recorded first: a failure half-way withdraws what exists
+                self._submitted[job.run_id] = [(o["kind"], o["metadata"]["name"]) for o in reversed(objects)]
+            for obj in objects:
+                self.cluster.apply(obj)
+
+        try:
+            with ThreadPoolExecutor(SUBMIT_THREADS, thread_name_prefix="mlrepro-submit") as pool:
+                list(pool.map(one, jobs))
+        except BaseException:
+            self._withdraw_unstarted()
+            raise
+
+    def _withdraw_unstarted(self) -> None:
+        """Delete every object of submitted runs that never started (their claims hold nothing yet)."""
+        with self._lock:
+            queued = [(run_id, objs) for run_id, objs in self._submitted.items() if run_id not in self._launched]
+        for run_id, objs in queued:
+            for kind, name in objs:
+                try:
+                    self.cluster.delete(kind, name, propagation="Background")
+                except KubernetesError:
+                    pass
+            with self._lock:
+                self._submitted.pop(run_id, None)
+
     def launch(self, job: JobSpec) -> RunHandle:
+        from mlrepro.render.manifests import job as job_object
         from mlrepro.render.manifests import render_manifests
 
         run_id = job.run_id
         with self._lock:
             if run_id not in self._subscriptions:   # before the Job exists: no event can be missed
                 self._subscriptions[run_id] = self.monitor.subscribe(run_id)
-        objects = render_manifests(job)
+        if run_id in self._submitted:               # queued by submit(): resume it
+            resumed = job_object(job)
+            resumed["spec"]["suspend"] = False
+            objects = [resumed]
+        else:
+            objects = render_manifests(job)
         try:
             for obj in objects:                     # the Job last: its pod needs the others
                 self.cluster.apply(obj)
@@ -250,6 +293,7 @@ class KubernetesRunner:
 
     # ---- cancel / cleanup / attach -------------------------------------------------------------------------
     def cancel(self, handle: RunHandle) -> None:
+        self._submitted.pop(handle.run_id, None)
         self._unsubscribe(handle.run_id)
         self._delete_run_objects(handle)
         self._launched.pop(handle.run_id, None)
@@ -275,6 +319,7 @@ class KubernetesRunner:
         """The run has ended: its ConfigMap and claim template go; the Job stays until its TTL (for
         ``kubectl describe``), the claim stays (the results)."""
         self._unsubscribe(handle.run_id)
+        self._submitted.pop(handle.run_id, None)
         try:
             self._delete_inputs(handle)
         finally:
@@ -289,5 +334,9 @@ class KubernetesRunner:
                          log_path=self._paths(record.run_id).log, image=record.image)
 
     def close(self) -> None:
-        self.monitor.close()
+        """Stop the watchers; Jobs submitted but never started (Ctrl-C, an error) are deleted."""
+        try:
+            self._withdraw_unstarted()
+        finally:
+            self.monitor.close()
 
