@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Recorded, copy_tree, mlrepro, pinned_target
+from reproduce_support import Recorded, copy_tree, mlrepro, pinned_target
 
 pytestmark = pytest.mark.docker
 

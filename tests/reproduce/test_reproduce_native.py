@@ -13,7 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import Recorded, copy_tree, mlrepro
+from reproduce_support import Recorded, copy_tree, mlrepro
 
 from mlrepro.reproduce import ReproduceOptions, from_result_folder, reproduce
 
