@@ -59,7 +59,8 @@ def reproduce(what: str = typer.Argument(..., help="A result folder of a submiss
 
         state_dir = default_state_dir()
         path = Path(what)
-        original = from_result_folder(path, version) if path.exists() else from_run_id(what, state_dir, version)
+        is_folder = path.exists() or "/" in what     # a run id is a DNS label: no slash
+        original = from_result_folder(path, version) if is_folder else from_run_id(what, state_dir, version)
         c = console()
         quiet = output != OutputFormat.table
         result = run_reproduce(original, ReproduceOptions(

@@ -73,9 +73,9 @@ def _data(rep: "TreeReport") -> dict:
 
 
 def _num(v: float | None) -> str:
-    from mlrepro.report.html import _num as fmt
+    from mlrepro.report.html import format_value
 
-    return fmt(v)
+    return format_value(v)
 
 
 def _print(c: "Console", rep: "TreeReport") -> None:

@@ -6,6 +6,7 @@ Public API::
 
     render_html(report, *, generated_at=None) -> str
     write_html(report, path) -> Path            ReportWriteError (RuntimeFailure): the file cannot be written
+    format_value(value) -> str                  a figure as the table shows it
     ASSET_FILES                                 the vendored scripts, in load order
 """
 
@@ -58,7 +59,8 @@ def _script_json(data: Any) -> str:
         .replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _num(value: float | None) -> str:
+def format_value(value: float | None) -> str:
+    """A figure as the table shows it: ``116,583``, ``636.8``, ``0.02067``; ``-`` for None."""
     if value is None:
         return "-"
     if value == 0 or abs(value) >= 100:
@@ -79,7 +81,7 @@ def _environment():  # type: ignore[no-untyped-def]
 
     env = Environment(loader=PackageLoader("mlrepro.report", "templates"), autoescape=select_autoescape(["j2"]),
                       undefined=StrictUndefined, trim_blocks=False, lstrip_blocks=False)
-    env.filters.update(num=_num, signed=_signed, pct=_pct)
+    env.filters.update(num=format_value, signed=_signed, pct=_pct)
     return env
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mlrepro.report import charts_for, read_report, write_html
-from mlrepro.report.html import _num
+from mlrepro.report.html import format_value
 from mlrepro.results.tree import read_tree
 
 FIXTURES = Path("/work/shared/fixtures/real-submissions")
@@ -78,7 +78,7 @@ def test_real_submissions_render_and_sort(browser: Any, tmp_path: Path) -> None:
     assert len(_column(browser, "results", "value")) == len(tree.results) == 4
     for r in tree.results:
         assert r.metric is not None
-        assert _num(r.metric.value) in _column(browser, "results", "value")
+        assert format_value(r.metric.value) in _column(browser, "results", "value")
     assert shown  # one row per system at least
     # sorting by value, both ways (numbers, not text: 1,207 < 5,104)
     _click_header(browser, "value")
@@ -121,7 +121,7 @@ def test_mlrepro_trees_compared(browser: Any, run_trees: tuple[Path, Path], tmp_
     assert {h.split(" · ")[1] for h in hashes} == {h for _, h in rows}
     for r in tree.results:
         assert r.metric is not None
-        assert _num(r.metric.value) in _column(browser, "results", "value")
+        assert format_value(r.metric.value) in _column(browser, "results", "value")
         assert r.record is not None
         assert f"run {r.record.performance_run}" in _column(browser, "results", "source run")
     changes = _column(browser, "comparison", "change (%)")
