@@ -26,7 +26,7 @@ SETTINGS = {"min_duration_ms": 400, "min_query_count": 1}
 def _run(make_spec: Callable[..., RunSpec], tmp_path: Path, **options: Any) -> dict[str, Any]:
     requests = [{"test": r.test, "settings": r.settings} for r in audit_requests("resnet", "v6.1")]
     spec = make_spec(mode="submission", settings=SETTINGS, batch_size=8, compliance=requests,
-                     options={"dataset_size": 256, "sample_s": 0.0005, **options})
+                     options={"dataset_size": 256, "sample_s": 0.001, **options})
     result = run_harness(spec, tmp_path, log=QUIET)
     assert result.exit_code == exit_codes.EXIT_VALID, result.error
     run_dir = tmp_path / spec.run_id
@@ -90,7 +90,7 @@ def test_audit_mode_runs_only_the_tests(make_spec: Callable[..., RunSpec], tmp_p
     spec = make_spec(mode="audit", settings=SETTINGS, batch_size=8, audit_of="earlier-run",
                      compliance=[{"test": "TEST04", "settings": dict(AuditRequest("TEST04").settings,
                                                                      performance_issue_same=1)}],
-                     options={"dataset_size": 256, "sample_s": 0.0005})
+                     options={"dataset_size": 256, "sample_s": 0.001})
     result = run_harness(spec, tmp_path, log=QUIET)
     assert result.exit_code == exit_codes.EXIT_VALID, result.error
     d = tmp_path / spec.run_id / "Offline"
