@@ -21,7 +21,9 @@ Dispatch per scenario:
 
 Callbacks never let an exception escape into LoadGen (that would abort the process): the first failure is kept,
 remaining queries are completed with empty responses so LoadGen can finish, and the caller reports the failure.
-LoadGen runs in a separate thread so the main thread stays responsive to SIGTERM/SIGINT.
+LoadGen runs in a separate thread so the main thread stays responsive to SIGTERM/SIGINT: always the same one
+(:class:`_LongLivedThread`), as is the Server worker, because LoadGen's per-thread loggers do not survive thread
+churn.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import importlib.machinery
 import importlib.util
 import itertools
 import os
+import queue
 import sys
 import threading
 import time
@@ -301,6 +304,41 @@ class _RunState:
             self.event.set()
 
 
+class _LongLivedThread:
+    """One daemon thread for the life of the process that runs submitted calls, in order.
+
+    LoadGen keeps a thread-local logger for every thread that calls into it (StartTest, QuerySamplesComplete);
+    with a new thread per test, its IO thread crashed in ``TlsLogger::SwapBuffers`` after a few tests in one
+    process (calibration probes run many). So every LoadGen call mlrepro makes from its own threads comes from
+    the same two threads, whatever the number of tests. A call that never returns (an abandoned, detached test)
+    blocks the ones queued behind it: the process exits after a detached test anyway."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, call: Callable[[], None]) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+        self._calls.put(call)
+
+    def _loop(self) -> None:
+        while True:
+            call = self._calls.get()
+            try:
+                call()
+            except BaseException:  # noqa: BLE001 - each call reports its own failure; the thread must live on
+                pass
+
+
+_LOADGEN_THREAD = _LongLivedThread("mlrepro-loadgen")
+_WORKER_THREAD = _LongLivedThread("mlrepro-sut-worker")
+
+
 # --------------------------------------------------------------------------------------------- SUTs
 
 class _InlineDispatcher:
@@ -358,8 +396,14 @@ class _WorkerDispatcher:
         self._idx: collections.deque[int] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name="mlrepro-sut-worker", daemon=True)
-        self._thread.start()
+        self._stopped = threading.Event()
+        _WORKER_THREAD.submit(self._run)
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._stopped.set()
 
     def issue(self, ids: list[int], indices: list[int]) -> None:
         with self._cond:
@@ -387,7 +431,7 @@ class _WorkerDispatcher:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join()
+        self._stopped.wait()
 
 
 def choose_server_dispatch(per_query_s: float | None) -> str:
@@ -535,8 +579,7 @@ class LoadgenSession:
         self.outdir.mkdir(parents=True, exist_ok=True)
         audit = str(self.audit_config) if self.audit_config.is_file() else None
         t0 = time.monotonic()
-        thread = threading.Thread(target=self._thread_main, name="mlrepro-loadgen", daemon=True)
-        thread.start()
+        _LOADGEN_THREAD.submit(self._thread_main)
         # A KeyboardInterrupt (SIGINT/SIGTERM handler) raised here leaves LoadGen running: the caller exits.
         detached = True
         while not self._done.wait(0.25):
@@ -544,8 +587,6 @@ class LoadgenSession:
                 break
         else:
             detached = False
-        if not detached:
-            thread.join()
         if self._thread_error is not None:
             raise WorkloadError(f"LoadGen failed: {type(self._thread_error).__name__}: {self._thread_error}")
         return LoadgenRunInfo(kind=self.kind, outdir=self.outdir, dispatch=self.dispatch,

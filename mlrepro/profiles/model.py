@@ -289,12 +289,28 @@ class Profile(StrictModel):
     accelerator: Accelerator = Accelerator()
     framework: Framework = Framework()
     packages: Packages = Packages()
-    env: dict[Annotated[str, StringConstraints(pattern=_ENV_NAME)], str] = {}
+    env: dict[Annotated[str, StringConstraints(pattern=_ENV_NAME)], str] = Field(
+        {}, description="environment of the harness; numbers and booleans become their YAML text (8 -> \"8\")")
     resources: Resources = Resources()
     scheduling: Scheduling = Scheduling()
     benchmark: Benchmark = Benchmark()
     results: ResultsVolume = ResultsVolume()
     job: JobPolicy = JobPolicy()
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_scalars(cls, v: object) -> object:
+        """``OMP_NUM_THREADS: 8`` (YAML int) or ``--set env.X=true`` mean the strings "8" and "true"."""
+        if not isinstance(v, dict):
+            return v
+        out = {}
+        for key, value in v.items():
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, (int, float)):
+                value = str(value)
+            out[key] = value
+        return out
 
     @property
     def arch(self) -> str:
