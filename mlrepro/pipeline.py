@@ -337,7 +337,10 @@ class _Flow:
                 self.active.pop(spec.run_id, None)
         # a run that never started its harness has no results to fetch
         results_dir, fetch_error = self._fetch(handle) if outcome.exit_code is not None else (None, "")
-        runner.cleanup(handle)
+        try:
+            runner.cleanup(handle)
+        except MlreproError as exc:      # the run is over either way: say what was left behind
+            say(f"not cleaned up: {exc}")
         summary = summarize(job, outcome, results_dir, time.monotonic() - started, fetch_error)
         self._after_run(job, summary)
         try:

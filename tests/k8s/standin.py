@@ -328,6 +328,9 @@ class StandIn(kmock.KubernetesScaffold):
         raw = request._raw_request
         assert raw is not None
         path = raw.path.rstrip("/") or "/"
+        if path == "/standin/stats":     # for the benchmark: what the server saw (not a Kubernetes path)
+            return aiohttp.web.json_response({"watch_connections": self.watch_connections,
+                                              "requests": len(self.requests_log)})
         if path == "/version":
             major, minor = self.git_version.lstrip("v").split(".")[:2]
             return aiohttp.web.json_response({"major": major, "minor": minor, "gitVersion": self.git_version,
@@ -374,6 +377,8 @@ class StandIn(kmock.KubernetesScaffold):
             from k8s_protobuf import decode  # Helm's release Secrets
 
             return decode(request.body)
+        if isinstance(request.data, (dict, list)):    # JSON, already parsed by kmock
+            return request.data
         try:
             return yaml.safe_load(request.body.decode("utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError):

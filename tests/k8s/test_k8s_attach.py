@@ -51,9 +51,8 @@ def test_a_job_installed_without_mlrepro_is_followed_and_collected_by_name(kube,
     from mlrepro.artifacts import generate_artifacts
     from mlrepro.profiles import resolve_profile
 
-    resolved = resolve_profile("x86-cpu", sets=["benchmark.settings.min_duration_ms=500",
-                                                "benchmark.settings.offline_expected_qps=400000",
-                                                "benchmark.modes=[submission]"])
+    resolved = resolve_profile("x86-cpu", ["quick"], ["benchmark.settings.min_duration_ms=500",
+                                                      "benchmark.scenarios=[Offline]", "benchmark.modes=[submission]"])
     out = generate_artifacts(resolved, tmp_path / "out", image="registry.test/mlrepro/bench:x86-cpu-1")
     api = config.new_client_from_config(config_file=str(kube.kubeconfig))
     core, batch = client.CoreV1Api(api), client.BatchV1Api(api)

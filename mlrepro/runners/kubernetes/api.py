@@ -162,11 +162,17 @@ class Cluster:
             resp.release_conn()
 
     def exec_stream(self, pod: str, command: list[str], container: str | None = None) -> WSClient:
-        """Run ``command`` in the pod (the ``pods/exec`` subresource over WebSocket); a binary WSClient."""
+        """Run ``command`` in the pod (the ``pods/exec`` subresource over WebSocket); a binary WSClient.
+
+        On an ApiClient of its own: the client's ``stream()`` swaps the request function of the ApiClient it is
+        given while it connects, which would send other threads' requests over WebSocket too."""
+        from kubernetes import client
         from kubernetes.stream import stream
 
+        own = client.CoreV1Api(client.ApiClient(self.connection.api_client.configuration))
+
         def call() -> WSClient:
-            return stream(self._apis["core"].connect_get_namespaced_pod_exec, pod, self.namespace,
+            return stream(own.connect_get_namespaced_pod_exec, pod, self.namespace,
                           command=command, container=container, stderr=True, stdin=False, stdout=True, tty=False,
                           _preload_content=False, binary=True)
 
@@ -210,6 +216,9 @@ class WatchStream:
     def close(self) -> None:
         self.closed = True
         try:
+            shutdown = getattr(self._resp, "shutdown", None)   # urllib3 2.3+: unblocks a read in another thread
+            if shutdown is not None:
+                shutdown()
             self._resp.close()
             self._resp.release_conn()
         except Exception:  # noqa: BLE001 - closing a broken connection
