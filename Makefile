@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: install test test-fast lint manifests golden lock bench demo base-images clean
+.PHONY: install test test-fast test-k8s e2e-kind lint manifests golden lock bench demo base-images clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ test: ## the whole suite (Docker tests need an engine: see .ci/run)
 
 test-fast: ## everything that needs no engine
 	$(BIN)/python -m pytest -q -m 'not docker'
+
+test-k8s: ## the cluster path against the Kubernetes API stand-in (tests/k8s)
+	$(BIN)/python -m pytest -q -m k8s
+
+e2e-kind: ## the cluster path on a real kind cluster (needs docker, kind, kubectl)
+	bash scripts/e2e-kind.sh
 
 lint:
 	$(BIN)/ruff check mlrepro tests benchmarks scripts
@@ -44,6 +50,7 @@ bench: ## benchmarks; figures go to benchmarks/results/ and the README
 	$(BIN)/python benchmarks/check_scale.py
 	$(BIN)/python benchmarks/build_cache.py
 	$(BIN)/python benchmarks/launch_overhead.py
+	$(BIN)/python benchmarks/k8s_sweep.py
 
 base-images: ## local Debian bases for air-gapped builds
 	$(BIN)/mlrepro base-images

@@ -45,6 +45,7 @@ def main() -> int:
     from mlrepro.profiles.runspec import build_run_spec
     from mlrepro.render.podspec import build_pod_spec
     from mlrepro.runners.docker_config import docker_run_config, write_config_dir
+    from mlrepro.runners.locations import HostDir
 
     docker_cli = shutil.which("docker")
     if docker_cli is None:
@@ -60,7 +61,7 @@ def main() -> int:
     # baseline: the same container, run by the docker CLI with the same mounts, user, limits and spec
     spec = build_run_spec(resolved, "Offline", "performance", run_id="bench-docker-run")
     cfg = docker_run_config(build_pod_spec(resolved, image, spec), write_config_dir(
-        build_pod_spec(resolved, image, spec), work / "config"), results_source=str(work / "results"))
+        build_pod_spec(resolved, image, spec), work / "config"), HostDir(work / "results"))
     (work / "results").mkdir(mode=0o777)
     os.chmod(work / "results", 0o777)
     docker_run = [docker_cli, "run", "--rm", "--user", cfg.user, "--read-only", "--cap-drop", "ALL",

@@ -91,17 +91,19 @@ def audit_runs(run_ids: Sequence[str], tests: Sequence[str] = (), *, resolved: "
     """Audit every performance/submission run among ``run_ids`` (accuracy runs among them serve as TEST01's
     references). Raises BadInputError for unknown runs, runs without a VALID performance run, or a profile
     that is not the one the run used."""
-    from mlrepro.pipeline import PipelineOptions, _execute, _runner, choose_target
+    from mlrepro.pipeline import _Flow, choose_target
     from mlrepro.profiles.runspec import new_run_id
+    from mlrepro.render.jobspec import build_job_spec
     from mlrepro.results.rundir import load_run
     from mlrepro.results.state import default_state_dir, open_store
+    from mlrepro.runners import RunnerConfig, get_runner
     from mlrepro.runs import ensure_local_results
 
     wanted = parse_tests(tests)
     state_dir = state_dir or default_state_dir()
-    store, work_dir = open_store(state_dir), state_dir / "runs"
+    store = open_store(state_dir)
     records = {rid: store.get(rid) for rid in dict.fromkeys(run_ids)}
-    runs = {rid: load_run(ensure_local_results(rec, work_dir)) for rid, rec in records.items()}
+    runs = {rid: load_run(ensure_local_results(rec, state_dir)) for rid, rec in records.items()}
     audited = [r for r in runs.values() if r.performance is not None]
     if not audited:
         raise BadInputError("no performance or submission run among the given runs: compliance tests audit "
@@ -120,9 +122,16 @@ def audit_runs(run_ids: Sequence[str], tests: Sequence[str] = (), *, resolved: "
                         settings={}, user_conf=(run.path / USER_CONF).read_text(encoding="utf-8"),
                         calibration=CalibrationRequest(), compliance=_requests(run, wanted, version),
                         audit_of=run.run_id, image=record.image or spec.image, reproduce=())
-        runner = _runner(tgt, profile, work_dir, PipelineOptions(target=tgt), audit.image)
         progress(f"{audit.run_id}: compliance {', '.join(wanted)} of run {run.run_id} on {tgt}")
-        summary = _execute(runner, audit, store, work_dir, tgt, progress, {}, stream=True)
+        runner = get_runner(tgt, RunnerConfig(state_dir=state_dir, image=audit.image or None))
+        try:
+            job = build_job_spec(profile, audit.image if tgt != "native" else "", audit)
+            runner.check(job)
+            flow = _Flow(runner, store, state_dir, tgt, progress, stream=True)
+            flow.record_all([job])
+            summary = flow.run_one(job)
+        finally:
+            runner.close()
         verdicts: list[Verification] = []
         if summary.results_dir is not None and summary.status == "succeeded":
             verdicts = _verify(run, runs, summary.results_dir / spec.scenario, wanted)

@@ -1,34 +1,39 @@
-"""The main job: (build) → launch every (scenario, mode) → fetch results → collect → summary.
+"""The main job: prepare the image → launch every (profile, scenario, mode) → wait → fetch → collect.
 
-The CLI's ``run`` and ``launch`` call :func:`run_pipeline`; tests call it directly.
+The CLI's ``run`` and ``launch`` call :func:`run_pipeline`; tests call it directly. Every target goes through
+the same per-run flow, :func:`_run_one` (record → launch → wait → fetch → clean up → summarize → record);
+the runner (:func:`mlrepro.runners.get_runner`) is the only part that differs.
 """
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from mlrepro.errors import BadInputError, MlreproError
-from mlrepro.harness.spec import RUN_MODES, SCENARIOS, CalibrationRequest, RunSpec
+from mlrepro.harness.spec import RUN_MODES, SCENARIOS, CalibrationRequest
 from mlrepro.profiles.loader import ResolvedProfile
-from mlrepro.runners.base import RunHandle, RunOutcome, RunStatus
+from mlrepro.runners import DEFAULT_PENDING_TIMEOUT_S, KubeTarget, RunnerConfig, canonical_target, get_runner
+from mlrepro.runners.base import Progress, RunHandle, Runner, RunOutcome, RunStatus
+from mlrepro.runners.locations import format_location
+from mlrepro.runners.paths import RunPaths
 
 if TYPE_CHECKING:  # pragma: no cover
+    from mlrepro.harness.spec import RunSpec
+    from mlrepro.render.jobspec import JobSpec
     from mlrepro.results.calibration_cache import CalibrationCache
     from mlrepro.results.state import RunStore
     from mlrepro.results.submission import CollectReport
 
-Progress = Callable[[str], None]
-
 
 @dataclass(frozen=True)
 class PipelineOptions:
-    target: str = "auto"                  # auto | native | docker
+    target: str = "auto"                  # auto | native | docker | kubernetes (k8s)
     scenarios: Sequence[str] = ()
     modes: Sequence[str] = ()
     into: Path | None = Path("submission")
@@ -38,10 +43,16 @@ class PipelineOptions:
     parallel: int = 1
     results_dir: Path | None = None       # docker: bind-mount this host directory instead of named volumes
     force: bool = False                   # collect: replace a different existing result
-    image: str | None = None              # docker: use this image instead of building
+    image: str | None = None              # docker, kubernetes: use this image instead of preparing one
     stream_logs: bool = True              # print the harness's output while it runs (one run at a time)
+    kube: KubeTarget = field(default_factory=KubeTarget)
+    registry: str | None = None           # kubernetes: build + push here when no push is recorded
+    pending_timeout_s: float = DEFAULT_PENDING_TIMEOUT_S
     recalibrate: bool = False             # ignore cached calibrations of this profile (they are replaced)
     find_peak: bool = False               # Server: search the highest VALID target QPS more finely
+    user_conf: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    """(scenario, mode) -> the whole user.conf that run loads instead of the one the profile's ``user_conf`` and
+    ``settings`` compose (``mlrepro reproduce``: a recorded user.conf, its targets pinned, nothing recalibrated)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,7 @@ class RunSummary:
     duration_s: float = 0.0
     results_dir: Path | None = None
     message: str = ""
+    profile: str = ""
     loadgen_target: dict | None = None    # the record's target decision: setting, value, source, cost_s ...
     notes: tuple[str, ...] = ()           # framework version differing from the pin, a recalibration ...
     compliance_failed: tuple[str, ...] = ()   # compliance tests whose verification failed in the run
@@ -68,7 +80,11 @@ class PipelineResult:
     target: str
     image: str
     runs: tuple[RunSummary, ...]
-    collect_report: "CollectReport | None" = None
+    collect_report: CollectReport | None = None
+    images: tuple[str, ...] = ()
+    """The image of each profile, in the order the profiles were given."""
+    group: str = ""
+    """The group id of this launch's runs (``mlrepro runs --group``)."""
     collect_expected: bool = False        # a tree was asked for (run --into)
 
     @property
@@ -90,6 +106,10 @@ class PipelineResult:
         return bool(self.runs) and all(r.status == RunStatus.succeeded.value for r in self.runs) \
             and not self.problems
 
+    @property
+    def failures(self) -> tuple[RunSummary, ...]:
+        return tuple(r for r in self.runs if r.status != RunStatus.succeeded.value)
+
 
 def _check_choices(values: Sequence[str], allowed: tuple[str, ...], flag: str) -> list[str]:
     for v in values:
@@ -100,11 +120,18 @@ def _check_choices(values: Sequence[str], allowed: tuple[str, ...], flag: str) -
     return list(values)
 
 
+def new_group_id(now: float | None = None) -> str:
+    """The id shared by the runs of one launch or sweep: ``20261128-093012-3fa9``."""
+    import secrets
+
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now if now is not None else time.time()))
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
 def choose_target(requested: str, progress: Progress) -> str:
-    if requested not in ("auto", "native", "docker"):
-        raise BadInputError(f"--target: {requested!r} is not one of auto, native, docker")
+    """``auto`` → docker when an engine answers, else native; other names checked and made canonical."""
     if requested != "auto":
-        return requested
+        return canonical_target(requested)
     from mlrepro.image.engine import connect, docker_host
     from mlrepro.image.errors import EngineUnavailable
 
@@ -116,12 +143,23 @@ def choose_target(requested: str, progress: Progress) -> str:
     return "docker"
 
 
-def run_pipeline(resolved: ResolvedProfile, options: PipelineOptions, progress: Progress = lambda _m: None,
-                 store: "RunStore | None" = None, state_dir: Path | None = None) -> PipelineResult:
+def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options: PipelineOptions,
+                 progress: Progress = lambda _m: None, store: RunStore | None = None,
+                 state_dir: Path | None = None) -> PipelineResult:
+    """Run every (profile, scenario, mode) of ``profiles`` on the options' target, ``options.parallel`` at a
+    time; a failed run does not stop the others. Returns one summary per run (failures with their diagnosis).
+
+    Raises BadInputError for bad options, and what the target's ``prepare`` raises (build, push, no pushed
+    image) before anything is launched. KeyboardInterrupt cancels every unfinished run, then propagates.
+    """
     from mlrepro.profiles.runspec import run_matrix
+    from mlrepro.render.jobspec import build_job_spec
     from mlrepro.results.calibration_cache import open_cache
     from mlrepro.results.state import default_state_dir, open_store
 
+    resolved_list = [profiles] if isinstance(profiles, ResolvedProfile) else list(profiles)
+    if not resolved_list:
+        raise BadInputError("--profile: no profile given")
     scenarios = _check_choices(options.scenarios, SCENARIOS, "--scenario")
     modes = _check_choices(options.modes, RUN_MODES, "--mode")
     if options.parallel < 1:
@@ -129,43 +167,71 @@ def run_pipeline(resolved: ResolvedProfile, options: PipelineOptions, progress: 
     target = choose_target(options.target, progress)
     state_dir = state_dir or default_state_dir()
     store = store or open_store(state_dir)
-    work_dir = state_dir / "runs"
-    image = ""
-    if target == "docker":
-        image = options.image or _build(resolved, progress)
-    specs = run_matrix(resolved, scenarios or None, modes or None, image=image, target=target)
-    if options.division in ("closed", "network"):
-        specs = _with_compliance(specs, resolved, progress)
+    runner = get_runner(target, RunnerConfig(state_dir=state_dir, image=options.image,
+                                             results_dir=options.results_dir, registry=options.registry,
+                                             kube=options.kube, pending_timeout_s=options.pending_timeout_s))
     cache = open_cache(state_dir)
-    specs = [replace(s, calibration=CalibrationRequest(cached=cache.entries(s.profile_hash, s.scenario),
-                                                       recalibrate=options.recalibrate,
-                                                       find_peak=options.find_peak)) for s in specs]
-    runner = _runner(target, resolved, work_dir, options, image)
-    progress(f"{len(specs)} run(s) of {resolved.profile.name} ({resolved.short_hash}) on {target}"
-             + (f" with {image}" if image else ""))
-    active: dict[str, RunHandle] = {}
-    stream = options.stream_logs and options.parallel == 1
-    execute = lambda s: _execute(runner, s, store, work_dir, target, progress, active, stream, cache)  # noqa: E731
-    if options.parallel == 1:
-        summaries = [execute(s) for s in specs]
-    else:
-        pool = ThreadPoolExecutor(max_workers=options.parallel)
-        try:
-            summaries = list(pool.map(execute, specs))
-        except KeyboardInterrupt:
-            _cancel_all(runner, store, active, specs)
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    try:
+        jobs: list[JobSpec] = []
+        images: list[str] = []
+        for resolved in resolved_list:
+            image = runner.prepare(resolved, progress)
+            images.append(image)
+            specs = run_matrix(resolved, scenarios or None, modes or None, image=image, target=target)
+            if options.division in ("closed", "network"):
+                specs = _with_compliance(specs, resolved, progress)
+            specs = [replace(s, calibration=CalibrationRequest(cached=cache.entries(s.profile_hash, s.scenario),
+                                                               recalibrate=options.recalibrate,
+                                                               find_peak=options.find_peak)) for s in specs]
+            specs = [_pinned(s, options.user_conf.get((s.scenario, s.mode))) for s in specs]
+            jobs += [build_job_spec(resolved, image, spec) for spec in specs]
+        for job in jobs:
+            runner.check(job)
+        names = ", ".join(f"{r.profile.name} ({r.short_hash})" for r in resolved_list)
+        progress(f"{len(jobs)} run(s) of {names} on {target}"
+                 + (f" with {images[0]}" if len(set(images)) == 1 and images[0] else ""))
+        group = new_group_id()
+        flow = _Flow(runner, store, state_dir, target, progress, stream=options.stream_logs and options.parallel == 1,
+                     group=group, cache=cache)
+        flow.record_all(jobs)
+        if len(jobs) > options.parallel:   # more runs than run at once: queue them on the target where it can
+            try:
+                runner.submit(jobs)
+            except BaseException as exc:
+                flow.abandon(jobs, "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt)
+                             else f"not submitted: {exc}")
+                raise
+        if options.parallel == 1:
+            try:
+                summaries = [flow.run_one(job) for job in jobs]
+            except KeyboardInterrupt:
+                flow.abandon(jobs, "interrupted (Ctrl-C)")
+                raise
+        else:
+            pool = ThreadPoolExecutor(max_workers=options.parallel, thread_name_prefix="mlrepro-run")
+            try:
+                summaries = list(pool.map(flow.run_one, jobs))
+            except KeyboardInterrupt:
+                flow.cancel_all(jobs)
+                raise
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        runner.close()
     report = None
-    wants_tree = options.collect and options.into is not None and any(s.mode != "calibrate" for s in specs)
+    wants_tree = options.collect and options.into is not None and any(j.run.mode != "calibrate" for j in jobs)
     collectable = [s.results_dir for s in summaries if s.results_dir is not None and s.mode != "calibrate"]
     if wants_tree and collectable:
         report = collect_into(collectable, options.into, options.submitter, options.division, options.force)
         progress(f"collected into {report.tree}: {len(report.placed)} placed, {len(report.unchanged)} unchanged, "
                  f"{len(report.rejected)} rejected")
-    return PipelineResult(target=target, image=image, runs=tuple(summaries), collect_report=report,
-                          collect_expected=wants_tree)
+    return PipelineResult(target=target, image=images[0] if len(set(images)) == 1 else "", runs=tuple(summaries),
+                          collect_report=report, images=tuple(images), group=group, collect_expected=wants_tree)
+
+
+def _pinned(spec: RunSpec, user_conf: str | None) -> RunSpec:
+    """The spec loading exactly ``user_conf`` (its settings and targets), or ``spec`` when None."""
+    return spec if user_conf is None else replace(spec, user_conf=user_conf, settings={})
 
 
 def _with_compliance(specs: Sequence[RunSpec], resolved: ResolvedProfile, progress: Progress) -> list[RunSpec]:
@@ -191,116 +257,144 @@ def _with_compliance(specs: Sequence[RunSpec], resolved: ResolvedProfile, progre
 
 
 def collect_into(results: Sequence[Path], into: Path, submitter: str, division: str,
-                 force: bool = False) -> "CollectReport":
+                 force: bool = False) -> CollectReport:
     from mlrepro.results.submission import collect
 
     return collect(list(results), into, submitter=submitter, division=division, force=force)
 
 
-def _build(resolved: ResolvedProfile, progress: Progress) -> str:
-    from mlrepro.image.builder import build_image
-    from mlrepro.image.progress import BuildNote, StepStarted
+class _Flow:
+    """The per-run flow, shared by every target: one place for what happens to a run and in which order."""
 
-    def on_event(event: object) -> None:
-        if isinstance(event, BuildNote):
-            progress(f"build: {event.message}")
-        elif isinstance(event, StepStarted):
-            progress(f"build: step {event.step}/{event.total}: {event.instruction}")
+    def __init__(self, runner: Runner, store: RunStore, state_dir: Path, target: str, progress: Progress,
+                 stream: bool, group: str = "", cache: CalibrationCache | None = None) -> None:
+        self.runner, self.store, self.state_dir, self.target = runner, store, state_dir, target
+        self.progress, self.stream, self.group, self.cache = progress, stream, group, cache
+        self.active: dict[str, RunHandle] = {}
+        self._lock = threading.Lock()
 
-    result = build_image(resolved, on_event=on_event)
-    progress(f"image {result.ref} ({'up to date' if result.skipped else f'built in {result.seconds:.0f} s'})")
-    return result.ref
+    def record_all(self, jobs: Sequence[JobSpec]) -> None:
+        """Every run of the launch, pending, before any starts (`mlrepro runs` shows the whole sweep)."""
+        from mlrepro.results.state import RunRecord
 
+        for job in jobs:
+            spec = job.run
+            self.store.add(RunRecord(run_id=spec.run_id, profile=job.profile_name, profile_hash=job.profile_hash,
+                                     scenario=spec.scenario, mode=spec.mode, target=self.target, image=job.image,
+                                     status="pending", group_id=self.group))
 
-def _runner(target: str, resolved: ResolvedProfile, work_dir: Path, options: PipelineOptions, image: str):
-    deadline = float(resolved.profile.job.deadline_seconds)
-    if target == "native":
-        from mlrepro.runners.native import NativeRunner
+    def abandon(self, jobs: Sequence[JobSpec], message: str) -> None:
+        """Mark the runs that never started as cancelled (the launch stopped before them)."""
+        from mlrepro.results.state import utcnow
 
-        return NativeRunner(work_dir, deadline_s=deadline, env=dict(resolved.profile.env))
-    from mlrepro.image.engine import connect
-    from mlrepro.render.podspec import build_pod_spec
-    from mlrepro.runners.docker import DockerRunner
+        for job in jobs:
+            record = self.store.find(job.run_id)
+            if record is not None and record.status == "pending":
+                self.store.update(job.run_id, status="cancelled", ended_at=utcnow(), message=message)
 
-    return DockerRunner(connect(), work_dir, lambda spec: build_pod_spec(resolved, image, spec),
-                        deadline_s=deadline, results_dir=options.results_dir)
+    def run_one(self, job: JobSpec) -> RunSummary:
+        """launch → record (running) → wait → fetch → clean up → summarize → record (the run was recorded pending
+        by :meth:`record_all`)."""
+        from mlrepro.results.errors import StatusConflictError
+        from mlrepro.results.state import utcnow
 
-
-def _cancel_all(runner, store: "RunStore", active: dict[str, RunHandle], specs: Sequence[RunSpec]) -> None:
-    """Ctrl-C with runs in worker threads: stop every container/process, mark unfinished runs cancelled."""
-    from mlrepro.results.state import utcnow
-
-    for handle in list(active.values()):
-        runner.cancel(handle)
-    for spec in specs:
-        record = store.find(spec.run_id)
-        if record is not None and record.status in ("pending", "running"):
-            store.update(spec.run_id, status="cancelled", ended_at=utcnow(), message="interrupted (Ctrl-C)")
-
-
-def _stream(runner, handle: RunHandle, progress: Progress) -> threading.Thread:
-    """Follow the run's output on a daemon thread while the main thread waits (and enforces the deadline)."""
-
-    def follow() -> None:
+        spec, runner, store = job.run, self.runner, self.store
+        started = time.monotonic()
+        handle: RunHandle | None = None
+        say = lambda message: self.progress(f"{spec.run_id}: {message}")  # noqa: E731
         try:
-            for line in runner.logs(handle, follow=True):
-                progress(f"  | {line}")
-        except Exception:  # noqa: BLE001 - the log stream is a convenience; the run's outcome is what counts
-            return
+            handle = runner.launch(job)
+            with self._lock:
+                self.active[spec.run_id] = handle
+            store.update(spec.run_id, status="running", started_at=utcnow(), job_id=handle.ref,
+                         results_location=format_location(handle.results))
+            say(f"running ({job.profile_name}, {spec.scenario}, {spec.mode})")
+            follower = self._follow(handle) if self.stream else None
+            outcome = runner.wait(handle, say)
+            if follower is not None:
+                follower.join(timeout=2)
+        except KeyboardInterrupt:
+            message = "interrupted (Ctrl-C)"
+            if handle is not None:
+                try:
+                    runner.cancel(handle)
+                except MlreproError as exc:
+                    message += f"; could not stop it: {exc}"
+            store.update(spec.run_id, status="cancelled", ended_at=utcnow(), message=message)
+            raise
+        except MlreproError as exc:
+            if handle is not None:
+                try:
+                    runner.cancel(handle)
+                except MlreproError:
+                    pass
+            store.update(spec.run_id, status="failed", ended_at=utcnow(), message=str(exc))
+            say(f"failed — {exc}")
+            return RunSummary(spec.run_id, spec.scenario, spec.mode, "failed", None, message=str(exc),
+                              duration_s=time.monotonic() - started, profile=job.profile_name)
+        finally:
+            with self._lock:
+                self.active.pop(spec.run_id, None)
+        # a run that never started its harness has no results to fetch
+        results_dir, fetch_error = self._fetch(handle) if outcome.exit_code is not None else (None, "")
+        try:
+            runner.cleanup(handle)
+        except MlreproError as exc:      # the run is over either way: say what was left behind
+            say(f"not cleaned up: {exc}")
+        summary = summarize(job, outcome, results_dir, time.monotonic() - started, fetch_error)
+        self._after_run(job, summary)
+        try:
+            store.update(spec.run_id, expect_status=("running",), status=summary.status, exit_code=summary.exit_code,
+                         ended_at=utcnow(), result=summary.result, result_unit=summary.result_unit,
+                         validity=summary.validity, accuracy=summary.accuracy, message=summary.message,
+                         loadgen_target=summary.loadgen_target)
+        except StatusConflictError:  # cancelled meanwhile (Ctrl-C from the main thread)
+            return replace(summary, status="cancelled")
+        say(summary.status + (f" — {summary.message}" if summary.message else ""))
+        return summary
 
-    thread = threading.Thread(target=follow, name=f"logs-{handle.run_id}", daemon=True)
-    thread.start()
-    return thread
+    def _follow(self, handle: RunHandle) -> threading.Thread:
+        """Print the run's output on a daemon thread while the main thread waits (and enforces the deadline)."""
+
+        def follow() -> None:
+            try:
+                for line in self.runner.logs(handle, follow=True):
+                    self.progress(f"  | {line}")
+            except Exception:  # noqa: BLE001 - the log stream is a convenience; the run's outcome is what counts
+                return
+
+        thread = threading.Thread(target=follow, name=f"logs-{handle.run_id}", daemon=True)
+        thread.start()
+        return thread
+
+    def _fetch(self, handle: RunHandle) -> tuple[Path | None, str]:
+        """The run's verified results on this machine (what collect reads), or None and why not."""
+        dest = RunPaths.of(self.state_dir, handle.run_id).results
+        try:
+            return self.runner.fetch_results(handle, dest), ""
+        except MlreproError as exc:
+            return None, str(exc)
+
+    def _after_run(self, job: JobSpec, summary: RunSummary) -> None:
+        """What uses a finished run's verified results before it is recorded: the calibration cache."""
+        if self.cache is not None and summary.results_dir is not None:
+            _remember_calibration(self.cache, summary.results_dir, self.progress)
+
+    def cancel_all(self, jobs: Sequence[JobSpec]) -> None:
+        """Ctrl-C with runs in worker threads: stop every run, mark the unfinished ones cancelled."""
+        from mlrepro.results.state import utcnow
+
+        with self._lock:
+            handles = list(self.active.values())
+        for handle in handles:
+            self.runner.cancel(handle)
+        for job in jobs:
+            record = self.store.find(job.run_id)
+            if record is not None and record.status in ("pending", "running"):
+                self.store.update(job.run_id, status="cancelled", ended_at=utcnow(), message="interrupted (Ctrl-C)")
 
 
-def _execute(runner, spec: RunSpec, store: "RunStore", work_dir: Path, target: str,
-             progress: Progress, active: dict[str, RunHandle], stream: bool = False,
-             cache: "CalibrationCache | None" = None) -> RunSummary:
-    from mlrepro.results.errors import StatusConflictError
-    from mlrepro.results.state import RunRecord, utcnow
-
-    store.add(RunRecord(run_id=spec.run_id, profile=spec.profile_name, profile_hash=spec.profile_hash,
-                        scenario=spec.scenario, mode=spec.mode, target=target, image=spec.image,
-                        status="pending"))
-    started = time.monotonic()
-    handle: RunHandle | None = None
-    try:
-        handle = runner.launch(spec)
-        active[spec.run_id] = handle
-        store.update(spec.run_id, status="running", started_at=utcnow(), job_id=handle.ref,
-                     results_location=handle.results_location)
-        progress(f"{spec.run_id}: running ({spec.scenario}, {spec.mode})")
-        follower = _stream(runner, handle, progress) if stream else None
-        outcome = runner.wait(handle)
-        if follower is not None:
-            follower.join(timeout=2)
-    except KeyboardInterrupt:
-        if handle is not None:
-            runner.cancel(handle)
-        store.update(spec.run_id, status="cancelled", ended_at=utcnow(), message="interrupted (Ctrl-C)")
-        raise
-    except MlreproError as exc:
-        store.update(spec.run_id, status="failed", ended_at=utcnow(), message=str(exc))
-        return RunSummary(spec.run_id, spec.scenario, spec.mode, "failed", None, message=str(exc),
-                          duration_s=time.monotonic() - started)
-    finally:
-        active.pop(spec.run_id, None)
-    results_dir = _fetch(runner, handle, work_dir, progress)
-    summary = summarize(spec, outcome, results_dir, time.monotonic() - started)
-    if cache is not None and results_dir is not None:
-        _remember_calibration(cache, results_dir, progress)
-    try:
-        store.update(spec.run_id, expect_status=("running",), status=summary.status, exit_code=summary.exit_code,
-                     ended_at=utcnow(), result=summary.result, result_unit=summary.result_unit,
-                     validity=summary.validity, accuracy=summary.accuracy, message=summary.message,
-                     loadgen_target=summary.loadgen_target)
-    except StatusConflictError:  # cancelled meanwhile (Ctrl-C from the main thread)
-        return replace(summary, status="cancelled")
-    progress(f"{spec.run_id}: {summary.status}" + (f" — {summary.message}" if summary.message else ""))
-    return summary
-
-
-def _remember_calibration(cache: "CalibrationCache", results_dir: Path, progress: Progress) -> None:
+def _remember_calibration(cache: CalibrationCache, results_dir: Path, progress: Progress) -> None:
     """Store (or drop) the run's calibrated target in the cache; a cache problem never fails the run."""
     import json
 
@@ -317,41 +411,19 @@ def _remember_calibration(cache: "CalibrationCache", results_dir: Path, progress
         progress(f"calibration cache not updated: {exc}")
 
 
-def local_results_dir(work_dir: Path, run_id: str) -> Path:
-    """Where a run's results live on this machine (native: written there; docker: fetched there)."""
-    return work_dir / run_id / "results" / run_id
-
-
-def log_file(work_dir: Path, run_id: str) -> Path:
-    return work_dir / run_id / "harness.log"
-
-
-def _fetch(runner, handle: RunHandle, work_dir: Path, progress: Progress) -> Path | None:
-    """Local copy of the run's results (what collect reads); None when the run left none."""
-    dest = local_results_dir(work_dir, handle.run_id)
-    if handle.target == "native":
-        return dest if dest.is_dir() else None
-    try:
-        if dest.exists():
-            shutil.rmtree(dest)
-        runner.fetch_results(handle, dest)
-    except MlreproError as exc:
-        progress(f"{handle.run_id}: results not fetched: {exc}")
-        return None
-    finally:
-        remove = getattr(runner, "remove", None)
-        if remove is not None:
-            remove(handle)
-    return dest
-
-
-def summarize(spec: RunSpec, outcome: RunOutcome, results_dir: Path | None, duration_s: float) -> RunSummary:
-    """The run's headline figures from its verified results (record.json + logs)."""
+def summarize(job: JobSpec, outcome: RunOutcome, results_dir: Path | None, duration_s: float,
+              fetch_error: str = "") -> RunSummary:
+    """The run's headline figures from its verified results (record.json + logs). A run that ended well but
+    whose results could not be fetched (``fetch_error``) is a failed run."""
     from mlrepro.results.rundir import load_run
 
+    spec = job.run
     base = RunSummary(spec.run_id, spec.scenario, spec.mode, outcome.status.value, outcome.exit_code,
-                      duration_s=duration_s, results_dir=results_dir, message=outcome.message)
+                      duration_s=duration_s, results_dir=results_dir, message=outcome.message,
+                      profile=job.profile_name)
     if results_dir is None:
+        if outcome.status == RunStatus.succeeded:
+            return replace(base, status=RunStatus.failed.value, message=f"results not fetched: {fetch_error}")
         return base
     try:
         run = load_run(results_dir)

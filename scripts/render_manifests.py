@@ -13,8 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from mlrepro.artifacts import example_manifests_text
 from mlrepro.profiles.loader import builtin_profile_names, resolve_profile
-from mlrepro.render.manifests import example_manifests_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STATIC = {"rbac.yaml"}

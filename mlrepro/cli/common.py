@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from mlrepro.profiles.loader import ResolvedProfile
+    from mlrepro.runners import KubeTarget
 
 EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -30,6 +31,10 @@ OverlayOpt = typer.Option(None, "--file", "-f", help="Overlay YAML applied on to
                                                      "also a built-in overlay name: quick, air-gapped.")
 SetOpt = typer.Option(None, "--set", help="dotted.key=value applied last (repeatable), e.g. benchmark.scenarios=[Offline,Server].")
 OutputOpt = typer.Option(OutputFormat.table, "--output", help="Output format.")
+ContextOpt = typer.Option(None, "--context", help="Kubernetes: kubeconfig context (default: the current one).")
+NamespaceOpt = typer.Option(None, "--namespace", "-n", help="Kubernetes: namespace (default: the context's).")
+KubeconfigOpt = typer.Option(None, "--kubeconfig", help="Kubernetes: kubeconfig file (default: $KUBECONFIG, "
+                                                        "~/.kube/config, or the in-cluster configuration).")
 RecalibrateOpt = typer.Option(False, "--recalibrate", help="Measure the LoadGen targets again instead of using "
                                                            "the cached calibration of this profile and system.")
 FindPeakOpt = typer.Option(False, "--find-peak", help="Server: search the highest VALID target QPS more finely "
@@ -80,6 +85,20 @@ def resolve(profile: str, overlays: Optional[List[str]], sets: Optional[List[str
     from mlrepro.profiles.loader import resolve_profile
 
     return resolve_profile(profile, overlays or [], sets or [])
+
+
+def resolve_many(profiles: str, overlays: Optional[List[str]], sets: Optional[List[str]]) -> "list[ResolvedProfile]":
+    """``-p x86-cpu,arm64-cpu``: each profile resolved with the same overlays and --set (a sweep)."""
+    names = split_csv([profiles])
+    if not names:
+        raise fail("--profile: no profile given", EXIT_BAD_INPUT)
+    return [resolve(name, overlays, sets) for name in dict.fromkeys(names)]
+
+
+def kube_target(context: Optional[str], namespace: Optional[str], kubeconfig: Optional[Path]) -> "KubeTarget":
+    from mlrepro.runners import KubeTarget
+
+    return KubeTarget(context=context, namespace=namespace, kubeconfig=kubeconfig)
 
 
 def print_data(data: Any, fmt: OutputFormat) -> None:

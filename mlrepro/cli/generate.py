@@ -20,12 +20,16 @@ def generate(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayO
              helm_values: bool = typer.Option(True, "--helm-values/--no-helm-values",
                                               help="Also write values.yaml for the chart in helm/mlrepro."),
              image: Optional[str] = typer.Option(None, "--image", help="Image reference for the manifests "
-                                                 "(default: repository:<profile hash>)."),
+                                                 "(default: the one `mlrepro build` tags, "
+                                                 "[registry/]repository:<profile>-<content hash>)."),
              scenario: Optional[str] = typer.Option(None, "--scenario", help="Scenario of the rendered Job "
                                                     "(default: the profile's first)."),
              mode: Optional[str] = typer.Option(None, "--mode", help="Mode of the rendered Job "
                                                 "(default: the profile's first)."),
-             run_id: str = typer.Option("example", "--run-id", help="Run id used in the rendered Job."),
+             run_id: Optional[str] = typer.Option(None, "--run-id", help="Run id of the rendered Job (default: a "
+                                                  "new one, so each rendering is a new Job)."),
+             kubernetes_version: Optional[str] = typer.Option(None, "--kubernetes-version", help="Reject what this "
+                                                              "Kubernetes version cannot run, e.g. 1.33."),
              ) -> None:
     """Generate the build context (Dockerfile, lock, harness), Kubernetes manifests and Helm values.
 
@@ -36,8 +40,9 @@ def generate(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayO
 
         resolved = resolve(profile, overlays, sets)
         result = generate_artifacts(resolved, out, image=image, scenario=scenario, mode=mode, run_id=run_id,
-                                    helm_values=helm_values)
+                                    helm_values=helm_values, kubernetes_version=kubernetes_version)
         c = console()
-        c.print(f"[bold]{resolved.profile.name}[/] ({resolved.short_hash}) → {out}")
+        c.print(f"[bold]{resolved.profile.name}[/] ({resolved.short_hash}) → {out}: run {result.run_id}, "
+                f"image {result.image}", markup=True)
         for path in result.files:
             c.print(f"  {path}")

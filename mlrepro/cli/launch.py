@@ -8,7 +8,10 @@ from typing import List, Optional
 import typer
 
 from mlrepro.cli.common import (
+    ContextOpt,
     FindPeakOpt,
+    KubeconfigOpt,
+    NamespaceOpt,
     OutputFormat,
     OutputOpt,
     OverlayOpt,
@@ -18,8 +21,9 @@ from mlrepro.cli.common import (
     cli_errors,
     console,
     fail,
+    kube_target,
     print_data,
-    resolve,
+    resolve_many,
     split_csv,
     table,
 )
@@ -35,26 +39,34 @@ def register(app: typer.Typer) -> None:
 def launch(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, sets: Optional[List[str]] = SetOpt,
            scenario: Optional[List[str]] = typer.Option(None, "--scenario", help="Scenario(s), comma-separated."),
            mode: Optional[List[str]] = typer.Option(None, "--mode", help="Mode(s), comma-separated."),
-           parallel: int = typer.Option(1, "--parallel", help="Runs at a time."),
-           target: str = typer.Option("docker", "--target", help="docker (default) or native."),
-           results_dir: Optional[Path] = typer.Option(None, "--results-dir", help="Bind-mount this host directory "
-                                                      "for results instead of a named volume per run."),
-           image: Optional[str] = typer.Option(None, "--image", help="Run this image instead of building one."),
+           parallel: int = typer.Option(1, "--parallel", help="Runs at a time (a sweep's concurrency limit)."),
+           target: str = typer.Option("docker", "--target", help="docker (default), native, or kubernetes (k8s)."),
+           results_dir: Optional[Path] = typer.Option(None, "--results-dir", help="docker: bind-mount this host "
+                                                      "directory for results instead of a named volume per run."),
+           image: Optional[str] = typer.Option(None, "--image", help="Run this image instead of building one "
+                                               "(kubernetes: instead of the last pushed digest)."),
+           registry: Optional[str] = typer.Option(None, "--registry", help="kubernetes: build and push the image "
+                                                  "to this registry first, e.g. 127.0.0.1:5001/bench."),
+           context: Optional[str] = ContextOpt, namespace: Optional[str] = NamespaceOpt,
+           kubeconfig: Optional[Path] = KubeconfigOpt,
+           pending_timeout: float = typer.Option(600, "--pending-timeout", help="kubernetes: seconds a pod may stay "
+                                                 "unschedulable or unable to pull its image before the run fails."),
            recalibrate: bool = RecalibrateOpt, find_peak: bool = FindPeakOpt,
            ) -> None:
-    """Launch benchmark runs (every scenario × mode) and wait for them; `runs` and `collect` work afterwards.
+    """Launch benchmark runs (every profile × scenario × mode) and wait for them; `runs` and `collect` work afterwards.
 
-    Example: mlrepro launch -p x86-cpu --scenario Offline,Server --mode performance,accuracy --parallel 2
+    Example: mlrepro launch -p x86-cpu,arm64-cpu --scenario Offline,Server --target k8s --parallel 4
     """
     with cli_errors():
         from mlrepro.cli.report import print_results
         from mlrepro.pipeline import PipelineOptions, run_pipeline
 
-        resolved = resolve(profile, overlays, sets)
+        resolved = resolve_many(profile, overlays, sets)
         options = PipelineOptions(target=target, scenarios=split_csv(scenario), modes=split_csv(mode),
                                   collect=False, into=None, parallel=parallel,
                                   results_dir=results_dir.resolve() if results_dir else None, image=image,
-                                  recalibrate=recalibrate, find_peak=find_peak)
+                                  registry=registry, kube=kube_target(context, namespace, kubeconfig),
+                                  pending_timeout_s=pending_timeout, recalibrate=recalibrate, find_peak=find_peak)
         c = console()
         result = run_pipeline(resolved, options, progress=lambda m: c.print(m, markup=False))
         print_results(c, result)
@@ -64,16 +76,17 @@ def launch(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt
 
 def runs(status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
          profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Only this profile's runs."),
+         group: Optional[str] = typer.Option(None, "--group", help="Only the runs of this launch or sweep."),
          limit: int = typer.Option(50, "--limit", help="At most this many (newest first)."),
          output: OutputFormat = OutputOpt) -> None:
-    """List runs: id, profile, scenario, mode, target, status, result, validity, duration.
+    """List runs, one table per launch or sweep: id, profile, scenario, mode, target, status, result, validity.
 
     Example: mlrepro runs --status succeeded --output json
     """
     with cli_errors():
         from mlrepro.results.state import open_store
 
-        records = open_store().list(status=status, profile=profile, limit=limit)
+        records = open_store().list(status=status, profile=profile, limit=limit, group=group)
         rows = []
         for r in records:
             duration = (r.ended_at - r.started_at).total_seconds() if r.started_at and r.ended_at else None
@@ -82,32 +95,45 @@ def runs(status: Optional[str] = typer.Option(None, "--status", help="Only runs 
                          "validity": r.validity, "accuracy": r.accuracy,
                          "duration_s": round(duration, 1) if duration is not None else None,
                          "started_at": r.started_at.isoformat() if r.started_at else None, "message": r.message,
-                         "loadgen_target": r.loadgen_target})
+                         "loadgen_target": r.loadgen_target, "group": r.group_id})
         if output != OutputFormat.table:
             print_data(rows, output)
             return
         from mlrepro.cli.report import target_cell
 
-        t = table("run id", "profile", "scenario", "mode", "target", "status", "result", "validity", "LoadGen target",
-                  "duration", right=("result", "duration"))
+        groups: dict[str, list[dict]] = {}
         for r in rows:
-            result = f"{r['result']:,.1f} {r['unit']}" if r["result"] is not None else "-"
-            t.add_row(r["run_id"], r["profile"], r["scenario"], r["mode"], r["target"], r["status"], result,
-                      r["validity"] or "-", target_cell(r["loadgen_target"]),
-                      f"{r['duration_s']} s" if r["duration_s"] is not None else "-")
-        console().print(t)
+            groups.setdefault(r["group"], []).append(r)
+        c = console()
+        for group_id, members in groups.items():
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(
+                {s: sum(1 for m in members if m["status"] == s) for s in {m["status"] for m in members}}.items()))
+            title = f"launch {group_id}: {len(members)} run(s), {counts}" if group_id else "runs"
+            t = table("run id", "profile", "scenario", "mode", "target", "status", "result", "validity",
+                      "LoadGen target", "duration", right=("result", "duration"), title=title)
+            for r in members:
+                result = f"{r['result']:,.1f} {r['unit']}" if r["result"] is not None else "-"
+                t.add_row(r["run_id"], r["profile"], r["scenario"], r["mode"], r["target"], r["status"], result,
+                          r["validity"] or "-", target_cell(r["loadgen_target"]),
+                          f"{r['duration_s']} s" if r["duration_s"] is not None else "-")
+            c.print(t)
 
 
 def logs(run_id: str = typer.Argument(..., help="Run id (see `mlrepro runs`)."),
-         follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming while the run is going.")) -> None:
-    """Print a run's harness output (live from the container while it runs, else the saved log).
+         follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming while the run is going."),
+         context: Optional[str] = ContextOpt, namespace: Optional[str] = NamespaceOpt,
+         kubeconfig: Optional[Path] = KubeconfigOpt) -> None:
+    """Print a run's harness output (live from the container or pod while it runs, else the saved log).
+
+    A run mlrepro did not launch (a Job installed with Helm) is found on the cluster with --namespace/--context.
 
     Example: mlrepro logs x86-cpu-offline-perf-20261128-093012-3fa9 -f
     """
     with cli_errors():
         from mlrepro.runs import stream_logs
 
-        for line in stream_logs(run_id, follow=follow):
+        kube = kube_target(context, namespace, kubeconfig) if (context or namespace or kubeconfig) else None
+        for line in stream_logs(run_id, follow=follow, kube=kube):
             typer.echo(line)
 
 
@@ -118,8 +144,12 @@ def collect(run_ids: Optional[List[str]] = typer.Argument(None, help="Run ids to
             division: str = typer.Option("open", "--division", help="closed, open or network."),
             submitter: str = typer.Option(..., "--submitter", help="Submitter (organisation) name."),
             force: bool = typer.Option(False, "--force", help="Replace a different result already in the tree."),
+            context: Optional[str] = ContextOpt, namespace: Optional[str] = NamespaceOpt,
+            kubeconfig: Optional[Path] = KubeconfigOpt,
             output: OutputFormat = OutputOpt) -> None:
     """Collect runs into an MLPerf inference submission tree (verified against the harness's checksums).
+
+    A run mlrepro did not launch (a Job installed with Helm) is read from its claim with --namespace/--context.
 
     Example: mlrepro collect RUN_ID... --into submission/ --division open --submitter MyOrg
     """
@@ -129,8 +159,9 @@ def collect(run_ids: Optional[List[str]] = typer.Argument(None, help="Run ids to
 
         if not run_ids and not sources:
             raise fail("collect: give run ids or --from DIR", 2)
+        kube = kube_target(context, namespace, kubeconfig) if (context or namespace or kubeconfig) else None
         report = collect_runs(run_ids or [], into, submitter=submitter, division=division, force=force,
-                              extra_sources=sources or [])
+                              extra_sources=sources or [], kube=kube)
         if output != OutputFormat.table:
             print_data({"tree": str(report.tree), "placed": [str(p.path) for p in report.placed],
                         "unchanged": [str(p.path) for p in report.unchanged],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from mlrepro import __version__
-from mlrepro.cli import build, check, compliance, generate, launch, profiles, run
+from mlrepro.cli import build, check, compliance, generate, launch, profiles, reproduce, run, tree_report
 
 app = typer.Typer(
     name="mlrepro",
@@ -28,6 +28,8 @@ run.register(app)
 launch.register(app)
 check.register(app)
 compliance.register(app)
+tree_report.register(app)
+reproduce.register(app)
 
 
 def _version(value: bool) -> None:

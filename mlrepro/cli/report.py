@@ -44,6 +44,10 @@ def print_results(console: "Console", result: "PipelineResult") -> None:
                       f"{r.accuracy:.3f}%" if r.accuracy is not None else "-", target_cell(r.loadgen_target),
                       f"{r.duration_s:.1f} s")
     console.print(table)
+    failures = result.failures
+    if failures and len(result.runs) > 1:
+        group = f" (mlrepro runs --group {result.group})" if result.group else ""
+        console.print(f"{len(failures)} of {len(result.runs)} run(s) did not succeed{group}:", markup=False)
     for r in result.runs:
         if r.message and r.status != "succeeded":
             console.print(f"[red]{r.run_id}[/]: {r.message}", highlight=False)

@@ -9,7 +9,10 @@ from typing import List, Optional
 import typer
 
 from mlrepro.cli.common import (
+    ContextOpt,
     FindPeakOpt,
+    KubeconfigOpt,
+    NamespaceOpt,
     OutputFormat,
     OutputOpt,
     OverlayOpt,
@@ -18,8 +21,10 @@ from mlrepro.cli.common import (
     SetOpt,
     cli_errors,
     console,
+    kube_target,
     print_data,
     resolve,
+    resolve_many,
     split_csv,
 )
 
@@ -28,6 +33,8 @@ class Target(str, Enum):
     auto = "auto"
     native = "native"
     docker = "docker"
+    kubernetes = "kubernetes"
+    k8s = "k8s"
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +44,7 @@ def register(app: typer.Typer) -> None:
 
 def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, sets: Optional[List[str]] = SetOpt,
         target: Target = typer.Option(Target.auto, "--target", help="auto (docker if an engine is reachable, "
-                                      "else native), native (in this Python, no container) or docker."),
+                                      "else native), native (in this Python, no container), docker or kubernetes (k8s)."),
         scenario: Optional[List[str]] = typer.Option(None, "--scenario", help="Scenario(s), comma-separated; "
                                                      "default: the profile's."),
         mode: Optional[List[str]] = typer.Option(None, "--mode", help="performance, accuracy, submission; "
@@ -47,6 +54,12 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
         division: str = typer.Option("open", "--division", help="closed, open or network."),
         submitter: str = typer.Option("mlrepro", "--submitter", help="Submitter (organisation) name."),
         collect: bool = typer.Option(True, "--collect/--no-collect", help="Collect into a submission tree."),
+        image: Optional[str] = typer.Option(None, "--image", help="docker, kubernetes: run this image instead of "
+                                            "building (kubernetes: instead of the last pushed digest)."),
+        registry: Optional[str] = typer.Option(None, "--registry", help="kubernetes: build and push the image to "
+                                               "this registry first."),
+        context: Optional[str] = ContextOpt, namespace: Optional[str] = NamespaceOpt,
+        kubeconfig: Optional[Path] = KubeconfigOpt,
         recalibrate: bool = RecalibrateOpt, find_peak: bool = FindPeakOpt,
         ) -> None:
     """Run the benchmark end to end and print a results table.
@@ -57,10 +70,12 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
         from mlrepro.cli.report import print_results
         from mlrepro.pipeline import PipelineOptions, run_pipeline
 
-        resolved = resolve(profile, overlays, sets)
+        resolved = resolve_many(profile, overlays, sets)
         options = PipelineOptions(target=target.value, scenarios=split_csv(scenario), modes=split_csv(mode),
                                   into=into or Path("submission"), division=division, submitter=submitter,
-                                  collect=collect, recalibrate=recalibrate, find_peak=find_peak)
+                                  collect=collect, image=image, registry=registry,
+                                  kube=kube_target(context, namespace, kubeconfig), recalibrate=recalibrate,
+                                  find_peak=find_peak)
         c = console()
         result = run_pipeline(resolved, options, progress=lambda msg: c.print(msg, markup=False))
         print_results(c, result)

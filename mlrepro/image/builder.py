@@ -4,7 +4,7 @@
    same ``io.mlrepro.content-hash`` label exists, nothing is built (``skipped``).
 2. Prepare the wheelhouse on the host (:mod:`mlrepro.image.wheelhouse`); if that fails, build anyway with
    the builder stage using the index (a note says so).
-3. Write the context (:func:`mlrepro.render.context.write_build_context`) and stream
+3. Write the context (:func:`mlrepro.image.context.write_build_context`) and stream
    ``APIClient.build(..., platform=profile.platform, pull=False, rm=True, forcerm=True)`` into typed
    events (:mod:`mlrepro.image.progress`) for ``on_event``.
 4. The image is built **without a tag**; only a successful build is tagged, so a failed build never
@@ -147,9 +147,9 @@ def build_image(resolved: ResolvedProfile, options: BuildOptions | None = None, 
 
     tmp = Path(tempfile.mkdtemp(prefix="mlrepro-build-"))
     try:
+        from mlrepro.image.context import write_build_context
         from mlrepro.image.lock import ensure_lock
         from mlrepro.image.wheelhouse import WheelhouseError, prepare_wheelhouse
-        from mlrepro.render.context import write_build_context
 
         house = None
         if options.wheelhouse:

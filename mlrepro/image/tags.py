@@ -39,7 +39,7 @@ class ImageName:
 
 def content_hash(resolved: ResolvedProfile, lock: Lock, harness_wheel: bytes | None = None) -> str:
     """sha256 hex of everything that determines the image's content."""
-    from mlrepro.render.context import harness_wheel as make_wheel
+    from mlrepro.image.harness_wheel import harness_wheel as make_wheel
     from mlrepro.render.dockerfile import DockerfileOptions, render_dockerfile
     from mlrepro.resources import images_dir
 

@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlrepro.image.context import WHEELHOUSE_MANIFEST
 from mlrepro.image.errors import BuildError, one_line
 from mlrepro.image.lock import Lock, LockedPackage, cache_dir, normalize
-from mlrepro.render.context import WHEELHOUSE_MANIFEST
 
 _ARCH = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 GLIBC_MINOR = 28

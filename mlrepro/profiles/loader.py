@@ -9,6 +9,7 @@ import difflib
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -42,6 +43,28 @@ class ProfileRequest:
         for s in self.sets:
             out += ["--set", s]
         return out
+
+    @classmethod
+    def from_argv(cls, argv: Sequence[str]) -> ProfileRequest | None:
+        """The request in an ``mlrepro`` command line, as :meth:`argv` writes it (``-p``/``--profile``,
+        ``-f``/``--file``, ``--set``, also as ``--opt=value``; other options are skipped). None without ``-p``."""
+        names = {"-p": "p", "--profile": "p", "-f": "f", "--file": "f", "--set": "s"}
+        found: dict[str, list[str]] = {"p": [], "f": [], "s": []}
+        args = list(argv)
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            key, _, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+            if key in names:
+                value = inline if inline else (args[i + 1] if i + 1 < len(args) else None)
+                if value is not None:
+                    found[names[key]].append(value)
+                i += 1 if inline else 2
+                continue
+            i += 1
+        if not found["p"]:
+            return None
+        return cls(found["p"][-1], tuple(found["f"]), tuple(found["s"]))
 
 
 def _as_requested(ref: str, builtin: bool) -> str:

@@ -28,6 +28,7 @@ _LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 # Extended resource name: a domain-prefixed name, e.g. nvidia.com/gpu, nvidia.com/mig-1g.10gb
 _RESOURCE_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 _MIG_PROFILE = r"^[0-9]+g\.[0-9]+gb$"
+DEFAULT_DRA_DEVICE_CLASS = "gpu.nvidia.com"
 
 Quantity = Annotated[str, Field(description="Kubernetes quantity, e.g. 500m, 2, 4Gi")]
 DnsLabel = Annotated[str, StringConstraints(pattern=_DNS_LABEL)]
@@ -86,6 +87,11 @@ class Accelerator(StrictModel):
     product: Annotated[str, StringConstraints(pattern=_LABEL_VALUE)] | None = Field(
         None, description="node label nvidia.com/gpu.product to select, e.g. NVIDIA-H100-80GB-HBM3")
     taint_key: Annotated[str, StringConstraints(pattern=_LABEL_KEY)] = "nvidia.com/gpu"
+    request: Literal["device-plugin", "dra"] = Field(
+        "device-plugin", description="how the pod gets its devices: device-plugin (resources.limits) or dra "
+                                     "(a resource.k8s.io/v1 ResourceClaimTemplate, Kubernetes 1.34+)")
+    device_class: Annotated[str, StringConstraints(pattern=_DNS_SUBDOMAIN)] | None = Field(
+        None, description="DRA DeviceClass (default gpu.nvidia.com, NVIDIA's DRA driver); only with request: dra")
 
     @property
     def enabled(self) -> bool:
@@ -106,7 +112,23 @@ class Accelerator(StrictModel):
             raise ValueError("vendor 'nvidia' needs count >= 1")
         if self.vendor == "none" and (self.mig_profile or self.product or self.runtime_class):
             raise ValueError("mig_profile/product/runtime_class need an accelerator vendor")
+        if self.vendor == "none" and self.request == "dra":
+            raise ValueError("request 'dra' needs an accelerator vendor and count")
+        if self.mig_profile and self.count > 1:
+            # one CUDA process sees one MIG device: a second slice in the same container would sit idle
+            raise ValueError(f"count {self.count} with mig_profile {self.mig_profile}: a container can use only one "
+                             "MIG slice (one CUDA process sees one MIG device); use count: 1 or whole GPUs")
+        if self.request == "dra" and self.mig_profile:
+            raise ValueError("mig_profile with request 'dra' is not supported: MIG slices go through the device "
+                             "plugin (request: device-plugin)")
+        if self.device_class is not None and self.request != "dra":
+            raise ValueError("device_class is only used with request: dra")
         return self
+
+    @property
+    def dra_device_class(self) -> str:
+        """The DeviceClass a DRA request names (NVIDIA's DRA driver provides gpu.nvidia.com)."""
+        return self.device_class or DEFAULT_DRA_DEVICE_CLASS
 
 
 class Framework(StrictModel):

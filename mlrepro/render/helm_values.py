@@ -13,17 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlrepro.harness.spec import RunSpec
-from mlrepro.profiles.loader import ResolvedProfile
+from mlrepro.render.jobspec import JobSpec
 from mlrepro.render.manifests import dump_yaml
-from mlrepro.render.podspec import RESERVED_ENV, SPEC_FILE, USER_CONF_FILE, PvcSource, build_pod_spec
+from mlrepro.render.podspec import RESERVED_ENV, SPEC_FILE, USER_CONF_FILE, PvcSource
 
 _BASE_RESOURCES = ("cpu", "memory")
 
 
-def helm_values(resolved: ResolvedProfile, image: str, run_spec: RunSpec) -> dict[str, Any]:
-    """The values file for one run of a profile. Raises RenderError like render_manifests."""
-    pod = build_pod_spec(resolved, image, run_spec)
+def helm_values(spec: JobSpec) -> dict[str, Any]:
+    """The values file of one run: the same job spec :func:`~mlrepro.render.manifests.render_manifests` takes."""
+    pod, run_spec, policy = spec.pod, spec.run, spec.policy
     results = pod.results_volume.source
     assert isinstance(results, PvcSource)
     files = pod.config_files
@@ -34,7 +33,7 @@ def helm_values(resolved: ResolvedProfile, image: str, run_spec: RunSpec) -> dic
     return {
         "runId": pod.run_id,
         "image": pod.image,
-        "profile": {"name": resolved.profile.name, "hash": resolved.hash},
+        "profile": {"name": spec.profile_name, "hash": spec.profile_hash},
         "run": {"scenario": run_spec.scenario, "mode": run_spec.mode,
                 "spec": files[SPEC_FILE], "userConf": files[USER_CONF_FILE]},
         "env": [{"name": e.name, "value": e.value} for e in pod.env if e.name not in RESERVED_ENV],
@@ -42,13 +41,14 @@ def helm_values(resolved: ResolvedProfile, image: str, run_spec: RunSpec) -> dic
         "securityContext": {"uid": pod.security.uid, "gid": pod.security.gid},
         "nodeSelector": dict(sched.node_selector),
         "tolerations": [t.to_k8s() for t in sched.tolerations],
+        "deviceClaim": {"deviceClass": pod.device_claim.device_class, "count": pod.device_claim.count}
+        if pod.device_claim is not None else None,
         "runtimeClassName": sched.runtime_class,
         "priorityClassName": sched.priority_class,
         "results": {"size": results.size, "accessMode": results.access_mode,
                     "storageClass": results.storage_class},
-        "job": {"backoffLimit": resolved.profile.job.retries,
-                "activeDeadlineSeconds": resolved.profile.job.deadline_seconds,
-                "ttlSecondsAfterFinished": resolved.profile.job.ttl_seconds},
+        "job": {"backoffLimit": policy.retries, "activeDeadlineSeconds": policy.deadline_seconds,
+                "ttlSecondsAfterFinished": policy.ttl_seconds},
     }
 
 

@@ -41,6 +41,7 @@ ENV_RUN_ID = "MLREPRO_RUN_ID"
 ENV_PROFILE_HASH = "MLREPRO_PROFILE_HASH"
 ENV_IMAGE = "MLREPRO_IMAGE"
 RESERVED_ENV = (ENV_RUN_ID, ENV_PROFILE_HASH, ENV_IMAGE)
+DEVICE_CLAIM_NAME = "gpu"
 
 ARCH_LABEL = "kubernetes.io/arch"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
@@ -147,6 +148,16 @@ class GpuRequest:
 
 
 @dataclass(frozen=True)
+class DeviceClaim:
+    """A DRA device request (``resource.k8s.io/v1``): the pod claims ``count`` devices of ``device_class``
+    through a ResourceClaimTemplate named ``template_name``; the container uses the claim ``name``."""
+    name: str            # the claim's name in the pod and the container ("gpu")
+    template_name: str   # <run id>-gpu
+    device_class: str    # gpu.nvidia.com
+    count: int
+
+
+@dataclass(frozen=True)
 class SecurityContext:
     uid: int
     gid: int
@@ -174,6 +185,8 @@ class PodSpec:
     gpu: GpuRequest | None
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
+    device_claim: DeviceClaim | None = None
+    """Dynamic Resource Allocation: the devices come from a ResourceClaimTemplate instead of ``gpu.resource``."""
 
     # ---- accessors for runners -------------------------------------------------------------------------
     @property
@@ -229,8 +242,11 @@ class PodSpec:
     # ---- the Kubernetes view ---------------------------------------------------------------------------
     def to_k8s_container(self) -> dict[str, Any]:
         s = self.security
-        resources = {key: dict(values) for key, values in
-                     (("requests", self.resources.requests), ("limits", self.resources.limits)) if values}
+        resources: dict[str, Any] = {key: dict(values) for key, values in
+                                     (("requests", self.resources.requests), ("limits", self.resources.limits))
+                                     if values}
+        if self.device_claim is not None:
+            resources["claims"] = [{"name": self.device_claim.name}]
         container: dict[str, Any] = {
             "name": CONTAINER_NAME,
             "image": self.image,
@@ -279,6 +295,9 @@ class PodSpec:
             spec["runtimeClassName"] = sched.runtime_class
         if sched.priority_class:
             spec["priorityClassName"] = sched.priority_class
+        if self.device_claim is not None:
+            spec["resourceClaims"] = [{"name": self.device_claim.name,
+                                       "resourceClaimTemplateName": self.device_claim.template_name}]
         return spec
 
     def to_k8s_pod_template(self) -> dict[str, Any]:
@@ -300,19 +319,17 @@ def k8s_escape(value: str) -> str:
     return value.replace("$", "$$")
 
 
-def image_reference(profile: Profile, tag: str) -> str:
-    """``[registry/]repository:tag`` for a profile's image."""
-    img = profile.image
-    repo = f"{img.registry}/{img.repository}" if img.registry else img.repository
-    return f"{repo}:{tag}"
-
-
 def config_map_name(run_id: str) -> str:
     return f"{run_id}-config"
 
 
 def results_claim_name(run_id: str) -> str:
     return f"{run_id}-results"
+
+
+def device_claim_template_name(run_id: str) -> str:
+    """The ResourceClaimTemplate of a DRA run (each pod of the Job gets its own claim from it)."""
+    return f"{run_id}-gpu"
 
 
 def sha256_text(text: str) -> str:
@@ -396,10 +413,20 @@ def _resources(p: Profile) -> tuple[ResourceSpec, GpuRequest | None]:
     gpu = None
     acc = p.accelerator
     if acc.enabled:
-        gpu = GpuRequest(vendor=acc.vendor, resource=acc.resource_name, count=acc.count,
+        dra = acc.request == "dra"
+        gpu = GpuRequest(vendor=acc.vendor, resource="" if dra else acc.resource_name, count=acc.count,
                          mig_profile=acc.mig_profile, product=acc.product)
-        limits[acc.resource_name] = str(acc.count)
+        if not dra:
+            limits[acc.resource_name] = str(acc.count)
     return ResourceSpec(requests=_frozen(requests), limits=_frozen(limits)), gpu
+
+
+def _device_claim(p: Profile, run_id: str) -> DeviceClaim | None:
+    acc = p.accelerator
+    if not acc.enabled or acc.request != "dra":
+        return None
+    return DeviceClaim(name=DEVICE_CLAIM_NAME, template_name=device_claim_template_name(run_id),
+                       device_class=acc.dra_device_class, count=acc.count)
 
 
 def build_pod_spec(resolved: ResolvedProfile, image: str, run_spec: RunSpec) -> PodSpec:
@@ -428,4 +455,5 @@ def build_pod_spec(resolved: ResolvedProfile, image: str, run_spec: RunSpec) -> 
         scheduling=_scheduling(p), gpu=gpu,
         labels=_frozen(standard_labels(resolved, run_spec)),
         annotations=_frozen(standard_annotations(resolved, spec_text)),
+        device_claim=_device_claim(p, run_id),
     )

@@ -13,7 +13,7 @@ Public API::
     RunStore.get(run_id) -> RunRecord            (UnknownRunError)
     RunStore.find(run_id) -> RunRecord | None
     RunStore.list(*, status=None, profile=None, target=None, scenario=None, mode=None,
-                  since=None, limit=None) -> list[RunRecord]     (newest first)
+                  since=None, limit=None, group=None) -> list[RunRecord]     (newest first)
     RunStore.remove(run_id) -> bool
 """
 
@@ -39,7 +39,7 @@ from mlrepro.results.errors import (
 
 STATE_DIR_ENV = "MLREPRO_STATE_DIR"
 DB_NAME = "state.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
 
 STATUSES = ("pending", "running", "succeeded", "failed", "invalid", "cancelled", "timeout")
@@ -81,6 +81,7 @@ class RunRecord:
     job_id: str = ""                       # container id / Job name / pid
     message: str = ""
     loadgen_target: dict[str, Any] | None = None   # {setting, value, source, cost_s, measured...}
+    group_id: str = ""                     # the launch (or sweep) the run belongs to: one group per invocation
     created_at: datetime | None = None     # set by the store
     updated_at: datetime | None = None     # set by the store
 
@@ -137,8 +138,14 @@ _SCHEMA_V2 = """
 ALTER TABLE runs ADD COLUMN loadgen_target TEXT;
 """
 
+# version 3: runs of one launch or sweep share a group id (`mlrepro runs` shows them together)
+_SCHEMA_V3 = """
+ALTER TABLE runs ADD COLUMN group_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS runs_group ON runs (group_id);
+"""
+
 # version -> script that brings the schema from version-1 to version
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 
 def _to_db(name: str, value: Any) -> Any:
@@ -345,7 +352,7 @@ class RunStore:
 
     def list(self, *, status: str | Iterable[str] | None = None, profile: str | None = None,
              target: str | None = None, scenario: str | None = None, mode: str | None = None,
-             since: datetime | None = None, limit: int | None = None) -> list[RunRecord]:
+             since: datetime | None = None, limit: int | None = None, group: str | None = None) -> list[RunRecord]:
         """Runs matching every given filter, newest first (by creation time)."""
         where: list[str] = []
         args: list[Any] = []
@@ -353,7 +360,8 @@ class RunStore:
             statuses = (status,) if isinstance(status, str) else tuple(status)
             where.append(f"status IN ({', '.join('?' for _ in statuses)})")
             args.extend(statuses)
-        for name, value in (("profile", profile), ("target", target), ("scenario", scenario), ("mode", mode)):
+        for name, value in (("profile", profile), ("target", target), ("scenario", scenario), ("mode", mode),
+                            ("group_id", group)):
             if value is not None:
                 where.append(f"{name} = ?")
                 args.append(value)

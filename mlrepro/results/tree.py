@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrepro.errors import BadInputError
+from mlrepro.harness import layout as hl
 from mlrepro.harness.logparse import Detail, parse_detail, summary_validity
 from mlrepro.results import layout as tl
 from mlrepro.results.accuracy import TRUNCATION_MARKER, truncate_accuracy_log
@@ -714,3 +715,43 @@ def _read_all(work: Sequence[_Job], jobs: int | None) -> list[ResultEntry]:
     chunks = [work[i:i + size] for i in range(0, len(work), size)]
     with ProcessPoolExecutor(max_workers=n_jobs) as pool:
         return [r for chunk in pool.map(_read_chunk, chunks) for r in chunk]
+
+
+# --- mlrepro's run records of a result (mlrepro reproduce) ----------------------------------------------------
+
+@dataclass(frozen=True)
+class RunFiles:
+    """``<division>/<submitter>/src/mlrepro/<run id>/`` of a tree that ``mlrepro collect`` wrote: the run's
+    record (``record.json``), its run spec (``run.json``) and ``reproduce.json``, each None when missing or
+    unreadable (``errors`` says which and why, one line each)."""
+
+    run_id: str
+    rel: str                                   # the folder, relative to the tree root
+    record: Mapping[str, Any] | None
+    run_spec: Mapping[str, Any] | None
+    reproduce: Mapping[str, Any] | None
+    errors: tuple[str, ...] = ()
+
+
+def read_run_files(tree: SubmissionTree, result: ResultEntry, run_id: str) -> RunFiles:
+    """The records of run ``run_id`` behind ``result`` (``result.record`` names its performance and accuracy
+    runs). Never raises on content."""
+    folder = os.path.join(str(tree.root), result.division, result.submitter, tl.SRC, tl.SRC_MLREPRO, run_id)
+    rel = _rel(str(tree.root), folder)
+    out: dict[str, Any] = {}
+    errors = []
+    for key, name in (("record", hl.RECORD_JSON), ("run_spec", hl.RUN_JSON), ("reproduce", tl.REPRODUCE_JSON)):
+        path = os.path.join(folder, name)
+        data, err = _json(path) if os.path.isfile(path) else (None, "is missing")
+        if err is None and not isinstance(data, dict):
+            data, err = None, "is not a JSON object"
+        out[key] = data
+        if err is not None:
+            errors.append(f"{rel}/{name} {err}")
+    return RunFiles(run_id=run_id, rel=rel, errors=tuple(errors), **out)
+
+
+def read_result_text(tree: SubmissionTree, result: ResultEntry, name: str) -> str | None:
+    """A text file of the result folder (``user.conf``, ``README.md``), None when missing or unreadable."""
+    data = _read_bytes(os.path.join(str(tree.root), result.rel, name))
+    return data.decode("utf-8", "replace") if data is not None else None

@@ -7,21 +7,40 @@ capabilities and no-new-privileges; GPUs come through Docker device requests.
 
 from __future__ import annotations
 
-import time
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from mlrepro.errors import RuntimeFailure
-from mlrepro.harness.spec import RunSpec
+from mlrepro.harness.record import IMAGE_DIGEST_ENV
 from mlrepro.image.errors import one_line
-from mlrepro.render.podspec import PodSpec
-from mlrepro.runners.base import RunHandle, RunOutcome, RunStatus, status_from_exit_code
-from mlrepro.runners.docker_config import docker_run_config, write_config_dir
+from mlrepro.runners import RunnerConfig
+from mlrepro.runners.base import (
+    Progress,
+    RunHandle,
+    RunOutcome,
+    RunStatus,
+    no_progress,
+    status_from_exit_code,
+    verify_results,
+)
+from mlrepro.runners.docker_config import default_results, docker_run_config, write_config_dir
+from mlrepro.runners.locations import DockerVolume, HostDir, parse_location
+from mlrepro.runners.logfile import last_line
+from mlrepro.runners.paths import RunPaths
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker
 
-LOG_NAME = "harness.log"
+    from mlrepro.profiles.loader import ResolvedProfile
+    from mlrepro.render.jobspec import JobSpec
+    from mlrepro.results.state import RunRecord
+
+STOP_GRACE_S = 10
 
 
 class GpuRuntimeUnavailable(RuntimeFailure):
@@ -32,7 +51,7 @@ class ContainerError(RuntimeFailure):
     """The engine refused to create or start the container, or lost it."""
 
 
-def check_gpu_support(client: "docker.DockerClient") -> None:
+def check_gpu_support(client: docker.DockerClient) -> None:
     runtimes = (client.info() or {}).get("Runtimes") or {}
     if "nvidia" not in runtimes:
         names = ", ".join(sorted(runtimes)) or "none"
@@ -40,29 +59,56 @@ def check_gpu_support(client: "docker.DockerClient") -> None:
                                     f"(runtimes: {names}); install the NVIDIA Container Toolkit or use a CPU profile")
 
 
+def build_for_target(resolved: ResolvedProfile, progress: Progress, client: docker.DockerClient | None = None) -> str:
+    """Build (or find, when up to date) the profile's image on the local engine; its reference."""
+    from mlrepro.image.builder import build_image
+    from mlrepro.image.progress import BuildNote, StepStarted
+
+    def on_event(event: object) -> None:
+        if isinstance(event, BuildNote):
+            progress(f"build: {event.message}")
+        elif isinstance(event, StepStarted):
+            progress(f"build: step {event.step}/{event.total}: {event.instruction}")
+
+    result = build_image(resolved, client=client, on_event=on_event)
+    progress(f"image {result.ref} ({'up to date' if result.skipped else f'built in {result.seconds:.0f} s'})")
+    return result.ref
+
+
 class DockerRunner:
     target = "docker"
 
-    def __init__(self, client: "docker.DockerClient", work_dir: Path, pod_for: Callable[[RunSpec], PodSpec],
-                 deadline_s: float | None = None, results_dir: Path | None = None) -> None:
-        self.client = client
-        self.work_dir = work_dir
-        self.pod_for = pod_for
-        self.deadline_s = deadline_s
-        self.results_dir = results_dir      # bind mount instead of a named volume, when given
+    def __init__(self, config: RunnerConfig, client: docker.DockerClient | None = None) -> None:
+        from mlrepro.image.engine import connect
 
-    def launch(self, spec: RunSpec) -> RunHandle:
+        self.config = config
+        self.client = client or connect()
+        self._deadlines: dict[str, float] = {}
+
+    def _paths(self, run_id: str) -> RunPaths:
+        return RunPaths.of(self.config.state_dir, run_id)
+
+    def prepare(self, resolved: ResolvedProfile, progress: Progress = no_progress) -> str:
+        return self.config.image or build_for_target(resolved, progress, self.client)
+
+    def launch(self, job: JobSpec) -> RunHandle:
         import docker
 
-        pod = self.pod_for(spec)
-        run_dir = self.work_dir / spec.run_id
-        config_dir = write_config_dir(pod, run_dir / "config")
-        results_source = None
-        if self.results_dir is not None:
-            host_dir = (self.results_dir / spec.run_id).resolve()
-            host_dir.mkdir(parents=True, exist_ok=True)
-            results_source = str(host_dir)
-        cfg = docker_run_config(pod, config_dir, results_source)
+        pod = job.pod
+        paths = self._paths(job.run_id)
+        config_dir = write_config_dir(pod, paths.config_dir)
+        results: HostDir | DockerVolume = default_results(job.run_id)
+        if self.config.results_dir is not None:
+            host_dir = (self.config.results_dir / job.run_id).resolve()
+            try:
+                host_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RuntimeFailure(f"--results-dir: cannot create {host_dir} ({exc.strerror or exc})") from None
+            results = HostDir(host_dir)
+        cfg = docker_run_config(pod, config_dir, results)
+        digest = image_digest(self.client, cfg.image)
+        if digest:   # recorded by the harness as the run's image digest (mlrepro reproduce gets that image)
+            cfg = replace(cfg, environment={**cfg.environment, IMAGE_DIGEST_ENV: digest})
         if cfg.gpu_count:
             check_gpu_support(self.client)
         try:
@@ -70,14 +116,14 @@ class DockerRunner:
             container.start()
         except docker.errors.ImageNotFound:
             raise ContainerError(f"image {cfg.image} not found on the engine: build it first "
-                                 f"(mlrepro build -p {pod.labels.get('mlrepro.io/profile', '...')})") from None
+                                 f"(mlrepro build -p {job.profile_name})") from None
         except docker.errors.APIError as exc:
             raise ContainerError(f"cannot start container {cfg.name}: {one_line(exc.explanation or exc)}") from None
-        location = results_source or next(m["source"] for m in cfg.mounts if m["target"] == "/results")
-        return RunHandle(run_id=spec.run_id, target=self.target, ref=container.id, results_location=location,
-                         extra={"log": str(run_dir / LOG_NAME), "container": cfg.name, "started": str(time.time())})
+        self._deadlines[job.run_id] = float(job.policy.deadline_seconds)
+        return RunHandle(run_id=job.run_id, target=self.target, ref=container.id, results=results,
+                         log_path=paths.log, image=job.image)
 
-    def _container(self, handle: RunHandle):
+    def _container(self, handle: RunHandle):  # -> docker.models.containers.Container
         import docker
 
         try:
@@ -85,35 +131,31 @@ class DockerRunner:
         except docker.errors.NotFound:
             raise ContainerError(f"container of run {handle.run_id} is gone") from None
 
-    def wait(self, handle: RunHandle, timeout_s: float | None = None) -> RunOutcome:
+    def wait(self, handle: RunHandle, progress: Progress = no_progress) -> RunOutcome:
         import requests
 
         container = self._container(handle)
-        limit = timeout_s if timeout_s is not None else self.deadline_s
+        limit = self._deadlines.get(handle.run_id)
         try:
             result = container.wait(timeout=limit) if limit else container.wait()
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
             self._stop(container)
             self._save_logs(handle)
             return RunOutcome(RunStatus.timeout, None, f"deadline of {limit:.0f} s exceeded: container stopped")
-        except KeyboardInterrupt:
-            self.cancel(handle)
-            raise
         code = int(result.get("StatusCode", 1))
         self._save_logs(handle)
-        lines = Path(handle.extra["log"]).read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        container.reload()
         if code == 137 and (container.attrs.get("State") or {}).get("OOMKilled"):
             return RunOutcome(RunStatus.failed, code, "killed: out of memory (raise resources.limits.memory)")
-        return RunOutcome(status_from_exit_code(code), code, lines[-1] if lines else "")
+        return RunOutcome(status_from_exit_code(code), code, last_line(handle.log_path))
 
     def _save_logs(self, handle: RunHandle) -> None:
         try:
             data = self._container(handle).logs(stdout=True, stderr=True)
         except ContainerError:
             return
-        path = Path(handle.extra["log"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        handle.log_path.parent.mkdir(parents=True, exist_ok=True)
+        handle.log_path.write_bytes(data)
 
     def logs(self, handle: RunHandle, follow: bool = False) -> Iterator[str]:
         import docker
@@ -121,9 +163,10 @@ class DockerRunner:
         try:
             container = self.client.containers.get(handle.ref)
         except docker.errors.NotFound:
-            path = Path(handle.extra.get("log", ""))
-            if path.is_file():
-                yield from path.read_text(encoding="utf-8", errors="replace").splitlines()
+            if not handle.log_path.is_file():
+                raise RuntimeFailure(f"run {handle.run_id} has no container and no saved log "
+                                     f"({handle.log_path})") from None
+            yield from handle.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
             return
         buffer = b""
         for chunk in container.logs(stream=True, follow=follow, stdout=True, stderr=True):
@@ -135,24 +178,42 @@ class DockerRunner:
             yield buffer.decode("utf-8", "replace")
 
     def fetch_results(self, handle: RunHandle, dest: Path) -> Path:
-        """Copy ``/results/<run id>`` out of the (stopped) container through the engine API, safely."""
+        """Copy ``/results/<run id>`` out through the engine API (from the container while it exists, else
+        from its volume), or from the bind-mounted host directory; safely extracted, then verified."""
         import docker
 
         from mlrepro.results.safe_extract import safe_extract
 
-        container = self._container(handle)
+        shutil.rmtree(dest, ignore_errors=True)
+        if isinstance(handle.results, HostDir):
+            src = handle.results.path / handle.run_id
+            if not src.is_dir():
+                raise ContainerError(f"run {handle.run_id} wrote no results ({src} is missing)")
+            with tempfile.TemporaryFile() as archive:  # through the same checks as an engine archive
+                with tarfile.open(fileobj=archive, mode="w") as tar:
+                    tar.add(src, arcname=handle.run_id)
+                archive.seek(0)
+                safe_extract(archive, dest, strip_components=1)
+            return verify_results(dest, handle.run_id)
+        try:
+            container = self.client.containers.get(handle.ref)
+        except docker.errors.NotFound:
+            assert isinstance(handle.results, DockerVolume)
+            fetch_from_volume(self.client, handle.results.name, handle.image, handle.run_id, dest)
+            return verify_results(dest, handle.run_id)
         try:
             stream, _ = container.get_archive(f"/results/{handle.run_id}")
         except docker.errors.NotFound:
             raise ContainerError(f"run {handle.run_id} wrote no results (/results/{handle.run_id} is missing)") \
                 from None
         safe_extract(stream, dest, strip_components=1)
-        return dest
+        return verify_results(dest, handle.run_id)
 
-    def remove(self, handle: RunHandle) -> None:
+    def cleanup(self, handle: RunHandle) -> None:
         """Remove the container (the results volume stays)."""
         import docker
 
+        self._deadlines.pop(handle.run_id, None)
         try:
             self.client.containers.get(handle.ref).remove(force=True)
         except docker.errors.NotFound:
@@ -169,20 +230,36 @@ class DockerRunner:
         self._save_logs(handle)
         container.remove(force=True)
 
+    def check(self, job: JobSpec) -> None:
+        return None
+
+    def submit(self, jobs: Sequence[JobSpec]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def attach(self, record: RunRecord) -> RunHandle:
+        paths = self._paths(record.run_id)
+        results = parse_location(record.results_location, self.target) if record.results_location \
+            else default_results(record.run_id)
+        return RunHandle(run_id=record.run_id, target=self.target, ref=record.job_id, results=results,
+                         log_path=paths.log, image=record.image)
+
     @staticmethod
-    def _stop(container) -> None:
+    def _stop(container) -> None:  # noqa: ANN001 - docker.models.containers.Container
         import docker
 
         try:
-            container.stop(timeout=10)
+            container.stop(timeout=STOP_GRACE_S)
         except docker.errors.APIError:
             container.kill()
 
 
-def fetch_from_volume(client: "docker.DockerClient", volume: str, image: str, run_id: str, dest: Path) -> Path:
+def fetch_from_volume(client: docker.DockerClient, volume: str, image: str, run_id: str, dest: Path) -> Path:
     """Copy ``<volume>/<run id>`` to ``dest`` through the engine API, with a created (never started) container.
 
-    Used by ``collect`` when the run's own container is gone: the volume outlives it.
+    Used when the run's own container is gone: the volume outlives it.
     """
     import docker
     from docker.types import Mount
@@ -208,3 +285,22 @@ def fetch_from_volume(client: "docker.DockerClient", volume: str, image: str, ru
     finally:
         helper.remove(force=True)
     return dest
+
+
+def image_digest(client: docker.DockerClient, ref: str) -> str | None:
+    """The digest that names ``ref``'s image exactly: its repository digest (``repo@sha256:...``, known once
+    pushed or pulled) for ``ref``'s repository, else its image id (``sha256:...``, the digest of its config,
+    which is what a local build has). None when the engine does not have it."""
+    import docker
+
+    from mlrepro.image.registry import ImageRef
+
+    try:
+        image = client.images.get(ref)
+    except (docker.errors.ImageNotFound, docker.errors.APIError):
+        return None
+    repository = ImageRef.parse(ref).repository
+    for repo_digest in image.attrs.get("RepoDigests") or ():
+        if repo_digest.split("@", 1)[0] == repository:
+            return repo_digest
+    return image.id

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrepro.render.podspec import PodSpec
+from mlrepro.runners.locations import DockerVolume, HostDir
 
 VOLUME_PREFIX = "mlrepro-results-"
 CONTAINER_PREFIX = "mlrepro-"
@@ -65,17 +66,25 @@ def results_volume_name(run_id: str) -> str:
     return VOLUME_PREFIX + run_id
 
 
-def docker_run_config(pod: PodSpec, config_dir: Path, results_source: str | None = None) -> DockerRunConfig:
+def default_results(run_id: str) -> DockerVolume:
+    """The results location of a Docker run unless a host directory is given: ``mlrepro-results-<run id>``."""
+    return DockerVolume(results_volume_name(run_id))
+
+
+def docker_run_config(pod: PodSpec, config_dir: Path, results: HostDir | DockerVolume | None = None) -> DockerRunConfig:
     """Map the pod to container settings.
 
     ``config_dir`` is a host directory holding the pod's config files (mounted read-only where the
-    ConfigMap would be); ``results_source`` is a named volume (default ``mlrepro-results-<run id>``) or an
-    absolute host directory for a bind mount.
+    ConfigMap would be); ``results`` is mounted where the claim would be: a named volume (default
+    ``mlrepro-results-<run id>``) or a host directory (bind mount).
     """
-    results = pod.results_volume
-    source = results_source or results_volume_name(pod.run_id)
-    results_mount = {"target": results.mount_path, "source": source, "read_only": False,
-                     "type": "bind" if source.startswith("/") else "volume"}
+    location = results or default_results(pod.run_id)
+    if isinstance(location, HostDir):
+        results_mount = {"target": pod.results_volume.mount_path, "source": str(location.path), "read_only": False,
+                         "type": "bind"}
+    else:
+        results_mount = {"target": pod.results_volume.mount_path, "source": location.name, "read_only": False,
+                         "type": "volume"}
     config_mount = {"target": pod.config_volume.mount_path, "source": str(config_dir.resolve()), "type": "bind",
                     "read_only": True}
     return DockerRunConfig(

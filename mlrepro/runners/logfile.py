@@ -19,3 +19,12 @@ def follow_lines(path: Path, follow: bool, still_running: Callable[[], bool], po
                 yield from fh.read().splitlines()
                 return
             time.sleep(poll_s)
+
+
+def last_line(path: Path) -> str:
+    """The last non-empty line of a log file ("" when there is none)."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""

@@ -1,81 +1,108 @@
 """Native target: the harness as a child process of this Python, no container.
 
 Used for development and as the fallback when no engine is reachable. The child is the same
-``mlrepro-harness`` program the image runs, so results are laid out identically.
+``mlrepro-harness`` program the image runs, with the pod's environment, so results are laid out identically.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING
 
 from mlrepro.errors import RuntimeFailure
-from mlrepro.harness.spec import RunSpec
-from mlrepro.runners.base import RunHandle, RunOutcome, RunStatus, status_from_exit_code
-from mlrepro.runners.logfile import follow_lines
+from mlrepro.runners import RunnerConfig
+from mlrepro.runners.base import (
+    Progress,
+    RunHandle,
+    RunOutcome,
+    RunStatus,
+    no_progress,
+    status_from_exit_code,
+    verify_results,
+)
+from mlrepro.runners.locations import LocalDir, parse_location
+from mlrepro.runners.logfile import follow_lines, last_line
+from mlrepro.runners.paths import RunPaths
 
-LOG_NAME = "harness.log"
+if TYPE_CHECKING:  # pragma: no cover
+    from mlrepro.profiles.loader import ResolvedProfile
+    from mlrepro.render.jobspec import JobSpec
+    from mlrepro.results.state import RunRecord
+
+STOP_GRACE_S = 10
 
 
 class NativeRunner:
     target = "native"
 
-    def __init__(self, work_dir: Path, deadline_s: float | None = None, env: dict[str, str] | None = None) -> None:
-        self.work_dir = work_dir
-        self.deadline_s = deadline_s
-        self.env = env or {}
+    def __init__(self, config: RunnerConfig) -> None:
+        self.config = config
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._deadlines: dict[str, float] = {}
 
-    def _run_dir(self, run_id: str) -> Path:
-        return self.work_dir / run_id
+    def prepare(self, resolved: ResolvedProfile, progress: Progress = no_progress) -> str:
+        return ""
 
-    def launch(self, spec: RunSpec) -> RunHandle:
-        run_dir = self._run_dir(spec.run_id)
-        results = run_dir / "results"
+    def _paths(self, run_id: str) -> RunPaths:
+        return RunPaths.of(self.config.state_dir, run_id)
+
+    def launch(self, job: JobSpec) -> RunHandle:
+        paths = self._paths(job.run_id)
         try:
-            results.mkdir(parents=True, exist_ok=True)
-            spec_path = run_dir / "run.json"
-            spec_path.write_text(spec.to_json(), encoding="utf-8")
-            log = open(run_dir / LOG_NAME, "wb")
+            paths.results_root.mkdir(parents=True, exist_ok=True)
+            paths.spec_file.write_text(job.run.to_json(), encoding="utf-8")
+            log = open(paths.log, "wb")
         except OSError as exc:
-            raise RuntimeFailure(f"{run_dir}: cannot prepare the run directory ({exc.strerror or exc})") from None
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1", "MLREPRO_RUN_ID": spec.run_id}
-        argv = [sys.executable, "-m", "mlrepro.harness", "--spec", str(spec_path), "--results", str(results)]
+            raise RuntimeFailure(f"{paths.root}: cannot prepare the run directory ({exc.strerror or exc})") from None
+        env = {**os.environ, **job.pod.env_dict, "PYTHONUNBUFFERED": "1"}
+        argv = [sys.executable, "-m", "mlrepro.harness", "--spec", str(paths.spec_file),
+                "--results", str(paths.results_root)]
         with log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True)
-        self._procs[spec.run_id] = proc
-        return RunHandle(run_id=spec.run_id, target=self.target, ref=str(proc.pid), results_location=str(results),
-                         extra={"log": str(run_dir / LOG_NAME), "started": str(time.time())})
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self._procs[job.run_id] = proc
+        self._deadlines[job.run_id] = float(job.policy.deadline_seconds)
+        return RunHandle(run_id=job.run_id, target=self.target, ref=str(proc.pid),
+                         results=LocalDir(paths.results_root), log_path=paths.log)
 
-    def wait(self, handle: RunHandle, timeout_s: float | None = None) -> RunOutcome:
-        proc = self._procs[handle.run_id]
-        limit = timeout_s if timeout_s is not None else self.deadline_s
+    def wait(self, handle: RunHandle, progress: Progress = no_progress) -> RunOutcome:
+        proc = self._procs.get(handle.run_id)
+        if proc is None:
+            raise RuntimeFailure(f"run {handle.run_id} was not started by this process: it cannot be waited for")
+        limit = self._deadlines.get(handle.run_id)
         try:
             code = proc.wait(timeout=limit)
         except subprocess.TimeoutExpired:
             self.cancel(handle)
             return RunOutcome(RunStatus.timeout, None, f"deadline of {limit:.0f} s exceeded")
-        except KeyboardInterrupt:
-            self.cancel(handle)
-            raise
-        return RunOutcome(status_from_exit_code(code), code, _last_line(Path(handle.extra["log"])))
+        return RunOutcome(status_from_exit_code(code), code, last_line(handle.log_path))
 
     def logs(self, handle: RunHandle, follow: bool = False) -> Iterator[str]:
+        if not handle.log_path.is_file():
+            raise RuntimeFailure(f"run {handle.run_id} has no saved log ({handle.log_path})")
         proc = self._procs.get(handle.run_id)
-        yield from follow_lines(Path(handle.extra["log"]), follow, lambda: proc is not None and proc.poll() is None)
+        if proc is not None:
+            running = lambda: proc.poll() is None  # noqa: E731
+        else:
+            running = lambda: _alive(int(handle.ref)) if handle.ref.isdigit() else False  # noqa: E731
+        yield from follow_lines(handle.log_path, follow, running)
 
     def fetch_results(self, handle: RunHandle, dest: Path) -> Path:
-        src = Path(handle.results_location)
-        if src.resolve() != dest.resolve():
-            shutil.copytree(src, dest, dirs_exist_ok=True)
-        return dest
+        assert isinstance(handle.results, LocalDir)
+        src = handle.results.path / handle.run_id
+        if not src.is_dir():
+            raise RuntimeFailure(f"run {handle.run_id} wrote no results ({src} is missing)")
+        if src.resolve() == dest.resolve():
+            return verify_results(dest, handle.run_id, copy=False)
+        import shutil
+
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(src, dest)
+        return verify_results(dest, handle.run_id)
 
     def cancel(self, handle: RunHandle) -> None:
         proc = self._procs.get(handle.run_id)
@@ -83,15 +110,38 @@ class NativeRunner:
             return
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=STOP_GRACE_S)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
+    def cleanup(self, handle: RunHandle) -> None:
+        self._procs.pop(handle.run_id, None)
+        self._deadlines.pop(handle.run_id, None)
 
-def _last_line(path: Path) -> str:
+    def check(self, job: JobSpec) -> None:
+        return None
+
+    def submit(self, jobs: Sequence[JobSpec]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def attach(self, record: RunRecord) -> RunHandle:
+        paths = self._paths(record.run_id)
+        results = parse_location(record.results_location, self.target) if record.results_location \
+            else LocalDir(paths.results_root)
+        return RunHandle(run_id=record.run_id, target=self.target, ref=record.job_id, results=results,
+                         log_path=paths.log)
+
+
+def _alive(pid: int) -> bool:
+    """True while the process (a harness started by another mlrepro) exists."""
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1] if lines else ""
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

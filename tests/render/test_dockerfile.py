@@ -17,6 +17,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from mlrepro.errors import BadInputError
+from mlrepro.image.context import write_build_context
+from mlrepro.image.harness_wheel import HARNESS_WHEEL, harness_wheel
 from mlrepro.profiles.errors import ProfileError
 from mlrepro.profiles.loader import (
     ResolvedProfile,
@@ -25,7 +27,6 @@ from mlrepro.profiles.loader import (
     resolve_profile,
     validate_document,
 )
-from mlrepro.render.context import HARNESS_WHEEL, harness_wheel, write_build_context
 from mlrepro.render.dockerfile import DockerfileOptions, instructions, one_line, render_dockerfile
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -18,10 +18,12 @@ from hypothesis import strategies as st
 from render_support import BUILTINS, REPO_ROOT, by_kind, find_helm
 
 from mlrepro import __version__
+from mlrepro.artifacts import example_inputs
 from mlrepro.profiles.loader import ResolvedProfile, profile_hash, resolve_profile
 from mlrepro.profiles.runspec import build_run_spec
 from mlrepro.render.helm_values import dump_values, helm_values
-from mlrepro.render.manifests import example_inputs, render_manifests
+from mlrepro.render.jobspec import build_job_spec
+from mlrepro.render.manifests import render_manifests
 
 
 def values_and_objects(resolved: ResolvedProfile, image: str | None = None,
@@ -30,12 +32,13 @@ def values_and_objects(resolved: ResolvedProfile, image: str | None = None,
         image, spec = example_inputs(resolved)
     p = resolved.profile
     spec = build_run_spec(resolved, p.benchmark.scenarios[0], p.benchmark.modes[0], run_id=run_id, image=image)
-    return helm_values(resolved, image, spec), render_manifests(resolved, image, spec)
+    job = build_job_spec(resolved, image, spec)
+    return helm_values(job), render_manifests(job)
 
 
 def variants() -> list[ResolvedProfile]:
     return [
-        resolve_profile("nvidia-gpu", sets=["accelerator.mig_profile=2g.20gb", "accelerator.count=3",
+        resolve_profile("nvidia-gpu", sets=["accelerator.mig_profile=2g.20gb", "accelerator.count=1",
                                             "accelerator.runtime_class=nvidia", "accelerator.product=NVIDIA-A100",
                                             "scheduling.tolerations=[]", "scheduling.priority_class=high",
                                             "results.storage_class=fast", "results.access_mode=ReadWriteMany",
@@ -45,6 +48,8 @@ def variants() -> list[ResolvedProfile]:
                                          ("scheduling.tolerations=[{key: dedicated, operator: Equal, value: bench, "
                                           "effect: NoExecute, toleration_seconds: 12345678}]"),
                                          "benchmark.user_conf=*.Offline.target_qps = 10\n"]),
+        resolve_profile("nvidia-gpu", sets=["accelerator.request=dra", "accelerator.count=3",
+                                            "accelerator.device_class=gpu.example.com"]),
     ]
 
 
@@ -67,11 +72,44 @@ def test_parity_without_any_resources(helm_template):
     assert helm_template(values) == by_kind(objs)
 
 
-@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("index", [0, 1, 2])
 def test_parity_of_variants(index, helm_template):
     values, objs = values_and_objects(variants()[index], image="registry.local:5000/team/bench:abc",
                                       run_id="x86-cpu-offline-perf-20261128-093012-3fa9")
     assert helm_template(values) == by_kind(objs)
+
+
+@pytest.mark.parametrize("name", [n for n in BUILTINS if n.startswith("nvidia")])
+def test_parity_with_dra(name, helm_template):
+    resolved = resolve_profile(name, sets=["accelerator.request=dra"])
+    values, objs = values_and_objects(resolved)
+    assert [o["kind"] for o in objs] == ["ConfigMap", "PersistentVolumeClaim", "ResourceClaimTemplate", "Job"]
+    assert helm_template(values) == by_kind(objs)
+
+
+def test_dra_below_kubernetes_1_34_is_refused_by_the_chart(helm, chart_dir, tmp_path):
+    values, _ = values_and_objects(resolve_profile("nvidia-gpu", sets=["accelerator.request=dra"]))
+    path = tmp_path / "values.yaml"
+    path.write_text(dump_values(values), encoding="utf-8")
+    out = run_helm(helm, "template", "r", str(chart_dir), "-f", str(path), "--kube-version", "1.33.2")
+    assert out.returncode != 0
+    assert "deviceClaim (accelerator.request: dra) needs Kubernetes 1.34 or newer" in out.stderr
+    ok = run_helm(helm, "template", "r", str(chart_dir), "-f", str(path), "--kube-version", "1.34.0")
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_chart_rbac_is_the_manifests_rbac(helm, chart_dir):
+    """--set rbac.create=true installs the same launcher Role as manifests/rbac.yaml (and nothing by default)."""
+    out = run_helm(helm, "template", "r", str(chart_dir), "--namespace", "mlrepro", "--set", "rbac.create=true",
+                   "--show-only", "templates/rbac.yaml")
+    assert out.returncode == 0, out.stderr
+    chart = {d["kind"]: d for d in yaml.safe_load_all(out.stdout) if d}
+    committed = {d["kind"]: d for d in yaml.safe_load_all((REPO_ROOT / "manifests" / "rbac.yaml").read_text()) if d}
+    assert chart["Role"]["rules"] == committed["Role"]["rules"]
+    assert chart["RoleBinding"]["roleRef"] == committed["RoleBinding"]["roleRef"]
+    assert chart["RoleBinding"]["subjects"] == committed["RoleBinding"]["subjects"]
+    default = run_helm(helm, "template", "r", str(chart_dir))
+    assert "kind: Role" not in default.stdout and "kind: ServiceAccount" not in default.stdout
 
 
 def test_release_name_changes_nothing(resolved_builtins, helm_template):
@@ -156,8 +194,9 @@ def test_notes_say_how_to_follow_and_collect(helm, chart_dir):
     out = run_helm(helm, "install", "demo", str(chart_dir), "--dry-run=client", "--namespace", "bench")
     assert out.returncode == 0, out.stderr
     notes = out.stdout.split("NOTES:", 1)[1]
+    assert "mlrepro logs example -f --namespace bench" in notes
     assert "kubectl --namespace bench logs -f job/example" in notes
-    assert "mlrepro collect --from ./example --into submission/" in notes
+    assert "mlrepro collect example --namespace bench --into submission/ --submitter <Org>" in notes
 
 
 def test_install_tools_is_idempotent():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -19,7 +20,6 @@ from mlrepro.render.podspec import (
     RenderError,
     Toleration,
     build_pod_spec,
-    image_reference,
     k8s_escape,
     sha256_text,
 )
@@ -209,11 +209,22 @@ def test_pod_template_view():
     assert [v["name"] for v in spec["volumes"]] == ["config", "results", "tmp"]
 
 
-def test_image_reference():
-    p = resolve_profile("x86-cpu").profile
-    assert image_reference(p, "abc") == "mlrepro/bench:abc"
-    p2 = resolve_profile("x86-cpu", sets=("image.registry=registry.example.com:5000/team",)).profile
-    assert image_reference(p2, "1.0") == "registry.example.com:5000/team/mlrepro/bench:1.0"
+def test_generate_names_the_image_that_build_makes(tmp_path):
+    """One source for the image reference: what `generate` writes is what `build` tags (and push records)."""
+    import yaml
+
+    from mlrepro.artifacts import generate_artifacts
+    from mlrepro.image.builder import planned_image
+
+    resolved = resolve_profile("x86-cpu", sets=("image.registry=registry.example.com:5000/team",))
+    planned = planned_image(resolved)
+    assert planned.ref == f"registry.example.com:5000/team/mlrepro/bench:x86-cpu-{planned.content_hash[:12]}"
+    out = generate_artifacts(resolved, tmp_path)
+    assert out.image == planned.ref
+    job = next(d for d in yaml.safe_load_all((tmp_path / "manifests.yaml").read_text()) if d["kind"] == "Job")
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == planned.ref
+    assert yaml.safe_load((tmp_path / "values.yaml").read_text())["image"] == planned.ref
+    assert json.loads((tmp_path / "run.json").read_text())["image"] == planned.ref
 
 
 def test_deterministic():

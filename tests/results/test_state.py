@@ -50,7 +50,8 @@ def test_add_get_update_list_remove(tmp_path: Path) -> None:
 
 
 def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
-    """A state.db written by an mlrepro before calibration gains the loadgen_target column, keeping its runs."""
+    """A state.db written by an mlrepro before calibration gains the loadgen_target and group_id columns, keeping
+    its runs."""
     from mlrepro.results.state import _SCHEMA_V1
 
     conn = sqlite3.connect(tmp_path / "state.db")
@@ -64,6 +65,10 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
         assert store.get("old").loadgen_target is None
         target = {"setting": "offline_expected_qps", "value": 1.5e5, "source": "calibrated", "cost_s": 1.2}
         assert store.update("old", loadgen_target=target).loadgen_target == target
+        # version 3: launches and sweeps group their runs
+        assert store.get("old").group_id == ""
+        store.add(RunRecord("new", group_id="g1"))
+        assert [r.run_id for r in store.list(group="g1")] == ["new"]
 
 
 def test_errors(tmp_path: Path) -> None:

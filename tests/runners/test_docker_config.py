@@ -4,17 +4,18 @@ from pathlib import Path
 
 from mlrepro.profiles import resolve_profile
 from mlrepro.profiles.runspec import build_run_spec
+from mlrepro.render.jobspec import build_job_spec
 from mlrepro.render.manifests import render_manifests
-from mlrepro.render.podspec import build_pod_spec
 from mlrepro.runners.docker_config import docker_run_config, results_volume_name, write_config_dir
+from mlrepro.runners.locations import HostDir
 
 
 def pod_and_job(profile: str, *sets: str):
     resolved = resolve_profile(profile, sets=list(sets))
     spec = build_run_spec(resolved, "Offline", "performance", run_id="r1")
-    pod = build_pod_spec(resolved, "img:tag", spec)
-    job = next(o for o in render_manifests(resolved, "img:tag", spec) if o["kind"] == "Job")
-    return pod, job["spec"]["template"]["spec"]["containers"][0]
+    job_spec = build_job_spec(resolved, "img:tag", spec)
+    job = next(o for o in render_manifests(job_spec) if o["kind"] == "Job")
+    return job_spec.pod, job["spec"]["template"]["spec"]["containers"][0]
 
 
 def test_cpu_container_matches_the_job_container(tmp_path: Path):
@@ -41,7 +42,7 @@ def test_cpu_container_matches_the_job_container(tmp_path: Path):
 
 def test_gpu_profile_asks_for_devices_and_bind_mount_results(tmp_path: Path):
     pod, container = pod_and_job("nvidia-gpu", "accelerator.count=2")
-    cfg = docker_run_config(pod, tmp_path, results_source="/data/results")
+    cfg = docker_run_config(pod, tmp_path, HostDir(Path("/data/results")))
     assert cfg.gpu_count == 2 == int(container["resources"]["limits"]["nvidia.com/gpu"])
     kwargs = cfg.create_kwargs()
     (request,) = kwargs["device_requests"]

@@ -15,6 +15,28 @@ renders exactly what `mlrepro generate` writes (mlrepro/render/podspec.py, manif
 {{- printf "%s-results" .Values.runId -}}
 {{- end -}}
 
+{{- define "mlrepro.deviceClaimTemplateName" -}}
+{{- printf "%s-gpu" .Values.runId -}}
+{{- end -}}
+
+{{/*
+A Job's pod template cannot change (Kubernetes rejects it: "field is immutable"). Every `mlrepro generate`
+is a new run id, so an upgrade to new values makes a new Job; this stops an upgrade that would change the
+template of an existing Job of the same run id with one clear message instead (lookup is empty in
+`helm template`).
+*/}}
+{{- define "mlrepro.checkExistingJob" -}}
+{{- $existing := lookup "batch/v1" "Job" .Release.Namespace (include "mlrepro.jobName" .) -}}
+{{- if $existing -}}
+{{- $annotations := $existing.metadata.annotations | default dict -}}
+{{- $oldSpec := index $annotations "mlrepro.io/run-spec-sha256" | default "" -}}
+{{- $oldProfile := index $annotations "mlrepro.io/profile-sha256" | default "" -}}
+{{- if or (ne $oldSpec (sha256sum .Values.run.spec)) (ne $oldProfile .Values.profile.hash) -}}
+{{- fail (printf "Job %s already exists with another run spec or profile, and a Job's pod template cannot change: render a new run (mlrepro generate gives each a new run id) or delete job/%s first" (include "mlrepro.jobName" .) (include "mlrepro.jobName" .)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Labels on every object and on the pod (podspec.standard_labels). */}}
 {{- define "mlrepro.labels" -}}
 {{- $labels := dict
@@ -65,6 +87,9 @@ then the run's identity. */}}
 {{- if $clean -}}
 {{- $_ := set $out $kind $clean -}}
 {{- end -}}
+{{- end -}}
+{{- if .Values.deviceClaim -}}
+{{- $_ := set $out "claims" (list (dict "name" "gpu")) -}}
 {{- end -}}
 {{- toYaml $out -}}
 {{- end -}}

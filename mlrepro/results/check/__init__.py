@@ -12,6 +12,7 @@ than 600 s and an accuracy run over part of the dataset are warnings (a short op
 Public API::
 
     check_tree(root, *, sidecar=None, version=None, jobs=None) -> CheckReport
+    check_read_tree(tree: SubmissionTree) -> CheckReport
     Finding, SummaryRow, CheckReport          (mlrepro.results.check.report)
 """
 
@@ -29,9 +30,9 @@ from mlrepro.results.check.report import CheckReport, Finding, Findings, Summary
 from mlrepro.results.check.structure import check_structure
 from mlrepro.results.check.systems import check_systems
 from mlrepro.results.rounds import load_round
-from mlrepro.results.tree import ResultEntry, read_tree
+from mlrepro.results.tree import ResultEntry, SubmissionTree, read_tree
 
-__all__ = ["CheckReport", "Finding", "SummaryRow", "check_tree"]
+__all__ = ["CheckReport", "Finding", "SummaryRow", "check_read_tree", "check_tree"]
 
 
 def check_tree(root: str | Path, *, sidecar: str | Path | None = None, version: str | None = None,
@@ -47,7 +48,14 @@ def check_tree(root: str | Path, *, sidecar: str | Path | None = None, version: 
         finding = Finding("error", "TREE_ROOT", str(root), "the tree root is not a directory")
         return CheckReport(tree=root_p, version=round_.version, findings=(finding,), rows=(), results_checked=0,
                            systems_checked=0)
-    tree = read_tree(root_p, round_.version, sidecar=sidecar, jobs=jobs)
+    return check_read_tree(read_tree(root_p, round_.version, sidecar=sidecar, jobs=jobs))
+
+
+def check_read_tree(tree: SubmissionTree) -> CheckReport:
+    """Check a tree already read by :func:`mlrepro.results.tree.read_tree` (with the rules of the round it was
+    read with): for callers that show the tree too (``mlrepro report``), so that it is read once."""
+    round_ = load_round(tree.version)
+    root_p = tree.root
     f = Findings()
     check_structure(tree, round_, f)
     systems = check_systems(tree, round_, f)

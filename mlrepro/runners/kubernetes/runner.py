@@ -1,0 +1,342 @@
+"""Kubernetes target: each run is a Job (with its ConfigMap and results claim) applied to a cluster, followed
+through the Watch API, diagnosed when it does not end well, and collected from its claim.
+
+    prepare   the image by digest: the recorded push, or build + push with --registry (images.py)
+    launch    server-side apply of ConfigMap, PersistentVolumeClaim, [ResourceClaimTemplate], Job: the same
+              objects as `mlrepro generate` (render_manifests of the run's JobSpec); idempotent
+    wait      the Job's and its pods' events from the shared watchers (watch.py): phase changes as they
+              happen, and the outcome with its diagnosis (diagnose.py, tracker.py)
+    logs      the pod's log (follow: streamed while it runs, across retries)
+    fetch     through a helper pod that mounts the claim (collect.py)
+    cancel    delete the Job with propagation Background (its pods go too), its ConfigMap and claim template
+    cleanup   the ConfigMap and claim template of an ended run (the Job goes by its TTL; the claim stays)
+    attach    a recorded run: its namespace and context come from its results location
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlrepro.runners import RunnerConfig
+from mlrepro.runners.base import Progress, RunHandle, RunOutcome, RunStatus, no_progress
+from mlrepro.runners.kubernetes.api import Cluster
+from mlrepro.runners.kubernetes.config import connect
+from mlrepro.runners.kubernetes.diagnose import job_finished, pod_state
+from mlrepro.runners.kubernetes.errors import KubernetesError
+from mlrepro.runners.kubernetes.tracker import RunTracker, Step
+from mlrepro.runners.kubernetes.watch import RUN_ID_LABEL, Event, Monitor
+from mlrepro.runners.locations import Pvc, parse_location
+from mlrepro.runners.paths import RunPaths
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlrepro.profiles.loader import ResolvedProfile
+    from mlrepro.render.jobspec import JobSpec
+    from mlrepro.results.state import RunRecord
+
+BACKSTOP_GRACE_S = 300       # after the Job's activeDeadlineSeconds, stop waiting for the controller to say so
+SUBMIT_THREADS = 8           # concurrent API requests while a sweep is submitted
+
+
+@dataclass(frozen=True)
+class _Launched:
+    job_name: str
+    deadline_s: int
+    uid: int
+    arch: str
+    has_claim_template: bool
+
+
+class KubernetesRunner:
+    target = "kubernetes"
+
+    def __init__(self, config: RunnerConfig, cluster: Cluster | None = None) -> None:
+        self.config = config
+        self.cluster = cluster or Cluster(connect(config.kube))
+        self.namespace = self.cluster.namespace
+        self.context = self.cluster.connection.context
+        self.monitor = Monitor(self.cluster)
+        self._launched: dict[str, _Launched] = {}
+        self._submitted: dict[str, list[tuple[str, str]]] = {}   # run id -> (kind, name) queued by submit()
+        self._subscriptions: dict[str, queue.SimpleQueue[Event]] = {}
+        self._lock = threading.Lock()
+        self._server_version: str | None = None
+
+    # ---- prepare / check --------------------------------------------------------------------------------
+    def prepare(self, resolved: ResolvedProfile, progress: Progress = no_progress) -> str:
+        if self.config.image:
+            return self.config.image
+        from mlrepro.runners.kubernetes.images import cluster_image
+
+        return cluster_image(resolved, self.config.registry, progress)
+
+    def check(self, job: JobSpec) -> None:
+        """Reject a job this cluster cannot run (DRA below Kubernetes 1.34) before anything is created."""
+        if job.pod.device_claim is None:
+            return
+        from mlrepro.render.compat import check_kubernetes_version
+
+        if self._server_version is None:
+            self._server_version = self.cluster.server_version()
+        check_kubernetes_version(job.pod, self._server_version,
+                                 where=f"the cluster's version ({self.connection_name})")
+
+    @property
+    def connection_name(self) -> str:
+        return self.context or self.cluster.connection.host
+
+    # ---- launch -----------------------------------------------------------------------------------------
+    def _paths(self, run_id: str) -> RunPaths:
+        return RunPaths.of(self.config.state_dir, run_id)
+
+    def submit(self, jobs: Sequence[JobSpec]) -> None:
+        """Every run of a sweep onto the cluster at once, its Job suspended (no pod until :meth:`launch`
+        resumes it): the whole sweep is visible with kubectl, and only ``--parallel`` run at a time.
+        On failure or Ctrl-C what was created is deleted again."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from mlrepro.render.manifests import render_manifests
+
+        def one(job: JobSpec) -> None:
+            objects = render_manifests(job, suspend=True)
+            with self._lock:                         # recorded first: a failure half-way withdraws what exists
+                self._submitted[job.run_id] = [(o["kind"], o["metadata"]["name"]) for o in reversed(objects)]
+            for obj in objects:
+                self.cluster.apply(obj)
+
+        try:
+            with ThreadPoolExecutor(SUBMIT_THREADS, thread_name_prefix="mlrepro-submit") as pool:
+                list(pool.map(one, jobs))
+        except BaseException:
+            self._withdraw_unstarted()
+            raise
+
+    def _withdraw_unstarted(self) -> None:
+        """Delete every object of submitted runs that never started (their claims hold nothing yet)."""
+        with self._lock:
+            queued = [(run_id, objs) for run_id, objs in self._submitted.items() if run_id not in self._launched]
+        for run_id, objs in queued:
+            for kind, name in objs:
+                try:
+                    self.cluster.delete(kind, name, propagation="Background")
+                except KubernetesError:
+                    pass
+            with self._lock:
+                self._submitted.pop(run_id, None)
+
+    def launch(self, job: JobSpec) -> RunHandle:
+        from mlrepro.render.manifests import job as job_object
+        from mlrepro.render.manifests import render_manifests
+
+        run_id = job.run_id
+        with self._lock:
+            if run_id not in self._subscriptions:   # before the Job exists: no event can be missed
+                self._subscriptions[run_id] = self.monitor.subscribe(run_id)
+        if run_id in self._submitted:               # queued by submit(): resume it
+            resumed = job_object(job)
+            resumed["spec"]["suspend"] = False
+            objects = [resumed]
+        else:
+            objects = render_manifests(job)
+        try:
+            for obj in objects:                     # the Job last: its pod needs the others
+                self.cluster.apply(obj)
+        except BaseException:
+            self._unsubscribe(run_id)
+            raise
+        pod = job.pod
+        self._launched[run_id] = _Launched(job_name=job.name, deadline_s=job.policy.deadline_seconds,
+                                           uid=pod.security.uid, arch=pod.platform.split("/", 1)[1],
+                                           has_claim_template=pod.device_claim is not None)
+        return RunHandle(run_id=run_id, target=self.target, ref=f"{self.namespace}/{job.name}",
+                         results=Pvc(claim=pod.results_volume.source.claim_name,  # type: ignore[union-attr]
+                                     namespace=self.namespace, context=self.context),
+                         log_path=self._paths(run_id).log, image=job.image)
+
+    def _unsubscribe(self, run_id: str) -> None:
+        with self._lock:
+            q = self._subscriptions.pop(run_id, None)
+        if q is not None:
+            self.monitor.unsubscribe(run_id, q)
+
+    @staticmethod
+    def _job_name(handle: RunHandle) -> str:
+        return handle.ref.split("/", 1)[1] if "/" in handle.ref else handle.ref
+
+    # ---- wait -------------------------------------------------------------------------------------------
+    def wait(self, handle: RunHandle, progress: Progress = no_progress) -> RunOutcome:
+        run_id, name = handle.run_id, self._job_name(handle)
+        launched = self._launched.get(run_id)
+        with self._lock:
+            q = self._subscriptions.get(run_id)
+            attached = q is None
+            if q is None:
+                q = self._subscriptions[run_id] = self.monitor.subscribe(run_id)
+        deadline = launched.deadline_s if launched else None
+        tracker = RunTracker(run_id, name, self.config.pending_timeout_s,
+                             deadline + BACKSTOP_GRACE_S if deadline else None, time.monotonic())
+        try:
+            step = self._seed(tracker) if attached else Step()
+            while step.outcome is None:
+                for message in step.messages:
+                    progress(message)
+                if step.refresh_pods:
+                    step = tracker.set_pods(self._pods(run_id), time.monotonic())
+                    continue
+                timeout = tracker.next_timer(time.monotonic())
+                try:
+                    event = q.get(timeout=timeout)
+                except queue.Empty:
+                    step = tracker.on_timer(time.monotonic())
+                else:
+                    step = tracker.on_event(event, time.monotonic())
+            for message in step.messages:
+                progress(message)
+            outcome = step.outcome
+            if not (tracker.job is not None and job_finished(tracker.job)) and outcome.status != RunStatus.cancelled:
+                self._delete_run_objects(handle)    # given up on (stuck, backstop): do not leave it pending
+        finally:
+            self._unsubscribe(run_id)
+        self._save_log(handle, tracker)
+        return outcome
+
+    def _seed(self, tracker: RunTracker) -> Step:
+        """An attached run (not launched by this process): start from the Job's and pods' current state."""
+        job = self.cluster.get("Job", tracker.job_name)
+        if job is None:
+            return Step(outcome=RunOutcome(RunStatus.cancelled, None, f"Job {tracker.job_name} no longer exists"))
+        tracker.job, tracker.job_seen = job, True
+        step = tracker.set_pods(self._pods(tracker.run_id), time.monotonic())
+        if not job_finished(job):
+            step.outcome = None
+        return step
+
+    def _pods(self, run_id: str) -> list[dict[str, Any]]:
+        items, _ = self.cluster.list("Pod", f"{RUN_ID_LABEL}={run_id}")
+        return items
+
+    def _save_log(self, handle: RunHandle, tracker: RunTracker) -> None:
+        """Keep the output of the run's last (counted) pod on this machine."""
+        pods = sorted(tracker.pods.values(), key=lambda p: (not p.disrupted, p.created, p.name))
+        started = [p for p in pods if p.phase in ("Running", "Succeeded", "Failed") and not p.stuck]
+        if not started:
+            return
+        try:
+            lines = list(self.cluster.pod_log(started[-1].name))
+        except KubernetesError:
+            return
+        handle.log_path.parent.mkdir(parents=True, exist_ok=True)
+        handle.log_path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+    # ---- logs -------------------------------------------------------------------------------------------
+    def logs(self, handle: RunHandle, follow: bool = False) -> Iterator[str]:
+        """The log of each pod of the run that started, oldest first; with ``follow``, streamed while it
+        runs, then the next attempt's, until the Job has ended."""
+        run_id, name = handle.run_id, self._job_name(handle)
+        q = self.monitor.subscribe(run_id) if follow else None
+        done: set[str] = set()
+        try:
+            while True:
+                pods = sorted((pod_state(p) for p in self._pods(run_id)), key=lambda p: (p.created, p.name))
+                for state in pods:
+                    if state.name in done or state.phase not in ("Running", "Succeeded", "Failed") or state.stuck:
+                        continue
+                    done.add(state.name)
+                    try:
+                        yield from self.cluster.pod_log(state.name, follow=follow and state.phase == "Running")
+                    except KubernetesError:
+                        continue
+                if q is None:
+                    if not pods and not handle.log_path.is_file():
+                        raise KubernetesError(f"run {run_id}: no pod has started yet")
+                    return
+                job = self.cluster.get("Job", name)
+                if job is None or job_finished(job):
+                    return
+                event = q.get()                     # something changed: look again
+                if event.type == "ERROR":
+                    raise KubernetesError(f"run {run_id}: {event.error}")
+        finally:
+            if q is not None:
+                self.monitor.unsubscribe(run_id, q)
+
+    # ---- results ----------------------------------------------------------------------------------------
+    def fetch_results(self, handle: RunHandle, dest: Path) -> Path:
+        from mlrepro.runners.kubernetes.collect import fetch_from_claim
+
+        assert isinstance(handle.results, Pvc)
+        launched = self._launched.get(handle.run_id)
+        uid, arch, image = (launched.uid, launched.arch, handle.image) if launched else self._pod_facts(handle)
+        key = f"collect:{handle.run_id}"
+        q = self.monitor.subscribe(key)
+        try:
+            return fetch_from_claim(self.cluster, q, handle.run_id, handle.results.claim, image or handle.image, dest,
+                                    start_timeout_s=self.config.pending_timeout_s, arch=arch, uid=uid)
+        finally:
+            self.monitor.unsubscribe(key, q)
+
+    def _pod_facts(self, handle: RunHandle) -> tuple[int | None, str | None, str]:
+        """uid, architecture and image of a recorded run's pod, from its Job while it exists."""
+        job = self.cluster.get("Job", self._job_name(handle))
+        if job is None:
+            return None, None, handle.image
+        spec = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+        uid = (spec.get("securityContext") or {}).get("runAsUser")
+        arch = (spec.get("nodeSelector") or {}).get("kubernetes.io/arch")
+        image = ((spec.get("containers") or [{}])[0]).get("image") or handle.image
+        return uid, arch, image
+
+    # ---- cancel / cleanup / attach -------------------------------------------------------------------------
+    def cancel(self, handle: RunHandle) -> None:
+        self._submitted.pop(handle.run_id, None)
+        self._unsubscribe(handle.run_id)
+        self._delete_run_objects(handle)
+        self._launched.pop(handle.run_id, None)
+
+    def _delete_run_objects(self, handle: RunHandle) -> None:
+        name = self._job_name(handle)
+        self.cluster.delete("Job", name, propagation="Background")
+        self._delete_inputs(handle)
+
+    def _delete_inputs(self, handle: RunHandle) -> None:
+        from mlrepro.render.podspec import config_map_name, device_claim_template_name
+
+        self.cluster.delete("ConfigMap", config_map_name(handle.run_id))
+        launched = self._launched.get(handle.run_id)
+        if launched is None or launched.has_claim_template:
+            try:
+                self.cluster.delete("ResourceClaimTemplate", device_claim_template_name(handle.run_id))
+            except KubernetesError as exc:
+                if launched is not None or exc.status not in (403, 404):
+                    raise
+
+    def cleanup(self, handle: RunHandle) -> None:
+        """The run has ended: its ConfigMap and claim template go; the Job stays until its TTL (for
+        ``kubectl describe``), the claim stays (the results)."""
+        self._unsubscribe(handle.run_id)
+        self._submitted.pop(handle.run_id, None)
+        try:
+            self._delete_inputs(handle)
+        finally:
+            self._launched.pop(handle.run_id, None)
+
+    def attach(self, record: RunRecord) -> RunHandle:
+        location = parse_location(record.results_location, self.target)
+        if not isinstance(location, Pvc):
+            raise KubernetesError(f"run {record.run_id} has no claim recorded ({record.results_location!r})")
+        ref = record.job_id or f"{location.namespace}/{record.run_id}"
+        return RunHandle(run_id=record.run_id, target=self.target, ref=ref, results=location,
+                         log_path=self._paths(record.run_id).log, image=record.image)
+
+    def close(self) -> None:
+        """Stop the watchers; Jobs submitted but never started (Ctrl-C, an error) are deleted."""
+        try:
+            self._withdraw_unstarted()
+        finally:
+            self.monitor.close()
+

@@ -1,0 +1,65 @@
+"""The watch that follows runs survives the server: a stream closed mid-run is resumed from the last
+resourceVersion (the events in between are replayed, nothing is listed again); a resourceVersion the server no
+longer has (410 Gone) makes the runner list again; either way the run ends as it should."""
+
+from __future__ import annotations
+
+import pytest
+from kubelet import Ctx, harness_job
+
+
+def drop_watches_then_run(compact: bool):
+    """Close every watch stream after the pod exists; while the runner reconnects, the pod starts (the event
+    it must not miss); with ``compact`` the server also forgets its history (so resuming gets 410)."""
+
+    async def scenario(ctx: Ctx) -> None:
+        ctx.new_pod()
+        await ctx.pause(0.3)                           # the runner has seen the Pending pod
+        standin = ctx.kubelet.standin
+        assert standin.close_watches_now() == 2        # one per kind: jobs and pods
+        ctx.running("node-after-the-gap")             # in the gap: a pod event and a Job event
+        ctx.log("harness: started while nobody was watching")
+        ctx.job_status(active=1, ready=1)
+        if compact:
+            ctx.state.compact()
+        await ctx.pause(0.3)
+        ctx.pod = None
+        ctx.state.delete("", "pods", ctx.ns, ctx.pods[-1], "Background")
+        await harness_job(ctx)                         # a fresh pod runs the real harness to the end
+
+    return scenario
+
+
+def watcher_requests(kube, plural):
+    """The shared watcher's lists and watches of ``plural`` (not the runner's one-off lists of a run's pods)."""
+    return [r for r in kube.requests() if r.resource == plural and r.verb in ("list", "watch")
+            and r.query.get("labelSelector") == "app.kubernetes.io/name=mlrepro"]
+
+
+def test_a_watch_closed_mid_run_resumes_from_the_last_resource_version(kube, launch, quick_sets):
+    kube.scenario(drop_watches_then_run(compact=False))
+    messages: list[str] = []
+    result = launch(sets=quick_sets, messages=messages)
+    (run,) = result.runs
+    assert run.status == "succeeded", run.message
+    assert any("Running (on node node-after-the-gap)" in m for m in messages)   # replayed after the resume
+    for plural in ("jobs", "pods"):
+        reqs = watcher_requests(kube, plural)
+        assert [r.verb for r in reqs][:3] == ["list", "watch", "watch"], plural
+        assert [r.verb for r in reqs].count("list") == 1, plural   # resuming needed no second list
+        first, resumed = [r for r in reqs if r.verb == "watch"][:2]
+        assert int(resumed.query["resourceVersion"]) > int(first.query["resourceVersion"])
+
+
+@pytest.mark.parametrize("as_http", [False, True], ids=["error-event", "http-status"])
+def test_410_gone_lists_again_and_goes_on(kube, launch, quick_sets, as_http):
+    kube.standin.gone_as_http = as_http
+    kube.scenario(drop_watches_then_run(compact=True))
+    messages: list[str] = []
+    result = launch(sets=quick_sets, messages=messages)
+    (run,) = result.runs
+    assert run.status == "succeeded", run.message
+    assert any("Running (on node node-after-the-gap)" in m for m in messages)   # from the relist
+    for plural in ("jobs", "pods"):
+        lists = [r for r in watcher_requests(kube, plural) if r.verb == "list"]
+        assert len(lists) == 2, plural             # the first list, and the one after 410
