@@ -62,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import docker
 
+    from mlrepro.image import harness_wheel as context
     from mlrepro.image.builder import BuildOptions, build_image, planned_image
     from mlrepro.image.engine import connect
     from mlrepro.profiles.loader import resolve_profile
-    from mlrepro.render import context
 
     client = connect()
     resolved = resolve_profile(args.profile, overlays)

@@ -112,17 +112,6 @@ class Accelerator(StrictModel):
             raise ValueError("vendor 'nvidia' needs count >= 1")
         if self.vendor == "none" and (self.mig_profile or self.product or self.runtime_class):
             raise ValueError("mig_profile/product/runtime_class need an accelerator vendor")
-        if self.vendor == "none" and self.request == "dra":
-            raise ValueError("request 'dra' needs an accelerator vendor and count")
-        if self.mig_profile and self.count > 1:
-            # one CUDA process sees one MIG device: a second slice in the same container would sit idle
-            raise ValueError(f"count {self.count} with mig_profile {self.mig_profile}: a container can use only one "
-                             "MIG slice (one CUDA process sees one MIG device); use count: 1 or whole GPUs")
-        if self.request == "dra" and self.mig_profile:
-            raise ValueError("mig_profile with request 'dra' is not supported: MIG slices go through the device "
-                             "plugin (request: device-plugin)")
-        if self.device_class is not None and self.request != "dra":
-            raise ValueError("device_class is only used with request: dra")
         return self
 
     @property
@@ -354,6 +343,21 @@ def find_contradictions(profile: Profile) -> list[tuple[tuple[str, ...], str]]:
     for key, ref in bases:
         if _names_arch(ref, other):
             problems.append(((key, "platform"), f"{ref!r} is an {other}-only image but platform is {profile.platform}"))
+    if acc.vendor == "none" and acc.request == "dra":
+        problems.append((("accelerator.request", "accelerator.vendor"), "request 'dra' needs an accelerator "
+                                                                        "(accelerator.vendor and count)"))
+    if acc.mig_profile and acc.count > 1:
+        # one CUDA process sees one MIG device: a second slice in the same container would sit idle
+        problems.append((("accelerator.count", "accelerator.mig_profile"),
+                         f"count {acc.count} with mig_profile {acc.mig_profile}: a container can use only one MIG "
+                         "slice (one CUDA process sees one MIG device); use count: 1 or whole GPUs"))
+    if acc.request == "dra" and acc.mig_profile:
+        problems.append((("accelerator.request", "accelerator.mig_profile"),
+                         "mig_profile with request 'dra' is not supported: MIG slices go through the device "
+                         "plugin (request: device-plugin)"))
+    if acc.device_class is not None and acc.request != "dra":
+        problems.append((("accelerator.device_class", "accelerator.request"),
+                         "device_class is only used with request: dra"))
     for key in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"):
         if key in profile.env and not acc.enabled:
             problems.append(((f"env.{key}",), "set on a profile without an accelerator"))

@@ -80,13 +80,13 @@ def test_noop_rebuild_is_skipped_fast(amd64: tuple[ResolvedProfile, BuildResult]
 def test_harness_change_changes_tag_and_rebuilds_only_the_tail(docker_client: Any, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch,
                                                                 amd64: tuple[ResolvedProfile, BuildResult]) -> None:
-    from mlrepro.render import context
+    from mlrepro.image import harness_wheel
 
     first = amd64[1]
     probe = tmp_path / "probe.py"
     probe.write_text(f"MARK = {time.time_ns()}\n")
-    original = context.harness_files
-    monkeypatch.setattr(context, "harness_files", lambda: original() + [("mlrepro/harness/_probe.py", probe)])
+    original = harness_wheel.harness_files
+    monkeypatch.setattr(harness_wheel, "harness_files", lambda: original() + [("mlrepro/harness/_probe.py", probe)])
     result, events = _build(resolve_profile("x86-cpu", ["air-gapped"]))
     try:
         assert not result.skipped and result.ref != first.ref and result.content_hash != first.content_hash

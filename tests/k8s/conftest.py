@@ -167,7 +167,7 @@ def validate_sent_objects(requests: list[Any]) -> None:
 def quick_sets() -> list[str]:
     """A short, real run of the null workload (harness overhead only; the `quick` overlay is applied too, and the
     harness calibrates its LoadGen target): a few seconds per run."""
-    return ["benchmark.workload=null", "benchmark.settings.min_duration_ms=100", "benchmark.scenarios=[Offline]",
+    return ["benchmark.workload='null'", "benchmark.settings.min_duration_ms=100", "benchmark.scenarios=[Offline]",
             "benchmark.modes=[performance]"]
 
 
