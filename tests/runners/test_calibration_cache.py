@@ -11,6 +11,7 @@ import pytest
 from mlrepro.pipeline import PipelineOptions, run_pipeline
 from mlrepro.profiles import resolve_profile
 from mlrepro.results.calibration_cache import open_cache, remember
+from mlrepro.runners.paths import RunPaths
 
 
 @pytest.fixture()
@@ -21,7 +22,7 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _run(state: Path, **options: object):
-    resolved = resolve_profile("x86-cpu", ["quick"], ["benchmark.workload=null",
+    resolved = resolve_profile("x86-cpu", ["quick"], ["benchmark.workload='null'",
                                                       "benchmark.settings.min_duration_ms=300"])
     result = run_pipeline(resolved, PipelineOptions(target="native", scenarios=["Offline"], modes=["performance"],
                                                     collect=False, into=None, **options), state_dir=state)
@@ -105,7 +106,7 @@ def test_calibrate_command_stores_targets_the_next_run_uses(state: Path) -> None
     from mlrepro.cli.main import app
 
     runner = CliRunner()
-    args = ["-p", "x86-cpu", "-f", "quick", "--set", "benchmark.workload=null", "--target", "native",
+    args = ["-p", "x86-cpu", "-f", "quick", "--set", "benchmark.workload='null'", "--target", "native",
             "--scenario", "Offline,SingleStream"]
     r = runner.invoke(app, ["calibrate", *args, "--output", "json"])
     assert r.exit_code == 0, r.output
@@ -114,10 +115,13 @@ def test_calibrate_command_stores_targets_the_next_run_uses(state: Path) -> None
     assert all(row["status"] == "succeeded" and row["target"]["source"] == "calibrated" for row in rows)
     r = runner.invoke(app, ["run", *args, "--mode", "performance", "--no-collect"])
     assert r.exit_code == 0, r.output
-    assert r.stdout.count("cached") >= 2                     # the results table's target column
     listed = json.loads(runner.invoke(app, ["runs", "--output", "json"]).stdout)
     timed = [row for row in listed if row["mode"] == "performance"]
-    assert {row["loadgen_target"]["source"] for row in timed} == {"cached"}
+    assert len(timed) == 2
+    for row in timed:   # cached; or, on a machine whose speed moved since, recalibrated after an INVALID attempt
+        record = json.loads((RunPaths.of(state, row["run_id"]).results / "record.json").read_text())
+        retry = record["calibration"]["retry"]
+        assert (retry["previous"] if retry else record["calibration"]["targets"][0])["source"] == "cached"
     # the table says where each target came from
     table = runner.invoke(app, ["calibrate", *args])
     assert table.exit_code == 0 and "calibrated" in table.stdout and "cached for this profile" in table.stdout

@@ -117,7 +117,7 @@ def test_native_pipeline_runs_collects_and_records(tmp_path, state):
 def test_auto_target_without_engine_falls_back_to_native(tmp_path, state, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
     messages: list[str] = []
-    resolved = resolve_profile("x86-cpu", ["quick"], ["benchmark.workload=null",
+    resolved = resolve_profile("x86-cpu", ["quick"], ["benchmark.workload='null'",
                                                       "benchmark.settings.min_duration_ms=100"])
     result = run_pipeline(resolved, PipelineOptions(target="auto", into=None, collect=False), progress=messages.append)
     assert result.target == "native" and result.ok
@@ -170,7 +170,7 @@ def test_every_scenario_is_valid_natively(tmp_path, state):
 def test_a_run_that_places_nothing_in_the_tree_exits_non_zero(tmp_path, state):
     """Closed division with a short run: the run is VALID but collect rejects it; `run` says why, exit 1."""
     r = runner.invoke(app, ["run", "-p", "x86-cpu", "-f", "quick", "--target", "native", "--set",
-                            "benchmark.workload=null", "--scenario", "Offline", "--mode", "submission",
+                            "benchmark.workload='null'", "--scenario", "Offline", "--mode", "submission",
                             "--division", "closed", "--into", str(tmp_path / "sub")])
     assert r.exit_code == 1, r.output
     assert "nothing was placed in the submission tree" in r.stdout and "closed division" in r.stdout
