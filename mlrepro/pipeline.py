@@ -9,9 +9,9 @@ import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from mlrepro.errors import BadInputError, MlreproError
 from mlrepro.harness.spec import MODES, SCENARIOS, RunSpec
@@ -33,6 +33,7 @@ class PipelineOptions:
     into: Path | None = Path("submission")
     division: str = "open"
     submitter: str = "mlrepro"
+    system_overrides: Mapping[str, str] = field(default_factory=dict)   # systems-json fields (notes, contact)
     collect: bool = True
     parallel: int = 1
     results_dir: Path | None = None       # docker: bind-mount this host directory instead of named volumes
@@ -131,17 +132,19 @@ def run_pipeline(resolved: ResolvedProfile, options: PipelineOptions, progress: 
     report = None
     collectable = [s.results_dir for s in summaries if s.results_dir is not None]
     if options.collect and options.into is not None and collectable:
-        report = collect_into(collectable, options.into, options.submitter, options.division, options.force)
+        report = collect_into(collectable, options.into, options.submitter, options.division, options.force,
+                              system_overrides=options.system_overrides)
         progress(f"collected into {report.tree}: {len(report.placed)} placed, {len(report.unchanged)} unchanged, "
                  f"{len(report.rejected)} rejected")
     return PipelineResult(target=target, image=image, runs=tuple(summaries), collect_report=report)
 
 
 def collect_into(results: Sequence[Path], into: Path, submitter: str, division: str,
-                 force: bool = False) -> "CollectReport":
+                 force: bool = False, system_overrides: Mapping[str, str] | None = None) -> "CollectReport":
     from mlrepro.results.submission import collect
 
-    return collect(list(results), into, submitter=submitter, division=division, force=force)
+    return collect(list(results), into, submitter=submitter, division=division, force=force,
+                   system_overrides=system_overrides)
 
 
 def _build(resolved: ResolvedProfile, progress: Progress) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 from mlrepro.errors import BadInputError
 from mlrepro.pipeline import collect_into, local_results_dir, log_file
@@ -64,8 +64,10 @@ def ensure_local_results(record: "RunRecord", work_dir: Path) -> Path:
 
 def collect_runs(run_ids: Sequence[str], into: Path, *, submitter: str, division: str = "open",
                  force: bool = False, state_dir: Path | None = None,
-                 extra_sources: Sequence[Path] = ()) -> "CollectReport":
-    """Collect recorded runs (by id) and/or harness results directories (``extra_sources``)."""
+                 extra_sources: Sequence[Path] = (),
+                 system_overrides: Mapping[str, str] | None = None) -> "CollectReport":
+    """Collect recorded runs (by id) and/or harness results directories (``extra_sources``);
+    ``system_overrides`` are systems-json fields (notes file, contact) that win over the probed values."""
     dirs: list[Path] = []
     if run_ids:
         store, work_dir = _store_and_dirs(state_dir)
@@ -75,4 +77,4 @@ def collect_runs(run_ids: Sequence[str], into: Path, *, submitter: str, division
         if not source.is_dir():
             raise BadInputError(f"--from {source}: not a directory")
         dirs.append(source)
-    return collect_into(dirs, into, submitter, division, force)
+    return collect_into(dirs, into, submitter, division, force, system_overrides=system_overrides)

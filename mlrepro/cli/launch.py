@@ -110,25 +110,34 @@ def collect(run_ids: Optional[List[str]] = typer.Argument(None, help="Run ids to
             into: Path = typer.Option(Path("submission"), "--into", help="Root of the submission tree."),
             division: str = typer.Option("open", "--division", help="closed, open or network."),
             submitter: str = typer.Option(..., "--submitter", help="Submitter (organisation) name."),
+            contact: Optional[str] = typer.Option(None, "--contact", help="Submitter contact (e-mail) for the "
+                                                  "systems json (submitter_contact)."),
+            system_notes: Optional[Path] = typer.Option(None, "--system-notes", help="YAML of systems-json fields "
+                                                        "no probe can see (cooling, hw_notes, sw_notes, ...); "
+                                                        "mlperf-sysinfo's config file works too."),
             force: bool = typer.Option(False, "--force", help="Replace a different result already in the tree."),
             output: OutputFormat = OutputOpt) -> None:
     """Collect runs into an MLPerf inference submission tree (verified against the harness's checksums).
 
-    Example: mlrepro collect RUN_ID... --into submission/ --division open --submitter MyOrg
+    Example: mlrepro collect RUN_ID... --into submission/ --submitter MyOrg --system-notes notes.yaml
     """
     with cli_errors():
         from mlrepro.cli.report import print_collect
+        from mlrepro.results.system_notes import system_overrides
         from mlrepro.runs import collect_runs
 
         if not run_ids and not sources:
             raise fail("collect: give run ids or --from DIR", 2)
+        overrides = system_overrides(system_notes, contact=contact, submitter=submitter, division=division)
         report = collect_runs(run_ids or [], into, submitter=submitter, division=division, force=force,
-                              extra_sources=sources or [])
+                              extra_sources=sources or [], system_overrides=overrides)
         if output != OutputFormat.table:
             print_data({"tree": str(report.tree), "placed": [str(p.path) for p in report.placed],
                         "unchanged": [str(p.path) for p in report.unchanged],
                         "rejected": [{"run_id": r.run_id, "kind": r.kind, "reasons": list(r.reasons)}
-                                     for r in report.rejected]}, output)
+                                     for r in report.rejected],
+                        "systems": {sid: [vars(f) for f in report.system_findings.get(sid, ())]
+                                    for sid in report.systems}}, output)
         else:
             print_collect(console(), report)
         if not report.ok:

@@ -23,6 +23,7 @@ from typing import Any
 from mlrepro import __version__
 from mlrepro.errors import BadInputError
 from mlrepro.harness.spec import RunSpec
+from mlrepro.harness.sysinfo.runtime import ENV_HOST_SYSTEM, ENV_NODE_NAME, ENV_TARGET
 from mlrepro.profiles.loader import ResolvedProfile
 from mlrepro.profiles.model import Profile
 from mlrepro.profiles.quantity import parse_quantity
@@ -40,7 +41,8 @@ WORKING_DIR = TMP_DIR  # writable on a read-only root filesystem
 ENV_RUN_ID = "MLREPRO_RUN_ID"
 ENV_PROFILE_HASH = "MLREPRO_PROFILE_HASH"
 ENV_IMAGE = "MLREPRO_IMAGE"
-RESERVED_ENV = (ENV_RUN_ID, ENV_PROFILE_HASH, ENV_IMAGE)
+RESERVED_ENV = (ENV_RUN_ID, ENV_PROFILE_HASH, ENV_IMAGE, ENV_TARGET, ENV_HOST_SYSTEM, ENV_NODE_NAME)
+"""Set by mlrepro (here or by a runner: how the run ran, the host's probe); a profile cannot set them."""
 
 ARCH_LABEL = "kubernetes.io/arch"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"

@@ -120,3 +120,15 @@ def load_system_notes(path: Path, *, submitter: str | None = None, division: str
         if value and given is not None and value.lower() != given.lower():
             raise SystemNotesError(f"{path}: {key}: {value!r} differs from --{key} {given!r}")
     return fields
+
+
+def system_overrides(notes: Path | None = None, *, contact: str | None = None, submitter: str | None = None,
+                     division: str | None = None) -> dict[str, str]:
+    """The systems-json overrides of ``--system-notes FILE`` and ``--contact ADDRESS`` (the flag wins over
+    the file's ``submitter_contact``). Raises SystemNotesError (exit code 2) on a bad file or contact."""
+    fields = load_system_notes(notes, submitter=submitter, division=division) if notes is not None else {}
+    if contact is not None:
+        if not contact.strip() or any(c in contact for c in "\n\r\0"):
+            raise SystemNotesError(f"--contact: {contact!r} is not a contact address")
+        fields["submitter_contact"] = contact.strip()
+    return fields

@@ -206,7 +206,8 @@ def submission_blockers(desc: Mapping[str, Any], *, division: str,
 
     Errors: a field the checker requires is missing; a field it requires to be meaningful is empty or a
     non-answer (``N/A``, ``-``, ``TODO`` ...), except the accelerator fields of a CPU-only system and the
-    accelerator interconnect of a one-accelerator system, where ``N/A`` is the convention; starter text
+    accelerator interconnect of a one-accelerator system, where ``N/A`` is the convention (in network mode the
+    network fields count as meaningful too); starter text
     (``CHANGEME``, ``Insert ... here``, ``<...>``: mlperf-sysinfo's placeholder rule) in any field;
     ``submitter_contact`` empty (mlperf-sysinfo's ``validate`` requires it); invalid ``status`` /
     ``system_type``; ``number_of_nodes`` not a positive integer; ``division`` differing from ``division``;
@@ -226,12 +227,14 @@ def submission_blockers(desc: Mapping[str, Any], *, division: str,
     if "is_network" in desc:
         required += [f for f in NETWORK_FIELDS if f not in required]
     accelerators = str(desc.get("accelerators_per_node", "")).strip()
+    # in network mode the network fields describe the measured setup: the network rules need them answered
+    meaningful = MEANINGFUL_FIELDS | (frozenset(NETWORK_FIELDS) if network_mode else frozenset())
     for key in required:
         if key not in desc:
             findings.append(SystemFinding(key, "missing (the submission checker requires it)"))
             continue
         value = desc[key]
-        if key in MEANINGFUL_FIELDS:
+        if key in meaningful:
             exempt = (accelerators == "0" and key in _ACCELERATOR_FIELDS) or \
                      (accelerators == "1" and key == "accelerator_interconnect")
             if _no_answer(value) and not exempt:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from mlrepro.errors import RuntimeFailure
 from mlrepro.harness.spec import RunSpec
+from mlrepro.harness.sysinfo.runtime import ENV_HOST_SYSTEM, ENV_TARGET
 from mlrepro.image.errors import one_line
 from mlrepro.render.podspec import PodSpec
 from mlrepro.runners.base import RunHandle, RunOutcome, RunStatus, status_from_exit_code
@@ -22,6 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import docker
 
 LOG_NAME = "harness.log"
+HOST_SYSTEM_FILE = "host-system.json"
+"""The host's own probe, written beside the run spec in the read-only config mount (see sysinfo.runtime)."""
 
 
 class GpuRuntimeUnavailable(RuntimeFailure):
@@ -50,6 +53,18 @@ class DockerRunner:
         self.pod_for = pod_for
         self.deadline_s = deadline_s
         self.results_dir = results_dir      # bind mount instead of a named volume, when given
+        self._host_system: str | None = None
+
+    def host_system_json(self) -> str:
+        """This host's probe (hardware and OS only), taken once per runner: the container cannot see the
+        host's network cards (own network namespace) nor, unprivileged, its DIMM table."""
+        if self._host_system is None:
+            import json
+
+            from mlrepro.harness.sysinfo import collect_system, host_view
+
+            self._host_system = json.dumps(host_view(collect_system()), indent=2, sort_keys=True) + "\n"
+        return self._host_system
 
     def launch(self, spec: RunSpec) -> RunHandle:
         import docker
@@ -57,12 +72,17 @@ class DockerRunner:
         pod = self.pod_for(spec)
         run_dir = self.work_dir / spec.run_id
         config_dir = write_config_dir(pod, run_dir / "config")
+        host_file = config_dir / HOST_SYSTEM_FILE
+        host_file.write_text(self.host_system_json(), encoding="utf-8")
+        host_file.chmod(0o644)
         results_source = None
         if self.results_dir is not None:
             host_dir = (self.results_dir / spec.run_id).resolve()
             host_dir.mkdir(parents=True, exist_ok=True)
             results_source = str(host_dir)
-        cfg = docker_run_config(pod, config_dir, results_source)
+        extra_env = {ENV_TARGET: self.target,
+                     ENV_HOST_SYSTEM: f"{pod.config_volume.mount_path.rstrip('/')}/{HOST_SYSTEM_FILE}"}
+        cfg = docker_run_config(pod, config_dir, results_source, extra_env=extra_env)
         if cfg.gpu_count:
             check_gpu_support(self.client)
         try:

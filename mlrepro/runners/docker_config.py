@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from mlrepro.render.podspec import PodSpec
 
@@ -65,12 +65,14 @@ def results_volume_name(run_id: str) -> str:
     return VOLUME_PREFIX + run_id
 
 
-def docker_run_config(pod: PodSpec, config_dir: Path, results_source: str | None = None) -> DockerRunConfig:
+def docker_run_config(pod: PodSpec, config_dir: Path, results_source: str | None = None,
+                      extra_env: Mapping[str, str] | None = None) -> DockerRunConfig:
     """Map the pod to container settings.
 
     ``config_dir`` is a host directory holding the pod's config files (mounted read-only where the
     ConfigMap would be); ``results_source`` is a named volume (default ``mlrepro-results-<run id>``) or an
-    absolute host directory for a bind mount.
+    absolute host directory for a bind mount; ``extra_env`` is what only the Docker target sets (how the run
+    ran, where the host's probe is), added to the pod's environment.
     """
     results = pod.results_volume
     source = results_source or results_volume_name(pod.run_id)
@@ -83,7 +85,7 @@ def docker_run_config(pod: PodSpec, config_dir: Path, results_source: str | None
         name=CONTAINER_PREFIX + pod.run_id,
         entrypoint=list(pod.command),
         command=list(pod.args),
-        environment=pod.env_dict,
+        environment=pod.env_dict | dict(extra_env or {}),
         user=pod.user,
         working_dir=pod.working_dir,
         labels=dict(pod.labels) | dict(pod.annotations),

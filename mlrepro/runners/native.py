@@ -17,6 +17,7 @@ from typing import Iterator
 
 from mlrepro.errors import RuntimeFailure
 from mlrepro.harness.spec import RunSpec
+from mlrepro.harness.sysinfo.runtime import ENV_TARGET
 from mlrepro.runners.base import RunHandle, RunOutcome, RunStatus, status_from_exit_code
 from mlrepro.runners.logfile import follow_lines
 
@@ -45,7 +46,8 @@ class NativeRunner:
             log = open(run_dir / LOG_NAME, "wb")
         except OSError as exc:
             raise RuntimeFailure(f"{run_dir}: cannot prepare the run directory ({exc.strerror or exc})") from None
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1", "MLREPRO_RUN_ID": spec.run_id}
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1", "MLREPRO_RUN_ID": spec.run_id,
+               ENV_TARGET: self.target}
         argv = [sys.executable, "-m", "mlrepro.harness", "--spec", str(spec_path), "--results", str(results)]
         with log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,

@@ -66,13 +66,14 @@ def _value(text: str) -> str | None:
 def parse_query_gpu(text: str, fields: Sequence[str] = QUERY_FIELDS) -> list[dict[str, Any]]:
     """Rows of ``--query-gpu=<fields> --format=csv,noheader,nounits``: dicts keyed ``index``, ``uuid``,
     ``name``, ``memory_total_mib``, ``driver_version``, ``max_sm_clock_mhz``, ``pcie_gen_max``,
-    ``pcie_width_max``, ``compute_capability`` (ints where numeric; None for "[N/A]")."""
+    ``pcie_width_max``, ``compute_capability`` (ints where numeric; None for "[N/A]" and for fields not
+    queried)."""
     gpus: list[dict[str, Any]] = []
     for line in text.splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) != len(fields) or not parts[fields.index("name")]:
             continue
-        gpu: dict[str, Any] = {}
+        gpu: dict[str, Any] = dict.fromkeys(_KEYS.values())
         for name, raw in zip(fields, parts):
             key = _KEYS[name]
             value = _value(raw)

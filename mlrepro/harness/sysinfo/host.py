@@ -99,10 +99,10 @@ def read_dimms(which: Callable[[str], str | None], run: Runner, smbios_table: Pa
     return parse_dmidecode_memory(out) if out else []
 
 
-def _disk_kind(name: str, rotational: str | None, device_link: str) -> str:
+def _disk_kind(name: str, rotational: str | None) -> str:
     if name.startswith("nvme"):
         return "NVMe SSD"
-    if name.startswith("vd") or "/virtio" in device_link:
+    if name.startswith("vd"):            # virtio-blk: the rotational flag is the hypervisor's default
         return "virtual disk (virtio)"
     if name.startswith("xvd"):
         return "virtual disk (Xen)"
@@ -130,13 +130,9 @@ def read_disks(block_dir: Path) -> list[dict[str, Any]]:
         sectors = (read_text(dev / "size") or "").strip()
         if not sectors.isdigit() or int(sectors) == 0:
             continue
-        try:
-            link = os.readlink(dev / "device") if (dev / "device").is_symlink() else ""
-        except OSError:
-            link = ""
         model = (read_text(dev / "device" / "model") or "").strip() or None
         disks.append({"name": name, "size_bytes": int(sectors) * 512,
-                      "kind": _disk_kind(name, read_text(dev / "queue" / "rotational"), link), "model": model})
+                      "kind": _disk_kind(name, read_text(dev / "queue" / "rotational")), "model": model})
     return disks
 
 
