@@ -50,9 +50,9 @@ def print_system_findings(console: "Console", report) -> None:
         warnings = [f.field for f in findings if f.severity != "error"]
         if errors:
             console.print(f"[yellow]systems/{sid}.json[/] still needs {', '.join(errors)} before it can be "
-                          "submitted (give --contact and --system-notes FILE)")
+                          "submitted (give --contact and --system-notes FILE)", soft_wrap=True)
         if warnings:
-            console.print(f"systems/{sid}.json: worth filling: {', '.join(warnings)}")
+            console.print(f"systems/{sid}.json: worth filling: {', '.join(warnings)}", soft_wrap=True)
 
 
 def print_collect(console: "Console", report) -> None:

@@ -19,6 +19,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from mlrepro.harness.sysinfo.cpu import CacheLevel, format_caches, nominal_frequency_ghz
+
 UNKNOWN = "N/A"
 _FRAMEWORK_LABELS = {"onnxruntime": "ONNX Runtime", "torch": "PyTorch"}
 _TARGET_PHRASES = {"native": "run natively (no container)", "docker": "run in a Docker container",
@@ -79,15 +81,11 @@ def _frequency(cpu: Mapping[str, Any]) -> str:
     mhz = _num(cpu.get("max_mhz"))
     if mhz:
         return f"{mhz / 1000:.2f} GHz" if mhz >= 1000 else f"{round(mhz)} MHz"
-    from mlrepro.harness.sysinfo.cpu import nominal_frequency_ghz
-
     ghz = nominal_frequency_ghz(str(cpu.get("model") or ""))
     return f"{ghz:.2f} GHz (nominal)" if ghz else ""
 
 
 def _caches(cpu: Mapping[str, Any]) -> str:
-    from mlrepro.harness.sysinfo.cpu import CacheLevel, format_caches
-
     levels = []
     for c in _list(cpu.get("caches")):
         size, count = _num(c.get("size_bytes")), _num(c.get("instances"))

@@ -97,21 +97,61 @@ class SystemPaths:
 
     root: Path = Path("/")
 
-    def __getattr__(self, name: str) -> Path:
-        try:
-            rel = _RELATIVE[name]
-        except KeyError:
-            raise AttributeError(name) from None
-        return self.root / rel
+    @property
+    def cpuinfo(self) -> Path:
+        return self.root / "proc/cpuinfo"
 
+    @property
+    def meminfo(self) -> Path:
+        return self.root / "proc/meminfo"
 
-_RELATIVE: dict[str, str] = {
-    "cpuinfo": "proc/cpuinfo", "meminfo": "proc/meminfo", "cgroup": "proc/1/cgroup",
-    "os_release": "etc/os-release", "dockerenv": ".dockerenv", "containerenv": "run/.containerenv",
-    "cpu_sysfs": "sys/devices/system/cpu", "node_sysfs": "sys/devices/system/node", "dmi_id": "sys/class/dmi/id",
-    "smbios_table": "sys/firmware/dmi/tables/DMI", "block": "sys/block", "net": "sys/class/net",
-    "infiniband": "sys/class/infiniband", "cgroup_fs": "sys/fs/cgroup",
-}
+    @property
+    def cgroup(self) -> Path:
+        return self.root / "proc/1/cgroup"
+
+    @property
+    def os_release(self) -> Path:
+        return self.root / "etc/os-release"
+
+    @property
+    def dockerenv(self) -> Path:
+        return self.root / ".dockerenv"
+
+    @property
+    def containerenv(self) -> Path:
+        return self.root / "run/.containerenv"
+
+    @property
+    def cpu_sysfs(self) -> Path:
+        return self.root / "sys/devices/system/cpu"
+
+    @property
+    def node_sysfs(self) -> Path:
+        return self.root / "sys/devices/system/node"
+
+    @property
+    def dmi_id(self) -> Path:
+        return self.root / "sys/class/dmi/id"
+
+    @property
+    def smbios_table(self) -> Path:
+        return self.root / "sys/firmware/dmi/tables/DMI"
+
+    @property
+    def block(self) -> Path:
+        return self.root / "sys/block"
+
+    @property
+    def net(self) -> Path:
+        return self.root / "sys/class/net"
+
+    @property
+    def infiniband(self) -> Path:
+        return self.root / "sys/class/infiniband"
+
+    @property
+    def cgroup_fs(self) -> Path:
+        return self.root / "sys/fs/cgroup"
 
 
 def package_versions(packages: Mapping[str, Sequence[str]] = PACKAGES) -> dict[str, str | None]:
