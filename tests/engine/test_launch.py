@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from sysinfo_support import sysinfo_validate, validate_problems
 
 from mlrepro.pipeline import PipelineOptions, run_pipeline
