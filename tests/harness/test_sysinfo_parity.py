@@ -26,7 +26,8 @@ BETTER_VALUES: dict[str, dict[str, str]] = {
     "x86-native": {"host_storage_type": "virtual disk (virtio)"},           # mlperf-sysinfo: "SSD + HDD" (zram)
     "x86-docker": {"host_storage_type": "virtual disk (virtio)",
                    "host_network_card_count": "1x Ethernet (virtio_net)"},  # mlperf-sysinfo in the container: 0x
-    "arm64-qemu": {"host_storage_type": "virtual disk (virtio)"},
+    "arm64-qemu": {"host_storage_type": "virtual disk (virtio)",
+                   "host_network_card_count": "1x Ethernet (virtio_net)"},
 }
 
 
