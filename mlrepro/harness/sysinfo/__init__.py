@@ -191,7 +191,7 @@ def _accelerators(env: Mapping[str, str], which: Which, run: Runner) -> dict[str
 
 
 def collect_system(paths: SystemPaths = SystemPaths(), env: Mapping[str, str] | None = None,
-                   which: Which = shutil.which, run: Runner = _gpu._run_command) -> dict[str, Any]:
+                   which: Which = shutil.which, run: Runner = _gpu.run_command) -> dict[str, Any]:
     """The system description (JSON-ready dict, layout in the module docstring). ``env`` defaults to
     ``os.environ``; ``which``/``run`` find and run ``nvidia-smi``/``dmidecode`` (tests replay recorded
     outputs). Never raises."""

@@ -50,7 +50,8 @@ MEMORY_TYPES: tuple[tuple[str, str], ...] = (
 _C2C = re.compile(r"\bG[HB][23]00\b")
 
 
-def _run_command(argv: Sequence[str], timeout: float) -> str | None:
+def run_command(argv: Sequence[str], timeout: float) -> str | None:
+    """stdout of ``argv`` (no shell), or None when it cannot run, times out or exits non-zero."""
     try:
         proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.SubprocessError):
@@ -149,7 +150,7 @@ def host_link(gpu: Mapping[str, Any]) -> str | None:
     return f"PCIe Gen{gen}" if gen else None
 
 
-def query_nvidia_smi(which: Callable[[str], str | None] = shutil.which, run: Runner = _run_command,
+def query_nvidia_smi(which: Callable[[str], str | None] = shutil.which, run: Runner = run_command,
                      cuda_visible: str | None = None) -> dict[str, Any] | None:
     """``{"source": "nvidia-smi", "gpus": [...], "interconnect": {...}}`` or None when nvidia-smi is absent
     or fails. Each GPU also gets ``memory_type`` and ``host_interconnect``."""
