@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from mlrepro.errors import BadInputError, MlreproError
-from mlrepro.harness.spec import MODES, SCENARIOS, RunSpec
+from mlrepro.harness.spec import RUN_MODES, SCENARIOS, CalibrationRequest, RunSpec
 from mlrepro.profiles.loader import ResolvedProfile
 from mlrepro.runners.base import RunHandle, RunOutcome, RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
+    from mlrepro.results.calibration_cache import CalibrationCache
     from mlrepro.results.state import RunStore
     from mlrepro.results.submission import CollectReport
 
@@ -40,6 +41,8 @@ class PipelineOptions:
     force: bool = False                   # collect: replace a different existing result
     image: str | None = None              # docker: use this image instead of building
     stream_logs: bool = True              # print the harness's output while it runs (one run at a time)
+    recalibrate: bool = False             # ignore cached calibrations of this profile (they are replaced)
+    find_peak: bool = False               # Server: search the highest VALID target QPS more finely
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class RunSummary:
     duration_s: float = 0.0
     results_dir: Path | None = None
     message: str = ""
+    loadgen_target: dict | None = None    # the record's target decision: setting, value, source, cost_s ...
+    notes: tuple[str, ...] = ()           # framework version differing from the pin, a recalibration ...
 
 
 @dataclass(frozen=True)
@@ -64,10 +69,25 @@ class PipelineResult:
     image: str
     runs: tuple[RunSummary, ...]
     collect_report: "CollectReport | None" = None
+    collect_expected: bool = False        # a tree was asked for (run --into)
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Why the job did not produce what was asked for (beyond each run's own status)."""
+        report = self.collect_report
+        if not self.collect_expected or any(r.status != RunStatus.succeeded.value for r in self.runs):
+            return ()
+        if report is None:
+            return ("no run left results to collect",)
+        if not report.results:
+            why = "; ".join(f"{r.run_id}: {'; '.join(r.reasons)}" for r in report.rejected) or "no result folder"
+            return (f"nothing was placed in the submission tree ({why})",)
+        return ()
 
     @property
     def ok(self) -> bool:
-        return bool(self.runs) and all(r.status == RunStatus.succeeded.value for r in self.runs)
+        return bool(self.runs) and all(r.status == RunStatus.succeeded.value for r in self.runs) \
+            and not self.problems
 
 
 def _check_choices(values: Sequence[str], allowed: tuple[str, ...], flag: str) -> list[str]:
@@ -98,10 +118,11 @@ def choose_target(requested: str, progress: Progress) -> str:
 def run_pipeline(resolved: ResolvedProfile, options: PipelineOptions, progress: Progress = lambda _m: None,
                  store: "RunStore | None" = None, state_dir: Path | None = None) -> PipelineResult:
     from mlrepro.profiles.runspec import run_matrix
+    from mlrepro.results.calibration_cache import open_cache
     from mlrepro.results.state import default_state_dir, open_store
 
     scenarios = _check_choices(options.scenarios, SCENARIOS, "--scenario")
-    modes = _check_choices(options.modes, MODES, "--mode")
+    modes = _check_choices(options.modes, RUN_MODES, "--mode")
     if options.parallel < 1:
         raise BadInputError(f"--parallel: must be at least 1, got {options.parallel}")
     target = choose_target(options.target, progress)
@@ -111,13 +132,17 @@ def run_pipeline(resolved: ResolvedProfile, options: PipelineOptions, progress: 
     image = ""
     if target == "docker":
         image = options.image or _build(resolved, progress)
-    specs = run_matrix(resolved, scenarios or None, modes or None, image=image)
+    specs = run_matrix(resolved, scenarios or None, modes or None, image=image, target=target)
+    cache = open_cache(state_dir)
+    specs = [replace(s, calibration=CalibrationRequest(cached=cache.entries(s.profile_hash, s.scenario),
+                                                       recalibrate=options.recalibrate,
+                                                       find_peak=options.find_peak)) for s in specs]
     runner = _runner(target, resolved, work_dir, options, image)
     progress(f"{len(specs)} run(s) of {resolved.profile.name} ({resolved.short_hash}) on {target}"
              + (f" with {image}" if image else ""))
     active: dict[str, RunHandle] = {}
     stream = options.stream_logs and options.parallel == 1
-    execute = lambda s: _execute(runner, s, store, work_dir, target, progress, active, stream)  # noqa: E731
+    execute = lambda s: _execute(runner, s, store, work_dir, target, progress, active, stream, cache)  # noqa: E731
     if options.parallel == 1:
         summaries = [execute(s) for s in specs]
     else:
@@ -130,13 +155,15 @@ def run_pipeline(resolved: ResolvedProfile, options: PipelineOptions, progress: 
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     report = None
-    collectable = [s.results_dir for s in summaries if s.results_dir is not None]
-    if options.collect and options.into is not None and collectable:
+    wants_tree = options.collect and options.into is not None and any(s.mode != "calibrate" for s in specs)
+    collectable = [s.results_dir for s in summaries if s.results_dir is not None and s.mode != "calibrate"]
+    if wants_tree and collectable:
         report = collect_into(collectable, options.into, options.submitter, options.division, options.force,
                               system_overrides=options.system_overrides)
         progress(f"collected into {report.tree}: {len(report.placed)} placed, {len(report.unchanged)} unchanged, "
                  f"{len(report.rejected)} rejected")
-    return PipelineResult(target=target, image=image, runs=tuple(summaries), collect_report=report)
+    return PipelineResult(target=target, image=image, runs=tuple(summaries), collect_report=report,
+                          collect_expected=wants_tree)
 
 
 def collect_into(results: Sequence[Path], into: Path, submitter: str, division: str,
@@ -204,7 +231,8 @@ def _stream(runner, handle: RunHandle, progress: Progress) -> threading.Thread:
 
 
 def _execute(runner, spec: RunSpec, store: "RunStore", work_dir: Path, target: str,
-             progress: Progress, active: dict[str, RunHandle], stream: bool = False) -> RunSummary:
+             progress: Progress, active: dict[str, RunHandle], stream: bool = False,
+             cache: "CalibrationCache | None" = None) -> RunSummary:
     from mlrepro.results.errors import StatusConflictError
     from mlrepro.results.state import RunRecord, utcnow
 
@@ -236,14 +264,34 @@ def _execute(runner, spec: RunSpec, store: "RunStore", work_dir: Path, target: s
         active.pop(spec.run_id, None)
     results_dir = _fetch(runner, handle, work_dir, progress)
     summary = summarize(spec, outcome, results_dir, time.monotonic() - started)
+    if cache is not None and results_dir is not None:
+        _remember_calibration(cache, results_dir, progress)
     try:
         store.update(spec.run_id, expect_status=("running",), status=summary.status, exit_code=summary.exit_code,
                      ended_at=utcnow(), result=summary.result, result_unit=summary.result_unit,
-                     validity=summary.validity, accuracy=summary.accuracy, message=summary.message)
+                     validity=summary.validity, accuracy=summary.accuracy, message=summary.message,
+                     loadgen_target=summary.loadgen_target)
     except StatusConflictError:  # cancelled meanwhile (Ctrl-C from the main thread)
         return replace(summary, status="cancelled")
     progress(f"{spec.run_id}: {summary.status}" + (f" — {summary.message}" if summary.message else ""))
     return summary
+
+
+def _remember_calibration(cache: "CalibrationCache", results_dir: Path, progress: Progress) -> None:
+    """Store (or drop) the run's calibrated target in the cache; a cache problem never fails the run."""
+    import json
+
+    from mlrepro.harness.layout import RECORD_JSON
+    from mlrepro.results.calibration_cache import remember
+
+    try:
+        record = json.loads((results_dir / RECORD_JSON).read_text(encoding="utf-8"))
+        if isinstance(record, dict):
+            outcome = remember(cache, record)
+            if outcome == "dropped":
+                progress(f"{record.get('run_id')}: cached calibration dropped (it gave an INVALID run)")
+    except (OSError, ValueError, MlreproError) as exc:
+        progress(f"calibration cache not updated: {exc}")
 
 
 def local_results_dir(work_dir: Path, run_id: str) -> Path:
@@ -290,5 +338,21 @@ def summarize(spec: RunSpec, outcome: RunOutcome, results_dir: Path | None, dura
     perf = run.performance
     accuracy = run.accuracy_txt.value if run.accuracy_txt else None
     message = base.message if outcome.status != RunStatus.succeeded else ""
+    if perf is not None and perf.validity == "INVALID" and perf.invalid_reason:
+        message = f"INVALID: {' '.join(perf.invalid_reason.split())}"
+    cal = run.calibration or {}
+    decision = (cal.get("targets") or [None])[0]
+    notes: list[str] = []
+    fw = run.framework or {}
+    if fw and not fw.get("matches"):
+        notes.append(f"{fw.get('package')} {fw.get('installed') or 'not installed'} ran, the profile pins "
+                     f"{fw.get('pinned')}")
+    if cal.get("retry"):
+        notes.append("recalibrated after an INVALID timed run (" + "; ".join(cal["retry"].get("reason") or []) + ")")
+    brief = None
+    if isinstance(decision, dict):
+        brief = {k: decision.get(k) for k in ("setting", "value", "source", "unit", "measured", "cost_s", "note")
+                 if decision.get(k) is not None}
     return replace(base, result=perf.result if perf else None, result_unit=perf.result_unit if perf else "",
-                   validity=perf.validity if perf else None, accuracy=accuracy, message=message)
+                   validity=perf.validity if perf else None, accuracy=accuracy, message=message,
+                   loadgen_target=brief, notes=tuple(notes))

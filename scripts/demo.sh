@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 if "$PY" -c 'from mlrepro.image.engine import engine_available as a; raise SystemExit(0 if a() else 1)'; then
-  # Nothing can be pulled here: make sure the local Debian bases exist (a no-op when they do).
-  .venv/bin/mlrepro base-images
+  # Nothing can be pulled here: make sure the local Debian base of the demo's platform exists (a no-op when it
+  # does; the x86 demo needs no arm64 base).
+  .venv/bin/mlrepro base-images --platform linux/amd64
 fi
 exec .venv/bin/mlrepro run -p x86-cpu -f air-gapped -f quick --target auto \
   --scenario Offline --mode performance,accuracy --into submission --submitter mlrepro-demo

@@ -30,6 +30,10 @@ OverlayOpt = typer.Option(None, "--file", "-f", help="Overlay YAML applied on to
                                                      "also a built-in overlay name: quick, air-gapped.")
 SetOpt = typer.Option(None, "--set", help="dotted.key=value applied last (repeatable), e.g. benchmark.scenarios=[Offline,Server].")
 OutputOpt = typer.Option(OutputFormat.table, "--output", help="Output format.")
+RecalibrateOpt = typer.Option(False, "--recalibrate", help="Measure the LoadGen targets again instead of using "
+                                                           "the cached calibration of this profile and system.")
+FindPeakOpt = typer.Option(False, "--find-peak", help="Server: search the highest VALID target QPS more finely "
+                                                      "(smaller margin, tighter tolerance, longer probes).")
 
 
 def console(stderr: bool = False) -> "Console":

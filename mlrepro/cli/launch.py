@@ -8,10 +8,12 @@ from typing import List, Optional
 import typer
 
 from mlrepro.cli.common import (
+    FindPeakOpt,
     OutputFormat,
     OutputOpt,
     OverlayOpt,
     ProfileOpt,
+    RecalibrateOpt,
     SetOpt,
     cli_errors,
     console,
@@ -39,6 +41,7 @@ def launch(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt
            results_dir: Optional[Path] = typer.Option(None, "--results-dir", help="Bind-mount this host directory "
                                                       "for results instead of a named volume per run."),
            image: Optional[str] = typer.Option(None, "--image", help="Run this image instead of building one."),
+           recalibrate: bool = RecalibrateOpt, find_peak: bool = FindPeakOpt,
            ) -> None:
     """Launch benchmark runs (every scenario × mode) and wait for them; `runs` and `collect` work afterwards.
 
@@ -51,7 +54,8 @@ def launch(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt
         resolved = resolve(profile, overlays, sets)
         options = PipelineOptions(target=target, scenarios=split_csv(scenario), modes=split_csv(mode),
                                   collect=False, into=None, parallel=parallel,
-                                  results_dir=results_dir.resolve() if results_dir else None, image=image)
+                                  results_dir=results_dir.resolve() if results_dir else None, image=image,
+                                  recalibrate=recalibrate, find_peak=find_peak)
         c = console()
         result = run_pipeline(resolved, options, progress=lambda m: c.print(m, markup=False))
         print_results(c, result)
@@ -78,16 +82,20 @@ def runs(status: Optional[str] = typer.Option(None, "--status", help="Only runs 
                          "target": r.target, "status": r.status, "result": r.result, "unit": r.result_unit,
                          "validity": r.validity, "accuracy": r.accuracy,
                          "duration_s": round(duration, 1) if duration is not None else None,
-                         "started_at": r.started_at.isoformat() if r.started_at else None, "message": r.message})
+                         "started_at": r.started_at.isoformat() if r.started_at else None, "message": r.message,
+                         "loadgen_target": r.loadgen_target})
         if output != OutputFormat.table:
             print_data(rows, output)
             return
-        t = table("run id", "profile", "scenario", "mode", "target", "status", "result", "validity", "duration",
-                  right=("result", "duration"))
+        from mlrepro.cli.report import target_cell
+
+        t = table("run id", "profile", "scenario", "mode", "target", "status", "result", "validity", "LoadGen target",
+                  "duration", right=("result", "duration"))
         for r in rows:
             result = f"{r['result']:,.1f} {r['unit']}" if r["result"] is not None else "-"
             t.add_row(r["run_id"], r["profile"], r["scenario"], r["mode"], r["target"], r["status"], result,
-                      r["validity"] or "-", f"{r['duration_s']} s" if r["duration_s"] is not None else "-")
+                      r["validity"] or "-", target_cell(r["loadgen_target"]),
+                      f"{r['duration_s']} s" if r["duration_s"] is not None else "-")
         console().print(t)
 
 

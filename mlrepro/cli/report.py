@@ -19,20 +19,38 @@ def _metric(value: float | None, unit: str) -> str:
     return f"{text} {unit}".strip()
 
 
+def target_cell(decision: "dict | None") -> str:
+    """The LoadGen target in a table cell: value, unit and where it came from (``1,234/s calibrated 8.1 s``)."""
+    if not decision:
+        return "-"
+    value, source = decision.get("value"), decision.get("source", "")
+    if value is None:
+        return source or "-"
+    unit = decision.get("unit", "")
+    text = f"{value / 1e6:.3g} ms" if unit == "ns" else f"{value:,.0f}/s"
+    cost = decision.get("cost_s")
+    return f"{text} {source}" + (f" {cost:.1f} s" if source == "calibrated" and cost is not None else "")
+
+
 def print_results(console: "Console", result: "PipelineResult") -> None:
     from mlrepro.cli.common import table as make_table
 
-    table = make_table("run id", "scenario", "mode", "status", "result", "validity", "accuracy", "time",
+    table = make_table("run id", "scenario", "mode", "status", "result", "validity", "accuracy", "target", "time",
                        title=f"mlrepro results ({result.target})", right=("result", "accuracy", "time"))
     for r in result.runs:
         style = _STYLE.get(r.status, "")
         table.add_row(r.run_id, r.scenario, r.mode, f"[{style}]{r.status}[/]" if style else r.status,
                       _metric(r.result, r.result_unit), r.validity or "-",
-                      f"{r.accuracy:.3f}%" if r.accuracy is not None else "-", f"{r.duration_s:.1f} s")
+                      f"{r.accuracy:.3f}%" if r.accuracy is not None else "-", target_cell(r.loadgen_target),
+                      f"{r.duration_s:.1f} s")
     console.print(table)
     for r in result.runs:
         if r.message and r.status != "succeeded":
-            console.print(f"[red]{r.run_id}[/]: {r.message}")
+            console.print(f"[red]{r.run_id}[/]: {r.message}", highlight=False)
+        for note in r.notes:
+            console.print(f"[yellow]{r.run_id}[/]: {note}", highlight=False)
+    for problem in result.problems:
+        console.print(f"[red]error[/]: {problem}", highlight=False)
     report = result.collect_report
     if report is not None:
         console.print(f"submission tree: {report.tree} ({report.division}/{report.submitter}); "
@@ -65,3 +83,20 @@ def print_collect(console: "Console", report) -> None:
             console.print(f"[yellow]rejected[/] {r.run_id} ({r.kind}): {'; '.join(r.reasons)}")
     console.print(f"submission tree: {report.tree}; full accuracy logs and rejected runs: {report.sidecar}")
     print_system_findings(console, report)
+
+
+def print_calibration(console: "Console", result: "PipelineResult") -> None:
+    from mlrepro.cli.common import table as make_table
+
+    table = make_table("scenario", "status", "target", "measured", "probes/cost", title="calibrated targets "
+                       f"({result.target}; cached for this profile and system)")
+    for r in result.runs:
+        d = r.loadgen_target or {}
+        measured = d.get("measured")
+        table.add_row(r.scenario, r.status, target_cell(d) if d else "-",
+                      f"{measured:,.6g}" if isinstance(measured, (int, float)) else "-",
+                      f"{d.get('cost_s', 0):.1f} s" if d else "-")
+    console.print(table)
+    for r in result.runs:
+        if r.message and r.status != "succeeded":
+            console.print(f"[red]{r.run_id}[/]: {r.message}", highlight=False)

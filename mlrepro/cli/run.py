@@ -8,7 +8,20 @@ from typing import List, Optional
 
 import typer
 
-from mlrepro.cli.common import OverlayOpt, ProfileOpt, SetOpt, cli_errors, console, resolve, split_csv
+from mlrepro.cli.common import (
+    FindPeakOpt,
+    OutputFormat,
+    OutputOpt,
+    OverlayOpt,
+    ProfileOpt,
+    RecalibrateOpt,
+    SetOpt,
+    cli_errors,
+    console,
+    print_data,
+    resolve,
+    split_csv,
+)
 
 
 class Target(str, Enum):
@@ -19,6 +32,7 @@ class Target(str, Enum):
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
+    app.command("calibrate")(calibrate)
 
 
 def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, sets: Optional[List[str]] = SetOpt,
@@ -38,6 +52,7 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
                                                     "probe can see (cooling, hw_notes, sw_notes, ...); "
                                                     "mlperf-sysinfo's config file works too."),
         collect: bool = typer.Option(True, "--collect/--no-collect", help="Collect into a submission tree."),
+        recalibrate: bool = RecalibrateOpt, find_peak: bool = FindPeakOpt,
         ) -> None:
     """Run the benchmark end to end and print a results table.
 
@@ -52,9 +67,41 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
         resolved = resolve(profile, overlays, sets)
         options = PipelineOptions(target=target.value, scenarios=split_csv(scenario), modes=split_csv(mode),
                                   into=into or Path("submission"), division=division, submitter=submitter,
-                                  system_overrides=overrides, collect=collect)
+                                  system_overrides=overrides, collect=collect, recalibrate=recalibrate,
+                                  find_peak=find_peak)
         c = console()
-        result = run_pipeline(resolved, options, progress=lambda msg: c.print(msg))
+        result = run_pipeline(resolved, options, progress=lambda msg: c.print(msg, markup=False))
         print_results(c, result)
+        if not result.ok:
+            raise typer.Exit(1)
+
+
+def calibrate(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt,
+              sets: Optional[List[str]] = SetOpt,
+              target: Target = typer.Option(Target.auto, "--target", help="Where to measure: auto, native or "
+                                            "docker (the same place the timed runs will run)."),
+              scenario: Optional[List[str]] = typer.Option(None, "--scenario", help="Scenario(s), comma-separated; "
+                                                           "default: the profile's."),
+              find_peak: bool = FindPeakOpt, output: OutputFormat = OutputOpt) -> None:
+    """Measure and cache the LoadGen targets of a profile on this system; no timed run.
+
+    The next run of the same profile (same profile hash) on the same system uses them without calibrating.
+    Example: mlrepro calibrate -p x86-cpu --scenario Server --find-peak
+    """
+    with cli_errors():
+        from mlrepro.cli.report import print_calibration
+        from mlrepro.pipeline import PipelineOptions, run_pipeline
+
+        resolved = resolve(profile, overlays, sets)
+        options = PipelineOptions(target=target.value, scenarios=split_csv(scenario), modes=["calibrate"],
+                                  collect=False, into=None, recalibrate=True, find_peak=find_peak)
+        c = console()
+        result = run_pipeline(resolved, options, progress=lambda msg: c.print(msg, markup=False)
+                              if output == OutputFormat.table else None)
+        if output != OutputFormat.table:
+            print_data([{"run_id": r.run_id, "scenario": r.scenario, "status": r.status,
+                         "target": r.loadgen_target, "message": r.message} for r in result.runs], output)
+        else:
+            print_calibration(c, result)
         if not result.ok:
             raise typer.Exit(1)

@@ -1,8 +1,10 @@
 """``run_harness``: one run spec, start to finish, in this process.
 
-Order: prepare ``<results>/<run_id>/`` (run.json, user.conf, system.json) -> find and load the workload ->
-TestSettings (one FromConfig) -> the sub-runs of the mode (performance, accuracy, or both for "submission") ->
-accuracy.txt -> record.json -> checksums.sha256 (last). Whatever happens, record.json and the checksum manifest
+Order: prepare ``<results>/<run_id>/`` (run.json, system.json) -> find and load the workload -> the target
+(pinned, cached or calibrated) -> the run's user.conf and TestSettings (mlperf.conf + that user.conf, nothing
+else) -> the sub-runs of the mode (performance, accuracy, both for "submission", none for "calibrate"; an INVALID
+performance run with a cached or calibrated target is recalibrated and re-run once) -> accuracy.txt ->
+record.json -> checksums.sha256 (last). Whatever happens, record.json and the checksum manifest
 are written for what exists. The results layout is documented in :mod:`mlrepro.harness.layout`.
 """
 
@@ -10,26 +12,40 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import mlrepro
 from mlrepro.harness import exit_codes
 from mlrepro.harness.accuracy import evaluate_accuracy
+from mlrepro.harness.calibration import system_fingerprint
 from mlrepro.harness.checksums import atomic_write_text, write_manifest
 from mlrepro.harness.layout import ACCURACY, PERFORMANCE, RunLayout, subruns_for_mode
-from mlrepro.harness.loadgen_runner import LoadgenSession, build_settings, import_loadgen, set_mode
+from mlrepro.harness.loadgen_runner import (
+    BuiltSettings,
+    LoadgenSession,
+    build_settings,
+    import_loadgen,
+    read_settings,
+    set_mode,
+)
 from mlrepro.harness.logparse import parse_log_dir
+from mlrepro.harness.probes import LoadgenProber, ProbeFailed
 from mlrepro.harness.record import RecordInputs, SubRunOutcome, build_record, utc_now, write_record
 from mlrepro.harness.registry import load_workload_class
 from mlrepro.harness.spec import RunSpec, SpecError
 from mlrepro.harness.sysinfo import collect_system
+from mlrepro.harness.targets import TargetsOutcome, decide_targets, recalibrate_after_invalid
+from mlrepro.harness.userconf import UserConfError, compose_user_conf
 from mlrepro.harness.workloads.base import Workload, WorkloadConfigError, WorkloadError
 
 
@@ -65,11 +81,10 @@ class _SubRunFailed(Exception):
 def _prepare(layout: RunLayout, spec: RunSpec) -> None:
     """Create the run dir and drop what an earlier attempt of the same run left in the paths we write."""
     layout.run_dir.mkdir(parents=True, exist_ok=True)
-    for kind in subruns_for_mode(spec.mode):
-        stale = layout.subrun_dir(kind)
+    for stale in [layout.subrun_dir(kind) for kind in subruns_for_mode(spec.mode)] + [layout.calibration_dir]:
         if stale.exists():
             shutil.rmtree(stale)
-    for p in (layout.record_json, layout.checksums):
+    for p in (layout.record_json, layout.checksums, layout.user_conf):
         if p.exists():
             p.unlink()
 
@@ -87,6 +102,9 @@ def _summary_line(spec: RunSpec, o: SubRunOutcome) -> str:
     parts = [f"{spec.scenario} {o.kind}:"]
     if o.kind == PERFORMANCE:
         parts.append(o.validity or "no result")
+        reasons = o.logs.invalid_reasons() if o.logs else []
+        if reasons:
+            parts.append("(" + "; ".join(reasons) + ")")
         if s is not None:
             if s.samples_per_second is not None:
                 parts.append(f"samples/s={s.samples_per_second:g}")
@@ -109,15 +127,28 @@ def _print_progress(message: str) -> None:
         pass
 
 
+def _framework_check(pin: str, system: dict[str, Any]) -> dict[str, Any] | None:
+    """The profile's framework pin (``onnxruntime==1.20.1``) against what this run imported."""
+    if not pin or "==" not in pin:
+        return None
+    name, _, version = pin.partition("==")
+    key = "torch" if name == "torch" else "onnxruntime"
+    installed = (system.get("packages") or {}).get(key)
+    return {"package": name, "pinned": version, "installed": installed,
+            "matches": installed is not None and installed.split("+")[0] == version}
+
+
 def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = False,
                 log: Callable[[str], None] | None = None, debug: bool = False) -> HarnessResult:
     """Run ``spec`` with real LoadGen, writing ``<results_dir>/<run_id>/``. Never raises for run failures:
     the outcome is in the returned HarnessResult (and record.json).
 
-    ``fail_fast``: when the workload fails mid-test, return without waiting for LoadGen to finish (the CLI then
-    exits the process); otherwise LoadGen is drained with empty responses and the logs are complete.
-    A KeyboardInterrupt (SIGINT, or SIGTERM via the CLI's handler) ends the run with EXIT_INTERRUPTED.
-    ``debug``: print the traceback of a failure on stderr."""
+    Order: targets (pinned, cached or calibrated by probes, :mod:`mlrepro.harness.targets`) -> the run's
+    user.conf -> the sub-runs of the mode. An INVALID performance run with a cached or calibrated target is
+    recalibrated and re-run once. ``fail_fast``: when the workload fails mid-test, return without waiting for
+    LoadGen to finish (the CLI then exits the process); otherwise LoadGen is drained with empty responses and the
+    logs are complete. A KeyboardInterrupt (SIGINT, or SIGTERM via the CLI's handler) ends the run with
+    EXIT_INTERRUPTED. ``debug``: print the traceback of a failure on stderr."""
     say = log if log is not None else _print_progress
     layout = RunLayout(Path(results_dir), spec.run_id, spec.scenario)
     started, t0 = utc_now(), time.monotonic()
@@ -129,6 +160,9 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
     describe: dict[str, Any] | None = None
     conf_loading: dict[str, Any] | None = None
     user_conf_sha: str | None = None
+    targets: TargetsOutcome | None = None
+    framework: dict[str, Any] | None = None
+    probe: LoadgenProber | None = None
     try:
         _prepare(layout, spec)
     except OSError as exc:
@@ -137,10 +171,13 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
                              None, error=msg)
     try:
         atomic_write_text(layout.run_json, spec.to_json())
-        atomic_write_text(layout.user_conf, spec.user_conf)
-        user_conf_sha = hashlib.sha256(spec.user_conf.encode("utf-8")).hexdigest()
-        atomic_write_text(layout.system_json, json.dumps(collect_system(), indent=2, sort_keys=True) + "\n")
+        system = collect_system()
+        atomic_write_text(layout.system_json, json.dumps(system, indent=2, sort_keys=True) + "\n")
+        framework = _framework_check(spec.framework_pin, system)
         say(f"mlrepro-harness: run {spec.run_id}: workload {spec.workload.name}, {spec.scenario}, mode {spec.mode}")
+        if framework is not None and not framework["matches"]:
+            say(f"mlrepro-harness: warning: {framework['package']} {framework['installed'] or 'is not installed'} "
+                f"here, the profile pins {framework['pinned']} (recorded)")
 
         cls = load_workload_class(spec.workload.name)
         if spec.workload.backend not in cls.backends:
@@ -157,13 +194,22 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
 
         lg = import_loadgen()
         model = spec.mlperf_model or cls.mlperf_model
-        built = build_settings(lg, layout.user_conf, model, spec.scenario, spec.settings)
-        conf_loading = {"model": model, "method": built.conf.method, "return_codes": list(built.conf.return_codes)}
-        if spec.settings:
-            say("mlrepro-harness: LoadGen settings overridden (recorded): "
-                + ", ".join(f"{k}={v:g}" for k, v in sorted(spec.settings.items())))
+        base_conf = base_user_conf(spec, model)
+        timed = timed_settings(lg, base_conf, model, spec.scenario)
+        fingerprint = system_fingerprint(system, spec.workload.backend, spec.workload.device,
+                                         spec.workload.batch_size)
+        probe = LoadgenProber(lg, workload, spec, model, layout.calibration_dir,
+                              layout.relative(layout.calibration_dir), fail_fast=fail_fast)
+        targets = decide_targets(spec, model, base_conf, fingerprint, probe, timed, say)
+        failed = [d for d in targets.decisions if d.source == "calibrated" and d.value is None]
+        if failed:
+            raise _SubRunFailed(exit_codes.EXIT_RUNTIME, f"calibration of {failed[0].setting} failed: "
+                                                          f"{failed[0].note}")
+        built, user_conf_sha = _write_user_conf(lg, layout, spec, model, targets)
+        conf_loading = _conf_dict(built)
 
-        for kind in subruns_for_mode(spec.mode):
+        def subrun(kind: str) -> SubRunOutcome:
+            nonlocal detached
             outdir = layout.subrun_dir(kind)
             outcome = SubRunOutcome(kind=kind, directory=layout.relative(outdir))
             subruns.append(outcome)
@@ -202,12 +248,40 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
                 raise _SubRunFailed(exit_codes.EXIT_RUNTIME,
                                     f"{kind} run: LoadGen wrote no result to {outcome.directory}")
             say(f"mlrepro-harness: {_summary_line(spec, outcome)}")
+            return outcome
+
+        for kind in subruns_for_mode(spec.mode):
+            outcome = subrun(kind)
+            if kind == PERFORMANCE and outcome.validity == "INVALID" and targets.retryable:
+                assert outcome.logs is not None
+                reasons = outcome.logs.invalid_reasons()
+                say("mlrepro-harness: the timed run is INVALID with a "
+                    f"{targets.decisions[0].source} target: recalibrating once and re-running")
+                attempt = layout.calibration_dir / "invalid-attempt-1"
+                attempt.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(layout.subrun_dir(kind), attempt)
+                subruns.remove(outcome)
+                recalibrate_after_invalid(targets, spec, probe, outcome.logs, reasons)
+                assert targets.retry is not None
+                targets.retry["previous_result"]["directory"] = layout.relative(attempt)
+                say(f"mlrepro-harness: target {targets.decisions[0].line()}")
+                built, user_conf_sha = _write_user_conf(lg, layout, spec, model, targets)
+                conf_loading = _conf_dict(built)
+                subrun(kind)
 
         invalid = [o for o in subruns if o.kind == PERFORMANCE and o.validity != "VALID"]
         exit_code = exit_codes.EXIT_INVALID if invalid else exit_codes.EXIT_VALID
     except _SubRunFailed as exc:
         exit_code, error = exc.exit_code, str(exc)
+    except ProbeFailed as exc:
+        detached = detached or (probe is not None and probe.detached)
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        if debug:
+            traceback.print_exception(cause, file=sys.stderr)
+        code, msg = _failure_exit(cause)
+        exit_code, error = code, f"{exc}" if cause is exc else f"calibration: {msg}"
     except KeyboardInterrupt as exc:
+        detached = detached or (probe is not None and probe.detached)
         exit_code = exit_codes.EXIT_INTERRUPTED
         error = f"interrupted by signal {exc.signum}" if isinstance(exc, Interrupted) else "interrupted"
     except Exception as exc:  # noqa: BLE001 - every failure becomes an exit status in the record
@@ -228,7 +302,8 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
                           workload_mlperf_model=(spec.mlperf_model or cls.mlperf_model) if cls else None,
                           workload_describe=describe, user_conf_sha256=user_conf_sha, conf_loading=conf_loading,
                           harness_version=mlrepro.__version__, system_file=layout.relative(layout.system_json)
-                          if layout.system_json.exists() else None)
+                          if layout.system_json.exists() else None,
+                          calibration=targets.to_dict() if targets is not None else None, framework=framework)
     record = build_record(inputs)
     try:
         write_record(layout.record_json, record)
@@ -240,3 +315,37 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
     say(f"mlrepro-harness: {status}" + (f": {error}" if error else ""))
     return HarnessResult(exit_code=exit_code, status=status, run_dir=layout.run_dir, record=record,
                          subruns=tuple(subruns), error=error, loadgen_detached=detached)
+
+
+def base_user_conf(spec: RunSpec, model: str) -> str:
+    """The run's user.conf without targets; a bad profile user.conf or setting is a configuration error."""
+    try:
+        return compose_user_conf(spec.user_conf, model, spec.scenario, spec.settings)
+    except UserConfError as exc:
+        first = exc.problems[0]
+        more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+        raise WorkloadConfigError(f"user.conf {first}{more}") from None
+    except ValueError as exc:
+        raise WorkloadConfigError(f"settings: {exc}") from None
+
+
+def timed_settings(lg: ModuleType, conf_text: str, model: str, scenario: str) -> dict[str, float]:
+    """The timed run's effective settings before targets, as LoadGen reads mlperf.conf + ``conf_text``."""
+    with tempfile.TemporaryDirectory(prefix="mlrepro-conf-") as tmp:
+        path = Path(tmp) / "user.conf"
+        path.write_text(conf_text, encoding="utf-8")
+        return read_settings(build_settings(lg, path, model, scenario, official=False))
+
+
+def _write_user_conf(lg: ModuleType, layout: RunLayout, spec: RunSpec, model: str,
+                     targets: TargetsOutcome) -> tuple[BuiltSettings, str]:
+    """Write the run's user.conf (profile lines + settings + targets) and load it: the file LoadGen reads is the
+    file the results keep. Returns the settings and the file's sha256."""
+    text = compose_user_conf(spec.user_conf, model, spec.scenario, spec.settings, targets.values())
+    atomic_write_text(layout.user_conf, text)
+    built = build_settings(lg, layout.user_conf, model, spec.scenario)
+    return built, hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _conf_dict(built: BuiltSettings) -> dict[str, Any]:
+    return {"model": built.conf.model, "method": built.conf.method, "return_codes": list(built.conf.return_codes)}

@@ -5,7 +5,8 @@ results volume, ``--results``)::
 
     <results>/<run_id>/
         run.json                 copy of the run spec as the harness read it (RunSpec.to_json())
-        user.conf                spec.user_conf, the file given to TestSettings.FromConfig (may be empty)
+        user.conf                the user.conf the timed run loaded after mlperf.conf (userconf.compose_user_conf:
+                                 the profile's lines, the setting overrides, the calibrated targets)
         system.json              system description captured where the harness ran (sysinfo.collect_system())
         <Scenario>/
             performance/run_1/   performance run (modes "performance" and "submission")
@@ -13,6 +14,8 @@ results volume, ``--results``)::
                 mlperf_log_detail.txt
                 mlperf_log_accuracy.json
                 mlperf_log_trace.json        (only when spec.enable_trace)
+            calibration/<probe>/ calibration probes (logs + the probe's user.conf); invalid-attempt-1/ when an
+                                 INVALID timed run was recalibrated and re-run
             accuracy/            accuracy run (modes "accuracy" and "submission")
                 mlperf_log_summary.txt
                 mlperf_log_detail.txt
@@ -47,6 +50,7 @@ TRACE_LOG = "mlperf_log_trace.json"
 
 PERFORMANCE = "performance"
 ACCURACY = "accuracy"
+CALIBRATION = "calibration"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,11 @@ class RunLayout:
         if kind == ACCURACY:
             return self.accuracy_dir
         raise ValueError(f"unknown sub-run kind {kind!r}")
+
+    @property
+    def calibration_dir(self) -> Path:
+        """Calibration probes' logs (one folder per probe) and a failed attempt that was re-run."""
+        return self.scenario_dir / CALIBRATION
 
     @property
     def run_json(self) -> Path:
@@ -118,4 +127,6 @@ def subruns_for_mode(mode: str) -> tuple[str, ...]:
         return (ACCURACY,)
     if mode == "submission":
         return (PERFORMANCE, ACCURACY)
+    if mode == "calibrate":
+        return ()
     raise ValueError(f"unknown mode {mode!r}")

@@ -1,12 +1,12 @@
 """Drive real LoadGen for one sub-run: TestSettings, log settings, the SUT/QSL around a Workload.
 
-Settings. ``TestSettings.FromConfig(user.conf, model, scenario)`` is called once per harness run, which loads
-LoadGen's built-in ``mlperf.conf`` (the round's official RNG seeds) and then the user.conf. LoadGen counts those
-calls per *process*: a second call does not load mlperf.conf (seeds stay 0) and logs "Multiple conf files are
-used". The CLI is one process per run; for repeated in-process runs (tests, the native runner) the later runs load
-the same two files explicitly (``conf_type=0`` = built-in mlperf.conf, then the user.conf with a non-counting
+Settings. Every LoadGen setting comes from LoadGen's built-in ``mlperf.conf`` (the round's official RNG seeds)
+and the run's user.conf (composed by :mod:`mlrepro.harness.userconf`), nothing else.
+``TestSettings.FromConfig(user.conf, model, scenario)`` loads both; LoadGen counts those calls per *process*: a
+second call does not load mlperf.conf (seeds stay 0) and logs "Multiple conf files are used". So only the timed
+run uses that call, once per process; calibration probes and later in-process runs (tests, retries) load the
+same two files explicitly (``conf_type=0`` = built-in mlperf.conf, then the user.conf with a non-counting
 ``conf_type``), which yields the same settings without that error. :class:`ConfLoading` records which path ran.
-Overrides from ``spec.settings`` are applied afterwards with ``setattr``.
 
 SUT. ``ConstructFastSUT`` hands the issue callback plain lists of ids and sample indices. Responses are copied
 into a reusable numpy scratch buffer (LoadGen copies what it logs before ``QuerySamplesComplete`` returns, so the
@@ -21,7 +21,9 @@ Dispatch per scenario:
 
 Callbacks never let an exception escape into LoadGen (that would abort the process): the first failure is kept,
 remaining queries are completed with empty responses so LoadGen can finish, and the caller reports the failure.
-LoadGen runs in a separate thread so the main thread stays responsive to SIGTERM/SIGINT.
+LoadGen runs in a separate thread so the main thread stays responsive to SIGTERM/SIGINT: always the same one
+(:class:`_LongLivedThread`), as is the Server worker, because LoadGen's per-thread loggers do not survive thread
+churn.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import importlib.machinery
 import importlib.util
 import itertools
 import os
+import queue
 import sys
 import threading
 import time
@@ -110,37 +113,46 @@ class ConfLoading:
 class BuiltSettings:
     settings: Any                          # mlperf_loadgen.TestSettings
     conf: ConfLoading
-    overrides: dict[str, float] = field(default_factory=dict)
 
 
-def build_settings(lg: ModuleType, user_conf: Path, model: str, scenario: str,
-                   overrides: dict[str, float]) -> BuiltSettings:
-    """TestSettings from mlperf.conf + user.conf (one FromConfig), then the scenario and ``overrides``.
+def build_settings(lg: ModuleType, user_conf: Path, model: str, scenario: str, *,
+                   official: bool = True) -> BuiltSettings:
+    """TestSettings from LoadGen's built-in mlperf.conf, then ``user_conf``, for (model, scenario). Every setting
+    comes from those two files: nothing is set afterwards (the scenario and the mode excepted).
 
-    Raises UserConfError (a WorkloadConfigError) when LoadGen rejects the user.conf."""
+    ``official``: use LoadGen's single-conf path (``FromConfig(user.conf)``, which loads mlperf.conf itself) when
+    this process has not used it yet; calibration probes pass False and load the same two files explicitly, so
+    the timed run's detail log carries no "Multiple conf files" error. Raises UserConfError (a
+    WorkloadConfigError) when LoadGen rejects the user.conf."""
     global _official_conf_calls
     if scenario not in _SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}")
     settings = lg.TestSettings()
     with _conf_lock:
-        if _official_conf_calls == 0:
+        if official and _official_conf_calls == 0:
             rcs: tuple[int, ...] = (settings.FromConfig(str(user_conf), model, scenario),)
             method = "official"
+            _official_conf_calls += 1
         else:
             rcs = (settings.FromConfig("", model, scenario, 0), settings.FromConfig(str(user_conf), model, scenario, 2))
             method = "explicit"
-        _official_conf_calls += 1
     if any(rc != 0 for rc in rcs):
         raise UserConfError(f"{user_conf}: LoadGen rejected the user.conf (FromConfig returned {rcs[-1]}: "
                             "each line must be 'model.Scenario.key = number')")
     settings.scenario = getattr(lg.TestScenario, scenario)
-    applied: dict[str, float] = {}
-    for key, value in sorted(overrides.items()):
-        current = getattr(settings, key)
-        setattr(settings, key, type(current)(value) if isinstance(current, (int, float)) else value)
-        applied[key] = value
     return BuiltSettings(settings=settings, conf=ConfLoading(model=model, scenario=scenario, user_conf=str(user_conf),
-                                                             method=method, return_codes=rcs), overrides=applied)
+                                                             method=method, return_codes=rcs))
+
+
+#: TestSettings attributes calibration reads back from LoadGen (the timed run's effective values)
+TIMED_SETTINGS = ("min_duration_ms", "min_query_count", "max_query_count", "server_target_latency_ns",
+                  "multi_stream_samples_per_query", "offline_expected_qps", "server_target_qps",
+                  "single_stream_expected_latency_ns", "multi_stream_expected_latency_ns")
+
+
+def read_settings(built: BuiltSettings) -> dict[str, float]:
+    """The values LoadGen will use for :data:`TIMED_SETTINGS` (TestSettings units)."""
+    return {k: float(getattr(built.settings, k)) for k in TIMED_SETTINGS}
 
 
 def set_mode(lg: ModuleType, settings: Any, kind: str) -> None:
@@ -292,6 +304,41 @@ class _RunState:
             self.event.set()
 
 
+class _LongLivedThread:
+    """One daemon thread for the life of the process that runs submitted calls, in order.
+
+    LoadGen keeps a thread-local logger for every thread that calls into it (StartTest, QuerySamplesComplete);
+    with a new thread per test, its IO thread crashed in ``TlsLogger::SwapBuffers`` after a few tests in one
+    process (calibration probes run many). So every LoadGen call mlrepro makes from its own threads comes from
+    the same two threads, whatever the number of tests. A call that never returns (an abandoned, detached test)
+    blocks the ones queued behind it: the process exits after a detached test anyway."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, call: Callable[[], None]) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+        self._calls.put(call)
+
+    def _loop(self) -> None:
+        while True:
+            call = self._calls.get()
+            try:
+                call()
+            except BaseException:  # noqa: BLE001 - each call reports its own failure; the thread must live on
+                pass
+
+
+_LOADGEN_THREAD = _LongLivedThread("mlrepro-loadgen")
+_WORKER_THREAD = _LongLivedThread("mlrepro-sut-worker")
+
+
 # --------------------------------------------------------------------------------------------- SUTs
 
 class _InlineDispatcher:
@@ -349,8 +396,14 @@ class _WorkerDispatcher:
         self._idx: collections.deque[int] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name="mlrepro-sut-worker", daemon=True)
-        self._thread.start()
+        self._stopped = threading.Event()
+        _WORKER_THREAD.submit(self._run)
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._stopped.set()
 
     def issue(self, ids: list[int], indices: list[int]) -> None:
         with self._cond:
@@ -378,7 +431,7 @@ class _WorkerDispatcher:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join()
+        self._stopped.wait()
 
 
 def choose_server_dispatch(per_query_s: float | None) -> str:
@@ -526,8 +579,7 @@ class LoadgenSession:
         self.outdir.mkdir(parents=True, exist_ok=True)
         audit = str(self.audit_config) if self.audit_config.is_file() else None
         t0 = time.monotonic()
-        thread = threading.Thread(target=self._thread_main, name="mlrepro-loadgen", daemon=True)
-        thread.start()
+        _LOADGEN_THREAD.submit(self._thread_main)
         # A KeyboardInterrupt (SIGINT/SIGTERM handler) raised here leaves LoadGen running: the caller exits.
         detached = True
         while not self._done.wait(0.25):
@@ -535,8 +587,6 @@ class LoadgenSession:
                 break
         else:
             detached = False
-        if not detached:
-            thread.join()
         if self._thread_error is not None:
             raise WorkloadError(f"LoadGen failed: {type(self._thread_error).__name__}: {self._thread_error}")
         return LoadgenRunInfo(kind=self.kind, outdir=self.outdir, dispatch=self.dispatch,

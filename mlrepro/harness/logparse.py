@@ -305,6 +305,28 @@ class ParsedLogs:
             return self.summary.validity
         return self.detail.validity if self.detail is not None else None
 
+    def invalid_reasons(self) -> list[str]:
+        """Why LoadGen called the run INVALID, in words (empty for a VALID run or when the logs do not say):
+        the unmet conditions of the summary, then LoadGen's own recommendation (``result_invalid_reason``)."""
+        if self.validity != "INVALID":
+            return []
+        s, d = self.summary, self.detail
+        reasons: list[str] = []
+        if s is not None:
+            if s.min_duration_satisfied is False:
+                reasons.append("min duration not met")
+            if s.min_queries_satisfied is False:
+                reasons.append("min query count not met")
+            if s.early_stopping_satisfied is False:
+                reasons.append("early stopping not satisfied (too few queries for the latency percentile)")
+            if s.performance_constraints_satisfied is False:
+                pct = f"{s.result_latency_percentile:g}th percentile " if s.result_latency_percentile else ""
+                reasons.append(f"{pct}latency above the target latency")
+        hint = d.results.get("result_invalid_reason") if d is not None else None
+        if isinstance(hint, str) and hint.strip():
+            reasons.append("LoadGen: " + " ".join(hint.split()))
+        return reasons
+
 
 def parse_log_dir(directory: str | Path) -> ParsedLogs:
     d = Path(directory)

@@ -5,6 +5,9 @@ Top-level keys (schema ``mlrepro.record/v1``)::
     schema, run_id, profile_name, profile_hash, image {reference, digest}, scenario, mode,
     workload {name, backend, device, batch_size, benchmark, mlperf_model, model_path, dataset_path, describe},
     settings {overrides, short_run, user_conf_sha256, conf_loading}, seeds {qsl_rng_seed, ...},
+    calibration {fingerprint, policy, targets [{setting, value, source, measured, margin, cost_s, probes}],
+                 timed_settings, cost_s, retry, dropped_cache} | null,
+    framework {package, pinned, installed, matches} | null, reproduce {argv} | null,
     started_at, finished_at, duration_s (UTC ISO 8601), status {name, exit_code, error},
     subruns [{kind, directory, validity, results{...}, seeds, loadgen_errors, loadgen_warnings, dispatch, ...}],
     accuracy {metric, value, unit, line, log_sha256, samples, dataset_size} | null,
@@ -156,6 +159,8 @@ class RecordInputs:
     conf_loading: dict[str, Any] | None = None
     harness_version: str | None = None
     system_file: str | None = None
+    calibration: dict[str, Any] | None = None
+    framework: dict[str, Any] | None = None
 
 
 def build_record(inp: RecordInputs, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -190,6 +195,9 @@ def build_record(inp: RecordInputs, env: dict[str, str] | None = None) -> dict[s
             "benchmark": inp.workload_benchmark, "mlperf_model": inp.workload_mlperf_model,
             "describe": inp.workload_describe,
         },
+        "calibration": inp.calibration,
+        "framework": inp.framework,
+        "reproduce": {"argv": list(spec.reproduce)} if spec.reproduce else None,
         "settings": {
             "overrides": dict(spec.settings),
             "short_run": is_short_run(spec.settings, inp.subruns),

@@ -11,29 +11,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlrepro.harness.userconf import SETTING_KEYS as _SETTING_KEYS
+from mlrepro.harness.userconf import setting_line
+
 SCHEMA = "mlrepro.run/v1"
 SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
-MODES = ("performance", "accuracy", "submission")
 DEVICES = ("cpu", "cuda")
 BACKENDS = ("onnxruntime", "torch", "none")
 
-# LoadGen TestSettings attributes a spec may override (short runs, demos, tuning). Values are numbers.
-SETTING_KEYS = (
-    "min_duration_ms",
-    "max_duration_ms",
-    "min_query_count",
-    "max_query_count",
-    "offline_expected_qps",
-    "server_target_qps",
-    "server_target_latency_ns",
-    "single_stream_expected_latency_ns",
-    "multi_stream_expected_latency_ns",
-    "multi_stream_samples_per_query",
-    "performance_sample_count_override",
-    "accuracy_log_rng_seed",
-    "accuracy_log_probability",
-    "accuracy_log_sampling_target",
-)
+#: modes a profile and ``--mode`` may name; "calibrate" (``mlrepro calibrate``) finds targets and runs no timed test
+MODES = ("performance", "accuracy", "submission")
+RUN_MODES = MODES + ("calibrate",)
+#: LoadGen TestSettings attributes a spec may override; each reaches LoadGen as a user.conf line (userconf.py)
+SETTING_KEYS = _SETTING_KEYS
 
 
 class SpecError(ValueError):
@@ -52,6 +42,16 @@ class WorkloadSpec:
 
 
 @dataclass(frozen=True)
+class CalibrationRequest:
+    """What the launcher knows about targets: cached calibrations of this profile and scenario, keyed by system
+    fingerprint (:func:`mlrepro.harness.calibration.system_fingerprint`), and whether to ignore them."""
+
+    cached: dict[str, dict[str, Any]] = field(default_factory=dict)   # fingerprint -> {setting: value, ...}
+    recalibrate: bool = False
+    find_peak: bool = False
+
+
+@dataclass(frozen=True)
 class RunSpec:
     run_id: str
     workload: WorkloadSpec
@@ -64,6 +64,9 @@ class RunSpec:
     user_conf: str = ""                        # user.conf text (may be empty)
     enable_trace: bool = False
     image: str = ""                            # image reference, when known
+    calibration: CalibrationRequest = field(default_factory=lambda: CalibrationRequest())
+    framework_pin: str = ""                    # "onnxruntime==1.20.1": the profile's pin, checked against the run
+    reproduce: tuple[str, ...] = ()            # argv of the mlrepro command that re-runs this (recorded only)
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,8 +126,8 @@ def parse_spec(data: Any, where: str = "spec") -> RunSpec:
     if scenario not in SCENARIOS:
         raise SpecError(f"{where}.scenario: {scenario!r} is not one of {', '.join(SCENARIOS)}")
     mode = _require(data, "mode", str, where)
-    if mode not in MODES:
-        raise SpecError(f"{where}.mode: {mode!r} is not one of {', '.join(MODES)}")
+    if mode not in RUN_MODES:
+        raise SpecError(f"{where}.mode: {mode!r} is not one of {', '.join(RUN_MODES)}")
     settings = data.get("settings", {})
     if not isinstance(settings, dict):
         raise SpecError(f"{where}.settings: expected an object")
@@ -133,16 +136,45 @@ def parse_spec(data: Any, where: str = "spec") -> RunSpec:
             raise SpecError(f"{where}.settings.{k}: not a LoadGen setting mlrepro can override")
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
             raise SpecError(f"{where}.settings.{k}: expected a non-negative number, got {v!r}")
-    for k in ("profile_name", "profile_hash", "mlperf_model", "user_conf", "image"):
+        try:
+            setting_line("*", scenario, k, v)
+        except ValueError as exc:
+            raise SpecError(f"{where}.settings.{k}: {exc}") from None
+    for k in ("profile_name", "profile_hash", "mlperf_model", "user_conf", "image", "framework_pin"):
         if k in data and not isinstance(data[k], str):
             raise SpecError(f"{where}.{k}: expected a string")
     trace = data.get("enable_trace", False)
     if not isinstance(trace, bool):
         raise SpecError(f"{where}.enable_trace: expected true or false")
+    reproduce = data.get("reproduce", [])
+    if not isinstance(reproduce, (list, tuple)) or not all(isinstance(a, str) for a in reproduce):
+        raise SpecError(f"{where}.reproduce: expected a list of strings")
     return RunSpec(run_id=run_id, workload=workload, scenario=scenario, mode=mode,
                    profile_name=data.get("profile_name", ""), profile_hash=data.get("profile_hash", ""),
                    mlperf_model=data.get("mlperf_model", ""), settings=dict(settings),
-                   user_conf=data.get("user_conf", ""), enable_trace=trace, image=data.get("image", ""))
+                   user_conf=data.get("user_conf", ""), enable_trace=trace, image=data.get("image", ""),
+                   calibration=_parse_calibration(data.get("calibration", {}), f"{where}.calibration"),
+                   framework_pin=data.get("framework_pin", ""), reproduce=tuple(reproduce))
+
+
+def _parse_calibration(data: Any, where: str) -> CalibrationRequest:
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected an object")
+    _check_keys(data, set(CalibrationRequest.__dataclass_fields__), where)
+    cached = data.get("cached", {})
+    if not isinstance(cached, dict) or not all(isinstance(v, dict) for v in cached.values()):
+        raise SpecError(f"{where}.cached: expected an object of objects (fingerprint -> targets)")
+    for fp, entry in cached.items():
+        for k in SETTING_KEYS:
+            v = entry.get(k)
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
+                raise SpecError(f"{where}.cached.{fp}.{k}: expected a positive number, got {v!r}")
+    flags = {}
+    for k in ("recalibrate", "find_peak"):
+        flags[k] = data.get(k, False)
+        if not isinstance(flags[k], bool):
+            raise SpecError(f"{where}.{k}: expected true or false")
+    return CalibrationRequest(cached=dict(cached), **flags)
 
 
 def load_spec(path: str | Path) -> RunSpec:

@@ -26,11 +26,35 @@ _SET_KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\+?$")
 
 
 @dataclass(frozen=True)
+class ProfileRequest:
+    """What was asked for on the command line: ``-p``, ``-f`` (in order) and ``--set`` (in order). File paths
+    are absolute, so the request resolves the same from any directory."""
+
+    profile: str
+    overlays: tuple[str, ...] = ()
+    sets: tuple[str, ...] = ()
+
+    def argv(self) -> list[str]:
+        """``-p P -f O ... --set K=V ...``: the options that resolve this profile again."""
+        out = ["-p", self.profile]
+        for o in self.overlays:
+            out += ["-f", o]
+        for s in self.sets:
+            out += ["--set", s]
+        return out
+
+
+def _as_requested(ref: str, builtin: bool) -> str:
+    return ref if builtin else str(Path(ref).expanduser().resolve())
+
+
+@dataclass(frozen=True)
 class ResolvedProfile:
     profile: Profile
     hash: str                      # sha256 hex of the canonical resolved profile
     sources: tuple[str, ...]       # files applied, base first, then overlays, then "--set"
     provenance: dict[str, str] = field(default_factory=dict, compare=False)
+    request: ProfileRequest | None = field(default=None, compare=False)
 
     @property
     def short_hash(self) -> str:
@@ -152,8 +176,10 @@ def resolve_profile(ref: str | Path, overlays: Iterable[str | Path] = (), sets: 
     """Resolve a built-in name or a profile file, apply overlays then ``--set`` assignments, validate, hash."""
     provenance: Provenance = {}
     doc, sources = _load_chain(str(ref), None, "--profile", provenance)
+    requested_overlays: list[str] = []
     for overlay in overlays:
         path, source = _locate_overlay(str(overlay))
+        requested_overlays.append(_as_requested(str(overlay), source.startswith("<overlay:")))
         data = _read_yaml(path, source)
         if "extends" in data:
             raise ProfileError([ProfileProblem(source, "extends", "an overlay cannot extend (use it in a profile)")])
@@ -167,8 +193,10 @@ def resolve_profile(ref: str | Path, overlays: Iterable[str | Path] = (), sets: 
         sources.append("--set")
     default_source = sources[-1] if sources else str(ref)
     profile = validate_document(doc, provenance, default_source, sources)
+    request = ProfileRequest(_as_requested(str(ref), sources[0].startswith("<builtin:")), tuple(requested_overlays),
+                             tuple(set_list))
     return ResolvedProfile(profile=profile, hash=profile_hash(profile), sources=tuple(sources),
-                           provenance=dict(provenance))
+                           provenance=dict(provenance), request=request)
 
 
 def validate_document(doc: dict[str, Any], provenance: Provenance, default_source: str,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from mlrepro.harness.spec import MODES, SCENARIOS, SETTING_KEYS
+from mlrepro.harness.userconf import UserConfError, parse_user_conf, setting_line
 from mlrepro.profiles.quantity import parse_quantity
 
 Platform = Literal["linux/amd64", "linux/arm64"]
@@ -162,6 +163,9 @@ class Scheduling(StrictModel):
     priority_class: Annotated[str, StringConstraints(pattern=_DNS_SUBDOMAIN)] | None = None
 
 
+SettingValue = Annotated[float, Field(ge=0)]
+
+
 class Benchmark(StrictModel):
     workload: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")] = "reference-digits"
     model_path: str | None = Field(None, description="model file for workloads that take one (path in the container)")
@@ -169,10 +173,12 @@ class Benchmark(StrictModel):
     batch_size: Annotated[int, Field(ge=1, le=65536)] = 32
     scenarios: list[Scenario] = Field(["Offline"], min_length=1)
     modes: list[Mode] = Field(["performance"], min_length=1)
-    settings: dict[str, Annotated[float, Field(ge=0)]] = Field(
-        {}, description="LoadGen TestSettings overrides (short runs, tuning); recorded in the run record")
-    user_conf: str = Field("", description="user.conf text passed to TestSettings.FromConfig")
+    settings: dict[str, SettingValue | dict[str, SettingValue]] = Field(
+        {}, description="LoadGen TestSettings overrides for every scenario, or for one scenario under its name "
+                        "(Server: {min_query_count: 1024}); each becomes a user.conf line; recorded")
     mlperf_model: str = Field("", description="model name for FromConfig; empty = the workload's default")
+    user_conf: str = Field("", description="user.conf lines ('model.Scenario.key = value'), loaded after "
+                                           "mlperf.conf; a line LoadGen would ignore is an error")
 
     @field_validator("scenarios", "modes")
     @classmethod
@@ -183,10 +189,25 @@ class Benchmark(StrictModel):
 
     @field_validator("settings")
     @classmethod
-    def _known_settings(cls, v: dict[str, float]) -> dict[str, float]:
-        for key in v:
-            if key not in SETTING_KEYS:
-                raise ValueError(f"unknown LoadGen setting {key!r} (known: {', '.join(SETTING_KEYS)})")
+    def _known_settings(cls, v: dict[str, float | dict[str, float]]) -> dict[str, float | dict[str, float]]:
+        for key, value in v.items():
+            if isinstance(value, dict):
+                if key not in SCENARIOS:
+                    raise ValueError(f"{key!r}: only a scenario ({', '.join(SCENARIOS)}) takes a mapping of settings")
+                for k, x in value.items():
+                    _check_setting(k, x, key, f"{key}.{k}")
+            else:
+                _check_setting(key, value, "Offline" if key not in SCENARIOS else key, key)
+        return v
+
+    @field_validator("user_conf")
+    @classmethod
+    def _user_conf(cls, v: str, info: ValidationInfo) -> str:
+        models = _models_of(info.data.get("workload"), info.data.get("mlperf_model"))
+        try:
+            parse_user_conf(v, models=models)
+        except UserConfError as exc:
+            raise ValueError("; ".join(str(p) for p in exc.problems)) from None
         return v
 
     @field_validator("model_path", "dataset_path")
@@ -195,6 +216,33 @@ class Benchmark(StrictModel):
         if v is not None and (not v.startswith("/") or "\n" in v or "\0" in v):
             raise ValueError("must be an absolute path inside the container")
         return v
+
+
+def _check_setting(key: str, value: float, scenario: str, where: str) -> None:
+    if key in SCENARIOS:
+        raise ValueError(f"{where}: settings of scenario {key} must be a mapping ({key}: {{min_query_count: 1024}})")
+    if key not in SETTING_KEYS:
+        hint = "" if key != "accuracy_log_probability" else " (LoadGen reads it only from mlperf.conf)"
+        raise ValueError(f"unknown LoadGen setting {where!r}{hint} (known: {', '.join(SETTING_KEYS)})")
+    try:
+        setting_line("*", scenario, key, value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _models_of(workload: str | None, mlperf_model: str | None) -> set[str] | None:
+    """The model names a run of this workload gives LoadGen, or None when the workload is not installed here
+    (then only the scenario and key of each user.conf line are checked)."""
+    if mlperf_model:
+        return {mlperf_model}
+    if not workload:
+        return None
+    from mlrepro.harness.registry import load_workload_class
+
+    try:
+        return {load_workload_class(workload).mlperf_model}
+    except Exception:  # noqa: BLE001 - unknown or broken workload: the run reports it; here we cannot know
+        return None
 
 
 class ResultsVolume(StrictModel):
@@ -219,12 +267,28 @@ class Profile(StrictModel):
     accelerator: Accelerator = Accelerator()
     framework: Framework = Framework()
     packages: Packages = Packages()
-    env: dict[Annotated[str, StringConstraints(pattern=_ENV_NAME)], str] = {}
+    env: dict[Annotated[str, StringConstraints(pattern=_ENV_NAME)], str] = Field(
+        {}, description="environment of the harness; numbers and booleans become their YAML text (8 -> \"8\")")
     resources: Resources = Resources()
     scheduling: Scheduling = Scheduling()
     benchmark: Benchmark = Benchmark()
     results: ResultsVolume = ResultsVolume()
     job: JobPolicy = JobPolicy()
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_scalars(cls, v: object) -> object:
+        """``OMP_NUM_THREADS: 8`` (YAML int) or ``--set env.X=true`` mean the strings "8" and "true"."""
+        if not isinstance(v, dict):
+            return v
+        out = {}
+        for key, value in v.items():
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, (int, float)):
+                value = str(value)
+            out[key] = value
+        return out
 
     @property
     def arch(self) -> str:

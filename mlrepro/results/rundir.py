@@ -104,6 +104,9 @@ class HarnessRun:
     accuracy_log_sha256: str | None
     problems: tuple[str, ...] = field(default=())
     fallback_used: bool = False
+    calibration: Mapping[str, Any] | None = None       # record.calibration (targets: pinned/cached/calibrated)
+    framework: Mapping[str, Any] | None = None         # record.framework (profile pin vs what the run imported)
+    reproduce_argv: tuple[str, ...] = ()               # the mlrepro command that re-runs it
     stamps: Mapping[str, tuple[int, int, int]] = field(default_factory=dict, repr=False)
 
     @property
@@ -371,7 +374,15 @@ def load_run(run_dir: str | Path) -> HarnessRun:
         performance=perf, accuracy=acc, accuracy_txt=acc_txt,
         accuracy_log_rel=acc_log_rel if acc_log_sha else None, accuracy_log_sha256=acc_log_sha,
         problems=tuple(problems), fallback_used=fallback_used, stamps=stamps,
+        calibration=record.get("calibration") if isinstance(record.get("calibration"), dict) else None,
+        framework=record.get("framework") if isinstance(record.get("framework"), dict) else None,
+        reproduce_argv=_argv(record.get("reproduce")),
     )
+
+
+def _argv(reproduce: Any) -> tuple[str, ...]:
+    argv = reproduce.get("argv") if isinstance(reproduce, dict) else None
+    return tuple(argv) if isinstance(argv, list) and all(isinstance(a, str) for a in argv) else ()
 
 
 _PARSED_NAMES = frozenset({hl.RECORD_JSON, hl.RUN_JSON, hl.SYSTEM_JSON, hl.SUMMARY_LOG, hl.DETAIL_LOG,

@@ -19,6 +19,7 @@ Public API::
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -38,7 +39,7 @@ from mlrepro.results.errors import (
 
 STATE_DIR_ENV = "MLREPRO_STATE_DIR"
 DB_NAME = "state.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 
 STATUSES = ("pending", "running", "succeeded", "failed", "invalid", "cancelled", "timeout")
@@ -79,6 +80,7 @@ class RunRecord:
     results_location: str = ""             # volume name / PVC / directory
     job_id: str = ""                       # container id / Job name / pid
     message: str = ""
+    loadgen_target: dict[str, Any] | None = None   # {setting, value, source, cost_s, measured...}
     created_at: datetime | None = None     # set by the store
     updated_at: datetime | None = None     # set by the store
 
@@ -97,6 +99,7 @@ class RunRecord:
 
 _FIELDS = tuple(f.name for f in fields(RunRecord))
 _TIME_FIELDS = frozenset({"started_at", "ended_at", "created_at", "updated_at"})
+_JSON_FIELDS = frozenset({"loadgen_target"})
 _UPDATABLE = frozenset(_FIELDS) - {"run_id", "created_at", "updated_at"}
 
 _SCHEMA_V1 = """
@@ -130,11 +133,17 @@ CREATE INDEX IF NOT EXISTS runs_profile ON runs (profile);
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
 """
 
+_SCHEMA_V2 = """
+ALTER TABLE runs ADD COLUMN loadgen_target TEXT;
+"""
+
 # version -> script that brings the schema from version-1 to version
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 
 def _to_db(name: str, value: Any) -> Any:
+    if name in _JSON_FIELDS:
+        return None if value is None else json.dumps(value, sort_keys=True, default=str)
     if name in _TIME_FIELDS:
         if value is None:
             return None
@@ -147,6 +156,11 @@ def _to_db(name: str, value: Any) -> Any:
 
 
 def _from_db(name: str, value: Any) -> Any:
+    if name in _JSON_FIELDS:
+        try:
+            return None if value is None else json.loads(value)
+        except ValueError:
+            return None
     if name in _TIME_FIELDS and value is not None:
         return datetime.fromisoformat(value)
     return value

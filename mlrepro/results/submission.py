@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import threading
 import time
@@ -62,7 +63,39 @@ from mlrepro.results.systems import (
     submission_blockers,
 )
 
-REPRODUCE_COMMAND = "mlrepro run -p {profile} --scenario {scenario} --mode {mode}"
+_LEGACY_COMMAND = "mlrepro run -p {profile} --scenario {scenario} --mode {mode}"
+
+
+def reproduce_command(run: HarnessRun) -> str:
+    """The command that re-runs ``run``: the one its record carries (every -p, -f, --set, --target, scenario and
+    mode, so it resolves to the run's profile hash), else a best effort from the profile name for old records."""
+    if run.reproduce_argv:
+        return shlex.join(run.reproduce_argv)
+    return _LEGACY_COMMAND.format(profile=run.profile_name or "<profile>", scenario=run.scenario,
+                                  mode=run.mode or "submission")
+
+
+def target_text(run: HarnessRun) -> str:
+    """The run's LoadGen target for a README row, e.g. ``offline_expected_qps=2.9e+05 (calibrated, 1.4 s)``."""
+    cal = run.calibration or {}
+    targets = cal.get("targets") if isinstance(cal.get("targets"), list) else []
+    if not targets or not isinstance(targets[0], dict):
+        return "-"
+    d = targets[0]
+    value = d.get("value")
+    if value is None:
+        return f"{d.get('setting')}: {d.get('source')}"
+    extra = f", {d.get('cost_s', 0):.1f} s" if d.get("source") == "calibrated" else ""
+    retry = "; recalibrated after an INVALID attempt" if cal.get("retry") else ""
+    return f"{d.get('setting')}={value:.6g} ({d.get('source')}{extra}{retry})"
+
+
+def framework_text(run: HarnessRun) -> str:
+    fw = run.framework or {}
+    if not fw:
+        return "-"
+    mark = "" if fw.get("matches") else " (differs from the profile's pin)"
+    return f"{fw.get('package')} {fw.get('installed') or 'not installed'}, pinned {fw.get('pinned')}{mark}"
 PROFILE_FILES = ("profile.yaml", "profile.resolved.yaml")
 SUPPORTED_DIVISIONS = ("closed", "open")
 
@@ -309,6 +342,8 @@ def _readme(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun, full
         ("started (UTC)", [r.started_at for _, r in runs]),
         ("finished (UTC)", [r.finished_at for _, r in runs]),
         ("LoadGen overrides", [", ".join(f"{k}={v}" for k, v in sorted(r.overrides.items())) for _, r in runs]),
+        ("LoadGen target", [target_text(r) for _, r in runs]),
+        ("framework", [framework_text(r) for _, r in runs]),
     ]
     lines = [
         f"# {g.benchmark} / {g.scenario} on {g.system_id}",
@@ -331,9 +366,7 @@ def _readme(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun, full
     lines += ["", "## Reproduce", ""]
     for kind, r in runs if p.run_id != a.run_id else [("performance and accuracy", p)]:
         mode = r.mode or ("submission" if p.run_id == a.run_id else kind)
-        lines += [f"{kind.capitalize()}:", "",
-                  "    " + REPRODUCE_COMMAND.format(profile=r.profile_name or "<profile>", scenario=g.scenario,
-                                                      mode=mode), ""]
+        lines += [f"{kind.capitalize()} ({mode}):", "", "    " + reproduce_command(r), ""]
     lines += [
         ("The resolved run specs and run records are in `src/mlrepro/<run id>/` of this submitter "
          "(`run.json` can be given to `mlrepro-harness` directly). A faithful reproduction resolves to the same "
@@ -394,8 +427,10 @@ def _src_files(run: HarnessRun) -> dict[str, bytes]:
         "seeds": dict(run.performance.seeds) if run.performance else None,
         "started_at": run.started_at or None,
         "finished_at": run.finished_at or None,
-        "command": REPRODUCE_COMMAND.format(profile=run.profile_name or "<profile>", scenario=run.scenario,
-                                            mode=run.mode or "submission"),
+        "command": reproduce_command(run),
+        "argv": list(run.reproduce_argv) or None,
+        "calibration": dict(run.calibration) if run.calibration else None,
+        "framework": dict(run.framework) if run.framework else None,
     })
     return files
 

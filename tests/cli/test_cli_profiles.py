@@ -82,3 +82,35 @@ def test_every_command_has_help_with_an_example():
         r = invoke(*args, "--help")
         assert r.exit_code == 0, (args, r.output)
         assert "Example:" in r.stdout, args
+
+
+def test_user_conf_lines_loadgen_would_ignore_are_rejected_at_profile_time(tmp_path):
+    """A user.conf line LoadGen would silently ignore is an error of `profiles show` and `generate` (exit 2, one
+    line naming benchmark.user_conf), not a surprise inside a run."""
+    profile = tmp_path / "p.yaml"
+    profile.write_text("extends: x86-cpu\nname: mine\nbenchmark:\n  user_conf: |\n"
+                       "    resnet50.Offline.min_query_count = 100\n"
+                       "    bert.Offline.target_qps = 5\n"
+                       "    resnet50.Offline.target_latency = 5\n"
+                       "    resnet50.Offline.min_duration=1000\n")
+    for args in (["profiles", "show", str(profile)], ["generate", "-p", str(profile), "-o", str(tmp_path / "out")]):
+        r = invoke(*args)
+        assert r.exit_code == 2, r.output
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "benchmark.user_conf" in lines[0] and str(profile) in lines[0]
+        assert "line 2" in lines[0] and "model 'bert'" in lines[0]
+        assert "line 3" in lines[0] and "only for Server, SingleStream, MultiStream" in lines[0]
+        assert "line 4" in lines[0] and "spaces around '='" in lines[0]
+        assert "Traceback" not in r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_setting_loadgen_cannot_take_from_a_user_conf_is_rejected(tmp_path):
+    r = invoke("profiles", "show", "x86-cpu", "--set", "benchmark.settings.server_target_latency_ns=1500000")
+    assert r.exit_code == 2 and "benchmark.settings" in r.stderr and "whole number of milliseconds" in r.stderr
+    r = invoke("profiles", "show", "x86-cpu", "--set", "benchmark.settings.accuracy_log_probability=0.1")
+    assert r.exit_code == 2 and "only from mlperf.conf" in r.stderr
+    r = invoke("profiles", "show", "x86-cpu", "--set", "benchmark.settings.Server.min_query_count=2048",
+               "--output", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["profile"]["benchmark"]["settings"]["Server"] == {"min_query_count": 2048.0}

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-# Short runs that LoadGen accepts as VALID on a slow, busy 2-core machine with the fake workload (~5-50 us/query);
-# the Server latency bound is relaxed to 100 ms so scheduler hiccups of a loaded machine cannot fail it.
+# Short runs: no LoadGen target is given, the harness calibrates it on whatever machine runs the tests. The
+# query counts keep LoadGen's early stopping satisfied on slow machines too (Server >= 1,024 queries, MultiStream
+# mlperf.conf's 662); the Server latency bound is relaxed to 100 ms so scheduler hiccups of a loaded machine
+# cannot fail it (a bound, not a speed: calibration finds the QPS that meets it).
 SHORT_SETTINGS: dict[str, dict[str, float]] = {
-    "SingleStream": {"min_duration_ms": 300, "min_query_count": 100, "single_stream_expected_latency_ns": 2000},
-    "MultiStream": {"min_duration_ms": 300, "min_query_count": 662, "multi_stream_expected_latency_ns": 10000},
-    "Server": {"min_duration_ms": 500, "min_query_count": 100, "server_target_qps": 2000,
-               "server_target_latency_ns": 100_000_000},
-    "Offline": {"min_duration_ms": 100, "min_query_count": 1, "offline_expected_qps": 1_500_000},
+    "SingleStream": {"min_duration_ms": 200, "min_query_count": 100},
+    "MultiStream": {"min_duration_ms": 200},
+    "Server": {"min_duration_ms": 200, "min_query_count": 1024, "server_target_latency_ns": 100_000_000},
+    "Offline": {"min_duration_ms": 200, "min_query_count": 1},
 }
 
 

@@ -21,18 +21,21 @@ def test_import_loadgen_survives_the_mlcommons_alias(monkeypatch: pytest.MonkeyP
     assert hasattr(again, "TestSettings")
 
 
-def test_build_settings_applies_overrides(tmp_path: Path) -> None:
+def test_build_settings_reads_every_setting_from_the_user_conf(tmp_path: Path) -> None:
+    """A pinning test: what the composed user.conf says is what LoadGen uses, nothing set afterwards."""
+    from mlrepro.harness.userconf import compose_user_conf
+
     lg = lr.import_loadgen()
     conf = tmp_path / "user.conf"
-    conf.write_text("*.Offline.min_query_count = 7\n")
-    built = lr.build_settings(lg, conf, "resnet50", "Offline", {"offline_expected_qps": 1234.5,
-                                                                 "min_duration_ms": 250})
+    conf.write_text(compose_user_conf("*.Offline.min_query_count = 7\n", "resnet50", "Offline",
+                                      {"offline_expected_qps": 1234.5, "min_duration_ms": 250}))
+    built = lr.build_settings(lg, conf, "resnet50", "Offline", official=False)
     s = built.settings
     assert s.scenario == lg.TestScenario.Offline
     assert s.offline_expected_qps == 1234.5 and s.min_duration_ms == 250 and s.min_query_count == 7
     assert s.qsl_rng_seed != 0 and s.sample_index_rng_seed != 0 and s.schedule_rng_seed != 0
-    assert built.overrides == {"min_duration_ms": 250, "offline_expected_qps": 1234.5}
-    assert built.conf.method in ("official", "explicit") and set(built.conf.return_codes) == {0}
+    assert built.conf.method == "explicit" and set(built.conf.return_codes) == {0}
+    assert lr.read_settings(built)["offline_expected_qps"] == 1234.5
     lr.set_mode(lg, s, "accuracy")
     assert s.mode == lg.TestMode.AccuracyOnly
     lr.set_mode(lg, s, "performance")
@@ -43,7 +46,7 @@ def test_build_settings_rejects_a_bad_user_conf(tmp_path: Path) -> None:
     conf = tmp_path / "user.conf"
     conf.write_text("resnet50.Offline.target_qps = lots\n")
     with pytest.raises(lr.UserConfError, match="rejected the user.conf"):
-        lr.build_settings(lr.import_loadgen(), conf, "resnet50", "Offline", {})
+        lr.build_settings(lr.import_loadgen(), conf, "resnet50", "Offline", official=False)
 
 
 def test_server_dispatch_choice(monkeypatch: pytest.MonkeyPatch) -> None:

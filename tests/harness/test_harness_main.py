@@ -86,13 +86,21 @@ def test_broken_plugin_is_a_runtime_failure(tmp_path: Path, capsys: pytest.Captu
     assert "not a Workload subclass" in _one_error_line(capsys.readouterr().err)
 
 
-def test_invalid_run_exits_4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_invalid_run_with_a_pinned_target_exits_4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A pinning test: a pinned target is used as given, never recalibrated, even when the run is INVALID (a
+    1 ms latency bound that a 2 ms predict cannot meet at any QPS); the output says why it is INVALID."""
     spec = _write(tmp_path, spec_dict("Server", options={"predict_delay_s": 0.002},
                                       settings={"min_duration_ms": 300, "min_query_count": 50,
                                                 "server_target_qps": 400, "server_target_latency_ns": 1_000_000}))
     assert main(["--spec", str(spec), "--results", str(tmp_path / "res")]) == exit_codes.EXIT_INVALID
     out = capsys.readouterr()
-    assert "INVALID" in out.out and out.err == ""
+    assert "Server performance: INVALID (" in out.out and "latency above the target latency" in out.out
+    assert out.err == ""
+    record = json.loads((tmp_path / "res/t-server-performance/record.json").read_text())
+    (target,) = record["calibration"]["targets"]
+    assert target["source"] == "pinned" and target["value"] == 400 and target["probes"] == []
+    assert record["calibration"]["retry"] is None
+    assert not (tmp_path / "res/t-server-performance/Server/calibration").exists()
 
 
 def test_debug_prints_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -141,10 +149,9 @@ def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> N
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_during_loadgen_exits_130_with_record(sig: int, tmp_path: Path) -> None:
-    data = spec_dict("Server", run_id="sig", settings={"min_duration_ms": 120_000, "min_query_count": 100,
-                                                         "server_target_qps": 500})
+    data = spec_dict("Offline", run_id="sig", settings={"min_duration_ms": 120_000, "min_query_count": 1})
     proc, run_dir = _start(tmp_path, data)
-    _wait_for(run_dir / "Server/performance/run_1/mlperf_log_detail.txt", proc)
+    _wait_for(run_dir / "Offline/performance/run_1/mlperf_log_detail.txt", proc)
     time.sleep(0.5)
     t0 = time.monotonic()
     proc.send_signal(sig)
@@ -156,16 +163,31 @@ def test_signal_during_loadgen_exits_130_with_record(sig: int, tmp_path: Path) -
     assert record["status"]["name"] == "INTERRUPTED" and record["status"]["exit_code"] == 130
     assert record["subruns"][0]["kind"] == "performance"
     manifest = (run_dir / "checksums.sha256").read_text()
-    assert "record.json" in manifest and "Server/performance/run_1/mlperf_log_detail.txt" in manifest
+    assert "record.json" in manifest and "Offline/performance/run_1/mlperf_log_detail.txt" in manifest
+    assert record["settings"]["conf_loading"]["method"] == "official"  # a fresh process: the official path
+
+
+def test_signal_during_calibration_exits_130_with_record(tmp_path: Path) -> None:
+    data = spec_dict("Offline", run_id="sigcal", settings={"min_duration_ms": 120_000, "min_query_count": 1})
+    proc, run_dir = _start(tmp_path, data)
+    _wait_for(run_dir / "Offline/calibration/offline-1/mlperf_log_detail.txt", proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == exit_codes.EXIT_INTERRUPTED, (out, err)
+    record = json.loads((run_dir / "record.json").read_text())
+    assert record["status"]["name"] == "INTERRUPTED" and record["subruns"] == []
+    assert "Offline/calibration/offline-1/mlperf_log_detail.txt" in (run_dir / "checksums.sha256").read_text()
 
 
 def test_cli_fails_fast_when_predict_fails(tmp_path: Path) -> None:
+    """The workload dies (here during calibration, the first predictions of the run): one line, exit 1, the
+    record says why, and the process does not wait for LoadGen's long test."""
     data = spec_dict("Server", run_id="ff", options={"fail_after": 50},
-                     settings={"min_duration_ms": 120_000, "min_query_count": 100, "server_target_qps": 500})
+                     settings={"min_duration_ms": 120_000, "min_query_count": 100})
     proc, run_dir = _start(tmp_path, data)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == exit_codes.EXIT_RUNTIME, (out, err)
     assert "fake accelerator fell off the bus" in err.strip().splitlines()[-1]
     record = json.loads((run_dir / "record.json").read_text())
     assert record["status"]["name"] == "RUNTIME_FAILURE"
-    assert record["settings"]["conf_loading"]["method"] == "official"  # a fresh process: the official path
+    assert "fell off the bus" in record["status"]["error"]

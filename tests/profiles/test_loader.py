@@ -149,3 +149,14 @@ def test_malformed_yaml_and_set(tmp_path):
 def test_unknown_loadgen_setting():
     with pytest.raises(ProfileError, match="benchmark.settings: unknown LoadGen setting 'min_duration'"):
         resolve_profile("x86-cpu", sets=["benchmark.settings.min_duration=5"])
+
+
+def test_env_numbers_and_booleans_are_strings(tmp_path):
+    """`OMP_NUM_THREADS: 8` in a profile and `--set env.OMP_NUM_THREADS=8` mean the string "8"."""
+    from mlrepro.profiles.loader import resolve_profile
+
+    p = tmp_path / "p.yaml"
+    p.write_text("extends: x86-cpu\nname: mine\nenv:\n  OMP_NUM_THREADS: 8\n  MLREPRO_DEBUG: true\n")
+    r = resolve_profile(str(p), sets=["env.KMP_BLOCKTIME=0", "env.RATIO=0.5"])
+    assert r.profile.env["OMP_NUM_THREADS"] == "8" and r.profile.env["MLREPRO_DEBUG"] == "true"
+    assert r.profile.env["KMP_BLOCKTIME"] == "0" and r.profile.env["RATIO"] == "0.5"

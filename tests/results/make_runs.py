@@ -76,8 +76,10 @@ def install() -> None:
     registry._entry_points = lambda: {**original(), "tiny": _EP("tiny", TinyClassifier)}
 
 
-OFFLINE_OK = {"min_duration_ms": 100, "min_query_count": 1, "offline_expected_qps": 1_000_000}
-SINGLE_OK = {"min_duration_ms": 200, "min_query_count": 100, "single_stream_expected_latency_ns": 2000}
+# no targets: the harness calibrates them on whatever machine runs the tests
+OFFLINE_OK = {"min_duration_ms": 100, "min_query_count": 1}
+SINGLE_OK = {"min_duration_ms": 200, "min_query_count": 100}
+# a pinned target is used as given: 22 samples finish long before 2 s on any machine -> INVALID (no retry)
 OFFLINE_INVALID = {"min_duration_ms": 2000, "min_query_count": 1, "offline_expected_qps": 10}
 
 
@@ -97,7 +99,7 @@ def specs() -> list[dict[str, Any]]:
         spec("run-offline-invalid", "Offline", "submission", OFFLINE_INVALID),  # INVALID
         spec("run-offline-failed", "Offline", "performance", OFFLINE_OK, fail_after=3),   # exit 1
         spec("run-multi-perf", "MultiStream", "performance",                    # no accuracy run: incomplete
-             {"min_duration_ms": 200, "min_query_count": 662, "multi_stream_expected_latency_ns": 10000}),
+             {"min_duration_ms": 200}),
     ]
 
 

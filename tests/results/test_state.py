@@ -44,8 +44,26 @@ def test_add_get_update_list_remove(tmp_path: Path) -> None:
         assert store.get("r1").accuracy == 97.5
     conn = sqlite3.connect(tmp_path / "state.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+        (v,) for v in range(1, SCHEMA_VERSION + 1)]
     conn.close()
+
+
+def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
+    """A state.db written by an mlrepro before calibration gains the loadgen_target column, keeping its runs."""
+    from mlrepro.results.state import _SCHEMA_V1
+
+    conn = sqlite3.connect(tmp_path / "state.db")
+    conn.executescript(_SCHEMA_V1 + "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                       "INSERT INTO schema_version VALUES (1);"
+                       "INSERT INTO runs (run_id, created_at, updated_at) VALUES ('old', '2026-01-01T00:00:00+00:00',"
+                       " '2026-01-01T00:00:00+00:00');")
+    conn.close()
+    with open_store(tmp_path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.get("old").loadgen_target is None
+        target = {"setting": "offline_expected_qps", "value": 1.5e5, "source": "calibrated", "cost_s": 1.2}
+        assert store.update("old", loadgen_target=target).loadgen_target == target
 
 
 def test_errors(tmp_path: Path) -> None:

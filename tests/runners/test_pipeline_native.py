@@ -1,6 +1,8 @@
 """The main job on the native target: real LoadGen, real reference model, state, logs, collect, check."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,13 @@ from mlrepro.pipeline import PipelineOptions, run_pipeline
 from mlrepro.profiles import resolve_profile
 
 runner = CliRunner()
+_LOADGEN_READS = """
+import json, sys
+import mlperf_loadgen as lg
+s = lg.TestSettings()
+rc = s.FromConfig(sys.argv[1], "resnet50", sys.argv[2])
+print(json.dumps({"rc": rc, **{k: getattr(s, k) for k in sys.argv[3:]}}))
+"""
 
 
 @pytest.fixture()
@@ -20,9 +29,23 @@ def state(tmp_path, monkeypatch) -> Path:
     return d
 
 
+def _argv_profile(argv: list[str]) -> tuple[str, list[str], list[str]]:
+    """-p / -f / --set of a recorded ``mlrepro run`` command line."""
+    profile, overlays, sets = "", [], []
+    for flag, value in zip(argv, argv[1:]):
+        if flag == "-p":
+            profile = value
+        elif flag == "-f":
+            overlays.append(value)
+        elif flag == "--set":
+            sets.append(value)
+    return profile, overlays, sets
+
+
 def test_native_pipeline_runs_collects_and_records(tmp_path, state):
-    resolved = resolve_profile("x86-cpu", ["quick"], ["benchmark.settings.min_duration_ms=500",
-                                                       "benchmark.settings.offline_expected_qps=400000"])
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("benchmark:\n  batch_size: 16\n")
+    resolved = resolve_profile("x86-cpu", ["quick", str(extra)], ["benchmark.settings.min_duration_ms=500"])
     messages: list[str] = []
     result = run_pipeline(resolved, PipelineOptions(target="native", scenarios=["Offline"],
                                                     modes=["performance", "accuracy"], into=tmp_path / "sub",
@@ -37,6 +60,41 @@ def test_native_pipeline_runs_collects_and_records(tmp_path, state):
     assert (res_dir / "performance" / "run_1" / "mlperf_log_summary.txt").is_file()
     acc_txt = (res_dir / "accuracy" / "accuracy.txt").read_text()
     assert acc_txt.startswith("accuracy=") and "\nhash=" in acc_txt
+
+    # the tree's user.conf is the file the timed run loaded: never empty, with the calibrated target
+    tree_conf = (res_dir / "user.conf").read_text()
+    assert tree_conf == (perf.results_dir / "user.conf").read_text()
+    assert "resnet50.Offline.min_duration = 500" in tree_conf and "resnet50.Offline.target_qps = " in tree_conf
+    assert perf.loadgen_target["source"] == "calibrated" and perf.loadgen_target["cost_s"] > 0
+    # ... and LoadGen loading mlperf.conf + the tree's user.conf (a fresh process) gets the settings the detail log
+    # says the run requested
+    from mlrepro.harness.logparse import parse_detail_file
+
+    detail = parse_detail_file(res_dir / "performance" / "run_1" / "mlperf_log_detail.txt")
+    names = ["min_duration_ms", "min_query_count", "offline_expected_qps", "qsl_rng_seed", "schedule_rng_seed"]
+    loaded = json.loads(subprocess.run(
+        [sys.executable, "-c", _LOADGEN_READS, str(res_dir / "user.conf"), "Offline", *names],
+        capture_output=True, text=True, check=True, timeout=60).stdout)
+    assert loaded.pop("rc") == 0
+    assert loaded == pytest.approx({n: detail.requested[f"requested_{n}"] for n in names}, rel=1e-5)  # log: 6 digits
+    # the reproduce command carries -p, every -f and --set, --target, scenario and mode: same profile hash
+    reproduce = json.loads((tmp_path / "sub/open/Acme/src/mlrepro" / perf.run_id / "reproduce.json").read_text())
+    argv = reproduce["argv"]
+    assert argv[:2] == ["mlrepro", "run"] and argv[-6:] == ["--target", "native", "--scenario", "Offline",
+                                                           "--mode", "performance"]
+    profile, overlays, sets = _argv_profile(argv)
+    assert overlays == ["quick", str(extra.resolve())] and sets == ["benchmark.settings.min_duration_ms=500"]
+    assert resolve_profile(profile, overlays, sets).hash == resolved.hash == reproduce["profile_hash"]
+    assert reproduce["command"] in (res_dir / "README.md").read_text()
+    # a native run uses this machine's packages: the record and the results say when they differ from the pin
+    import importlib.metadata
+
+    installed = importlib.metadata.version("onnxruntime")
+    framework = json.loads((perf.results_dir / "record.json").read_text())["framework"]
+    assert framework == {"package": "onnxruntime", "pinned": "1.20.1", "installed": installed,
+                         "matches": installed == "1.20.1"}
+    mismatch = [n for n in perf.notes if "the profile pins 1.20.1" in n]
+    assert bool(mismatch) == (installed != "1.20.1")
 
     # runs / logs / check from the CLI, as after the terminal closed
     rows = json.loads(runner.invoke(app, ["runs", "--output", "json"]).stdout)
@@ -59,8 +117,8 @@ def test_native_pipeline_runs_collects_and_records(tmp_path, state):
 def test_auto_target_without_engine_falls_back_to_native(tmp_path, state, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
     messages: list[str] = []
-    resolved = resolve_profile("x86-cpu", sets=["benchmark.workload=null", "benchmark.settings.min_duration_ms=100",
-                                                "benchmark.settings.offline_expected_qps=1000000"])
+    resolved = resolve_profile("x86-cpu", ["quick"], ["benchmark.workload=null",
+                                                      "benchmark.settings.min_duration_ms=100"])
     result = run_pipeline(resolved, PipelineOptions(target="auto", into=None, collect=False), progress=messages.append)
     assert result.target == "native" and result.ok
     assert messages[0] == f"no Docker engine reachable at unix://{tmp_path}/no-such.sock: running natively " \
@@ -93,6 +151,31 @@ def test_failed_run_is_recorded_and_not_collected_as_valid(tmp_path, state):
     assert not (tmp_path / "sub" / "open" / "Acme" / "results").exists()
 
 
+@pytest.mark.slow
+def test_every_scenario_is_valid_natively(tmp_path, state):
+    """The reference workload, quick overlay, all four scenarios: calibrated and VALID on this machine. The Server
+    latency bound is relaxed to 100 ms (a bound, not a speed) so that a loaded CI machine's scheduler hiccups in
+    a 1 s run cannot fail it; calibration still finds the QPS that meets it."""
+    resolved = resolve_profile("x86-cpu", ["quick"], ["benchmark.settings.Server.server_target_latency_ns=100000000"])
+    result = run_pipeline(resolved, PipelineOptions(target="native", modes=["performance"], collect=False, into=None,
+                                                    scenarios=["Offline", "Server", "SingleStream", "MultiStream"]))
+    assert [r.validity for r in result.runs] == ["VALID"] * 4, [(r.scenario, r.message) for r in result.runs]
+    assert all(r.loadgen_target["source"] == "calibrated" for r in result.runs)
+    rows = json.loads(runner.invoke(app, ["runs", "--output", "json"]).stdout)
+    assert {r["loadgen_target"]["setting"] for r in rows} == {
+        "offline_expected_qps", "server_target_qps", "single_stream_expected_latency_ns",
+        "multi_stream_expected_latency_ns"}
+
+
+def test_a_run_that_places_nothing_in_the_tree_exits_non_zero(tmp_path, state):
+    """Closed division with a short run: the run is VALID but collect rejects it; `run` says why, exit 1."""
+    r = runner.invoke(app, ["run", "-p", "x86-cpu", "-f", "quick", "--target", "native", "--set",
+                            "benchmark.workload=null", "--scenario", "Offline", "--mode", "submission",
+                            "--division", "closed", "--into", str(tmp_path / "sub")])
+    assert r.exit_code == 1, r.output
+    assert "nothing was placed in the submission tree" in r.stdout and "closed division" in r.stdout
+
+
 def test_native_run_systems_json_is_complete_and_validates(tmp_path, state):
     """`mlrepro run --contact --system-notes`: the systems json says the run was native and passes
     MLCommons' `mlperf-sysinfo validate --profile inference` with no problem."""
@@ -103,7 +186,7 @@ def test_native_run_systems_json_is_complete_and_validates(tmp_path, state):
                      "host_memory_configuration: virtual machine memory\nhw_notes: development VM\n")
     r = runner.invoke(app, ["run", "-p", "x86-cpu", "-f", "quick", "--target", "native", "--scenario", "Offline",
                             "--mode", "performance,accuracy", "--set", "benchmark.settings.min_duration_ms=500",
-                            "--set", "benchmark.settings.offline_expected_qps=400000", "--into", str(tmp_path / "sub"),
+                            "--into", str(tmp_path / "sub"),
                             "--submitter", "Acme", "--contact", "ops@example.com", "--system-notes", str(notes)])
     assert r.exit_code == 0, r.output
     assert "still needs" not in r.output
@@ -117,7 +200,7 @@ def test_native_run_systems_json_is_complete_and_validates(tmp_path, state):
     # without the notes, the run says what is still missing, by field name
     r = runner.invoke(app, ["run", "-p", "x86-cpu", "-f", "quick", "--target", "native", "--scenario", "Offline",
                             "--mode", "performance,accuracy", "--set", "benchmark.settings.min_duration_ms=500",
-                            "--set", "benchmark.settings.offline_expected_qps=400000", "--into", str(tmp_path / "s2"),
+                            "--into", str(tmp_path / "s2"),
                             "--submitter", "Acme"])
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if "still needs" in x)

@@ -1,0 +1,84 @@
+"""Calibration probes: short LoadGen performance runs of the run's own workload, in this process.
+
+A probe loads mlperf.conf + a probe user.conf (the run's composed user.conf with the probe's overrides appended,
+:func:`mlrepro.harness.userconf.compose_user_conf`) through the explicit path of
+:func:`mlrepro.harness.loadgen_runner.build_settings`, so the timed run's single-conf call stays the first. Its
+logs stay in ``<run>/<Scenario>/calibration/<label>/`` (with the probe's user.conf) as evidence of how the
+targets were found.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+
+from mlrepro.harness.calibration import ProbeResult
+from mlrepro.harness.checksums import atomic_write_text
+from mlrepro.harness.layout import USER_CONF
+from mlrepro.harness.loadgen_runner import LoadgenSession, build_settings, set_mode
+from mlrepro.harness.logparse import ParsedLogs, parse_log_dir
+from mlrepro.harness.spec import RunSpec
+from mlrepro.harness.userconf import compose_user_conf
+from mlrepro.harness.workloads.base import Workload
+
+
+class ProbeFailed(Exception):
+    """The workload failed during a probe (the original exception is ``__cause__``)."""
+
+
+class LoadgenProber:
+    """A :data:`~mlrepro.harness.calibration.ProbeFn` that runs real LoadGen probes of ``workload`` under
+    ``root`` (``rel_root``: the same directory relative to the run directory, for the record). A workload failure
+    inside a probe raises ProbeFailed (chained to the failure); Ctrl-C propagates as KeyboardInterrupt. After
+    either, ``detached`` tells whether LoadGen is still running in its thread (the process must then exit
+    without closing the workload)."""
+
+    def __init__(self, lg: ModuleType, workload: Workload, spec: RunSpec, model: str, root: Path, rel_root: str,
+                 *, fail_fast: bool = False) -> None:
+        self.lg, self.workload, self.spec, self.model = lg, workload, spec, model
+        self.root, self.rel_root, self.fail_fast = root, rel_root, fail_fast
+        self.detached = False
+
+    def __call__(self, scenario: str, label: str, overrides: Mapping[str, float]) -> ProbeResult:
+        lg, spec = self.lg, self.spec
+        outdir = self.root / label
+        outdir.mkdir(parents=True, exist_ok=True)
+        conf = outdir / USER_CONF
+        atomic_write_text(conf, compose_user_conf(spec.user_conf, self.model, scenario, spec.settings, overrides,
+                                                  note=f"calibration probe {label}",
+                                                  targets_heading="the probe's settings"))
+        built = build_settings(lg, conf, self.model, scenario, official=False)
+        set_mode(lg, built.settings, "performance")
+        t0 = time.monotonic()
+        session = LoadgenSession(lg, self.workload, built.settings, scenario, "performance", outdir,
+                                 outdir / "no-audit.config", enable_trace=False, fail_fast=self.fail_fast)
+        try:
+            info = session.run()
+        except KeyboardInterrupt:
+            self.detached = True
+            raise
+        wall = time.monotonic() - t0
+        if info.failure is not None:
+            self.detached = info.detached
+            raise ProbeFailed(f"calibration probe {label}: {info.failure}") from info.failure
+        return probe_result(label, scenario, overrides, parse_log_dir(outdir), wall, f"{self.rel_root}/{label}")
+
+
+def probe_result(label: str, scenario: str, overrides: Mapping[str, float], logs: ParsedLogs, wall_s: float,
+                 directory: str = "") -> ProbeResult:
+    """What calibration needs from a probe's LoadGen logs."""
+    s = logs.summary
+    return ProbeResult(
+        label=label, scenario=scenario, settings=dict(overrides), validity=logs.validity, wall_s=round(wall_s, 4),
+        samples_per_second=s.samples_per_second if s else None,
+        query_rate=s.qps_with_loadgen_overhead if s else None,
+        mean_latency_ns=s.mean_latency_ns if s else None,
+        completed_qps=s.completed_samples_per_second if s else None,
+        min_duration_met=s.min_duration_satisfied if s else None,
+        perf_constraints_met=s.performance_constraints_satisfied if s else None,
+        early_stopping_met=s.early_stopping_satisfied if s else None,
+        result_latency_ns=s.result_latency_ns if s else None,
+        directory=directory,
+    )

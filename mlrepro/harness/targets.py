@@ -1,0 +1,140 @@
+"""Which LoadGen target a run uses and where it came from: pinned, cached, calibrated (or not needed).
+
+A target the profile pins (``benchmark.settings`` or a ``benchmark.user_conf`` line LoadGen reads for this model
+and scenario) is used as given and never changed. Otherwise a cached calibration for this system fingerprint is
+used (unless the launcher asks to recalibrate), else the target is calibrated (:mod:`mlrepro.harness.calibration`).
+After an INVALID timed run with a cached or calibrated target the harness recalibrates once
+(:func:`recalibrate_after_invalid`), also using what the failed timed run measured, and records both attempts.
+
+Public API::
+
+    TargetsOutcome                      decisions + fingerprint + policy (+ retry), ``values()`` for the user.conf
+    decide_targets(...) -> TargetsOutcome
+    recalibrate_after_invalid(...) -> TargetDecision
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mlrepro.harness.calibration import (
+    CACHED,
+    CALIBRATED,
+    DEFAULT_POLICY,
+    FIND_PEAK_POLICY,
+    TARGET_SETTING,
+    Policy,
+    ProbeFn,
+    TargetDecision,
+    cached,
+    calibrate,
+    needs_target,
+    not_needed,
+    pinned,
+)
+from mlrepro.harness.logparse import ParsedLogs
+from mlrepro.harness.spec import RunSpec
+from mlrepro.harness.userconf import effective_settings, parse_user_conf
+
+
+@dataclass
+class TargetsOutcome:
+    fingerprint: str
+    policy: Policy
+    decisions: list[TargetDecision]
+    timed: dict[str, float]                     # the timed run's effective settings before targets
+    retry: dict[str, Any] | None = None         # set when an INVALID run was recalibrated and re-run
+    dropped_cache: bool = False                 # a cached target gave an INVALID run
+
+    def values(self) -> dict[str, float]:
+        """Targets the harness adds to the user.conf (cached or calibrated), TestSettings names and units."""
+        return {d.setting: d.value for d in self.decisions
+                if d.source in (CACHED, CALIBRATED) and d.value is not None}
+
+    @property
+    def retryable(self) -> bool:
+        return self.retry is None and any(d.source in (CACHED, CALIBRATED) and d.method != "failed"
+                                          for d in self.decisions)
+
+    @property
+    def cost_s(self) -> float:
+        return sum(d.cost_s for d in self.decisions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, "policy": self.policy.to_dict(),
+                "targets": [d.to_dict() for d in self.decisions], "timed_settings": dict(self.timed),
+                "cost_s": round(self.cost_s, 3), "retry": self.retry, "dropped_cache": self.dropped_cache}
+
+
+def purpose_of(mode: str) -> str:
+    """performance (timed runs and ``calibrate``) or accuracy."""
+    return "accuracy" if mode == "accuracy" else "performance"
+
+
+def policy_for(spec: RunSpec) -> Policy:
+    return FIND_PEAK_POLICY if spec.calibration.find_peak else DEFAULT_POLICY
+
+
+def decide_targets(spec: RunSpec, model: str, base_conf: str, fingerprint: str, probe: ProbeFn,
+                   timed: Mapping[str, float], say: Callable[[str], None]) -> TargetsOutcome:
+    """Decide the run's target (one per scenario). ``base_conf``: the composed user.conf without targets (what
+    pins); ``timed``: the timed run's effective settings read back from LoadGen."""
+    policy = policy_for(spec)
+    setting = TARGET_SETTING[spec.scenario]
+    purpose = purpose_of(spec.mode)
+    given = effective_settings(parse_user_conf(base_conf), model, spec.scenario)
+    if setting in given:
+        where = "benchmark.settings" if setting in spec.settings else "benchmark.user_conf"
+        decision = pinned(setting, given[setting], where)
+    elif not needs_target(spec.scenario, purpose):
+        decision = not_needed(setting)
+    else:
+        entry = spec.calibration.cached.get(fingerprint, {})
+        value = entry.get(setting)
+        if value is not None and not spec.calibration.recalibrate:
+            decision = cached(setting, float(value), entry)
+        else:
+            say(f"mlrepro-harness: calibrating {setting} ({spec.scenario}, "
+                f"{'find-peak' if policy.find_peak else 'default'} policy)")
+            decision = calibrate(spec.scenario, purpose, probe, timed, policy, spec.workload.batch_size)
+    say(f"mlrepro-harness: target {decision.line()}")
+    return TargetsOutcome(fingerprint=fingerprint, policy=policy, decisions=[decision], timed=dict(timed))
+
+
+def recalibrate_after_invalid(outcome: TargetsOutcome, spec: RunSpec, probe: ProbeFn, failed: ParsedLogs,
+                              reasons: list[str]) -> TargetDecision:
+    """A fresh calibration after an INVALID timed run, combined with what that run measured: Offline and the
+    stream scenarios take the faster of the new probes and the timed run (running out of work is what makes
+    them INVALID); Server stays at least twice the margin below the target that failed. Records the retry in ``outcome``."""
+    old = outcome.decisions[0]
+    policy = outcome.policy
+    new = calibrate(spec.scenario, purpose_of(spec.mode), probe, outcome.timed, policy, spec.workload.batch_size)
+    s = failed.summary
+    if new.value is not None and s is not None:
+        if spec.scenario == "Offline" and s.samples_per_second:
+            rate = max(new.measured or 0.0, s.samples_per_second)
+            new.measured, new.value = rate, rate * (1 + policy.offline_headroom)
+        elif spec.scenario in ("SingleStream", "MultiStream") and s.qps_with_loadgen_overhead:
+            rate = max(1e9 / new.measured if new.measured else 0.0, s.qps_with_loadgen_overhead)
+            new.measured, new.value = 1e9 / rate, 1e9 / (rate * (1 + policy.latency_headroom))
+        elif spec.scenario == "Server" and old.value is not None:
+            new.value = min(new.value, old.value * (1 - 2 * policy.server_margin))
+    new.note = ((new.note + "; ") if new.note else "") + "recalibrated after an INVALID timed run"
+    outcome.retry = {"reason": reasons, "previous": old.to_dict(),
+                     "previous_result": _figures(failed)}
+    outcome.dropped_cache = old.source == CACHED
+    outcome.decisions = [new]
+    return new
+
+
+def _figures(logs: ParsedLogs) -> dict[str, Any]:
+    s = logs.summary
+    if s is None:
+        return {}
+    return {k: v for k, v in (("validity", s.validity), ("samples_per_second", s.samples_per_second),
+                              ("completed_samples_per_second", s.completed_samples_per_second),
+                              ("qps_with_loadgen_overhead", s.qps_with_loadgen_overhead),
+                              ("result_latency_ns", s.result_latency_ns)) if v is not None}
+
