@@ -15,6 +15,7 @@ install: $(BIN)/python ## venv + mlrepro (editable) + dev tools + helm/hadolint
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m pip install -q 'torch==2.13.0'   # CPU build; the reference workload's PyTorch backend
 	bash scripts/install-tools.sh
+	bash scripts/install-mlperf-sysinfo.sh
 
 test: ## the whole suite (Docker tests need an engine: see .ci/run)
 	$(BIN)/python -m pytest -q

@@ -39,6 +39,7 @@ class PipelineOptions:
     into: Path | None = Path("submission")
     division: str = "open"
     submitter: str = "mlrepro"
+    system_overrides: Mapping[str, str] = field(default_factory=dict)   # systems-json fields (notes, contact)
     collect: bool = True
     parallel: int = 1
     results_dir: Path | None = None       # docker: bind-mount this host directory instead of named volumes
@@ -222,7 +223,8 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
     wants_tree = options.collect and options.into is not None and any(j.run.mode != "calibrate" for j in jobs)
     collectable = [s.results_dir for s in summaries if s.results_dir is not None and s.mode != "calibrate"]
     if wants_tree and collectable:
-        report = collect_into(collectable, options.into, options.submitter, options.division, options.force)
+        report = collect_into(collectable, options.into, options.submitter, options.division, options.force,
+                              system_overrides=options.system_overrides)
         progress(f"collected into {report.tree}: {len(report.placed)} placed, {len(report.unchanged)} unchanged, "
                  f"{len(report.rejected)} rejected")
     return PipelineResult(target=target, image=images[0] if len(set(images)) == 1 else "", runs=tuple(summaries),
@@ -257,10 +259,11 @@ def _with_compliance(specs: Sequence[RunSpec], resolved: ResolvedProfile, progre
 
 
 def collect_into(results: Sequence[Path], into: Path, submitter: str, division: str,
-                 force: bool = False) -> CollectReport:
+                 force: bool = False, system_overrides: Mapping[str, str] | None = None) -> CollectReport:
     from mlrepro.results.submission import collect
 
-    return collect(list(results), into, submitter=submitter, division=division, force=force)
+    return collect(list(results), into, submitter=submitter, division=division, force=force,
+                   system_overrides=system_overrides)
 
 
 class _Flow:

@@ -6,7 +6,7 @@ rebuilds the run's handle from its record: the same code reads a live container,
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,9 +112,11 @@ def ensure_local_results(record: RunRecord, state_dir: Path) -> Path:
 
 def collect_runs(run_ids: Sequence[str], into: Path, *, submitter: str, division: str = "open",
                  force: bool = False, state_dir: Path | None = None,
-                 extra_sources: Sequence[Path] = (), kube: KubeTarget | None = None) -> CollectReport:
+                 extra_sources: Sequence[Path] = (), kube: KubeTarget | None = None,
+                 system_overrides: Mapping[str, str] | None = None) -> CollectReport:
     """Collect recorded runs (by id) and/or harness results directories (``extra_sources``). ``kube``: where
-    to find runs that are not recorded here (their claims are read through a helper pod)."""
+    to find runs that are not recorded here (their claims are read through a helper pod);
+    ``system_overrides`` are systems-json fields (notes file, contact) that win over the probed values."""
     dirs: list[Path] = []
     if run_ids:
         store, state_dir = _store(state_dir)
@@ -124,4 +126,4 @@ def collect_runs(run_ids: Sequence[str], into: Path, *, submitter: str, division
         if not source.is_dir():
             raise BadInputError(f"--from {source}: not a directory")
         dirs.append(source)
-    return collect_into(dirs, into, submitter, division, force)
+    return collect_into(dirs, into, submitter, division, force, system_overrides=system_overrides)

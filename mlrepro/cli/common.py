@@ -35,6 +35,11 @@ ContextOpt = typer.Option(None, "--context", help="Kubernetes: kubeconfig contex
 NamespaceOpt = typer.Option(None, "--namespace", "-n", help="Kubernetes: namespace (default: the context's).")
 KubeconfigOpt = typer.Option(None, "--kubeconfig", help="Kubernetes: kubeconfig file (default: $KUBECONFIG, "
                                                         "~/.kube/config, or the in-cluster configuration).")
+ContactOpt = typer.Option(None, "--contact", help="Submitter contact (e-mail) for the systems json "
+                                                 "(submitter_contact).")
+SystemNotesOpt = typer.Option(None, "--system-notes", help="YAML of systems-json fields no probe can see (cooling, "
+                                                          "hw_notes, sw_notes, ...); mlperf-sysinfo's config file "
+                                                          "works too.")
 RecalibrateOpt = typer.Option(False, "--recalibrate", help="Measure the LoadGen targets again instead of using "
                                                            "the cached calibration of this profile and system.")
 FindPeakOpt = typer.Option(False, "--find-peak", help="Server: search the highest VALID target QPS more finely "

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from mlrepro.cli.common import (
+    ContactOpt,
     ContextOpt,
     FindPeakOpt,
     KubeconfigOpt,
@@ -18,6 +19,7 @@ from mlrepro.cli.common import (
     ProfileOpt,
     RecalibrateOpt,
     SetOpt,
+    SystemNotesOpt,
     cli_errors,
     console,
     fail,
@@ -143,6 +145,7 @@ def collect(run_ids: Optional[List[str]] = typer.Argument(None, help="Run ids to
             into: Path = typer.Option(Path("submission"), "--into", help="Root of the submission tree."),
             division: str = typer.Option("open", "--division", help="closed, open or network."),
             submitter: str = typer.Option(..., "--submitter", help="Submitter (organisation) name."),
+            contact: Optional[str] = ContactOpt, system_notes: Optional[Path] = SystemNotesOpt,
             force: bool = typer.Option(False, "--force", help="Replace a different result already in the tree."),
             context: Optional[str] = ContextOpt, namespace: Optional[str] = NamespaceOpt,
             kubeconfig: Optional[Path] = KubeconfigOpt,
@@ -151,22 +154,26 @@ def collect(run_ids: Optional[List[str]] = typer.Argument(None, help="Run ids to
 
     A run mlrepro did not launch (a Job installed with Helm) is read from its claim with --namespace/--context.
 
-    Example: mlrepro collect RUN_ID... --into submission/ --division open --submitter MyOrg
+    Example: mlrepro collect RUN_ID... --into submission/ --submitter MyOrg --system-notes notes.yaml
     """
     with cli_errors():
         from mlrepro.cli.report import print_collect
+        from mlrepro.results.system_notes import system_overrides
         from mlrepro.runs import collect_runs
 
         if not run_ids and not sources:
             raise fail("collect: give run ids or --from DIR", 2)
+        overrides = system_overrides(system_notes, contact=contact, submitter=submitter, division=division)
         kube = kube_target(context, namespace, kubeconfig) if (context or namespace or kubeconfig) else None
         report = collect_runs(run_ids or [], into, submitter=submitter, division=division, force=force,
-                              extra_sources=sources or [], kube=kube)
+                              extra_sources=sources or [], kube=kube, system_overrides=overrides)
         if output != OutputFormat.table:
             print_data({"tree": str(report.tree), "placed": [str(p.path) for p in report.placed],
                         "unchanged": [str(p.path) for p in report.unchanged],
                         "rejected": [{"run_id": r.run_id, "kind": r.kind, "reasons": list(r.reasons)}
-                                     for r in report.rejected]}, output)
+                                     for r in report.rejected],
+                        "systems": {sid: [vars(f) for f in report.system_findings.get(sid, ())]
+                                    for sid in report.systems}}, output)
         else:
             print_collect(console(), report)
         if not report.ok:

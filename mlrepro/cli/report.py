@@ -62,6 +62,19 @@ def print_results(console: "Console", result: "PipelineResult") -> None:
         for rej in report.rejected:
             if rej.kind != "superseded":
                 console.print(f"[yellow]not in the tree[/]: {rej.run_id} ({rej.kind}): {'; '.join(rej.reasons)}")
+        print_system_findings(console, report)
+
+
+def print_system_findings(console: "Console", report) -> None:
+    """One line per systems json that still needs something before it can be submitted."""
+    for sid, findings in sorted(report.system_findings.items()):
+        errors = [f.field for f in findings if f.severity == "error"]
+        warnings = [f.field for f in findings if f.severity != "error"]
+        if errors:
+            console.print(f"[yellow]systems/{sid}.json[/] still needs {', '.join(errors)} before it can be "
+                          "submitted (give --contact and --system-notes FILE)", soft_wrap=True)
+        if warnings:
+            console.print(f"systems/{sid}.json: worth filling: {', '.join(warnings)}", soft_wrap=True)
 
 
 def print_collect(console: "Console", report) -> None:
@@ -73,6 +86,7 @@ def print_collect(console: "Console", report) -> None:
         if r.kind != "superseded":
             console.print(f"[yellow]rejected[/] {r.run_id} ({r.kind}): {'; '.join(r.reasons)}")
     console.print(f"submission tree: {report.tree}; full accuracy logs and rejected runs: {report.sidecar}")
+    print_system_findings(console, report)
 
 
 def print_calibration(console: "Console", result: "PipelineResult") -> None:

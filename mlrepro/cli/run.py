@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from mlrepro.cli.common import (
+    ContactOpt,
     ContextOpt,
     FindPeakOpt,
     KubeconfigOpt,
@@ -19,6 +20,7 @@ from mlrepro.cli.common import (
     ProfileOpt,
     RecalibrateOpt,
     SetOpt,
+    SystemNotesOpt,
     cli_errors,
     console,
     kube_target,
@@ -53,6 +55,7 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
                                             "(default: ./submission)."),
         division: str = typer.Option("open", "--division", help="closed, open or network."),
         submitter: str = typer.Option("mlrepro", "--submitter", help="Submitter (organisation) name."),
+        contact: Optional[str] = ContactOpt, system_notes: Optional[Path] = SystemNotesOpt,
         collect: bool = typer.Option(True, "--collect/--no-collect", help="Collect into a submission tree."),
         image: Optional[str] = typer.Option(None, "--image", help="docker, kubernetes: run this image instead of "
                                             "building (kubernetes: instead of the last pushed digest)."),
@@ -64,16 +67,18 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
         ) -> None:
     """Run the benchmark end to end and print a results table.
 
-    Example: mlrepro run -p x86-cpu --target native --scenario Offline --mode performance
+    Example: mlrepro run -p x86-cpu --submitter Acme --contact ops@example.com --system-notes notes.yaml
     """
     with cli_errors():
         from mlrepro.cli.report import print_results
         from mlrepro.pipeline import PipelineOptions, run_pipeline
+        from mlrepro.results.system_notes import system_overrides
 
+        overrides = system_overrides(system_notes, contact=contact, submitter=submitter, division=division)
         resolved = resolve_many(profile, overlays, sets)
         options = PipelineOptions(target=target.value, scenarios=split_csv(scenario), modes=split_csv(mode),
                                   into=into or Path("submission"), division=division, submitter=submitter,
-                                  collect=collect, image=image, registry=registry,
+                                  system_overrides=overrides, collect=collect, image=image, registry=registry,
                                   kube=kube_target(context, namespace, kubeconfig), recalibrate=recalibrate,
                                   find_peak=find_peak)
         c = console()

@@ -400,7 +400,7 @@ def system_fingerprint(system: Mapping[str, Any], backend: str, device: str, bat
         "cpus_usable": usable,
         "cpu_quota": _cpu_quota(),
         "memory_total_bytes": system.get("memory_total_bytes"),
-        "accelerators": [{k: a.get(k) for k in ("name", "memory_total") if k in a}
+        "accelerators": [{k: a.get(k) for k in ("name", "memory_total", "memory_total_mib") if k in a}
                          for a in system.get("accelerators") or [] if isinstance(a, Mapping)],
         "packages": system.get("packages"),
         "backend": backend, "device": device, "batch_size": batch_size,

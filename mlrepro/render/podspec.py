@@ -23,6 +23,7 @@ from typing import Any
 from mlrepro import __version__
 from mlrepro.errors import BadInputError
 from mlrepro.harness.spec import RunSpec
+from mlrepro.harness.sysinfo.runtime import ENV_HOST_SYSTEM, ENV_NODE_NAME, ENV_TARGET
 from mlrepro.profiles.loader import ResolvedProfile
 from mlrepro.profiles.model import Profile
 from mlrepro.profiles.quantity import parse_quantity
@@ -40,8 +41,15 @@ WORKING_DIR = TMP_DIR  # writable on a read-only root filesystem
 ENV_RUN_ID = "MLREPRO_RUN_ID"
 ENV_PROFILE_HASH = "MLREPRO_PROFILE_HASH"
 ENV_IMAGE = "MLREPRO_IMAGE"
-RESERVED_ENV = (ENV_RUN_ID, ENV_PROFILE_HASH, ENV_IMAGE)
+RESERVED_ENV = (ENV_RUN_ID, ENV_PROFILE_HASH, ENV_IMAGE, ENV_TARGET, ENV_HOST_SYSTEM, ENV_NODE_NAME)
+"""Set by mlrepro (here or by a runner: how the run ran, the host's probe); a profile cannot set them."""
 DEVICE_CLAIM_NAME = "gpu"
+#: what only the Kubernetes view sets: how the run ran and the node it ran on (downward API), for the system
+#: description (mlrepro.harness.sysinfo.runtime)
+K8S_RUNTIME_ENV: tuple[dict[str, Any], ...] = (
+    {"name": ENV_TARGET, "value": "kubernetes"},
+    {"name": ENV_NODE_NAME, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+)
 
 ARCH_LABEL = "kubernetes.io/arch"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
@@ -254,7 +262,8 @@ class PodSpec:
             "command": list(self.command),
             "args": list(self.args),
             "workingDir": self.working_dir,
-            "env": [{"name": e.name, "value": k8s_escape(e.value)} for e in self.env],
+            "env": [{"name": e.name, "value": k8s_escape(e.value)} for e in self.env]
+                   + [dict(e) for e in K8S_RUNTIME_ENV],
             "resources": resources,
             "securityContext": {
                 "allowPrivilegeEscalation": s.allow_privilege_escalation,

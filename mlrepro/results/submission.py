@@ -56,7 +56,13 @@ from mlrepro.results.fsutil import (
 )
 from mlrepro.results.measurements import measurements_json
 from mlrepro.results.rundir import CHECKER_BENCHMARKS, HarnessRun, find_run_dirs, load_run, read_verified
-from mlrepro.results.systems import build_system_desc, derive_system_id, desc_json
+from mlrepro.results.systems import (
+    SystemFinding,
+    build_system_desc,
+    derive_system_id,
+    desc_json,
+    submission_blockers,
+)
 
 _LEGACY_COMMAND = "mlrepro run -p {profile} --scenario {scenario} --mode {mode}"
 
@@ -138,6 +144,8 @@ class CollectReport:
     unchanged: tuple[PlacedResult, ...] = ()
     rejected: tuple[RejectedRun, ...] = ()
     systems: tuple[str, ...] = ()
+    system_findings: Mapping[str, tuple[SystemFinding, ...]] = field(default_factory=dict)
+    """Per system id: what would still block submitting its systems json (see systems.submission_blockers)."""
     notes: tuple[str, ...] = ()
     written: int = 0                # units written (result folders, files), 0 when nothing changed
     timings: Mapping[str, float] = field(default_factory=dict)   # seconds per phase
@@ -609,7 +617,8 @@ def collect(sources: Sequence[str | Path] | str | Path, root: str | Path, *, sub
     written = len(writer.units)
     return CollectReport(tree=root_p, sidecar=side, division=division, submitter=submitter,
                          placed=report["placed"], unchanged=report["unchanged"], rejected=report["rejected"],
-                         systems=report["systems"], notes=report["notes"], written=written,
+                         systems=report["systems"], system_findings=report["system_findings"],
+                         notes=report["notes"], written=written,
                          timings={k: round(v, 3) for k, v in timings.items()})
 
 
@@ -744,8 +753,9 @@ def _stage_all(runs: list[HarnessRun], layout: tl.TreeLayout, w: _Writer, system
         assert run.accuracy_log_rel is not None
         w.file(dest, read_verified(run, run.accuracy_log_rel), guarded=False, same_if_size=True)
     w.units[:] = w.units[units_before:] + w.units[:units_before]
+    findings = {sid: tuple(submission_blockers(descs[sid], division=division)) for sid in used_systems}
     return {"placed": tuple(placed), "unchanged": tuple(unchanged), "rejected": tuple(rejected),
-            "systems": tuple(used_systems), "notes": tuple(notes)}
+            "systems": tuple(used_systems), "system_findings": findings, "notes": tuple(notes)}
 
 
 def _stage_model_mapping(layout: tl.TreeLayout, w: _Writer,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from mlrepro.errors import RuntimeFailure
 from mlrepro.harness.record import IMAGE_DIGEST_ENV
+from mlrepro.harness.sysinfo.runtime import ENV_HOST_SYSTEM, ENV_TARGET
 from mlrepro.image.errors import one_line
 from mlrepro.runners import RunnerConfig
 from mlrepro.runners.base import (
@@ -75,6 +76,10 @@ def build_for_target(resolved: ResolvedProfile, progress: Progress, client: dock
     return result.ref
 
 
+HOST_SYSTEM_FILE = "host-system.json"
+"""The host's own probe, written beside the run spec in the read-only config mount (see sysinfo.runtime)."""
+
+
 class DockerRunner:
     target = "docker"
 
@@ -84,6 +89,18 @@ class DockerRunner:
         self.config = config
         self.client = client or connect()
         self._deadlines: dict[str, float] = {}
+        self._host_system: str | None = None
+
+    def host_system_json(self) -> str:
+        """This host's probe (hardware and OS only), taken once per runner: the container cannot see the
+        host's network cards (own network namespace) nor, unprivileged, its DIMM table."""
+        if self._host_system is None:
+            import json
+
+            from mlrepro.harness.sysinfo import collect_system, host_view
+
+            self._host_system = json.dumps(host_view(collect_system()), indent=2, sort_keys=True) + "\n"
+        return self._host_system
 
     def _paths(self, run_id: str) -> RunPaths:
         return RunPaths.of(self.config.state_dir, run_id)
@@ -97,6 +114,9 @@ class DockerRunner:
         pod = job.pod
         paths = self._paths(job.run_id)
         config_dir = write_config_dir(pod, paths.config_dir)
+        host_file = config_dir / HOST_SYSTEM_FILE
+        host_file.write_text(self.host_system_json(), encoding="utf-8")
+        host_file.chmod(0o644)
         results: HostDir | DockerVolume = default_results(job.run_id)
         if self.config.results_dir is not None:
             host_dir = (self.config.results_dir / job.run_id).resolve()
@@ -105,7 +125,9 @@ class DockerRunner:
             except OSError as exc:
                 raise RuntimeFailure(f"--results-dir: cannot create {host_dir} ({exc.strerror or exc})") from None
             results = HostDir(host_dir)
-        cfg = docker_run_config(pod, config_dir, results)
+        extra_env = {ENV_TARGET: self.target,
+                     ENV_HOST_SYSTEM: f"{pod.config_volume.mount_path.rstrip('/')}/{HOST_SYSTEM_FILE}"}
+        cfg = docker_run_config(pod, config_dir, results, extra_env=extra_env)
         digest = image_digest(self.client, cfg.image)
         if digest:   # recorded by the harness as the run's image digest (mlrepro reproduce gets that image)
             cfg = replace(cfg, environment={**cfg.environment, IMAGE_DIGEST_ENV: digest})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from mlrepro.render.podspec import PodSpec
 from mlrepro.runners.locations import DockerVolume, HostDir
@@ -71,12 +71,14 @@ def default_results(run_id: str) -> DockerVolume:
     return DockerVolume(results_volume_name(run_id))
 
 
-def docker_run_config(pod: PodSpec, config_dir: Path, results: HostDir | DockerVolume | None = None) -> DockerRunConfig:
+def docker_run_config(pod: PodSpec, config_dir: Path, results: HostDir | DockerVolume | None = None,
+                      extra_env: Mapping[str, str] | None = None) -> DockerRunConfig:
     """Map the pod to container settings.
 
     ``config_dir`` is a host directory holding the pod's config files (mounted read-only where the
     ConfigMap would be); ``results`` is mounted where the claim would be: a named volume (default
-    ``mlrepro-results-<run id>``) or a host directory (bind mount).
+    ``mlrepro-results-<run id>``) or a host directory (bind mount); ``extra_env`` is what only the Docker
+    target sets (how the run ran, where the host's probe is), added to the pod's environment.
     """
     location = results or default_results(pod.run_id)
     if isinstance(location, HostDir):
@@ -92,7 +94,7 @@ def docker_run_config(pod: PodSpec, config_dir: Path, results: HostDir | DockerV
         name=CONTAINER_PREFIX + pod.run_id,
         entrypoint=list(pod.command),
         command=list(pod.args),
-        environment=pod.env_dict,
+        environment=pod.env_dict | dict(extra_env or {}),
         user=pod.user,
         working_dir=pod.working_dir,
         labels=dict(pod.labels) | dict(pod.annotations),

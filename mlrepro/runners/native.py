@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlrepro.errors import RuntimeFailure
+from mlrepro.harness.sysinfo.runtime import ENV_TARGET
 from mlrepro.runners import RunnerConfig
 from mlrepro.runners.base import (
     Progress,
@@ -59,7 +60,7 @@ class NativeRunner:
             log = open(paths.log, "wb")
         except OSError as exc:
             raise RuntimeFailure(f"{paths.root}: cannot prepare the run directory ({exc.strerror or exc})") from None
-        env = {**os.environ, **job.pod.env_dict, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **job.pod.env_dict, "PYTHONUNBUFFERED": "1", ENV_TARGET: self.target}
         argv = [sys.executable, "-m", "mlrepro.harness", "--spec", str(paths.spec_file),
                 "--results", str(paths.results_root)]
         with log:

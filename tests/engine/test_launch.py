@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sysinfo_support import sysinfo_validate, validate_problems
 
 from mlrepro.pipeline import PipelineOptions, run_pipeline
 from mlrepro.profiles import resolve_profile
@@ -20,6 +21,9 @@ pytestmark = [pytest.mark.docker]
 
 # with the quick overlay: no LoadGen target anywhere, the harness calibrates in the container
 SHORT = ["benchmark.settings.min_duration_ms=500", "benchmark.modes=[performance]"]
+# what no probe sees (a container sees neither the DIMMs nor, here, any DMI table)
+SYSTEM_NOTES = {"submitter_contact": "ops@example.com", "cooling": "air", "host_networking_topology": "single host",
+                "host_memory_configuration": "virtual machine memory"}
 # a long run: Offline for two minutes (after a few seconds of calibration)
 LONG = ["benchmark.scenarios=[Offline]", "benchmark.settings.min_duration_ms=120000"]
 
@@ -52,14 +56,16 @@ def containers_of(client, run_id: str) -> list:
 
 def test_launch_offline_performance_and_accuracy_then_collect(docker_client, x86_image, tmp_path, state):
     result = launch(["benchmark.scenarios=[Offline]", "benchmark.modes=[performance,accuracy]"], tmp_path, x86_image,
-                    into=tmp_path / "sub", collect=True)
+                    into=tmp_path / "sub", collect=True, system_overrides=SYSTEM_NOTES)
     assert result.target == "docker" and result.ok, result.runs
     perf, acc = result.runs
     assert perf.validity == "VALID" and perf.result and perf.result > 100
     assert acc.accuracy is not None and acc.accuracy >= 90.0
     # the container ran non-root, in a container, and its system description says so
     system = json.loads((perf.results_dir / "system.json").read_text())
-    assert system.get("container") or system.get("in_container")
+    assert system["container"]["in_container"] and system["execution"]["target"] == "docker"
+    assert system["execution"]["source"] == "launcher" and system["execution"]["limits"]["cpus"] == 2.0
+    assert system["host"]["os"] and "packages" not in system["host"]    # the runner's probe of the host
     record = json.loads((perf.results_dir / "record.json").read_text())
     assert record["image"]["reference"] == x86_image
     # containers are removed, volumes kept (collect works later from them)
@@ -69,7 +75,13 @@ def test_launch_offline_performance_and_accuracy_then_collect(docker_client, x86
     (res,) = result.collect_report.placed
     assert (res.path / "performance" / "run_1" / "mlperf_log_detail.txt").is_file()
     assert (res.path / "accuracy" / "accuracy.txt").read_text().startswith("accuracy=")
-    assert list((tree / "systems").glob("*.json"))
+    (sysfile,) = (tree / "systems").glob("*.json")
+    desc = json.loads(sysfile.read_text())
+    assert "; run in a Docker container limited to 2 CPUs, 2 GiB" in desc["other_software_stack"]
+    assert desc["submitter_contact"] == "ops@example.com" and desc["cooling"] == "air"
+    assert result.collect_report.system_findings == {sysfile.stem: ()}
+    rc, out = sysinfo_validate(sysfile)
+    assert rc == 0 and validate_problems(out) == [], out
 
 
 def test_every_scenario_is_valid_in_a_container(docker_client, x86_image, tmp_path, state):

@@ -232,3 +232,9 @@ def test_deterministic():
     b = pod_for()[2]
     assert a == b
     assert a.to_k8s_pod_template() == b.to_k8s_pod_template()
+
+
+def test_how_the_run_ran_is_not_for_profiles_to_set() -> None:
+    resolved = resolve_profile("x86-cpu", sets=["env.MLREPRO_TARGET=native"])
+    with pytest.raises(RenderError, match="env.MLREPRO_TARGET is set by mlrepro"):
+        build_pod_spec(resolved, "img:tag", build_run_spec(resolved, "Offline", "performance", run_id="r1"))

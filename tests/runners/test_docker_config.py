@@ -54,3 +54,11 @@ def test_gpu_profile_asks_for_devices_and_bind_mount_results(tmp_path: Path):
 def test_arm64_profile_platform(tmp_path: Path):
     pod, _ = pod_and_job("arm64-cpu")
     assert docker_run_config(pod, tmp_path).platform == "linux/arm64"
+
+
+def test_docker_only_environment_is_added_not_in_the_pod(tmp_path: Path):
+    pod, container = pod_and_job("x86-cpu")
+    extra = {"MLREPRO_TARGET": "docker", "MLREPRO_HOST_SYSTEM": "/config/host-system.json"}
+    cfg = docker_run_config(pod, tmp_path, extra_env=extra)
+    assert cfg.environment == {e["name"]: e["value"] for e in container["env"]} | extra
+    assert "MLREPRO_TARGET" not in pod.env_dict        # the Job's pod does not claim Docker

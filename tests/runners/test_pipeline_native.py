@@ -174,3 +174,35 @@ def test_a_run_that_places_nothing_in_the_tree_exits_non_zero(tmp_path, state):
                             "--division", "closed", "--into", str(tmp_path / "sub")])
     assert r.exit_code == 1, r.output
     assert "nothing was placed in the submission tree" in r.stdout and "closed division" in r.stdout
+
+
+def test_native_run_systems_json_is_complete_and_validates(tmp_path, state):
+    """`mlrepro run --contact --system-notes`: the systems json says the run was native and passes
+    MLCommons' `mlperf-sysinfo validate --profile inference` with no problem."""
+    from sysinfo_support import sysinfo_validate, validate_problems
+
+    notes = tmp_path / "notes.yaml"
+    notes.write_text("cooling: air\nhost_networking_topology: single host\n"
+                     "host_memory_configuration: virtual machine memory\nhw_notes: development VM\n")
+    r = runner.invoke(app, ["run", "-p", "x86-cpu", "-f", "quick", "--target", "native", "--scenario", "Offline",
+                            "--mode", "performance,accuracy", "--set", "benchmark.settings.min_duration_ms=500",
+                            "--into", str(tmp_path / "sub"),
+                            "--submitter", "Acme", "--contact", "ops@example.com", "--system-notes", str(notes)])
+    assert r.exit_code == 0, r.output
+    assert "still needs" not in r.output
+    (sysfile,) = (tmp_path / "sub" / "open" / "Acme" / "systems").glob("*.json")
+    desc = json.loads(sysfile.read_text())
+    assert desc["other_software_stack"].endswith("; run natively (no container)")
+    assert (desc["submitter_contact"], desc["cooling"], desc["hw_notes"]) == ("ops@example.com", "air",
+                                                                              "development VM")
+    rc, out = sysinfo_validate(sysfile)
+    assert rc == 0 and validate_problems(out) == [], out
+    # without the notes, the run says what is still missing, by field name
+    r = runner.invoke(app, ["run", "-p", "x86-cpu", "-f", "quick", "--target", "native", "--scenario", "Offline",
+                            "--mode", "performance,accuracy", "--set", "benchmark.settings.min_duration_ms=500",
+                            "--into", str(tmp_path / "s2"),
+                            "--submitter", "Acme"])
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if "still needs" in x)
+    for field in ("submitter_contact", "cooling", "host_networking_topology"):
+        assert field in line

@@ -71,6 +71,8 @@ then the run's identity. */}}
 {{- $env = append $env (dict "name" "MLREPRO_RUN_ID" "value" .Values.runId) -}}
 {{- $env = append $env (dict "name" "MLREPRO_PROFILE_HASH" "value" .Values.profile.hash) -}}
 {{- $env = append $env (dict "name" "MLREPRO_IMAGE" "value" .Values.image) -}}
+{{- $env = append $env (dict "name" "MLREPRO_TARGET" "value" "kubernetes") -}}
+{{- $env = append $env (dict "name" "MLREPRO_NODE_NAME" "valueFrom" (dict "fieldRef" (dict "fieldPath" "spec.nodeName"))) -}}
 {{- toYaml $env -}}
 {{- end -}}
 

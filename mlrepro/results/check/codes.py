@@ -40,6 +40,8 @@ _TABLE = (
     ("SYSTEM_MISMATCH", "official", "division or submitter in the systems json differs from the folders"),
     ("NETWORK_MODE", "official", "is_network does not fit the division, or a network SUT name lacks 'Network SUT'"),
     ("SYSTEM_UNUSED", "own", "a systems json no result uses"),
+    ("SYSTEM_NOT_READY", "own", "a systems field a reviewer would still refuse (no submitter_contact, N/A where the "
+                                "rules need a meaningful value, starter text, empty notes): a warning, with the field"),
     # result folder
     ("SCENARIO_FOLDER", "official", "a scenario folder name that is no scenario"),
     ("BENCHMARK_UNKNOWN", "crash", "a benchmark folder the round does not know (and no mapping names)"),

@@ -4,6 +4,9 @@
 Source: the MLCommons submission checker, checks/system_check.py and SYSTEM_DESC_* of constants.py
 (mlcommons/inference@b66003e). Types are mlrepro's own rule (the checker does not look at them).
 
+Beyond the checker's rules, :func:`mlrepro.results.systems.submission_blockers` (empty contact, "N/A" in a field
+the rules need meaningful, starter text, ...) becomes warnings (``SYSTEM_NOT_READY``, with the field's name).
+
 Public API::
 
     system_problems(desc, round_, *, division, submitter) -> list[SystemProblem]
@@ -18,6 +21,7 @@ from typing import Any
 
 from mlrepro.results.check.report import ERROR, Findings
 from mlrepro.results.rounds import Round, SystemField
+from mlrepro.results.systems import submission_blockers
 from mlrepro.results.tree import SubmissionTree
 
 _TYPES: dict[str, Any] = {
@@ -104,4 +108,7 @@ def check_systems(tree: SubmissionTree, round_: Round, f: Findings) -> int:
                 f.warn("SYSTEM_UNUSED", entry.rel, "no result uses this system")
             for p in system_problems(entry.data, round_, division=sub.division, submitter=sub.name):
                 f.add(p.severity, p.code, entry.rel, p.message, scope=scope)
+            for b in submission_blockers(entry.data, division=sub.division, version=round_.version):
+                # the official checker accepts these (N/A is an answer to it): what a reviewer would still refuse
+                f.warn("SYSTEM_NOT_READY", entry.rel, f"{b.field}: {b.message}")
     return checked
