@@ -20,9 +20,13 @@ Methods (:class:`Policy` holds the stated margins, recorded with every decision)
   "QPS w/ loadgen overhead") gives ``expected_latency = 1 / (r x (1 + latency_headroom))``: LoadGen then
   pre-generates queries for 2 x (1 + headroom) x min duration and stops at min duration.
 * **Server** - bracket then bisect: probes at target QPS ``q`` (probe = the timed run's min duration and query
-  count, capped at ``server_probe_max_s``) are VALID or not; starting from the single-query rate, step up x1.5 /
-  down /2 until one VALID (``lo``) and one INVALID (``hi``) probe bracket the peak, then bisect geometrically
-  until ``hi/lo <= 1 + server_tolerance``; ``server_target_qps = lo x (1 - server_margin)``. ``find_peak``
+  count, capped at ``server_probe_max_s``) are VALID or not, and the majority of up to ``server_votes`` probes
+  decides whether a target holds (one probe in a few is VALID by luck above the peak, or INVALID from a
+  scheduler hiccup well below it); starting from the
+  single-query rate, step up x1.5 / down /2 until a VALID (``lo``) and an INVALID (``hi``) target bracket the
+  peak, then bisect geometrically until ``hi/lo <= 1 + server_tolerance`` (and try ``hi`` once more then: a wrong
+  INVALID verdict cannot keep the search far below the peak);
+  ``server_target_qps = lo x (1 - server_margin)``. ``find_peak``
   uses a finer tolerance, a smaller margin and longer probes.
 * Accuracy-only runs need no target except Server (the accuracy run's schedule): half the single-query rate.
 
@@ -67,7 +71,11 @@ class Policy:
     latency_headroom: float = 0.25        # expected latency = measured query time / (1 + headroom)
     server_margin: float = 0.05           # target QPS = highest VALID probe x (1 - margin)
     server_tolerance: float = 0.05        # bisection ends when hi / lo <= 1 + tolerance
-    server_max_probes: int = 14           # bracketing + bisection
+    server_max_probes: int = 32           # bracketing + bisection
+    server_votes: int = 3                 # probes per target, majority decides (stops once decided): one probe
+                                          # in a few is VALID by luck above the peak, or INVALID by a scheduler
+                                          # hiccup well below it
+    server_rechecks: int = 2              # times the converged bracket's INVALID end is tried again
     server_verify: int = 2                # probes at the chosen target; each INVALID one lowers it by the margin
     server_max_halvings: int = 4          # below the first probe; a system INVALID even there cannot meet the
                                           # latency bound (and each probe would last min_query_count / QPS)
@@ -85,8 +93,8 @@ class Policy:
 
 
 DEFAULT_POLICY = Policy()
-FIND_PEAK_POLICY = Policy(server_margin=0.02, server_tolerance=0.01, server_max_probes=24, server_probe_max_s=20.0,
-                          find_peak=True)
+FIND_PEAK_POLICY = Policy(server_margin=0.02, server_tolerance=0.01, server_max_probes=48, server_probe_max_s=20.0,
+                          server_votes=5, find_peak=True)
 
 
 @dataclass(frozen=True)
@@ -250,22 +258,37 @@ def _server(probe: ProbeFn, timed: Mapping[str, float], policy: Policy) -> Targe
     n_search = 0
     last: ProbeResult | None = None
 
-    def run(qps: float) -> bool:
+    def run(qps: float, votes: int = 1) -> bool:
+        """Whether ``qps`` holds: the majority of up to ``votes`` probes (stopping once it is decided)."""
         nonlocal n_search, last
-        n_search += 1
-        r = probe("Server", f"server-{n_search}", {"min_duration_ms": round(mirror_ms), "min_query_count": queries,
-                                                   "server_target_qps": qps})
-        probes.append(r)
-        last = r
-        return _server_valid(r)
+        valid = invalid = 0
+        need = votes // 2 + 1
+        while valid < need and invalid < need:
+            n_search += 1
+            r = probe("Server", f"server-{n_search}", {"min_duration_ms": round(mirror_ms),
+                                                       "min_query_count": queries, "server_target_qps": qps})
+            probes.append(r)
+            last = r
+            if _server_valid(r):
+                valid += 1
+            else:
+                invalid += 1
+        return valid >= need
 
     floor = q / 2 ** policy.server_max_halvings
+    rechecks = 0
     while n_search < policy.server_max_probes:
         if lo is not None and hi is not None:
             if hi / lo <= 1 + policy.server_tolerance:
-                break
+                # converged: test the upper end once more, so that one wrong INVALID verdict cannot keep the
+                # search far below the peak
+                if rechecks >= policy.server_rechecks or not run(hi, policy.server_votes):
+                    break
+                rechecks += 1
+                lo, hi, q = hi, None, hi * 1.5
+                continue
             q = math.sqrt(lo * hi)
-        if run(q):
+        if run(q, policy.server_votes):
             lo = q
             if hi is None:
                 q *= 1.5
@@ -287,7 +310,7 @@ def _server(probe: ProbeFn, timed: Mapping[str, float], policy: Policy) -> Targe
     target = lo * (1 - policy.server_margin)
     lowered = 0
     for _ in range(policy.server_verify):
-        if run(target):
+        if run(target, policy.server_votes):
             break
         target *= 1 - policy.server_margin
         lowered += 1

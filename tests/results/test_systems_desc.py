@@ -11,9 +11,9 @@ from sysinfo_support import sysinfo_validate, validate_problems
 from typer.testing import CliRunner
 
 from mlrepro.cli.main import app
-from mlrepro.results.system_notes import SystemNotesError, load_system_notes, parse_system_notes, system_overrides
 from mlrepro.results.check.systems import system_problems
 from mlrepro.results.rounds import load_round
+from mlrepro.results.system_notes import SystemNotesError, load_system_notes, parse_system_notes, system_overrides
 from mlrepro.results.systems import (
     SystemFinding,
     build_system_desc,
