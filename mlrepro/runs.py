@@ -133,11 +133,13 @@ def collect_runs(run_ids: Sequence[str], into: Path, *, submitter: str, division
     failures: list[RejectedRun] = []
     if run_ids:
         store, state_dir = _store(state_dir)
-        for run_id in dict.fromkeys(run_ids):
-            try:     # one run without results must not stop the others: it is listed, the others collected
-                dirs.append(ensure_local_results(_record(store, run_id, kube, state_dir), state_dir))
+        # an id that names no run is a typo: nothing is collected (exit 2) ...
+        records = [_record(store, run_id, kube, state_dir) for run_id in dict.fromkeys(run_ids)]
+        for record in records:
+            try:     # ... but one run without usable results must not stop the others: it is listed
+                dirs.append(ensure_local_results(record, state_dir))
             except MlreproError as exc:
-                failures.append(RejectedRun(run_id, Path(), "failed", (str(exc),)))
+                failures.append(RejectedRun(record.run_id, Path(), "failed", (str(exc),)))
     for source in extra_sources:
         if not source.is_dir():
             raise BadInputError(f"--from {source}: not a directory")

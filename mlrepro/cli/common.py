@@ -50,8 +50,9 @@ SystemNotesOpt = typer.Option(None, "--system-notes", help="YAML of systems-json
                                                           "works too.")
 DivisionOpt = typer.Option(Division.open, "--division", help="closed (full-length runs with compliance tests) or "
                                                           "open.")
-KeepVolumeOpt = typer.Option(False, "--keep-volume", help="Keep each run's results volume (docker) or claim "
-                                                          "(kubernetes) after its results are fetched and verified.")
+KeepVolumeOpt = typer.Option(False, "--keep-volume", help="Keep each Docker run's results volume after its results "
+                                                          "are fetched and verified (a Kubernetes claim always "
+                                                          "stays).")
 RecalibrateOpt = typer.Option(False, "--recalibrate", help="Measure the LoadGen targets again instead of using "
                                                            "the cached calibration of this profile and system.")
 FindPeakOpt = typer.Option(False, "--find-peak", help="Server: search the highest VALID target QPS more finely "

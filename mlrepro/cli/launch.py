@@ -199,6 +199,9 @@ def collect(run_ids: Optional[List[str]] = typer.Argument(None, help="Run ids to
         kube = kube_target(context, namespace, kubeconfig) if (context or namespace or kubeconfig) else None
         report = collect_runs(run_ids or [], into, submitter=submitter, division=division.value, force=force,
                               extra_sources=sources or [], kube=kube, system_overrides=overrides)
+        for r in report.rejected:       # runs whose results could not be read at all: one error line each
+            if r.kind == "failed":
+                typer.echo(f"mlrepro: error: {'; '.join(r.reasons)}", err=True)
         if output != OutputFormat.table:
             print_data({"tree": str(report.tree), "placed": [str(p.path) for p in report.placed],
                         "unchanged": [str(p.path) for p in report.unchanged],

@@ -104,7 +104,7 @@ def print_collect(console: "Console", report) -> None:
     for p in report.unchanged:
         console.print(f"unchanged {p.path}")
     for r in report.rejected:
-        if r.kind != "superseded":
+        if r.kind not in ("superseded", "failed"):      # failed: said on stderr
             console.print(f"[yellow]rejected[/] {r.run_id} ({r.kind}): {'; '.join(r.reasons)}")
     console.print(f"submission tree: {report.tree}; full accuracy logs and rejected runs: {report.sidecar}")
     print_system_findings(console, report)

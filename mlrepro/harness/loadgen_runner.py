@@ -506,6 +506,45 @@ class _Heartbeat:
                               f"{elapsed:.0f} s{goal}, {what}")
 
 
+class LoadgenStalled(WorkloadError):
+    """LoadGen did not end its test although the SUT had completed every sample it was issued."""
+
+
+class _StallWatchdog:
+    """Turns a LoadGen test that never ends into an error the run reports.
+
+    LoadGen ends a test once it has recorded the latency of every sample it issued (its IO thread records the
+    completions ``QuerySamplesComplete`` logged). Rarely (seen once in some thousands of in-process tests, under
+    load), that count never arrives and ``StartTest`` waits forever in ``GetLatenciesBlocking``. When the SUT has
+    completed every sample LoadGen issued and neither count nor LoadGen moves for ``STALL_S`` seconds (or 20
+    mean Server arrival gaps, whichever is longer), the test is declared stalled: the run fails with the counts,
+    instead of hanging until a timeout kills it without a word."""
+
+    STALL_S = 120.0
+
+    def __init__(self, session: LoadgenSession) -> None:
+        self.session = session
+        qps = float(getattr(session.settings, "server_target_qps", 0) or 0) if session.scenario == "Server" else 0
+        self.limit_s = max(self.STALL_S, 20 / qps) if qps > 0 else self.STALL_S
+        self._seen: tuple[int, int] = (-1, -1)
+        self._since = 0.0
+
+    def stalled(self, now: float) -> bool:
+        r = self.session._responder
+        counts = (self.session.issued, r.completed if r is not None else 0)
+        if counts != self._seen or counts[0] == 0 or counts[1] < counts[0]:
+            self._seen, self._since = counts, now
+            return False
+        return now - self._since >= self.limit_s
+
+    def error(self) -> LoadgenStalled:
+        issued, completed = self._seen
+        return LoadgenStalled(f"LoadGen did not end the {self.session.scenario} {self.session.kind} test "
+                              f"{self.limit_s:.0f} s after the SUT completed all {completed:,} of the {issued:,} "
+                              "samples it was issued (a LoadGen stall; its logs in this folder are incomplete): "
+                              "run it again")
+
+
 class LoadgenSession:
     """One LoadGen test (a sub-run) in its own thread. ``run()`` blocks; signals reach the main thread."""
 
@@ -531,6 +570,7 @@ class LoadgenSession:
         self._thread_error: BaseException | None = None
         self._dispatcher: _InlineDispatcher | _WorkerDispatcher | None = None
         self._responder: _Responder | None = None
+        self.issued = 0              # samples LoadGen has issued to the SUT (the stall watchdog compares)
 
     # QSL callbacks
     def _load(self, indices: list[int]) -> None:
@@ -563,6 +603,7 @@ class LoadgenSession:
 
     # SUT callbacks: route to the dispatcher chosen after warm-up
     def _issue(self, ids: list[int], indices: list[int]) -> None:
+        self.issued += len(ids)
         d = self._dispatcher
         if d is None:
             d = self._dispatcher = self._make_dispatcher()
@@ -619,8 +660,12 @@ class LoadgenSession:
         # A KeyboardInterrupt (SIGINT/SIGTERM handler) raised here leaves LoadGen running: the caller exits.
         detached = True
         heartbeat = _Heartbeat(self) if self.progress is not None else None
+        watchdog = _StallWatchdog(self)
         while not self._done.wait(0.25):
             if self.fail_fast and self.state.failed:
+                break
+            if watchdog.stalled(time.monotonic()):
+                self.state.fail(watchdog.error())
                 break
             if heartbeat is not None:
                 heartbeat.tick(time.monotonic() - t0)

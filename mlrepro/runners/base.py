@@ -140,8 +140,9 @@ class Runner(Protocol):
 
     def cleanup(self, handle: RunHandle, *, release_results: bool = False) -> None:
         """Remove what the ended run no longer needs (container, Job). ``release_results``: its results were
-        fetched and verified on this machine, so the storage the target kept them in (a Docker volume, a claim)
-        goes too; never a directory the user named, never the only copy. Idempotent."""
+        fetched and verified on this machine, so a runner whose storage is private to this machine (a Docker
+        volume) removes it; never a directory the user named, never the only copy, never a cluster's claim
+        (others collect from it). Idempotent."""
         ...
 
     def attach(self, record: RunRecord) -> RunHandle:

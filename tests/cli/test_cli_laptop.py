@@ -5,6 +5,7 @@ without results, ids can be given by any unique part."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -75,19 +76,27 @@ def test_logs_json_and_a_unique_part_of_the_id(two_runs: list[dict]) -> None:
 
 
 def test_collect_goes_on_past_a_run_without_results(state: Path, tmp_path: Path) -> None:
-    r = runner.invoke(app, ["run", "-p", "x86-cpu", "-f", "quick", "--target", "native", "--scenario", "Offline",
-                            "--mode", "performance", "--no-collect", "--output", "json"])
+    r = runner.invoke(app, ["run", "-p", "x86-cpu", "-f", "quick", "--target", "native",
+                            "--scenario", "Offline,SingleStream", "--mode", "performance", "--no-collect",
+                            "--output", "json"])
     assert r.exit_code == 0, r.output
-    (run,) = json.loads(r.stdout)["runs"]
-    r = runner.invoke(app, ["collect", run["run_id"], "no-such-run", "--into", str(tmp_path / "sub"),
+    kept, lost = json.loads(r.stdout)["runs"]
+    shutil.rmtree(lost["results_dir"])                          # its results are gone from this machine
+    r = runner.invoke(app, ["collect", kept["run_id"], lost["run_id"], "--into", str(tmp_path / "sub"),
                             "--submitter", "Acme", "--output", "json"])
     assert r.exit_code == 1, r.output                        # listed, not an abort of the whole collect
     rejected = {x["run_id"]: x for x in json.loads(r.stdout)["rejected"]}
-    assert "no run 'no-such-run'" in rejected["no-such-run"]["reasons"][0]
-    assert rejected[run["run_id"]]["kind"] == "incomplete"    # read and judged despite the other one
+    assert rejected[lost["run_id"]]["kind"] == "failed"
+    (line,) = [x for x in r.stderr.splitlines() if lost["run_id"] in x]
+    assert line.startswith(f"mlrepro: error: run {lost['run_id']}")  # one line on stderr, no traceback
+    assert rejected[kept["run_id"]]["kind"] == "incomplete"   # read and judged despite the other one
     # ... and the table says why once, not "incomplete: incomplete:"
-    r = runner.invoke(app, ["collect", run["run_id"], "--into", str(tmp_path / "sub"), "--submitter", "Acme"])
+    r = runner.invoke(app, ["collect", kept["run_id"], "--into", str(tmp_path / "sub"), "--submitter", "Acme"])
     assert "(incomplete): no accuracy run" in r.stdout and "incomplete: incomplete" not in r.stdout
+    # an id that names no run is a typo: nothing is collected
+    r = runner.invoke(app, ["collect", kept["run_id"], "no-such-run", "--into", str(tmp_path / "typo"),
+                            "--submitter", "Acme"])
+    assert r.exit_code == 2 and "no run 'no-such-run'" in r.stderr and not (tmp_path / "typo").exists()
 
 
 def test_harness_help_has_an_example_and_the_exit_codes() -> None:

@@ -191,3 +191,46 @@ def test_cli_fails_fast_when_predict_fails(tmp_path: Path) -> None:
     record = json.loads((run_dir / "record.json").read_text())
     assert record["status"]["name"] == "RUNTIME_FAILURE"
     assert "fell off the bus" in record["status"]["error"]
+
+
+def test_a_loadgen_test_that_never_ends_fails_the_run_with_the_counts(tmp_path: Path) -> None:
+    """A sample LoadGen never hears of (here one completion is lost on purpose) leaves LoadGen waiting for ever;
+    the stall watchdog ends the run with exit 1 and one line giving the counts, and the process exits although
+    LoadGen's thread is still blocked."""
+    spec = _write(tmp_path, spec_dict("Offline", settings={"min_duration_ms": 200, "min_query_count": 1,
+                                                            "offline_expected_qps": 64}))
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, str(HERE / "run_dropping_cli.py"), "--spec", str(spec),
+                           "--results", str(tmp_path / "res")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == exit_codes.EXIT_RUNTIME, proc.stderr
+    line = _one_error_line(proc.stderr)
+    assert "LoadGen did not end the Offline performance test 2 s after the SUT completed all" in line
+    assert "run it again" in line
+    assert time.monotonic() - t0 < 60
+    record = json.loads((tmp_path / "res" / "t-offline-performance" / "record.json").read_text())
+    assert record["status"]["exit_code"] == exit_codes.EXIT_RUNTIME
+
+
+def test_the_stall_watchdog_waits_for_quiet_and_complete_counts() -> None:
+    from types import SimpleNamespace
+
+    from mlrepro.harness.loadgen_runner import _StallWatchdog
+
+    responder = SimpleNamespace(completed=0)
+    session = SimpleNamespace(issued=0, _responder=None, scenario="Server", kind="performance",
+                              settings=SimpleNamespace(server_target_qps=0.05))
+    w = _StallWatchdog(session)  # type: ignore[arg-type]
+    assert w.limit_s == 400        # 20 mean arrival gaps of a slow Server run, more than the 120 s floor
+    assert not w.stalled(0.0) and not w.stalled(1000.0)                   # nothing issued yet: loading, warm-up
+    session._responder, session.issued = responder, 8
+    assert not w.stalled(1000.0) and not w.stalled(2000.0)                # the SUT still works on them
+    responder.completed = 8
+    assert not w.stalled(2000.0) and not w.stalled(2399.0)                # all done, LoadGen still has time
+    session.issued = 9
+    assert not w.stalled(2500.0)                                           # a new query: the clock restarts
+    responder.completed = 9
+    assert not w.stalled(2501.0) and not w.stalled(2900.0) and w.stalled(2901.0)
+    assert "all 9 of the 9 samples" in str(w.error())
+    offline = _StallWatchdog(SimpleNamespace(issued=0, _responder=None, scenario="Offline",   # type: ignore[arg-type]
+                                             kind="accuracy", settings=SimpleNamespace()))
+    assert offline.limit_s == _StallWatchdog.STALL_S

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 from kubelet import runs_until_deleted
 from typer.testing import CliRunner
 
@@ -48,7 +47,6 @@ def test_ctrl_c_deletes_the_job_with_its_pods_and_marks_the_run_cancelled(kube, 
 
 
 def test_collect_later_through_the_helper_pod_and_a_tampered_file_is_refused(kube, launch, tmp_path):
-    from mlrepro.results.errors import ChecksumError
     from mlrepro.runs import collect_runs
 
     (run,) = launch(sets=SUBMISSION).runs
@@ -62,8 +60,10 @@ def test_collect_later_through_the_helper_pod_and_a_tampered_file_is_refused(kub
     summary = claim_dir / "Offline" / "performance" / "run_1" / "mlperf_log_summary.txt"
     original = summary.read_bytes()
     summary.write_bytes(original.replace(b"Result is : INVALID", b"Result is : VALID") + b"\n")
-    with pytest.raises(ChecksumError, match="mlperf_log_summary.txt differs from the harness's checksums.sha256"):
-        collect_runs([run.run_id], tmp_path / "sub", submitter="Acme", state_dir=kube.state_dir)
+    report = collect_runs([run.run_id], tmp_path / "sub", submitter="Acme", state_dir=kube.state_dir)
+    (rejected,) = report.rejected                 # listed (other runs would still be collected), not placed
+    assert rejected.kind == "failed" and not report.placed
+    assert "mlperf_log_summary.txt differs from the harness's checksums.sha256" in rejected.reasons[0]
     assert not (tmp_path / "sub" / "open" / "Acme" / "results").exists()
     assert not (local / run.run_id).exists()     # nothing unverified left where collect looks
     assert [p for p in kube.objects("pods") if "collect" in p["metadata"]["name"]] == []   # deleted on failure too
@@ -85,7 +85,6 @@ def test_collect_later_through_the_helper_pod_and_a_tampered_file_is_refused(kub
 
 
 def test_a_link_out_of_the_claim_is_refused(kube, launch, quick_sets, tmp_path):
-    from mlrepro.results.errors import UnsafeArchiveError
     from mlrepro.runs import collect_runs
 
     (run,) = launch(sets=quick_sets).runs
@@ -94,8 +93,10 @@ def test_a_link_out_of_the_claim_is_refused(kube, launch, quick_sets, tmp_path):
     shutil.rmtree(kube.state_dir / "runs" / run.run_id / "results")
     claim_dir = kube.claims / "bench" / f"{run.run_id}-results" / run.run_id
     (claim_dir / "evil").symlink_to("/etc/passwd")
-    with pytest.raises(UnsafeArchiveError, match="evil"):
-        collect_runs([run.run_id], tmp_path / "sub", submitter="Acme", state_dir=kube.state_dir)
+    report = collect_runs([run.run_id], tmp_path / "sub", submitter="Acme", state_dir=kube.state_dir)
+    (rejected,) = report.rejected
+    assert rejected.kind == "failed" and not report.placed and "evil" in rejected.reasons[0]
+    assert not (kube.state_dir / "runs" / run.run_id / "results" / run.run_id / "evil").exists()
 
 
 def test_a_run_without_results_on_its_claim_says_so(kube, launch, quick_sets, tmp_path):

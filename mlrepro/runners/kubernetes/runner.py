@@ -317,14 +317,14 @@ class KubernetesRunner:
 
     def cleanup(self, handle: RunHandle, *, release_results: bool = False) -> None:
         """The run has ended: its ConfigMap and claim template go; the Job stays until its TTL (for
-        ``kubectl describe``). The claim (the results) stays unless ``release_results``: they were fetched and
-        verified here (it is then deleted; Kubernetes keeps it until the Job's pod is gone)."""
+        ``kubectl describe``). The claim (the results) always stays, ``release_results`` or not: on a cluster it
+        is the shared record others collect from (``mlrepro collect RUN_ID`` from any machine), and its storage
+        follows the cluster's reclaim policy; ``kubectl delete pvc -l mlrepro.io/run-id`` removes it."""
+        del release_results
         self._unsubscribe(handle.run_id)
         self._submitted.pop(handle.run_id, None)
         try:
             self._delete_inputs(handle)
-            if release_results and isinstance(handle.results, Pvc):
-                self.cluster.delete("PersistentVolumeClaim", handle.results.name)
         finally:
             self._launched.pop(handle.run_id, None)
 
