@@ -131,7 +131,9 @@ def remove_images(client: docker.DockerClient | None, ids: Iterable[str], *, dry
             continue
         except (_docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise EngineUnavailable(f"cannot remove {image_id[:19]}: {one_line(exc)}") from exc
-        deleted += [str(d["Deleted"]) for d in answer or () if isinstance(d, Mapping) and d.get("Deleted")]
+        # "Deleted" names images and also the layers that went with them: keep the images
+        deleted += [str(d["Deleted"]) for d in answer or ()
+                    if isinstance(d, Mapping) and d.get("Deleted") and str(d["Deleted"]) in every]
     return RemovalResult(tuple(deleted), _own_bytes(deleted, every), tuple(refused), False)
 
 

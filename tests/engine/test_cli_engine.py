@@ -66,9 +66,10 @@ def test_base_image_that_cannot_be_pulled_hints_air_gapped(docker_client):
     ref = f"127.0.0.1:{port}/library/python:3.11-slim-bookworm"
     r = runner.invoke(app, ["build", "-p", "x86-cpu", "--set", f"image.base={ref}"])
     assert r.exit_code == 1
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mlrepro: error: base image ") and ref in lines[0]
-    assert "`mlrepro base-images`" in lines[0] and "`-f air-gapped`" in lines[0]
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("mlrepro: error: ")]
+    assert len(errors) == 1 and errors[0] == r.stderr.strip().splitlines()[-1]  # after the "pulling" note
+    assert errors[0].startswith("mlrepro: error: base image ") and ref in errors[0] and "cannot be pulled" in errors[0]
+    assert "`mlrepro base-images`" in errors[0] and "`-f air-gapped`" in errors[0]
 
 
 def test_base_images_output_json(docker_client, base_image, base_cache_dir):
