@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,7 +46,8 @@ class PipelineOptions:
     results_dir: Path | None = None       # docker: bind-mount this host directory instead of named volumes
     force: bool = False                   # collect: replace a different existing result
     image: str | None = None              # docker, kubernetes: use this image instead of preparing one
-    stream_logs: bool = True              # print the harness's output while it runs (one run at a time)
+    stream_logs: bool = True              # print the harness's output while it runs (prefixed by run when parallel)
+    keep_results: bool = False            # keep a run's results volume / claim after its results are fetched
     kube: KubeTarget = field(default_factory=KubeTarget)
     registry: str | None = None           # kubernetes: build + push here when no push is recorded
     pending_timeout_s: float = DEFAULT_PENDING_TIMEOUT_S
@@ -121,6 +123,13 @@ def _check_choices(values: Sequence[str], allowed: tuple[str, ...], flag: str) -
     return list(values)
 
 
+def short_id(run_id: str) -> str:
+    """The part of a run id that tells runs of one launch apart in a narrow line: its time stamp and random
+    suffix (``x86-cpu-offline-perf-20261130-032059-f306`` -> ``032059-f306``). Commands take any unique part."""
+    parts = run_id.rsplit("-", 2)
+    return "-".join(parts[-2:]) if len(parts) == 3 else run_id
+
+
 def new_group_id(now: float | None = None) -> str:
     """The id shared by the runs of one launch or sweep: ``20261128-093012-3fa9``."""
     import secrets
@@ -188,35 +197,39 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
             jobs += [build_job_spec(resolved, image, spec) for spec in specs]
         for job in jobs:
             runner.check(job)
+        group = new_group_id()
+        flow = _Flow(runner, store, state_dir, target, progress, stream=options.stream_logs, group=group, cache=cache,
+                     keep_results=options.keep_results, prefix_lines=options.parallel > 1)
+        flow.record_all(jobs)
         names = ", ".join(f"{r.profile.name} ({r.short_hash})" for r in resolved_list)
         progress(f"{len(jobs)} run(s) of {names} on {target}"
                  + (f" with {images[0]}" if len(set(images)) == 1 and images[0] else ""))
-        group = new_group_id()
-        flow = _Flow(runner, store, state_dir, target, progress, stream=options.stream_logs and options.parallel == 1,
-                     group=group, cache=cache)
-        flow.record_all(jobs)
-        if len(jobs) > options.parallel:   # more runs than run at once: queue them on the target where it can
-            try:
-                runner.submit(jobs)
-            except BaseException as exc:
-                flow.abandon(jobs, "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt)
-                             else f"not submitted: {exc}")
-                raise
-        if options.parallel == 1:
-            try:
+        try:
+            if len(jobs) > options.parallel:   # more runs than run at once: queue them on the target where it can
+                try:
+                    runner.submit(jobs)
+                except MlreproError as exc:
+                    flow.abandon(jobs, f"not submitted: {exc}")
+                    raise
+            if options.parallel == 1:
                 summaries = [flow.run_one(job) for job in jobs]
-            except KeyboardInterrupt:
-                flow.abandon(jobs, "interrupted (Ctrl-C)")
-                raise
-        else:
-            pool = ThreadPoolExecutor(max_workers=options.parallel, thread_name_prefix="mlrepro-run")
-            try:
-                summaries = list(pool.map(flow.run_one, jobs))
-            except KeyboardInterrupt:
-                flow.cancel_all(jobs)
-                raise
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+            else:
+                pool = ThreadPoolExecutor(max_workers=options.parallel, thread_name_prefix="mlrepro-run")
+                try:
+                    summaries = list(pool.map(flow.run_one, jobs))
+                except BaseException as exc:
+                    with _signals_deferred():   # a second Ctrl-C must not cut the clean-up short
+                        flow.interrupt(jobs, _stop_reason(exc))
+                        pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+                pool.shutdown(wait=True)
+        except BaseException as exc:
+            with _signals_deferred():
+                if not flow.stopping.is_set():
+                    flow.stop_reason = _stop_reason(exc)
+                    flow.stopping.set()
+                flow.finish(jobs)
+            raise
     finally:
         runner.close()
     report = None
@@ -229,6 +242,27 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
                  f"{len(report.rejected)} rejected")
     return PipelineResult(target=target, image=images[0] if len(set(images)) == 1 else "", runs=tuple(summaries),
                           collect_report=report, images=tuple(images), group=group, collect_expected=wants_tree)
+
+
+def _stop_reason(exc: BaseException) -> str:
+    return "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else f"stopped: {exc}"
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM are ignored while an interrupted launch stops its runs and records them (main thread
+    only: elsewhere signal handlers cannot be changed, and signals are not delivered there anyway)."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def _pinned(spec: RunSpec, user_conf: str | None) -> RunSpec:
@@ -270,11 +304,16 @@ class _Flow:
     """The per-run flow, shared by every target: one place for what happens to a run and in which order."""
 
     def __init__(self, runner: Runner, store: RunStore, state_dir: Path, target: str, progress: Progress,
-                 stream: bool, group: str = "", cache: CalibrationCache | None = None) -> None:
+                 stream: bool, group: str = "", cache: CalibrationCache | None = None,
+                 keep_results: bool = False, prefix_lines: bool = False) -> None:
         self.runner, self.store, self.state_dir, self.target = runner, store, state_dir, target
         self.progress, self.stream, self.group, self.cache = progress, stream, group, cache
         self.active: dict[str, RunHandle] = {}
         self._lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.stop_reason = "interrupted (Ctrl-C)"
+        self.keep_results = keep_results
+        self.prefix_lines = prefix_lines      # several runs at once: each output line says whose it is
 
     def record_all(self, jobs: Sequence[JobSpec]) -> None:
         """Every run of the launch, pending, before any starts (`mlrepro runs` shows the whole sweep)."""
@@ -297,7 +336,9 @@ class _Flow:
 
     def run_one(self, job: JobSpec) -> RunSummary:
         """launch → record (running) → wait → fetch → clean up → summarize → record (the run was recorded pending
-        by :meth:`record_all`)."""
+        by :meth:`record_all`). Once the launch is stopping (:meth:`interrupt`), whatever step a run is at, it
+        ends cancelled and leaves nothing running; a KeyboardInterrupt in this thread (a sequential launch) does
+        the same, then propagates."""
         from mlrepro.results.errors import StatusConflictError
         from mlrepro.results.state import utcnow
 
@@ -306,63 +347,132 @@ class _Flow:
         handle: RunHandle | None = None
         say = lambda message: self.progress(f"{spec.run_id}: {message}")  # noqa: E731
         try:
-            handle = runner.launch(job)
+            if self.stopping.is_set():
+                return self._cancelled(job, started)
+            try:
+                handle = runner.launch(job)
+            except MlreproError as exc:
+                return self._failed(job, started, str(exc))
             with self._lock:
                 self.active[spec.run_id] = handle
+            if self.stopping.is_set():          # interrupted while it was being launched
+                self._cancel(handle)
+                return self._cancelled(job, started)
             store.update(spec.run_id, status="running", started_at=utcnow(), job_id=handle.ref,
                          results_location=format_location(handle.results))
             say(f"running ({job.profile_name}, {spec.scenario}, {spec.mode})")
             follower = self._follow(handle) if self.stream else None
-            outcome = runner.wait(handle, say)
+            try:
+                outcome = runner.wait(handle, say)
+            except MlreproError as exc:
+                self._cancel(handle)
+                return self._failed(job, started, str(exc))
             if follower is not None:
                 follower.join(timeout=2)
+            if self.stopping.is_set():
+                return self._cancelled(job, started)
+            # a run that never started its harness has no results to fetch
+            results_dir, fetch_error = self._fetch(handle) if outcome.exit_code is not None else (None, "")
+            self._cleanup(handle, results_fetched=results_dir is not None, say=say)
+            if self.stopping.is_set():
+                return self._cancelled(job, started)
+            summary = summarize(job, outcome, results_dir, time.monotonic() - started, fetch_error)
+            self._after_run(job, summary)
+            try:
+                store.update(spec.run_id, expect_status=("running",), status=summary.status,
+                             exit_code=summary.exit_code, ended_at=utcnow(), result=summary.result,
+                             result_unit=summary.result_unit, validity=summary.validity, accuracy=summary.accuracy,
+                             message=summary.message, loadgen_target=summary.loadgen_target)
+            except StatusConflictError:  # cancelled meanwhile
+                return replace(summary, status="cancelled")
+            say(summary.status + (f" — {summary.message}" if summary.message else ""))
+            return summary
         except KeyboardInterrupt:
-            message = "interrupted (Ctrl-C)"
+            self.stopping.set()
             if handle is not None:
-                try:
-                    runner.cancel(handle)
-                except MlreproError as exc:
-                    message += f"; could not stop it: {exc}"
-            store.update(spec.run_id, status="cancelled", ended_at=utcnow(), message=message)
+                self._cancel(handle)
+            self._cancelled(job, started)
             raise
-        except MlreproError as exc:
-            if handle is not None:
-                try:
-                    runner.cancel(handle)
-                except MlreproError:
-                    pass
-            store.update(spec.run_id, status="failed", ended_at=utcnow(), message=str(exc))
-            say(f"failed — {exc}")
-            return RunSummary(spec.run_id, spec.scenario, spec.mode, "failed", None, message=str(exc),
-                              duration_s=time.monotonic() - started, profile=job.profile_name)
         finally:
             with self._lock:
                 self.active.pop(spec.run_id, None)
-        # a run that never started its harness has no results to fetch
-        results_dir, fetch_error = self._fetch(handle) if outcome.exit_code is not None else (None, "")
+
+    def _failed(self, job: JobSpec, started: float, message: str) -> RunSummary:
+        from mlrepro.results.errors import StatusConflictError
+        from mlrepro.results.state import utcnow
+
+        spec = job.run
         try:
-            runner.cleanup(handle)
+            self.store.update(spec.run_id, expect_status=("pending", "running"), status="failed",
+                              ended_at=utcnow(), message=message)
+        except StatusConflictError:   # already cancelled by an interrupt
+            return self._cancelled(job, started)
+        self.progress(f"{spec.run_id}: failed — {message}")
+        return RunSummary(spec.run_id, spec.scenario, spec.mode, "failed", None, message=message,
+                          duration_s=time.monotonic() - started, profile=job.profile_name)
+
+    def _cancelled(self, job: JobSpec, started: float) -> RunSummary:
+        """Record the run cancelled (unless it already ended) and say so."""
+        from mlrepro.results.errors import StatusConflictError
+        from mlrepro.results.state import utcnow
+
+        spec = job.run
+        try:
+            self.store.update(spec.run_id, expect_status=("pending", "running"), status="cancelled",
+                              ended_at=utcnow(), message=self.stop_reason)
+        except StatusConflictError:
+            pass
+        return RunSummary(spec.run_id, spec.scenario, spec.mode, "cancelled", None, message=self.stop_reason,
+                          duration_s=time.monotonic() - started, profile=job.profile_name)
+
+    def _cancel(self, handle: RunHandle) -> None:
+        """Stop a run now; a target that cannot is said, never raised (the launch is ending anyway)."""
+        try:
+            self.runner.cancel(handle)
+        except Exception as exc:  # noqa: BLE001 - stopping must reach every run
+            self.progress(f"{handle.run_id}: could not stop it: {exc}")
+
+    def _cleanup(self, handle: RunHandle, *, results_fetched: bool, say: Progress) -> None:
+        """Remove what the ended run no longer needs; its results storage too once they are verified here
+        (unless asked to keep it)."""
+        try:
+            self.runner.cleanup(handle, release_results=results_fetched and not self.keep_results)
         except MlreproError as exc:      # the run is over either way: say what was left behind
             say(f"not cleaned up: {exc}")
-        summary = summarize(job, outcome, results_dir, time.monotonic() - started, fetch_error)
-        self._after_run(job, summary)
-        try:
-            store.update(spec.run_id, expect_status=("running",), status=summary.status, exit_code=summary.exit_code,
-                         ended_at=utcnow(), result=summary.result, result_unit=summary.result_unit,
-                         validity=summary.validity, accuracy=summary.accuracy, message=summary.message,
-                         loadgen_target=summary.loadgen_target)
-        except StatusConflictError:  # cancelled meanwhile (Ctrl-C from the main thread)
-            return replace(summary, status="cancelled")
-        say(summary.status + (f" — {summary.message}" if summary.message else ""))
-        return summary
+
+    def interrupt(self, jobs: Sequence[JobSpec], reason: str = "interrupted (Ctrl-C)") -> None:
+        """Stop the launch (called from the main thread): no run starts any more, every running one is stopped
+        (all at once), and once the worker threads are done (the caller shuts the pool down) :meth:`finish`
+        marks what is left cancelled."""
+        from concurrent.futures import ThreadPoolExecutor as Pool
+
+        self.stop_reason = reason
+        self.stopping.set()
+        with self._lock:
+            handles = list(self.active.values())
+        if handles:
+            self.progress(f"stopping {len(handles)} run(s)...")
+            with Pool(max_workers=len(handles), thread_name_prefix="mlrepro-cancel") as pool:
+                list(pool.map(self._cancel, handles))
+
+    def finish(self, jobs: Sequence[JobSpec]) -> None:
+        """After an interrupt: every run of the launch that did not end is cancelled (none is left running)."""
+        from mlrepro.results.state import TERMINAL_STATUSES
+
+        for job in jobs:
+            record = self.store.find(job.run_id)
+            if record is not None and record.status not in TERMINAL_STATUSES:
+                self._cancelled(job, time.monotonic())
 
     def _follow(self, handle: RunHandle) -> threading.Thread:
-        """Print the run's output on a daemon thread while the main thread waits (and enforces the deadline)."""
+        """Print the run's output on a daemon thread while this one waits (and enforces the deadline). With
+        several runs at once each line starts with the run's short id."""
+        head = f"  {short_id(handle.run_id)} | " if self.prefix_lines else "  | "
 
         def follow() -> None:
             try:
                 for line in self.runner.logs(handle, follow=True):
-                    self.progress(f"  | {line}")
+                    self.progress(head + line)
             except Exception:  # noqa: BLE001 - the log stream is a convenience; the run's outcome is what counts
                 return
 
@@ -382,20 +492,6 @@ class _Flow:
         """What uses a finished run's verified results before it is recorded: the calibration cache."""
         if self.cache is not None and summary.results_dir is not None:
             _remember_calibration(self.cache, summary.results_dir, self.progress)
-
-    def cancel_all(self, jobs: Sequence[JobSpec]) -> None:
-        """Ctrl-C with runs in worker threads: stop every run, mark the unfinished ones cancelled."""
-        from mlrepro.results.state import utcnow
-
-        with self._lock:
-            handles = list(self.active.values())
-        for handle in handles:
-            self.runner.cancel(handle)
-        for job in jobs:
-            record = self.store.find(job.run_id)
-            if record is not None and record.status in ("pending", "running"):
-                self.store.update(job.run_id, status="cancelled", ended_at=utcnow(), message="interrupted (Ctrl-C)")
-
 
 def _remember_calibration(cache: CalibrationCache, results_dir: Path, progress: Progress) -> None:
     """Store (or drop) the run's calibrated target in the cache; a cache problem never fails the run."""

@@ -68,9 +68,15 @@ def cluster_record(run_id: str, kube: KubeTarget, state_dir: Path) -> RunRecord:
 
 
 def _record(store: RunStore, run_id: str, kube: KubeTarget | None, state_dir: Path) -> RunRecord:
-    record = store.find(run_id)
-    if record is not None or kube is None:
-        return record or store.get(run_id)
+    """The recorded run ``run_id`` names (its full id or any unique part), or, with ``kube``, one found on the
+    cluster by its full id."""
+    from mlrepro.results.errors import UnknownRunError
+
+    try:
+        return store.resolve(run_id)
+    except UnknownRunError:
+        if kube is None:
+            raise
     return cluster_record(run_id, kube, state_dir)
 
 
@@ -82,8 +88,8 @@ def stream_logs(run_id: str, follow: bool = False, state_dir: Path | None = None
     store, state_dir = _store(state_dir)
     record = _record(store, run_id, kube, state_dir)
     if record.status == "pending":
-        raise BadInputError(f"run {run_id} has not started yet")
-    paths = RunPaths.of(state_dir, run_id)
+        raise BadInputError(f"run {record.run_id} has not started yet")
+    paths = RunPaths.of(state_dir, record.run_id)
     if record.is_terminal and paths.log.is_file():
         yield from paths.log.read_text(encoding="utf-8", errors="replace").splitlines()
         return
@@ -117,13 +123,30 @@ def collect_runs(run_ids: Sequence[str], into: Path, *, submitter: str, division
     """Collect recorded runs (by id) and/or harness results directories (``extra_sources``). ``kube``: where
     to find runs that are not recorded here (their claims are read through a helper pod);
     ``system_overrides`` are systems-json fields (notes file, contact) that win over the probed values."""
+    from dataclasses import replace
+
+    from mlrepro.errors import MlreproError
+    from mlrepro.results import layout as tl
+    from mlrepro.results.submission import CollectReport, RejectedRun
+
     dirs: list[Path] = []
+    failures: list[RejectedRun] = []
     if run_ids:
         store, state_dir = _store(state_dir)
-        records = [_record(store, run_id, kube, state_dir) for run_id in dict.fromkeys(run_ids)]
-        dirs = [ensure_local_results(r, state_dir) for r in records]
+        for run_id in dict.fromkeys(run_ids):
+            try:     # one run without results must not stop the others: it is listed, the others collected
+                dirs.append(ensure_local_results(_record(store, run_id, kube, state_dir), state_dir))
+            except MlreproError as exc:
+                failures.append(RejectedRun(run_id, Path(), "failed", (str(exc),)))
     for source in extra_sources:
         if not source.is_dir():
             raise BadInputError(f"--from {source}: not a directory")
         dirs.append(source)
-    return collect_into(dirs, into, submitter, division, force, system_overrides=system_overrides)
+    if not dirs:
+        if failures:
+            root = into.absolute()
+            return CollectReport(tree=root, sidecar=tl.sidecar_for(root), division=division, submitter=submitter,
+                                 rejected=tuple(failures))
+        raise BadInputError("collect: no run ids and no --from directory")
+    report = collect_into(dirs, into, submitter, division, force, system_overrides=system_overrides)
+    return replace(report, rejected=report.rejected + tuple(failures)) if failures else report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, List, Optional
@@ -18,6 +19,13 @@ if TYPE_CHECKING:
     from mlrepro.runners import KubeTarget
 
 EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class Division(str, Enum):
+    """The divisions ``collect`` writes (the network division needs a networked SUT mlrepro does not run)."""
+
+    closed = "closed"
+    open = "open"
 
 
 class OutputFormat(str, Enum):
@@ -40,6 +48,10 @@ ContactOpt = typer.Option(None, "--contact", help="Submitter contact (e-mail) fo
 SystemNotesOpt = typer.Option(None, "--system-notes", help="YAML of systems-json fields no probe can see (cooling, "
                                                           "hw_notes, sw_notes, ...); mlperf-sysinfo's config file "
                                                           "works too.")
+DivisionOpt = typer.Option(Division.open, "--division", help="closed (full-length runs with compliance tests) or "
+                                                          "open.")
+KeepVolumeOpt = typer.Option(False, "--keep-volume", help="Keep each run's results volume (docker) or claim "
+                                                          "(kubernetes) after its results are fetched and verified.")
 RecalibrateOpt = typer.Option(False, "--recalibrate", help="Measure the LoadGen targets again instead of using "
                                                            "the cached calibration of this profile and system.")
 FindPeakOpt = typer.Option(False, "--find-peak", help="Server: search the highest VALID target QPS more finely "
@@ -47,11 +59,13 @@ FindPeakOpt = typer.Option(False, "--find-peak", help="Server: search the highes
 
 
 def console(stderr: bool = False) -> "Console":
+    import os
+
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    # A terminal gets its own width; a pipe or file gets wide lines rather than folded cells.
-    width = None if stream.isatty() else 200
+    # A terminal gets its own width (COLUMNS wins when set); a pipe or file gets wide lines rather than folded cells.
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
@@ -63,6 +77,49 @@ def table(*columns: str, title: str | None = None, right: tuple[str, ...] = ()):
     for col in columns:
         t.add_column(col, overflow="fold", justify="right" if col in right else "left")
     return t
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a :func:`fitted_table`: ``keep`` orders what stays when the console is narrow (0 always
+    stays; the highest goes first); ``nowrap`` columns (run ids) are never folded."""
+
+    header: str
+    keep: int = 0
+    right: bool = False
+    nowrap: bool = False
+
+
+def fitted_table(console: "Console", columns: list[Column], rows: list[list[str]], title: str | None = None):
+    """A table that fits ``console``'s width: columns are left out, least needed first, until the rest fits
+    unfolded; ids stay whole. Cells may hold rich markup (widths are measured on the plain text)."""
+    from rich import box
+    from rich.measure import Measurement
+    from rich.table import Table
+    from rich.text import Text
+
+    plain = [[Text.from_markup(cell).plain for cell in row] for row in rows]
+    widths = [max([len(c.header)] + [len(r[i]) for r in plain]) for i, c in enumerate(columns)]
+
+    def build(shown: list[int]) -> Table:
+        t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for i in shown:
+            c = columns[i]
+            t.add_column(c.header, justify="right" if c.right else "left", no_wrap=True, min_width=widths[i])
+        for row in rows:
+            t.add_row(*(row[i] for i in shown))
+        return t
+
+    def needed(t: Table) -> int:
+        return Measurement.get(console, console.options.update_width(100_000), t).maximum
+
+    shown = list(range(len(columns)))
+    table = build(shown)
+    # leave out the least needed column until the table fits unfolded (measured as rich lays it out)
+    while needed(table) > console.width and any(columns[i].keep for i in shown):
+        shown.remove(max((i for i in shown if columns[i].keep), key=lambda i: (columns[i].keep, i)))
+        table = build(shown)
+    return table
 
 
 def fail(message: str, code: int) -> "typer.Exit":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
@@ -10,7 +12,10 @@ import typer
 from mlrepro.cli.common import (
     ContactOpt,
     ContextOpt,
+    Division,
+    DivisionOpt,
     FindPeakOpt,
+    KeepVolumeOpt,
     KubeconfigOpt,
     NamespaceOpt,
     OutputFormat,
@@ -27,7 +32,6 @@ from mlrepro.cli.common import (
     print_data,
     resolve_many,
     split_csv,
-    table,
 )
 
 
@@ -54,10 +58,13 @@ def launch(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt
            pending_timeout: float = typer.Option(600, "--pending-timeout", help="kubernetes: seconds a pod may stay "
                                                  "unschedulable or unable to pull its image before the run fails."),
            recalibrate: bool = RecalibrateOpt, find_peak: bool = FindPeakOpt,
+           keep_volume: bool = KeepVolumeOpt, output: OutputFormat = OutputOpt,
            ) -> None:
     """Launch benchmark runs (every profile × scenario × mode) and wait for them; `runs` and `collect` work afterwards.
 
-    Example: mlrepro launch -p x86-cpu,arm64-cpu --scenario Offline,Server --target k8s --parallel 4
+    Ctrl-C (or SIGTERM) stops every run it started and marks it cancelled (exit 130).
+
+    Example: mlrepro launch -p x86-cpu -f air-gapped --scenario Offline,Server --parallel 2
     """
     with cli_errors():
         from mlrepro.cli.report import print_results
@@ -68,15 +75,32 @@ def launch(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt
                                   collect=False, into=None, parallel=parallel,
                                   results_dir=results_dir.resolve() if results_dir else None, image=image,
                                   registry=registry, kube=kube_target(context, namespace, kubeconfig),
-                                  pending_timeout_s=pending_timeout, recalibrate=recalibrate, find_peak=find_peak)
-        c = console()
+                                  pending_timeout_s=pending_timeout, recalibrate=recalibrate, find_peak=find_peak,
+                                  keep_results=keep_volume)
+        json_out = output != OutputFormat.table
+        c = console(stderr=json_out)          # with --output json, progress goes to stderr
         result = run_pipeline(resolved, options, progress=lambda m: c.print(m, markup=False))
-        print_results(c, result)
+        if json_out:
+            from mlrepro.cli.report import result_data
+
+            print_data(result_data(result), output)
+        else:
+            print_results(c, result)
         if not result.ok:
             raise typer.Exit(1)
 
 
-def runs(status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
+class RunStatusChoice(str, Enum):
+    pending = "pending"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    invalid = "invalid"
+    cancelled = "cancelled"
+    timeout = "timeout"
+
+
+def runs(status: Optional[RunStatusChoice] = typer.Option(None, "--status", help="Only runs with this status."),
          profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Only this profile's runs."),
          group: Optional[str] = typer.Option(None, "--group", help="Only the runs of this launch or sweep."),
          limit: int = typer.Option(50, "--limit", help="At most this many (newest first)."),
@@ -88,7 +112,8 @@ def runs(status: Optional[str] = typer.Option(None, "--status", help="Only runs 
     with cli_errors():
         from mlrepro.results.state import open_store
 
-        records = open_store().list(status=status, profile=profile, limit=limit, group=group)
+        records = open_store().list(status=status.value if status else None, profile=profile, limit=limit,
+                                    group=group)
         rows = []
         for r in records:
             duration = (r.ended_at - r.started_at).total_seconds() if r.started_at and r.ended_at else None
@@ -101,30 +126,34 @@ def runs(status: Optional[str] = typer.Option(None, "--status", help="Only runs 
         if output != OutputFormat.table:
             print_data(rows, output)
             return
-        from mlrepro.cli.report import target_cell
+        from mlrepro.cli.common import Column, fitted_table
+        from mlrepro.cli.report import metric_cell, status_cell, target_cell
 
         groups: dict[str, list[dict]] = {}
         for r in rows:
             groups.setdefault(r["group"], []).append(r)
         c = console()
+        columns = [Column("run id", nowrap=True), Column("status"), Column("result", keep=1, right=True),
+                   Column("validity", keep=2), Column("LoadGen target", keep=4), Column("duration", keep=3,
+                                                                                         right=True),
+                   Column("target", keep=5), Column("profile", keep=6), Column("scenario", keep=6),
+                   Column("mode", keep=6)]
         for group_id, members in groups.items():
             counts = ", ".join(f"{n} {s}" for s, n in sorted(
                 {s: sum(1 for m in members if m["status"] == s) for s in {m["status"] for m in members}}.items()))
             title = f"launch {group_id}: {len(members)} run(s), {counts}" if group_id else "runs"
-            t = table("run id", "profile", "scenario", "mode", "target", "status", "result", "validity",
-                      "LoadGen target", "duration", right=("result", "duration"), title=title)
-            for r in members:
-                result = f"{r['result']:,.1f} {r['unit']}" if r["result"] is not None else "-"
-                t.add_row(r["run_id"], r["profile"], r["scenario"], r["mode"], r["target"], r["status"], result,
-                          r["validity"] or "-", target_cell(r["loadgen_target"]),
-                          f"{r['duration_s']} s" if r["duration_s"] is not None else "-")
-            c.print(t)
+            table_rows = [[r["run_id"], status_cell(r["status"]),
+                           metric_cell(r["result"], r["unit"]), r["validity"] or "-",
+                           target_cell(r["loadgen_target"]),
+                           f"{r['duration_s']} s" if r["duration_s"] is not None else "-", r["target"], r["profile"],
+                           r["scenario"], r["mode"]] for r in members]
+            c.print(fitted_table(c, columns, table_rows, title=title))
 
 
-def logs(run_id: str = typer.Argument(..., help="Run id (see `mlrepro runs`)."),
+def logs(run_id: str = typer.Argument(..., help="Run id (see `mlrepro runs`), or any unique part of it."),
          follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming while the run is going."),
          context: Optional[str] = ContextOpt, namespace: Optional[str] = NamespaceOpt,
-         kubeconfig: Optional[Path] = KubeconfigOpt) -> None:
+         kubeconfig: Optional[Path] = KubeconfigOpt, output: OutputFormat = OutputOpt) -> None:
     """Print a run's harness output (live from the container or pod while it runs, else the saved log).
 
     A run mlrepro did not launch (a Job installed with Helm) is found on the cluster with --namespace/--context.
@@ -136,14 +165,17 @@ def logs(run_id: str = typer.Argument(..., help="Run id (see `mlrepro runs`)."),
 
         kube = kube_target(context, namespace, kubeconfig) if (context or namespace or kubeconfig) else None
         for line in stream_logs(run_id, follow=follow, kube=kube):
-            typer.echo(line)
+            if output == OutputFormat.table:
+                typer.echo(line)
+            else:   # one JSON object per line (works while following)
+                typer.echo(json.dumps({"line": line}))
 
 
 def collect(run_ids: Optional[List[str]] = typer.Argument(None, help="Run ids to collect (see `mlrepro runs`)."),
             sources: Optional[List[Path]] = typer.Option(None, "--from", help="Harness results directories "
                                                          "copied from elsewhere (a PVC, another machine)."),
             into: Path = typer.Option(Path("submission"), "--into", help="Root of the submission tree."),
-            division: str = typer.Option("open", "--division", help="closed, open or network."),
+            division: Division = DivisionOpt,
             submitter: str = typer.Option(..., "--submitter", help="Submitter (organisation) name."),
             contact: Optional[str] = ContactOpt, system_notes: Optional[Path] = SystemNotesOpt,
             force: bool = typer.Option(False, "--force", help="Replace a different result already in the tree."),
@@ -163,9 +195,9 @@ def collect(run_ids: Optional[List[str]] = typer.Argument(None, help="Run ids to
 
         if not run_ids and not sources:
             raise fail("collect: give run ids or --from DIR", 2)
-        overrides = system_overrides(system_notes, contact=contact, submitter=submitter, division=division)
+        overrides = system_overrides(system_notes, contact=contact, submitter=submitter, division=division.value)
         kube = kube_target(context, namespace, kubeconfig) if (context or namespace or kubeconfig) else None
-        report = collect_runs(run_ids or [], into, submitter=submitter, division=division, force=force,
+        report = collect_runs(run_ids or [], into, submitter=submitter, division=division.value, force=force,
                               extra_sources=sources or [], kube=kube, system_overrides=overrides)
         if output != OutputFormat.table:
             print_data({"tree": str(report.tree), "placed": [str(p.path) for p in report.placed],

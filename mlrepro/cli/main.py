@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from mlrepro import __version__
-from mlrepro.cli import build, check, compliance, generate, launch, profiles, reproduce, run, tree_report
+from mlrepro.cli import build, check, compliance, generate, launch, profiles, prune, reproduce, run, tree_report
 
 app = typer.Typer(
     name="mlrepro",
@@ -30,6 +30,7 @@ check.register(app)
 compliance.register(app)
 tree_report.register(app)
 reproduce.register(app)
+prune.register(app)
 
 
 def _version(value: bool) -> None:
@@ -44,7 +45,16 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Reproducible MLPerf-style benchmark runs from a hardware/software profile."""
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (``kill``, a CI job's timeout, a closing terminal's session) ends a command as Ctrl-C does:
+    every run it started is stopped and marked cancelled, exit 130."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     app()
 
 

@@ -21,14 +21,23 @@ from mlrepro.cli.common import (
 app = typer.Typer(help="Inspect built-in and user profiles.", no_args_is_help=True, rich_markup_mode=None)
 
 
+def _overlay_summary(path) -> str:  # noqa: ANN001 - a Path
+    """The first comment line of a built-in overlay file: what it is for."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
 @app.command("list")
 def list_profiles(output: OutputFormat = OutputOpt) -> None:
-    """List the built-in profiles: name, platform, accelerator, backend, base image.
+    """List the built-in profiles (name, platform, accelerator, backend, base image) and overlays (-f NAME).
 
     Example: mlrepro profiles list --output json
     """
     with cli_errors():
-        from mlrepro.profiles.loader import builtin_profile_names, resolve_profile
+        from mlrepro.profiles.loader import builtin_overlay_names, builtin_profile_names, resolve_profile
+        from mlrepro.resources import builtin_overlays_dir
 
         rows = []
         for name in builtin_profile_names():
@@ -38,20 +47,28 @@ def list_profiles(output: OutputFormat = OutputOpt) -> None:
                 if p.accelerator.enabled else "none"
             rows.append({"name": name, "platform": p.platform, "accelerator": acc, "backend": p.framework.backend,
                          "base_image": p.base_image, "hash": r.short_hash, "description": p.description})
+        overlays = [{"name": name, "description": _overlay_summary(builtin_overlays_dir() / f"{name}.yaml")}
+                    for name in builtin_overlay_names()]
         if output != OutputFormat.table:
-            print_data(rows, output)
+            print_data({"profiles": rows, "overlays": overlays}, output)
             return
-        t = table("name", "platform", "accelerator", "backend", "base image", "hash")
+        t = table("name", "platform", "accelerator", "backend", "base image", "hash", title="profiles (-p NAME)")
         for row in rows:
             t.add_row(row["name"], row["platform"], row["accelerator"], row["backend"], row["base_image"],
-                          row["hash"])
-        console().print(t)
+                      row["hash"])
+        c = console()
+        c.print(t)
+        o = table("name", "what it does", title="overlays (-f NAME, applied in order)")
+        for row in overlays:
+            o.add_row(row["name"], row["description"])
+        c.print(o)
 
 
 @app.command("show")
 def show(name: str = typer.Argument(..., help="Built-in profile name or profile file."),
          overlays: Optional[List[str]] = OverlayOpt, sets: Optional[List[str]] = SetOpt,
-         output: OutputFormat = typer.Option(OutputFormat.yaml, "--output", help="yaml (default) or json."),
+         output: OutputFormat = typer.Option(OutputFormat.yaml, "--output", help="yaml (default), json, or table "
+                                             "(every value with the file or --set that gave it)."),
          ) -> None:
     """Print the fully resolved profile (after extends, overlays and --set) and its content hash.
 
@@ -61,11 +78,33 @@ def show(name: str = typer.Argument(..., help="Built-in profile name or profile 
         r = resolve(name, overlays, sets)
         data = {"hash": r.hash, "sources": list(r.sources), "profile": r.to_dict()}
         if output == OutputFormat.table:
-            output = OutputFormat.yaml
-        if output == OutputFormat.yaml:
+            _print_table(r)
+        elif output == OutputFormat.yaml:
             import sys
 
             sys.stdout.write(f"# hash: {r.hash}\n# sources: {', '.join(r.sources)}\n")
             print_data(r.to_dict(), output)
         else:
             print_data(data, output)
+
+
+def _leaves(value: object, prefix: str = "") -> list[tuple[str, object]]:
+    if isinstance(value, dict) and value:
+        out: list[tuple[str, object]] = []
+        for k, v in value.items():
+            out += _leaves(v, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [(prefix, value)]
+
+
+def _print_table(r) -> None:  # noqa: ANN001 - a ResolvedProfile
+    """Every resolved value as ``dotted.key | value | source`` (the file, overlay or --set that gave it)."""
+    import json
+
+    from mlrepro.profiles.merge import source_of
+
+    t = table("key", "value", "from", title=f"{r.profile.name} ({r.short_hash}): {', '.join(r.sources)}")
+    for key, value in _leaves(r.to_dict()):
+        text = value if isinstance(value, str) else json.dumps(value)
+        t.add_row(key, text, source_of(r.provenance, key, "(default)"))
+    console().print(t)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _STYLE = {"succeeded": "green", "invalid": "yellow", "failed": "red", "timeout": "red", "cancelled": "yellow"}
 
 
-def _metric(value: float | None, unit: str) -> str:
+def metric_cell(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
     text = f"{value:,.0f}" if value >= 100 else f"{value:,.3f}"
@@ -32,18 +32,21 @@ def target_cell(decision: "dict | None") -> str:
     return f"{text} {source}" + (f" {cost:.1f} s" if source == "calibrated" and cost is not None else "")
 
 
-def print_results(console: "Console", result: "PipelineResult") -> None:
-    from mlrepro.cli.common import table as make_table
+def status_cell(status: str) -> str:
+    style = _STYLE.get(status, "")
+    return f"[{style}]{status}[/]" if style else status
 
-    table = make_table("run id", "scenario", "mode", "status", "result", "validity", "accuracy", "target", "time",
-                       title=f"mlrepro results ({result.target})", right=("result", "accuracy", "time"))
-    for r in result.runs:
-        style = _STYLE.get(r.status, "")
-        table.add_row(r.run_id, r.scenario, r.mode, f"[{style}]{r.status}[/]" if style else r.status,
-                      _metric(r.result, r.result_unit), r.validity or "-",
-                      f"{r.accuracy:.3f}%" if r.accuracy is not None else "-", target_cell(r.loadgen_target),
-                      f"{r.duration_s:.1f} s")
-    console.print(table)
+
+def print_results(console: "Console", result: "PipelineResult") -> None:
+    from mlrepro.cli.common import Column, fitted_table
+
+    columns = [Column("run id", nowrap=True), Column("status"), Column("result", keep=1, right=True),
+               Column("validity", keep=3), Column("accuracy", keep=2, right=True), Column("target", keep=5),
+               Column("time", keep=4, right=True)]
+    rows = [[r.run_id, status_cell(r.status), metric_cell(r.result, r.result_unit), r.validity or "-",
+             f"{r.accuracy:.3f}%" if r.accuracy is not None else "-", target_cell(r.loadgen_target),
+             f"{r.duration_s:.1f} s"] for r in result.runs]
+    console.print(fitted_table(console, columns, rows, title=f"mlrepro results ({result.target})"))
     failures = result.failures
     if failures and len(result.runs) > 1:
         group = f" (mlrepro runs --group {result.group})" if result.group else ""
@@ -75,6 +78,24 @@ def print_system_findings(console: "Console", report) -> None:
                           "submitted (give --contact and --system-notes FILE)", soft_wrap=True)
         if warnings:
             console.print(f"systems/{sid}.json: worth filling: {', '.join(warnings)}", soft_wrap=True)
+
+
+def result_data(result: "PipelineResult") -> dict:
+    """``run`` / ``launch --output json``: every run (full ids), the tree collected, what went wrong."""
+    report = result.collect_report
+    return {
+        "ok": result.ok, "target": result.target, "image": result.image or None, "group": result.group or None,
+        "runs": [{"run_id": r.run_id, "profile": r.profile, "scenario": r.scenario, "mode": r.mode,
+                  "status": r.status, "exit_code": r.exit_code, "result": r.result, "unit": r.result_unit,
+                  "validity": r.validity, "accuracy": r.accuracy, "duration_s": round(r.duration_s, 3),
+                  "loadgen_target": r.loadgen_target, "message": r.message or None, "notes": list(r.notes),
+                  "results_dir": str(r.results_dir) if r.results_dir else None} for r in result.runs],
+        "collect": None if report is None else {
+            "tree": str(report.tree), "placed": [str(p.path) for p in report.placed],
+            "unchanged": [str(p.path) for p in report.unchanged],
+            "rejected": [{"run_id": r.run_id, "kind": r.kind, "reasons": list(r.reasons)} for r in report.rejected]},
+        "problems": list(result.problems),
+    }
 
 
 def print_collect(console: "Console", report) -> None:

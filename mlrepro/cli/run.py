@@ -11,7 +11,10 @@ import typer
 from mlrepro.cli.common import (
     ContactOpt,
     ContextOpt,
+    Division,
+    DivisionOpt,
     FindPeakOpt,
+    KeepVolumeOpt,
     KubeconfigOpt,
     NamespaceOpt,
     OutputFormat,
@@ -53,7 +56,7 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
                                                  "comma-separated; default: the profile's."),
         into: Optional[Path] = typer.Option(None, "--into", help="Collect into this submission tree "
                                             "(default: ./submission)."),
-        division: str = typer.Option("open", "--division", help="closed, open or network."),
+        division: Division = DivisionOpt,
         submitter: str = typer.Option("mlrepro", "--submitter", help="Submitter (organisation) name."),
         contact: Optional[str] = ContactOpt, system_notes: Optional[Path] = SystemNotesOpt,
         collect: bool = typer.Option(True, "--collect/--no-collect", help="Collect into a submission tree."),
@@ -64,8 +67,9 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
         context: Optional[str] = ContextOpt, namespace: Optional[str] = NamespaceOpt,
         kubeconfig: Optional[Path] = KubeconfigOpt,
         recalibrate: bool = RecalibrateOpt, find_peak: bool = FindPeakOpt,
+        keep_volume: bool = KeepVolumeOpt, output: OutputFormat = OutputOpt,
         ) -> None:
-    """Run the benchmark end to end and print a results table.
+    """Run the benchmark end to end and print a results table (Ctrl-C or SIGTERM: every run cancelled, exit 130).
 
     Example: mlrepro run -p x86-cpu --submitter Acme --contact ops@example.com --system-notes notes.yaml
     """
@@ -74,16 +78,22 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
         from mlrepro.pipeline import PipelineOptions, run_pipeline
         from mlrepro.results.system_notes import system_overrides
 
-        overrides = system_overrides(system_notes, contact=contact, submitter=submitter, division=division)
+        overrides = system_overrides(system_notes, contact=contact, submitter=submitter, division=division.value)
         resolved = resolve_many(profile, overlays, sets)
         options = PipelineOptions(target=target.value, scenarios=split_csv(scenario), modes=split_csv(mode),
-                                  into=into or Path("submission"), division=division, submitter=submitter,
+                                  into=into or Path("submission"), division=division.value, submitter=submitter,
                                   system_overrides=overrides, collect=collect, image=image, registry=registry,
                                   kube=kube_target(context, namespace, kubeconfig), recalibrate=recalibrate,
-                                  find_peak=find_peak)
-        c = console()
+                                  find_peak=find_peak, keep_results=keep_volume)
+        json_out = output != OutputFormat.table
+        c = console(stderr=json_out)          # with --output json, progress goes to stderr
         result = run_pipeline(resolved, options, progress=lambda msg: c.print(msg, markup=False))
-        print_results(c, result)
+        if json_out:
+            from mlrepro.cli.report import result_data
+
+            print_data(result_data(result), output)
+        else:
+            print_results(c, result)
         if not result.ok:
             raise typer.Exit(1)
 

@@ -203,7 +203,7 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
         fingerprint = system_fingerprint(system, spec.workload.backend, spec.workload.device,
                                          spec.workload.batch_size)
         probe = LoadgenProber(lg, workload, spec, model, layout.calibration_dir,
-                              layout.relative(layout.calibration_dir), fail_fast=fail_fast)
+                              layout.relative(layout.calibration_dir), fail_fast=fail_fast, progress=say)
         targets = decide_targets(spec, model, base_conf, fingerprint, probe, timed, say)
         failed = [d for d in targets.decisions if d.source == "calibrated" and d.value is None]
         if failed:
@@ -220,7 +220,7 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
             set_mode(lg, built.settings, kind)
             say(f"mlrepro-harness: {spec.scenario} {kind} run -> {outcome.directory}")
             session = LoadgenSession(lg, workload, built.settings, spec.scenario, kind, outdir,
-                                     layout.audit_config, spec.enable_trace, fail_fast=fail_fast)
+                                     layout.audit_config, spec.enable_trace, fail_fast=fail_fast, progress=say)
             try:
                 info = session.run()
             except KeyboardInterrupt:
@@ -312,6 +312,7 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
                           calibration=targets.to_dict() if targets is not None else None, framework=framework,
                           compliance=[audit_dict(a) for a in audits] if spec.compliance else None)
     record = build_record(inputs)
+    say("mlrepro-harness: writing the run record and checksums")
     try:
         write_record(layout.record_json, record)
         write_manifest(layout.run_dir)

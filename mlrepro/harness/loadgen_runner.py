@@ -193,6 +193,7 @@ class _Responder:
         self._state = state
         self._pending: list[Any] = []
         self._offset = 0
+        self.completed = 0           # samples completed (progress lines; approximate across threads)
         self._grow(1 << 16)
 
     def _grow(self, size: int) -> None:
@@ -208,11 +209,13 @@ class _Responder:
     def empty(self, ids: Sequence[int]) -> None:
         qsr = self._qsr
         self._complete([qsr(i, 0, 0) for i in ids])
+        self.completed += len(ids)
 
     def flush(self) -> None:
         if self._pending:
             pending, self._pending = self._pending, []
             self._complete(pending)
+            self.completed += len(pending)
         self._offset = 0
 
     def __call__(self, ids: Sequence[int], indices: Sequence[int]) -> None:
@@ -233,6 +236,7 @@ class _Responder:
                 self._grow(max(size, 2 * self._cap))
             self._mv[:size] = p
             self._complete([self._qsr(ids[0], self._addr, size)])
+            self.completed += 1
         except BaseException as exc:  # noqa: BLE001 - must not propagate into LoadGen
             self._state.fail(exc)
             self.empty(ids)
@@ -473,12 +477,43 @@ class LoadgenRunInfo:
     detached: bool = False          # LoadGen still running (interrupted/abandoned); process must exit
 
 
+class _Heartbeat:
+    """Progress lines while a LoadGen test goes: elapsed time against what it should take, samples completed
+    (every tenth of the expected duration, 5-60 s apart; nothing for tests shorter than 5 s)."""
+
+    def __init__(self, session: LoadgenSession) -> None:
+        s = session.settings
+        self.session = session
+        self.min_s = float(getattr(s, "min_duration_ms", 0)) / 1000
+        self.total: int | None = None
+        if session.scenario == "Offline" and session.kind == "performance":
+            qps, n = float(getattr(s, "offline_expected_qps", 0)), int(getattr(s, "min_query_count", 0))
+            self.total = max(n, int(1.1 * self.min_s * qps))
+        elif session.kind == "accuracy":
+            self.total = session.workload.dataset_size
+        self.every = min(60.0, max(5.0, self.min_s / 10))
+        self.next = self.every
+
+    def tick(self, elapsed: float) -> None:
+        if elapsed < self.next:
+            return
+        self.next += self.every
+        r = self.session._responder
+        done = r.completed if r is not None else 0
+        what = f"{done:,} of ~{self.total:,} samples" if self.total else f"{done:,} samples completed"
+        goal = f" (min duration {self.min_s:g} s)" if self.session.kind == "performance" else ""
+        self.session.progress(f"mlrepro-harness: {self.session.scenario} {self.session.kind}: running "  # type: ignore[misc]
+                              f"{elapsed:.0f} s{goal}, {what}")
+
+
 class LoadgenSession:
     """One LoadGen test (a sub-run) in its own thread. ``run()`` blocks; signals reach the main thread."""
 
     def __init__(self, lg: ModuleType, workload: Workload, settings: Any, scenario: str, kind: str,
-                 outdir: Path, audit_config: Path, enable_trace: bool, fail_fast: bool = False) -> None:
+                 outdir: Path, audit_config: Path, enable_trace: bool, fail_fast: bool = False,
+                 progress: Callable[[str], None] | None = None) -> None:
         self.lg = lg
+        self.progress = progress
         self.workload = workload
         self.settings = settings
         self.scenario = scenario
@@ -495,6 +530,7 @@ class LoadgenSession:
         self._done = threading.Event()
         self._thread_error: BaseException | None = None
         self._dispatcher: _InlineDispatcher | _WorkerDispatcher | None = None
+        self._responder: _Responder | None = None
 
     # QSL callbacks
     def _load(self, indices: list[int]) -> None:
@@ -537,7 +573,7 @@ class LoadgenSession:
             self._dispatcher.flush()
 
     def _make_dispatcher(self) -> _InlineDispatcher | _WorkerDispatcher:
-        responder = _Responder(self.lg, self.workload.predict, self.state)
+        responder = self._responder = _Responder(self.lg, self.workload.predict, self.state)
         batch = self.workload.spec.batch_size
         if self.scenario == "Server" and choose_server_dispatch(self.warmup_s) == "worker":
             self.dispatch = "worker"
@@ -582,9 +618,12 @@ class LoadgenSession:
         _LOADGEN_THREAD.submit(self._thread_main)
         # A KeyboardInterrupt (SIGINT/SIGTERM handler) raised here leaves LoadGen running: the caller exits.
         detached = True
+        heartbeat = _Heartbeat(self) if self.progress is not None else None
         while not self._done.wait(0.25):
             if self.fail_fast and self.state.failed:
                 break
+            if heartbeat is not None:
+                heartbeat.tick(time.monotonic() - t0)
         else:
             detached = False
         if self._thread_error is not None:

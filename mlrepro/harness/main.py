@@ -38,7 +38,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Run one MLPerf-style benchmark (a run spec) with LoadGen.")
+    p = _Parser(prog=PROG, description="Run one MLPerf-style benchmark (a run spec) with LoadGen: find the LoadGen "
+                "target (pinned, cached or calibrated), run the spec's mode, write logs, record and checksums "
+                "under RESULTS/<run id>/.",
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="example:\n  mlrepro-harness --spec /config/run.json --results /results\n"
+                       "  mlrepro-harness --self-check\n\n"
+                       "exit codes:\n  0    every performance run VALID (accuracy computed)\n"
+                       "  4    a performance run INVALID (LoadGen's reasons are printed)\n"
+                       "  3    bad run spec or workload configuration (retrying cannot help)\n"
+                       "  1    runtime failure (workload, LoadGen, I/O)\n"
+                       "  130  interrupted (SIGINT / SIGTERM): the record says how far it got")
     p.add_argument("--spec", help="run spec JSON (mlrepro.run/v1)")
     p.add_argument("--results", help="results directory; the run writes <results>/<run_id>/")
     p.add_argument("--self-check", action="store_true",

@@ -10,7 +10,7 @@ targets were found.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 
@@ -36,9 +36,10 @@ class LoadgenProber:
     without closing the workload)."""
 
     def __init__(self, lg: ModuleType, workload: Workload, spec: RunSpec, model: str, root: Path, rel_root: str,
-                 *, fail_fast: bool = False) -> None:
+                 *, fail_fast: bool = False, progress: Callable[[str], None] | None = None) -> None:
         self.lg, self.workload, self.spec, self.model = lg, workload, spec, model
         self.root, self.rel_root, self.fail_fast = root, rel_root, fail_fast
+        self.progress = progress
         self.detached = False
 
     def __call__(self, scenario: str, label: str, overrides: Mapping[str, float]) -> ProbeResult:
@@ -63,7 +64,21 @@ class LoadgenProber:
         if info.failure is not None:
             self.detached = info.detached
             raise ProbeFailed(f"calibration probe {label}: {info.failure}") from info.failure
-        return probe_result(label, scenario, overrides, parse_log_dir(outdir), wall, f"{self.rel_root}/{label}")
+        result = probe_result(label, scenario, overrides, parse_log_dir(outdir), wall, f"{self.rel_root}/{label}")
+        if self.progress is not None:
+            self.progress(f"mlrepro-harness: calibration probe {label}: {describe(result)}")
+        return result
+
+
+def describe(r: ProbeResult) -> str:
+    """One line: what the probe asked and what it measured (``2,000 qps -> VALID in 1.2 s``)."""
+    asked = r.settings.get("server_target_qps")
+    if asked is not None:
+        return f"{asked:,.0f} queries/s -> {r.validity or 'no result'} ({r.wall_s:.1f} s)"
+    if r.samples_per_second:
+        return f"{r.samples_per_second:,.0f} samples/s ({r.wall_s:.1f} s)"
+    rate = r.query_rate or (1e9 / r.mean_latency_ns if r.mean_latency_ns else None)
+    return f"{rate:,.0f} queries/s back to back ({r.wall_s:.1f} s)" if rate else f"no result ({r.wall_s:.1f} s)"
 
 
 def probe_result(label: str, scenario: str, overrides: Mapping[str, float], logs: ParsedLogs, wall_s: float,

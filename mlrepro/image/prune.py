@@ -20,8 +20,9 @@ Not found: untagged stage images built before these labels existed (they carry o
 
 Public API::
 
-    builder_leftovers(client=None, keep_latest=True) -> list[ImageLeftover]     newest first
-    remove_images(client, ids, dry_run=False) -> RemovalResult                  freed bytes, what failed
+    builder_leftovers(client=None, keep_latest=True) -> list[ImageLeftover]     newest first; each with
+        image_id, stage, profile, platform, content_hash, size_bytes, freed_bytes, created, reason
+    remove_images(client, ids, dry_run=False) -> RemovalResult                  removed, freed_bytes, failed
 """
 
 from __future__ import annotations
@@ -52,10 +53,19 @@ class ImageLeftover:
     content_hash: str
     """The content hash of the build that left it (``unset`` for a build not run by mlrepro build)."""
     size_bytes: int
-    """The image's size as ``docker images`` shows it (layers shared with other images included); what
-    removing it frees is :attr:`RemovalResult.freed_bytes`."""
+    """The image's size as ``docker images`` shows it (layers shared with other images included)."""
+    freed_bytes: int
+    """What removing it frees once the leftovers listed before it are removed (its own layers and the untagged
+    parents no other image uses): summed over the list, what removing them all frees."""
     created: datetime
     """When the engine created it (UTC)."""
+
+    @property
+    def reason(self) -> str:
+        """One line: why it may go."""
+        what = (f"untagged {self.stage} stage of {self.profile} {self.platform}" if self.stage in CACHE_STAGES
+                else f"untagged image of {self.profile} {self.platform} (its tag moved on)")
+        return f"{what}, content {self.content_hash[:12]}"
 
 
 @dataclass(frozen=True)
@@ -81,22 +91,25 @@ def builder_leftovers(client: docker.DockerClient | None = None, keep_latest: bo
     client = client or connect()
     try:
         listed = client.api.images(filters={"dangling": True, "label": CONTENT_HASH_LABEL})
+        every = {row["Id"]: row for row in client.api.images(all=True)}
         in_use = {c.get("ImageID") for c in client.api.containers(all=True)}
     except (_docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise EngineUnavailable(f"cannot list images: {one_line(exc)}") from exc
-    found = [_leftover(row) for row in listed if row.get("Id") not in in_use and not _tags(row)]
-    found.sort(key=lambda x: (x.created, x.image_id), reverse=True)
-    if not keep_latest:
-        return found
-    seen: set[tuple[str, str, str]] = set()
-    result = []
-    for item in found:
-        key = (item.stage, item.profile, item.platform)
-        if item.stage in CACHE_STAGES and key not in seen:
-            seen.add(key)
-            continue
-        result.append(item)
-    return result
+    found = [row for row in listed if row.get("Id") not in in_use and not _tags(row)]
+    found.sort(key=lambda row: (int(row.get("Created") or 0), str(row.get("Id"))), reverse=True)
+    if keep_latest:
+        seen: set[tuple[str, str, str]] = set()
+        kept = []
+        for row in found:
+            labels = row.get("Labels") or {}
+            key = (labels.get(STAGE_LABEL, "runtime"), labels.get(PROFILE_LABEL, ""), labels.get(PLATFORM_LABEL, ""))
+            if key[0] in CACHE_STAGES and key not in seen:
+                seen.add(key)
+                continue
+            kept.append(row)
+        found = kept
+    groups = _closure([str(row["Id"]) for row in found], every, in_use)
+    return [_leftover(row, _own_bytes(groups[str(row["Id"])], every)) for row in found]
 
 
 def remove_images(client: docker.DockerClient | None, ids: Iterable[str], *, dry_run: bool = False) -> RemovalResult:
@@ -117,8 +130,10 @@ def remove_images(client: docker.DockerClient | None, ids: Iterable[str], *, dry
         raise EngineUnavailable(f"cannot list images: {one_line(exc)}") from exc
     wanted.sort(key=lambda i: int(every.get(i, {}).get("Created") or 0), reverse=True)
     if dry_run:
-        removed = _closure([i for i in wanted if i in every and i not in in_use], every, in_use)
+        groups = _closure([i for i in wanted if i in every and i not in in_use], every, in_use)
+        removed = [image_id for group in groups.values() for image_id in group]
         failed = tuple((i, "in use by a container") for i in wanted if i in in_use)
+        failed += tuple((i, "has dependent child images") for i, group in groups.items() if i not in removed)
         return RemovalResult(tuple(removed), _own_bytes(removed, every), failed, True)
     deleted: list[str] = []
     refused: list[tuple[str, str]] = []
@@ -144,30 +159,39 @@ def _tags(row: Mapping[str, Any]) -> list[str]:
     return [t for t in row.get("RepoTags") or () if t != "<none>:<none>"]
 
 
-def _leftover(row: Mapping[str, Any]) -> ImageLeftover:
+def _leftover(row: Mapping[str, Any], freed: int) -> ImageLeftover:
     labels = row.get("Labels") or {}
     return ImageLeftover(image_id=str(row.get("Id", "")), stage=labels.get(STAGE_LABEL, "runtime"),
                          profile=labels.get(PROFILE_LABEL, ""), platform=labels.get(PLATFORM_LABEL, ""),
                          content_hash=labels.get(CONTENT_HASH_LABEL, ""), size_bytes=int(row.get("Size") or 0),
+                         freed_bytes=freed,
                          created=datetime.fromtimestamp(int(row.get("Created") or 0), tz=timezone.utc))
 
 
-def _closure(ids: list[str], every: Mapping[str, Mapping[str, Any]], in_use: set[Any]) -> list[str]:
-    """``ids`` plus the untagged ancestors the engine would delete with them: those not used by a container
-    whose every child is deleted too (what ``DELETE /images/{id}`` without ``noprune`` does)."""
+def _closure(ids: list[str], every: Mapping[str, Mapping[str, Any]], in_use: set[Any]) -> dict[str, list[str]]:
+    """For each of ``ids``, removed in this order: it and the untagged ancestors the engine deletes with it
+    (not used by a container, every child already deleted: what ``DELETE /images/{id}`` without ``noprune``
+    does)."""
     children: dict[str, set[str]] = {}
     for image_id, row in every.items():
         if row.get("ParentId"):
             children.setdefault(str(row["ParentId"]), set()).add(image_id)
-    gone = list(ids)
-    done = set(gone)
-    for image_id in gone:  # grows while walking up
-        parent = str(every.get(image_id, {}).get("ParentId") or "")
-        if (parent and parent in every and parent not in done and parent not in in_use
-                and not _tags(every[parent]) and children.get(parent, set()) <= done):
+    done: set[str] = set()
+    groups: dict[str, list[str]] = {}
+    for root in ids:
+        if root in done or not children.get(root, set()) <= done:
+            groups[root] = []  # an ancestor of one listed before it (deleted with it), or the parent of others
+            continue
+        group = [root]
+        done.add(root)
+        parent = str(every.get(root, {}).get("ParentId") or "")
+        while (parent and parent in every and parent not in done and parent not in in_use
+               and not _tags(every[parent]) and children.get(parent, set()) <= done):
+            group.append(parent)
             done.add(parent)
-            gone.append(parent)
-    return gone
+            parent = str(every[parent].get("ParentId") or "")
+        groups[root] = group
+    return groups
 
 
 def _own_bytes(ids: Iterable[str], every: Mapping[str, Mapping[str, Any]]) -> int:

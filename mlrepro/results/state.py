@@ -350,6 +350,29 @@ class RunStore:
             raise UnknownRunError(run_id)
         return record
 
+    def resolve(self, text: str) -> RunRecord:
+        """The run whose id is ``text``, or the only one whose id contains it (``032059-f306``: what narrow
+        tables show). Raises UnknownRunError when none does, BadInputError naming a few when several do."""
+        record = self.find(text)
+        if record is not None:
+            return record
+        if not text:
+            raise UnknownRunError(text)
+        with self._lock:
+            try:
+                rows = self._conn.execute("SELECT * FROM runs WHERE instr(run_id, ?) > 0 ORDER BY created_at DESC "
+                                          "LIMIT 6", (text,)).fetchall()
+            except sqlite3.Error as exc:
+                raise StateError(f"{self.path}: cannot read runs ({exc})") from None
+        if not rows:
+            raise UnknownRunError(text)
+        if len(rows) > 1:
+            from mlrepro.errors import BadInputError
+
+            names = ", ".join(r["run_id"] for r in rows[:3])
+            raise BadInputError(f"run {text!r} is ambiguous: {names}{', ...' if len(rows) > 3 else ''}")
+        return self._row(rows[0])
+
     def list(self, *, status: str | Iterable[str] | None = None, profile: str | None = None,
              target: str | None = None, scenario: str | None = None, mode: str | None = None,
              since: datetime | None = None, limit: int | None = None, group: str | None = None) -> list[RunRecord]:

@@ -691,7 +691,7 @@ def _stage_all(runs: list[HarnessRun], layout: tl.TreeLayout, w: _Writer, system
         if not g.perf or not g.acc:
             missing = "accuracy" if not g.acc else "performance"
             for r in members + [x for x in g.audits if any(y.run_id == x.audit_of for y in g.perf)]:
-                reason = (f"incomplete: no {missing} run for {rel}; collect "
+                reason = (f"no {missing} run for {rel}; collect "
                           f"{'an' if missing == 'accuracy' else 'a'} {missing} run of the same "
                           "system/benchmark/scenario together with it (or run --mode submission)")
                 rejected.append(RejectedRun(r.run_id, r.path, "incomplete", (reason,)))

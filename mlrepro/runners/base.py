@@ -10,7 +10,8 @@ A run goes through the same steps on every target (:mod:`mlrepro.pipeline` drive
     outcome = runner.wait(handle, progress)         until it ends (deadline enforced); live progress
     runner.logs(handle, follow)                     the harness's output (live, or the saved log)
     runner.fetch_results(handle, dest)              the verified results on this machine
-    runner.cleanup(handle)                          remove what the run no longer needs (not its results)
+    runner.cleanup(handle, release_results=...)     remove what the run no longer needs; its results storage
+                                                    (volume, claim) too once they are verified on this machine
     runner.cancel(handle)                           stop it now (Ctrl-C)
     runner.attach(record)                           a handle rebuilt from a recorded run, so ``logs`` and
                                                     ``collect`` work after the launching terminal closed
@@ -137,8 +138,10 @@ class Runner(Protocol):
         """Stop the run now and remove what runs it (its results stay). Idempotent."""
         ...
 
-    def cleanup(self, handle: RunHandle) -> None:
-        """Remove what the ended run no longer needs (container, Job), never its results. Idempotent."""
+    def cleanup(self, handle: RunHandle, *, release_results: bool = False) -> None:
+        """Remove what the ended run no longer needs (container, Job). ``release_results``: its results were
+        fetched and verified on this machine, so the storage the target kept them in (a Docker volume, a claim)
+        goes too; never a directory the user named, never the only copy. Idempotent."""
         ...
 
     def attach(self, record: RunRecord) -> RunHandle:

@@ -7,6 +7,7 @@ capabilities and no-new-privileges; GPUs come through Docker device requests.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
 import tempfile
@@ -118,16 +119,17 @@ class DockerRunner:
         host_file.write_text(self.host_system_json(), encoding="utf-8")
         host_file.chmod(0o644)
         results: HostDir | DockerVolume = default_results(job.run_id)
+        user = None
         if self.config.results_dir is not None:
-            host_dir = (self.config.results_dir / job.run_id).resolve()
-            try:
-                host_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise RuntimeFailure(f"--results-dir: cannot create {host_dir} ({exc.strerror or exc})") from None
-            results = HostDir(host_dir)
+            results = HostDir(host_results_dir(self.config.results_dir))
+            user = results_user()
         extra_env = {ENV_TARGET: self.target,
                      ENV_HOST_SYSTEM: f"{pod.config_volume.mount_path.rstrip('/')}/{HOST_SYSTEM_FILE}"}
         cfg = docker_run_config(pod, config_dir, results, extra_env=extra_env)
+        if user is not None:
+            cfg = replace(cfg, user=user)
+        elif isinstance(results, HostDir):   # root launched it: the image's user writes the run's folder
+            prepare_run_folder(results.path / job.run_id, cfg.user)
         digest = image_digest(self.client, cfg.image)
         if digest:   # recorded by the harness as the run's image digest (mlrepro reproduce gets that image)
             cfg = replace(cfg, environment={**cfg.environment, IMAGE_DIGEST_ENV: digest})
@@ -166,15 +168,19 @@ class DockerRunner:
             return RunOutcome(RunStatus.timeout, None, f"deadline of {limit:.0f} s exceeded: container stopped")
         code = int(result.get("StatusCode", 1))
         self._save_logs(handle)
+        if isinstance(handle.results, HostDir):
+            own_results(handle.results.path / handle.run_id)
         container.reload()
         if code == 137 and (container.attrs.get("State") or {}).get("OOMKilled"):
             return RunOutcome(RunStatus.failed, code, "killed: out of memory (raise resources.limits.memory)")
         return RunOutcome(status_from_exit_code(code), code, last_line(handle.log_path))
 
     def _save_logs(self, handle: RunHandle) -> None:
+        import docker
+
         try:
             data = self._container(handle).logs(stdout=True, stderr=True)
-        except ContainerError:
+        except (ContainerError, docker.errors.APIError):
             return
         handle.log_path.parent.mkdir(parents=True, exist_ok=True)
         handle.log_path.write_bytes(data)
@@ -231,17 +237,17 @@ class DockerRunner:
         safe_extract(stream, dest, strip_components=1)
         return verify_results(dest, handle.run_id)
 
-    def cleanup(self, handle: RunHandle) -> None:
-        """Remove the container (the results volume stays)."""
-        import docker
-
+    def cleanup(self, handle: RunHandle, *, release_results: bool = False) -> None:
+        """Remove the container; its results volume too with ``release_results`` (they were fetched and
+        verified on this machine). A directory given with --results-dir is the user's: never removed."""
         self._deadlines.pop(handle.run_id, None)
-        try:
-            self.client.containers.get(handle.ref).remove(force=True)
-        except docker.errors.NotFound:
-            pass
+        self._remove(handle.ref)
+        if release_results and isinstance(handle.results, DockerVolume):
+            remove_volume(self.client, handle.results.name)
 
     def cancel(self, handle: RunHandle) -> None:
+        """Stop the container (the harness gets SIGTERM, writes its record and exits 130; SIGKILL after
+        STOP_GRACE_S), keep its output, remove it. Idempotent, safe against a concurrent removal."""
         import docker
 
         try:
@@ -250,10 +256,31 @@ class DockerRunner:
             return
         self._stop(container)
         self._save_logs(handle)
-        container.remove(force=True)
+        self._remove(handle.ref)
+        if isinstance(handle.results, HostDir):
+            own_results(handle.results.path / handle.run_id)
+
+    def _remove(self, ref: str) -> None:
+        import docker
+
+        try:
+            self.client.containers.get(ref).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:    # 409: a removal is already in progress (a concurrent cancel)
+                raise ContainerError(f"cannot remove container {ref[:12]}: {one_line(exc.explanation or exc)}") \
+                    from None
 
     def check(self, job: JobSpec) -> None:
-        return None
+        """A --results-dir whose parent does not exist is refused before anything starts."""
+        if self.config.results_dir is not None:
+            root = self.config.results_dir.expanduser().absolute()
+            if not root.is_dir() and not root.parent.is_dir():
+                from mlrepro.errors import BadInputError
+
+                raise BadInputError(f"--results-dir {self.config.results_dir}: {root.parent} does not exist "
+                                    "(create it first)")
 
     def submit(self, jobs: Sequence[JobSpec]) -> None:
         return None
@@ -274,8 +301,75 @@ class DockerRunner:
 
         try:
             container.stop(timeout=STOP_GRACE_S)
+        except docker.errors.NotFound:
+            return
         except docker.errors.APIError:
-            container.kill()
+            try:
+                container.kill()
+            except docker.errors.APIError:   # gone or already stopping: either way it is not running on
+                pass
+
+
+def host_results_dir(results_dir: Path) -> Path:
+    """The absolute ``results_dir``, mounted at /results (the harness writes ``<results_dir>/<run id>/``); made
+    when its parent exists (a missing parent is a typo more often than a wish: BadInputError). Raises
+    RuntimeFailure when it cannot be made."""
+    from mlrepro.errors import BadInputError
+
+    root = results_dir.expanduser().absolute()
+    if not root.is_dir():
+        if not root.parent.is_dir():
+            raise BadInputError(f"--results-dir {results_dir}: {root.parent} does not exist (create it first)")
+        if root.exists():
+            raise BadInputError(f"--results-dir {results_dir}: not a directory")
+    try:
+        root.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise RuntimeFailure(f"--results-dir: cannot create {root} ({exc.strerror or exc})") from None
+    return root
+
+
+def results_user() -> str | None:
+    """Who the container runs as when it writes into a host directory: the invoking user (``uid:gid``), so
+    the results on the host are theirs. None for root: the container keeps the image's non-root user, and
+    the results are given to root after the run (:func:`own_results`)."""
+    uid, gid = os.getuid(), os.getgid()
+    return None if uid == 0 else f"{uid}:{gid}"
+
+
+def prepare_run_folder(path: Path, user: str) -> None:
+    """Make ``path`` and give it to the container's ``uid:gid`` (root only), so the non-root harness can write
+    it; :func:`own_results` gives it back when the run ends."""
+    uid, _, gid = user.partition(":")
+    try:
+        path.mkdir(exist_ok=True)
+        os.chown(path, int(uid), int(gid or uid))
+    except (OSError, ValueError) as exc:
+        raise RuntimeFailure(f"--results-dir: cannot prepare {path} ({getattr(exc, 'strerror', None) or exc})") \
+            from None
+
+
+def own_results(path: Path) -> None:
+    """Give ``path`` and everything under it to the invoking user (root only: others own them already)."""
+    if os.getuid() != 0 or not path.exists():
+        return
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+            os.lchown(name, 0, 0)
+
+
+def remove_volume(client: docker.DockerClient, name: str) -> bool:
+    """Remove a results volume; False when it was already gone. Raises ContainerError when the engine refuses
+    (in use by a container)."""
+    import docker
+
+    try:
+        client.volumes.get(name).remove(force=True)
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError as exc:
+        raise ContainerError(f"cannot remove volume {name}: {one_line(exc.explanation or exc)}") from None
+    return True
 
 
 def fetch_from_volume(client: docker.DockerClient, volume: str, image: str, run_id: str, dest: Path) -> Path:

@@ -6,7 +6,7 @@ is ``<location>/<run id>/``. The state store keeps a location as text (:func:`fo
 with :func:`parse_location`::
 
     dir:/home/me/.local/state/mlrepro/runs/RUN/results      LocalDir     (native: written there directly)
-    bind:/data/results/RUN                                  HostDir      (docker --results-dir)
+    bind:/data/results                                      HostDir      (docker --results-dir DIR)
     volume:mlrepro-results-RUN                              DockerVolume (docker, the default)
     pvc:CONTEXT/NAMESPACE/CLAIM                             Pvc          (kubernetes; CONTEXT "" = in-cluster)
 """

@@ -109,14 +109,20 @@ class NativeRunner:
         proc = self._procs.get(handle.run_id)
         if proc is None or proc.poll() is not None:
             return
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
+            os.killpg(proc.pid, signal.SIGTERM)   # the harness writes its record and exits 130
             proc.wait(timeout=STOP_GRACE_S)
+        except ProcessLookupError:               # it ended meanwhile
+            pass
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             proc.wait()
 
-    def cleanup(self, handle: RunHandle) -> None:
+    def cleanup(self, handle: RunHandle, *, release_results: bool = False) -> None:
+        """Forget the process; the results stay (they are the harness's own folder: the only copy)."""
         self._procs.pop(handle.run_id, None)
         self._deadlines.pop(handle.run_id, None)
 

@@ -19,9 +19,13 @@ def invoke(*args: str):
 def test_profiles_list_json():
     r = invoke("profiles", "list", "--output", "json")
     assert r.exit_code == 0, r.output
-    rows = json.loads(r.stdout)
+    data = json.loads(r.stdout)
+    rows = data["profiles"]
     names = [row["name"] for row in rows]
     assert names == ["arm64-cpu", "nvidia-gpu", "nvidia-gpu-arm64", "x86-cpu"]
+    # the built-in overlays are listed too, each with what it is for
+    assert [o["name"] for o in data["overlays"]] == ["air-gapped", "quick"]
+    assert all(o["description"] for o in data["overlays"])
     gpu = rows[1]
     assert gpu["platform"] == "linux/amd64" and "nvidia.com/gpu" in gpu["accelerator"]
 
@@ -29,7 +33,8 @@ def test_profiles_list_json():
 def test_profiles_list_table():
     r = invoke("profiles", "list")
     assert r.exit_code == 0
-    for name in ("x86-cpu", "arm64-cpu", "nvidia-gpu", "nvidia-gpu-arm64", "linux/arm64"):
+    for name in ("x86-cpu", "arm64-cpu", "nvidia-gpu", "nvidia-gpu-arm64", "linux/arm64", "overlays", "air-gapped",
+                 "quick"):
         assert name in r.stdout
 
 
@@ -114,3 +119,13 @@ def test_a_setting_loadgen_cannot_take_from_a_user_conf_is_rejected(tmp_path):
                "--output", "json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["profile"]["benchmark"]["settings"]["Server"] == {"min_query_count": 2048.0}
+
+
+def test_profiles_show_table_names_where_each_value_came_from(tmp_path):
+    r = invoke("profiles", "show", "x86-cpu", "-f", "quick", "--set", "benchmark.batch_size=8", "--output", "table")
+    assert r.exit_code == 0, r.output
+    rows = {line.split()[1]: line for line in r.stdout.splitlines() if line.startswith("│ ")}
+    assert "--set" in rows["benchmark.batch_size"] and " 8 " in rows["benchmark.batch_size"]
+    assert "<overlay:quick>" in rows["benchmark.settings.min_duration_ms"]
+    assert "<builtin:x86-cpu>" in rows["platform"]
+    assert not r.stdout.lstrip().startswith("name:")        # a table, not the YAML

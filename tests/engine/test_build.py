@@ -201,6 +201,7 @@ def test_builder_leftovers_are_labelled_and_removed(docker_client: Any, tmp_path
     planned = remove_images(docker_client, [mine.image_id], dry_run=True)
     assert planned.dry_run and mine.image_id in planned.removed and planned.failed == ()
     assert planned.freed_bytes > 100_000  # at least the CA bundle's layer and the rebuilt wheels
+    assert mine.freed_bytes == planned.freed_bytes and "builder stage of x86-cpu linux/amd64" in mine.reason
     docker_client.images.get(mine.image_id)  # a dry run removes nothing
     done = remove_images(docker_client, [mine.image_id])
     assert set(done.removed) == set(planned.removed) and done.freed_bytes == planned.freed_bytes

@@ -28,20 +28,6 @@ SYSTEM_NOTES = {"submitter_contact": "ops@example.com", "cooling": "air", "host_
 LONG = ["benchmark.scenarios=[Offline]", "benchmark.settings.min_duration_ms=120000"]
 
 
-@pytest.fixture(scope="session")
-def x86_image(docker_client, base_image) -> str:
-    """The x86-cpu image (air-gapped base), built once per session (a no-op when it is up to date)."""
-    from mlrepro.image.builder import build_image
-
-    return build_image(resolve_profile("x86-cpu", ["air-gapped"]), client=docker_client).ref
-
-
-@pytest.fixture()
-def state(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "state"
-    monkeypatch.setenv("MLREPRO_STATE_DIR", str(d))
-    return d
-
 
 def launch(sets: list[str], tmp_path: Path, image: str, **options) -> object:
     resolved = resolve_profile("x86-cpu", ["air-gapped", "quick"], SHORT + sets)
@@ -68,9 +54,14 @@ def test_launch_offline_performance_and_accuracy_then_collect(docker_client, x86
     assert system["host"]["os"] and "packages" not in system["host"]    # the runner's probe of the host
     record = json.loads((perf.results_dir / "record.json").read_text())
     assert record["image"]["reference"] == x86_image
-    # containers are removed, volumes kept (collect works later from them)
+    # containers are removed; the results volume too once its results are verified here (the local copy is
+    # what collect reads later)
+    import docker
+
     assert containers_of(docker_client, perf.run_id) == []
-    docker_client.volumes.get(f"mlrepro-results-{perf.run_id}")
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.volumes.get(f"mlrepro-results-{perf.run_id}")
+    assert (perf.results_dir / "checksums.sha256").is_file()
     tree = tmp_path / "sub" / "open" / "Acme"
     (res,) = result.collect_report.placed
     assert (res.path / "performance" / "run_1" / "mlperf_log_detail.txt").is_file()
@@ -117,9 +108,10 @@ def test_tampered_volume_is_refused_and_nothing_placed(docker_client, x86_image,
     from mlrepro.results.errors import ChecksumError
     from mlrepro.runs import collect_runs
 
-    result = launch([], tmp_path, x86_image)
+    result = launch([], tmp_path, x86_image, keep_results=True)
     (run,) = result.runs
     assert run.status == "succeeded"
+    docker_client.volumes.get(f"mlrepro-results-{run.run_id}")     # kept (--keep-volume)
     # only the volume holds the results now; someone edits a log in it
     import shutil
 
@@ -128,9 +120,11 @@ def test_tampered_volume_is_refused_and_nothing_placed(docker_client, x86_image,
     summary = f"/results/{run.run_id}/Offline/performance/run_1/mlperf_log_summary.txt"
     docker_client.containers.run(base_image, ["sh", "-c", f"echo 'Result is : VALID' >> {summary}"], remove=True,
                                  volumes={volume: {"bind": "/results", "mode": "rw"}})
-    with pytest.raises(ChecksumError):
-        collect_runs([run.run_id], tmp_path / "sub", submitter="Acme")
+    report = collect_runs([run.run_id], tmp_path / "sub", submitter="Acme")
+    (rejected,) = report.rejected
+    assert not report.ok and rejected.run_id == run.run_id and "mlperf_log_summary.txt" in rejected.reasons[0]
     assert not (tmp_path / "sub" / "open" / "Acme" / "results").exists()
+    assert ChecksumError.__name__  # the checksum check is what refused it (see the reason)
 
 
 def test_symlink_out_of_the_volume_is_rejected(docker_client, x86_image, base_image, tmp_path):

@@ -7,7 +7,7 @@ INVALID. The same code must land VALID targets on a system 1,000x faster or slow
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pytest
 
@@ -173,7 +173,13 @@ def test_server_search_holds_up_against_noisy_verdicts() -> None:
         rng = random.Random(seed)
         sut = _system(1.0)
 
-        def noisy(scenario: str, label: str, overrides: Mapping[str, float]) -> ProbeResult:
+        def noisy(
+            scenario: str,
+            label: str,
+            overrides: Mapping[str, float],
+            sut: Callable[..., ProbeResult] = sut,
+            rng: random.Random = rng,
+        ) -> ProbeResult:
             r = sut(scenario, label, overrides)
             if scenario == "Server" and rng.random() < 0.10:
                 flipped = "INVALID" if r.validity == "VALID" else "VALID"

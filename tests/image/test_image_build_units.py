@@ -233,3 +233,26 @@ def test_push_progress_is_one_line_per_layer_state() -> None:
     pushing = [e for e in events if e.layer_state == "Pushing"]
     assert pushing[-1].current == pushing[-1].total == 5_000_000
     assert events[-1].digest == "sha256:" + "c" * 64 and events[-2].layer_state is None
+
+
+def test_prune_counts_each_layer_once_in_removal_order() -> None:
+    """What the engine deletes with an image: the untagged parents no other image (nor container) uses; a
+    parent shared by two leftovers goes with the second, so per-image figures add up to the total."""
+    from mlrepro.image.prune import _closure, _own_bytes
+
+    every = {
+        "base": {"Id": "base", "ParentId": "", "Size": 100, "RepoTags": ["debian:12"]},
+        "apt": {"Id": "apt", "ParentId": "base", "Size": 150, "RepoTags": None},
+        "wheels": {"Id": "wheels", "ParentId": "apt", "Size": 200, "RepoTags": ["<none>:<none>"]},
+        "label1": {"Id": "label1", "ParentId": "wheels", "Size": 200, "RepoTags": None},
+        "label2": {"Id": "label2", "ParentId": "wheels", "Size": 200, "RepoTags": None},
+        "other": {"Id": "other", "ParentId": "apt", "Size": 170, "RepoTags": ["mine:1"]},
+        "used": {"Id": "used", "ParentId": "base", "Size": 130, "RepoTags": None},
+        "leaf": {"Id": "leaf", "ParentId": "used", "Size": 135, "RepoTags": None},
+    }
+    groups = _closure(["label2", "label1", "leaf"], every, in_use={"used"})
+    # label2 first: wheels still has label1 as a child; label1 takes wheels, not apt (a tagged image needs it)
+    assert groups == {"label2": ["label2"], "label1": ["label1", "wheels"], "leaf": ["leaf"]}
+    assert [_own_bytes(g, every) for g in groups.values()] == [0, 50, 5]
+    assert _closure(["label1", "wheels"], every, set()) == {"label1": ["label1"], "wheels": []}  # label2 needs it
+    assert _closure(["label2", "label1", "wheels"], every, set())["wheels"] == []  # went with label1

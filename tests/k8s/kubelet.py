@@ -159,7 +159,7 @@ class Ctx:
         results.mkdir(parents=True, exist_ok=True)
         buf = self.running()
         container = spec["containers"][0]
-        env = {**os.environ, **{e["name"]: e["value"].replace("$$", "$") for e in container.get("env", [])},
+        env = {**os.environ, **{e["name"]: _env_value(e, spec) for e in container.get("env", [])},
                "PYTHONUNBUFFERED": "1"}
         with tempfile.TemporaryDirectory(prefix="kubelet-config-") as config:
             for key, text in (cm.get("data") or {}).items():
@@ -403,3 +403,13 @@ def from_template(template: Path) -> Scenario:
         ctx.job_condition("Complete", succeeded=1)
 
     return scenario
+
+
+def _env_value(entry: dict, pod_spec: dict) -> str:
+    """An env entry as the kubelet gives it: a literal (``$$`` -> ``$``) or, from the downward API, the node."""
+    if "value" in entry:
+        return str(entry["value"]).replace("$$", "$")
+    path = ((entry.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+    if path == "spec.nodeName":
+        return str(pod_spec.get("nodeName") or "standin-node")
+    raise AssertionError(f"the stand-in kubelet does not serve {entry}")

@@ -171,8 +171,12 @@ def test_reserved_env_names_are_refused():
 def test_env_is_literal_on_every_engine():
     _, _, pod = pod_for(sets=("env.A=$(HOME)/x$$y",))
     assert pod.env_dict["A"] == "$(HOME)/x$$y"               # docker: as is
-    env = {e["name"]: e["value"] for e in pod.to_k8s_container()["env"]}
+    container_env = pod.to_k8s_container()["env"]
+    env = {e["name"]: e["value"] for e in container_env if "value" in e}
     assert env["A"] == "$$(HOME)/x$$$$y"                      # kubernetes: $$ -> $ on expansion
+    # the Kubernetes view says how the run ran and the node it ran on (downward API), for the system description
+    assert env["MLREPRO_TARGET"] == "kubernetes"
+    assert {"name": "MLREPRO_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in container_env
     assert k8s_escape("no dollars") == "no dollars"
 
 

@@ -23,7 +23,11 @@ def test_cpu_container_matches_the_job_container(tmp_path: Path):
     cfg = docker_run_config(pod, write_config_dir(pod, tmp_path / "config"))
     assert cfg.image == container["image"]
     assert cfg.entrypoint == container["command"] and cfg.command == container["args"]
-    assert cfg.environment == {e["name"]: e["value"] for e in container["env"]}
+    # the same environment, but what only the Kubernetes view sets (how the run ran, the node: K8S_RUNTIME_ENV)
+    from mlrepro.render.podspec import K8S_RUNTIME_ENV
+
+    k8s_only = {e["name"] for e in K8S_RUNTIME_ENV}
+    assert cfg.environment == {e["name"]: e["value"] for e in container["env"] if e["name"] not in k8s_only}
     assert cfg.working_dir == container["workingDir"]
     assert cfg.user == "10001:10001"
     assert cfg.read_only and cfg.cap_drop == ["ALL"] and cfg.security_opt == ["no-new-privileges:true"]
@@ -60,5 +64,8 @@ def test_docker_only_environment_is_added_not_in_the_pod(tmp_path: Path):
     pod, container = pod_and_job("x86-cpu")
     extra = {"MLREPRO_TARGET": "docker", "MLREPRO_HOST_SYSTEM": "/config/host-system.json"}
     cfg = docker_run_config(pod, tmp_path, extra_env=extra)
-    assert cfg.environment == {e["name"]: e["value"] for e in container["env"]} | extra
+    from mlrepro.render.podspec import K8S_RUNTIME_ENV
+
+    k8s_only = {e["name"] for e in K8S_RUNTIME_ENV}
+    assert cfg.environment == {e["name"]: e["value"] for e in container["env"] if e["name"] not in k8s_only} | extra
     assert "MLREPRO_TARGET" not in pod.env_dict        # the Job's pod does not claim Docker

@@ -315,13 +315,16 @@ class KubernetesRunner:
                 if launched is not None or exc.status not in (403, 404):
                     raise
 
-    def cleanup(self, handle: RunHandle) -> None:
+    def cleanup(self, handle: RunHandle, *, release_results: bool = False) -> None:
         """The run has ended: its ConfigMap and claim template go; the Job stays until its TTL (for
-        ``kubectl describe``), the claim stays (the results)."""
+        ``kubectl describe``). The claim (the results) stays unless ``release_results``: they were fetched and
+        verified here (it is then deleted; Kubernetes keeps it until the Job's pod is gone)."""
         self._unsubscribe(handle.run_id)
         self._submitted.pop(handle.run_id, None)
         try:
             self._delete_inputs(handle)
+            if release_results and isinstance(handle.results, Pvc):
+                self.cluster.delete("PersistentVolumeClaim", handle.results.name)
         finally:
             self._launched.pop(handle.run_id, None)
 
