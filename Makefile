@@ -50,6 +50,7 @@ bench: ## benchmarks; figures go to benchmarks/results/ and the README
 	$(BIN)/python benchmarks/collect_scale.py
 	$(BIN)/python benchmarks/check_scale.py
 	$(BIN)/python benchmarks/build_cache.py
+	$(BIN)/python benchmarks/prune_cache.py
 	$(BIN)/python benchmarks/launch_overhead.py
 	$(BIN)/python benchmarks/k8s_sweep.py
 

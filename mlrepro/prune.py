@@ -156,7 +156,7 @@ def _engine_items(client: docker.DockerClient, records: dict[str, RunRecord], st
     except ImportError:  # pragma: no cover - the image package always has it
         return
     for leftover in builder_leftovers(client):
-        plan.items.append(PruneItem("image", leftover.id, leftover.size, leftover.reason))
+        plan.items.append(PruneItem("image", leftover.image_id, leftover.freed_bytes, leftover.reason))
 
 
 def plan_prune(*, state_dir: Path | None = None, older_than_s: float | None = None,

@@ -69,13 +69,15 @@ def build(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt,
                                context_dir=context_dir)
         result = build_image(resolved, options, on_event=BuildRenderer(verbose=verbose))
         data = {"ref": result.ref, "image_id": result.image_id, "platform": result.platform,
-                "profile_hash": result.profile_hash, "content_hash": result.content_hash, "skipped": result.skipped,
+                "content_hash": result.content_hash, "skipped": result.skipped,
                 "seconds": round(result.seconds, 2), "size_bytes": result.size_bytes, "steps": result.steps,
                 "cached_steps": result.cached_steps, "compiled": list(result.compiled)}
         if push_:
             from mlrepro.image.images import push_image
+            from mlrepro.image.progress import PushRenderer
 
-            pushed = push_image(result.ref, registry=registry, username=username, password=password)
+            pushed = push_image(result.ref, registry=registry, username=username, password=password,
+                                on_event=PushRenderer())
             data |= {"pushed": pushed.ref, "digest": pushed.digest, "digest_ref": pushed.digest_ref}
         if output != OutputFormat.table:
             print_data(data, output)
@@ -93,17 +95,19 @@ def push(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, 
          username: Optional[str] = typer.Option(None, "--username", help="Registry user (default: docker config)."),
          password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the registry password from stdin."),
          output: OutputFormat = OutputOpt) -> None:
-    """Push the profile's built image and record its digest for reproducibility.
+    """Push the profile's built image and record its digest for reproducibility; prints each layer's progress.
 
     Example: echo "$PASS" | mlrepro push -p x86-cpu --registry 127.0.0.1:5001/bench --username ci --password-stdin
     """
     with cli_errors():
         from mlrepro.image.builder import planned_image
         from mlrepro.image.images import push_image
+        from mlrepro.image.progress import PushRenderer
 
         password = _read_password(password_stdin, username)
         resolved = resolve(profile, overlays, sets)
-        pushed = push_image(planned_image(resolved).ref, registry=registry, username=username, password=password)
+        pushed = push_image(planned_image(resolved).ref, registry=registry, username=username, password=password,
+                            on_event=PushRenderer())
         if output != OutputFormat.table:
             print_data({"ref": pushed.ref, "digest": pushed.digest, "digest_ref": pushed.digest_ref}, output)
         else:
@@ -122,7 +126,8 @@ def images(profile: Optional[str] = typer.Option(None, "--profile", "-p", help="
         found = list_images(profile=profile)
         rows = [{"profile": i.profile, "platform": i.platform, "size_mib": round(i.size_bytes / 2**20, 1),
                  "tag": i.tag or "", "tags": list(i.tags), "digest": i.digests[0] if i.digests else "", "id": i.image_id[:19],
-                 "created": i.created, "profile_hash": i.profile_hash[:12]} for i in found]
+                 "created": i.created, "content_hash": i.content_hash, "image_inputs": i.image_inputs}
+                for i in found]
         if output != OutputFormat.table:
             print_data(rows, output)
             return
@@ -136,8 +141,11 @@ def base_images(platform: Optional[List[str]] = typer.Option(None, "--platform",
                                                              "linux/arm64 (default: both)."),
                 cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where debootstrap layers are "
                                                          "cached between runs."),
-                force: bool = typer.Option(False, "--force", help="Re-run debootstrap even if cached.")) -> None:
+                force: bool = typer.Option(False, "--force", help="Re-run debootstrap even if cached."),
+                output: OutputFormat = OutputOpt) -> None:
     """Create local Debian bases (amd64, arm64) for air-gapped builds; use them with `-f air-gapped`.
+
+    Status per image: exists (already there), loaded (from the cached layer), created (debootstrap ran).
 
     Example: mlrepro base-images && mlrepro build -p arm64-cpu -f air-gapped
     """
@@ -147,8 +155,13 @@ def base_images(platform: Optional[List[str]] = typer.Option(None, "--platform",
         for p in platform or []:
             if p not in PLATFORMS:
                 raise fail(f"--platform: {p!r} is not one of {', '.join(PLATFORMS)}", 2)
-        c = console()
+        log = console(stderr=True)
         results = ensure_base_images(tuple(platform or PLATFORMS), cache_dir or DEFAULT_CACHE_DIR, force=force,
-                                     log=lambda m: c.print(f"[dim]{m}[/]"))
+                                     log=lambda m: log.print(f"[dim]{m}[/]"))
+        rows = [{"ref": r.tag, "platform": r.platform, "image_id": r.image_id, "size_bytes": r.size_bytes,
+                 "status": r.status, "seconds": round(r.seconds, 2)} for r in results]
+        if output != OutputFormat.table:
+            print_data(rows, output)
+            return
         for r in results:
-            c.print(f"{r.tag} ({r.platform}): {r.status}, {r.size_bytes / 2**20:.0f} MiB")
+            console().print(f"{r.tag} ({r.platform}): {r.status}, {r.size_bytes / 2**20:.0f} MiB")

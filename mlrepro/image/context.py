@@ -70,7 +70,7 @@ def write_build_context(resolved: ResolvedProfile, out_dir: Path, wheelhouse: Pa
         elif target.exists() or target.is_symlink():
             target.unlink()
 
-    ca = _ca_bundle(ca_bundle if ca_bundle is not None else profile.image.ca_bundle)
+    ca = check_ca_bundle(ca_bundle if ca_bundle is not None else profile.image.ca_bundle)
     lock = ensure_lock(profile)
     lock_text = lock.text
     wheels = out_dir / "wheels"
@@ -106,7 +106,9 @@ def write_build_context(resolved: ResolvedProfile, out_dir: Path, wheelhouse: Pa
                         options=options)
 
 
-def _ca_bundle(path: str | Path | None) -> Path | None:
+def check_ca_bundle(path: str | Path | None) -> Path | None:
+    """The CA bundle at ``path`` (``~`` expanded), or None when none is given. Raises BadInputError, naming
+    the file, when it cannot be read or holds no PEM certificate (read: its first MiB)."""
     if path is None:
         return None
     p = Path(path).expanduser()

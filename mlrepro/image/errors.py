@@ -16,6 +16,10 @@ class BuildError(RuntimeFailure):
     """An image could not be built or loaded."""
 
 
+class BaseImageUnavailable(BuildError):
+    """A base image of the profile is not on the engine and cannot be pulled (no registry reachable)."""
+
+
 class BaseImageError(BuildError):
     """A local Debian base image could not be created (debootstrap, tar, docker load)."""
 

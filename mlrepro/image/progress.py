@@ -1,9 +1,10 @@
-"""Typed build progress: the engine's JSON stream -> events; and a rich renderer for the CLI.
+"""Typed build progress: the engine's JSON stream -> events; and rich renderers for the CLI (build, push).
 
 The classic builder (no BuildKit here) streams ``{"stream": "Step 3/17 : RUN ..."}``, ``" ---> Using cache"``,
 ``" ---> Running in <id>"``, command output, ``" ---> <image id>"``, ``{"aux": {"ID": "sha256:..."}}`` and on
 failure ``{"errorDetail": {"message": ...}}``. :class:`BuildStreamParser` turns them into the events
 below; the library hands them to a callback, and only the CLI renders them (:class:`BuildRenderer`).
+A push streams :class:`mlrepro.image.registry.PushEvent` records the same way (:class:`PushRenderer`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlrepro.image.registry import PushEvent
 
 TAIL_LINES = 20
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
@@ -177,6 +181,48 @@ class BuildRenderer:
             c.print(f"[red]build failed[/] {escape(where + event.message)}")
             for line in event.tail:
                 c.print(f"  [dim]{escape(line)}[/]")
+
+
+class PushRenderer:
+    """Render a push on a rich console: one line per layer and state change (Preparing, Waiting, Pushing with
+    the layer's size, Pushed with size and seconds, Layer already exists, Mounted from ...), never one per
+    byte tick; plus the engine's "The push refers to repository [...]" line."""
+
+    def __init__(self, console: Any = None) -> None:
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True, highlight=False)
+        self.states: dict[str, str] = {}
+        self.sizes: dict[str, int] = {}
+        self.started: dict[str, float] = {}
+
+    def __call__(self, event: PushEvent) -> None:
+        from rich.markup import escape
+
+        state = event.layer_state
+        if state is None:
+            if event.status and not event.id and event.status.startswith("The push refers to"):
+                self.console.print(f"[dim]{escape(event.status)}[/]")
+            return
+        layer = event.id or ""
+        if event.total:
+            self.sizes[layer] = event.total
+        if self.states.get(layer) == state:
+            return
+        self.states[layer] = state
+        text = event.status or state
+        if state == "Pushing":
+            self.started[layer] = time.monotonic()
+            text = f"Pushing {_bytes(self.sizes[layer])}" if layer in self.sizes else "Pushing"
+        elif state == "Pushed":
+            took = f", {time.monotonic() - self.started[layer]:.1f} s" if layer in self.started else ""
+            text = f"Pushed {_bytes(self.sizes[layer])}{took}" if layer in self.sizes else f"Pushed{took}"
+        style = "green" if state in ("Pushed", "Layer already exists") or state.startswith("Mounted") else "dim"
+        self.console.print(f"  {escape(layer)} [{style}]{escape(text)}[/]")
+
+
+def _bytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
 def _short(text: str, limit: int = 110) -> str:

@@ -9,7 +9,7 @@ never from free text. Messages name the registry and the user, never the passwor
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -92,9 +92,19 @@ class ImageRef:
         )
 
 
+LAYER_STATES = ("Preparing", "Waiting", "Pushing", "Pushed", "Layer already exists", "Mounted from")
+"""The per-layer ``status`` values of the engine's push stream (moby ``distribution/push_v2.go``);
+``Mounted from <repository>`` carries the source repository after the words."""
+
+
 @dataclass(frozen=True)
 class PushEvent:
-    """One JSON message of the engine's push stream."""
+    """One JSON message of the engine's push stream.
+
+    Per layer (``id`` = the first 12 hex digits of the layer's digest): ``status`` one of :data:`LAYER_STATES`,
+    with ``current``/``total`` bytes while Pushing. Without ``id``: a note (``The push refers to repository
+    [...]``, ``<tag>: digest: ... size: ...``); the manifest digest comes in ``digest``.
+    """
 
     status: str | None = None
     id: str | None = None
@@ -103,6 +113,17 @@ class PushEvent:
     tag: str | None = None
     size: int | None = None
     error: str | None = None
+    current: int | None = None
+    """Bytes of the layer pushed so far (``progressDetail.current``)."""
+    total: int | None = None
+    """Bytes of the layer (``progressDetail.total``), when the engine knows it."""
+
+    @property
+    def layer_state(self) -> str | None:
+        """The layer state (:data:`LAYER_STATES`) when this message is about one layer, else None."""
+        if not self.id or not self.status:
+            return None
+        return next((s for s in LAYER_STATES if self.status.startswith(s)), None)
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> PushEvent:
@@ -110,6 +131,8 @@ class PushEvent:
         aux: Mapping[str, Any] = raw_aux if isinstance(raw_aux, Mapping) else {}
         detail: Mapping[str, Any] = raw_detail if isinstance(raw_detail, Mapping) else {}
         error = detail.get("message") or obj.get("error")
+        raw_progress = obj.get("progressDetail")
+        ticks: Mapping[str, Any] = raw_progress if isinstance(raw_progress, Mapping) else {}
         size = aux.get("Size")
         return cls(
             status=obj.get("status"),
@@ -119,6 +142,8 @@ class PushEvent:
             tag=aux.get("Tag"),
             size=int(size) if isinstance(size, (int, float)) else None,
             error=str(error) if error else None,
+            current=_int(ticks.get("current")),
+            total=_int(ticks.get("total")),
         )
 
     @property
@@ -149,8 +174,12 @@ def login(client: docker.DockerClient, registry: str, username: str, password: s
     return RegistryAuth(registry, username, password)
 
 
-def push(client: docker.DockerClient, ref: str, auth: RegistryAuth | None = None) -> str:
-    """Push the local image ``ref`` (``registry/repo:tag``); return the manifest digest (``sha256:...``)."""
+def push(client: docker.DockerClient, ref: str, auth: RegistryAuth | None = None, *,
+         on_event: Callable[[PushEvent], None] | None = None) -> str:
+    """Push the local image ``ref`` (``registry/repo:tag``); return the manifest digest (``sha256:...``).
+
+    ``on_event`` gets each :class:`PushEvent` of the stream as the engine sends it (progress while it goes).
+    Raises RegistryAuthError, RegistryError, EngineUnavailable."""
     import docker as _docker
 
     parsed = ImageRef.parse(ref)
@@ -165,7 +194,12 @@ def push(client: docker.DockerClient, ref: str, auth: RegistryAuth | None = None
             decode=True,
             auth_config=auth.auth_config() if auth else None,
         )
-        events = [PushEvent.from_json(obj) for obj in stream]
+        events = []
+        for obj in stream:
+            event = PushEvent.from_json(obj)
+            events.append(event)
+            if on_event is not None:
+                on_event(event)
     except _docker.errors.APIError as exc:
         if exc.status_code == 401 or _is_auth_explanation(exc):
             raise RegistryAuthError(_auth_message("push", parsed, auth)) from None
@@ -218,6 +252,10 @@ def pull(
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _int(value: object) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _auth_message(action: str, ref: ImageRef, auth: RegistryAuth | None) -> str:

@@ -7,11 +7,17 @@ Stages (see ``images/Dockerfile.j2``)::
     os       FROM image.base           runtime OS packages (python3 when python_install=apt, packages.apt),
                                        the unprivileged user (image.user_uid)
     deps     FROM os                   /opt/venv from the builder's wheels only (--no-index --require-hashes)
-    runtime  FROM os                   /opt/venv, env, labels, then the harness wheel LAST; USER uid, ENTRYPOINT
+    runtime  FROM os                   /opt/venv, then the harness wheel LAST, labels; USER uid, ENTRYPOINT
 
 Layer order follows change frequency: OS packages -> Python dependencies (the lock) -> harness code, so
 a harness change rebuilds two small layers. Compilers, the package index and a custom CA bundle exist
 only in the builder stage; the runtime never sees them.
+
+Only image inputs go in (see :mod:`mlrepro.image.tags`): the profile's ``env`` is a run setting and is set
+in the container at run time (:func:`mlrepro.render.podspec.build_pod_spec`, which the Docker runner maps too),
+never baked in as ``ENV``; nor is the profile's hash. The builder and deps stages end with labels
+(``io.mlrepro.stage``, profile, platform, content hash: ``images/partials/stage_labels.j2``) because the
+classic builder leaves their images untagged; :mod:`mlrepro.image.prune` finds them by these labels.
 
 Two ways to get the wheels (:class:`DockerfileOptions` ``offline``):
 
@@ -26,9 +32,8 @@ Two ways to get the wheels (:class:`DockerfileOptions` ``offline``):
 Injection safety: autoescape is off (this is not HTML), but the environment's ``finalize`` rejects any
 ``{{ value }}`` that did not pass through one of the filters below, and each filter checks or escapes
 its value for the place it goes (image reference, shell word, Dockerfile double-quoted string, number,
-exec-form JSON). Values that cannot be represented on one Dockerfile line (an env value with a newline or
-another control character) raise :class:`~mlrepro.profiles.errors.ProfileError`. The rendered text is
-then parsed back (:func:`instructions`) and must consist of known instructions only.
+exec-form JSON). Free text (the description) is folded to one line. The rendered text is then parsed back
+(:func:`instructions`) and must consist of known instructions only.
 """
 
 from __future__ import annotations
@@ -42,7 +47,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from mlrepro import __version__
-from mlrepro.profiles.errors import ProfileError, ProfileProblem
 from mlrepro.profiles.loader import ResolvedProfile
 from mlrepro.profiles.model import _IMAGE_REF, Profile
 
@@ -90,21 +94,20 @@ def needs_toolchain(profile: Profile) -> bool:
 
 
 def render_dockerfile(resolved: ResolvedProfile, options: DockerfileOptions | None = None) -> str:
-    """The Dockerfile text for ``resolved``. Raises ProfileError for values a Dockerfile cannot carry."""
+    """The Dockerfile text for ``resolved`` (image inputs only: no env, no run setting). Raises ValueError
+    (via the filters) for a value a Dockerfile cannot carry that the profile schema let through."""
     options = options or DockerfileOptions()
     p = resolved.profile
     toolchain = needs_toolchain(p) if options.toolchain is None else options.toolchain
     python_apt = p.image.python_install == "apt"
     builder_apt = (["python3", "python3-venv"] if python_apt else []) + (
         (["python3-dev"] if python_apt else []) + ["g++"] if toolchain else [])
-    env = [(key, _env_value(key, value)) for key, value in sorted(p.env.items())]
     if not _WORD.match(options.harness_wheel) or not options.harness_wheel.endswith(".whl"):
         raise ValueError(f"not a wheel file name: {options.harness_wheel!r}")
     context: dict[str, Any] = {
         "name": p.name,
         "platform": p.platform,
         "version": __version__,
-        "profile_hash": resolved.hash,
         "backend": p.framework.backend,
         "python": p.image.python,
         "python_apt": python_apt,
@@ -117,7 +120,6 @@ def render_dockerfile(resolved: ResolvedProfile, options: DockerfileOptions | No
         "runtime_apt_packages": (["python3"] if python_apt else []) + list(p.packages.apt),
         "venv_apt_packages": ["python3-venv"],
         "uid": p.image.user_uid,
-        "env": env,
         "title": f"mlrepro {p.name}",
         "description": one_line(p.description) or f"mlrepro benchmark image for profile {p.name}",
         "source_url": options.source_url,
@@ -141,7 +143,7 @@ def _no_breaks(value: str, what: str) -> str:
 
 
 def dq(value: object) -> Safe:
-    """A Dockerfile double-quoted word (ENV, LABEL): ``\\``, ``"`` and ``$`` escaped; no line breaks."""
+    """A Dockerfile double-quoted word (LABEL): ``\\``, ``"`` and ``$`` escaped; no line breaks."""
     text = _no_breaks(str(value), "a quoted Dockerfile value")
     return Safe('"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"')
 
@@ -184,14 +186,6 @@ def one_line(text: str) -> str:
     """Free text (a description) folded to one line: whitespace and control characters become spaces."""
     cleaned = "".join(" " if (c in _LINE_BREAKS or unicodedata.category(c) in ("Cc", "Cs")) else c for c in text)
     return " ".join(cleaned.split())
-
-
-def _env_value(key: str, value: str) -> str:
-    try:
-        return _no_breaks(value, "value")
-    except ValueError as exc:
-        raise ProfileError([ProfileProblem("<dockerfile>", f"env.{key}",
-                                           f"{exc}: a Dockerfile ENV cannot carry it (set it at run time)")]) from None
 
 
 def _finalize(value: object) -> str:

@@ -6,7 +6,7 @@ digest (``repo@sha256:...``, once pushed or pulled) or the image id (``sha256:..
 1. the engine has an image with that digest → ``local``;
 2. a repository digest is pulled by digest → ``pulled``;
 3. the image is rebuilt from the recorded profile (re-resolved from the recorded command line) and its content
-   hash (tag and ``io.mlrepro.content-hash`` label: profile, Dockerfile, harness code, lock) is checked against
+   hash (tag and ``io.mlrepro.content-hash`` label: Dockerfile, build helper, harness code, lock) is checked against
    the recorded reference → ``rebuilt`` (another digest: builds are not bit-for-bit reproducible).
 
 Public API::

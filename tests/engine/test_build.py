@@ -5,7 +5,9 @@ amd64: ~3-4 min cold on 2 cores, seconds when the layer cache is warm. arm64 (qe
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from mlrepro.image.builder import BuildOptions, BuildResult, BuildStepError, build_image, planned_image
-from mlrepro.image.progress import BuildEvent, StepFinished, StepOutput
+from mlrepro.image.progress import BuildEvent, BuildNote, StepFinished, StepOutput
 from mlrepro.profiles.loader import ResolvedProfile, resolve_profile
 
 pytestmark = pytest.mark.docker
@@ -53,10 +55,26 @@ def test_amd64_image_self_check(docker_client: Any, amd64: tuple[ResolvedProfile
     labels = attrs["Config"]["Labels"]
     assert attrs["Architecture"] == "amd64"
     assert attrs["Config"]["User"] == "10001:10001"
-    assert labels["io.mlrepro.profile"] == "x86-cpu" and labels["io.mlrepro.profile-hash"] == resolved.hash
+    assert labels["io.mlrepro.profile"] == "x86-cpu" and labels["io.mlrepro.stage"] == "runtime"
     assert labels["io.mlrepro.content-hash"] == result.content_hash == labels["org.opencontainers.image.revision"]
+    planned = planned_image(resolved)
+    assert planned.inputs is not None and labels["io.mlrepro.image-inputs"] == planned.inputs.label()
     assert labels["io.mlrepro.platform"] == "linux/amd64"
-    assert "OMP_NUM_THREADS=2" in attrs["Config"]["Env"]
+    assert not any(k.startswith("io.mlrepro.profile-hash") for k in labels)
+    # the profile's env is a run setting: set at run time (PodSpec), not baked into the image
+    assert not any(e.startswith("OMP_NUM_THREADS=") for e in attrs["Config"]["Env"])
+
+
+def test_run_settings_share_one_image(amd64: tuple[ResolvedProfile, BuildResult]) -> None:
+    """`build -f air-gapped`, then the image of `launch -f air-gapped -f quick --set benchmark.settings...`:
+    other scenarios, modes, LoadGen settings and env use the image that is there; nothing is built."""
+    first = amd64[1]
+    for sets in (["benchmark.settings.min_duration_ms=60000", "benchmark.scenarios=[Server,Offline]"],
+                 ["benchmark.settings.min_duration_ms=1234", "benchmark.modes=[accuracy]", "env.OMP_NUM_THREADS=8"]):
+        other = resolve_profile("x86-cpu", ["air-gapped", "quick"], sets)
+        assert other.hash != amd64[0].hash
+        again, _ = _build(other)
+        assert again.skipped and again.ref == first.ref and again.image_id == first.image_id
 
 
 def test_amd64_runtime_has_no_compilers_no_pip_cache_no_ca(docker_client: Any,
@@ -80,13 +98,8 @@ def test_noop_rebuild_is_skipped_fast(amd64: tuple[ResolvedProfile, BuildResult]
 def test_harness_change_changes_tag_and_rebuilds_only_the_tail(docker_client: Any, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch,
                                                                 amd64: tuple[ResolvedProfile, BuildResult]) -> None:
-    from mlrepro.image import harness_wheel
-
     first = amd64[1]
-    probe = tmp_path / "probe.py"
-    probe.write_text(f"MARK = {time.time_ns()}\n")
-    original = harness_wheel.harness_files
-    monkeypatch.setattr(harness_wheel, "harness_files", lambda: original() + [("mlrepro/harness/_probe.py", probe)])
+    _probe_harness(tmp_path, monkeypatch)
     result, events = _build(resolve_profile("x86-cpu", ["air-gapped"]))
     try:
         assert not result.skipped and result.ref != first.ref and result.content_hash != first.content_hash
@@ -99,7 +112,131 @@ def test_harness_change_changes_tag_and_rebuilds_only_the_tail(docker_client: An
         assert [r.split()[0] for r in rebuilt] == ["COPY", "RUN"] and rebuilt[0].startswith("COPY harness/")
         assert _sh(docker_client, result.ref, "python -c 'import mlrepro.harness._probe as p; print(p.MARK)'").strip()
     finally:
-        docker_client.images.remove(result.ref)
+        _remove_build(docker_client, result.ref, result.content_hash)
+
+
+def _probe_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Add a file to the harness wheel: new harness code, so a new content hash (nothing else changes)."""
+    from mlrepro.image import harness_wheel
+
+    probe = tmp_path / "probe.py"
+    probe.write_text(f"MARK = {time.time_ns()}\n")
+    original = harness_wheel.harness_files
+    monkeypatch.setattr(harness_wheel, "harness_files", lambda: original() + [("mlrepro/harness/_probe.py", probe)])
+
+
+def _remove_build(client: Any, ref: str, content_hash: str) -> None:
+    """Remove a test's image and the untagged stage images its build left (found by their labels)."""
+    import docker
+
+    from mlrepro.image.prune import builder_leftovers, remove_images
+
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.remove(ref)
+    mine = [x.image_id for x in builder_leftovers(client, keep_latest=False) if x.content_hash == content_hash]
+    remove_images(client, mine)
+
+
+def test_concurrent_builds_of_the_same_content_build_once(docker_client: Any, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           amd64: tuple[ResolvedProfile, BuildResult]) -> None:
+    """Two launches at once need the same new image: one builds, the other waits for it and finds it; no
+    untagged copy of the image is left."""
+    _probe_harness(tmp_path, monkeypatch)
+    resolved = resolve_profile("x86-cpu", ["air-gapped"])
+    planned = planned_image(resolved)
+    assert planned.ref != amd64[1].ref
+    results: list[BuildResult] = []
+    errors: list[BaseException] = []
+    events: list[list[BuildEvent]] = [[], []]
+    start = threading.Barrier(2)
+
+    def build(i: int) -> None:
+        start.wait()
+        try:
+            results.append(build_image(resolved, client=docker_client, on_event=events[i].append))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build, args=(i,)) for i in range(2)]
+    try:
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=900)
+        assert not errors, errors
+        assert sorted(r.skipped for r in results) == [False, True]
+        assert results[0].image_id == results[1].image_id and results[0].ref == planned.ref
+        waits = [e for evs in events for e in evs if isinstance(e, BuildNote) and "waiting for another build" in e.message]
+        assert len(waits) == 1
+        untagged = docker_client.images.list(filters={"dangling": True,
+                                                      "label": f"io.mlrepro.content-hash={planned.content_hash}"})
+        assert [i.id for i in untagged if i.labels.get("io.mlrepro.stage") == "runtime"] == []
+    finally:
+        _remove_build(docker_client, planned.ref, planned.content_hash)
+
+
+def test_builder_leftovers_are_labelled_and_removed(docker_client: Any, tmp_path: Path,
+                                                    amd64: tuple[ResolvedProfile, BuildResult]) -> None:
+    """A build whose builder stage differs (a CA bundle, not an image input: same content hash, same image)
+    leaves a builder-stage image; prune finds it by its labels, keeps the newest per profile/platform by
+    default, and removing it frees its own layers and nothing the image needs."""
+    from mlrepro.image.prune import builder_leftovers, remove_images
+
+    resolved, first = amd64
+    before = {x.image_id for x in builder_leftovers(docker_client, keep_latest=False)}
+    ca = Path("/etc/ssl/certs/ca-certificates.crt")
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text((ca.read_text() if ca.is_file() else "-----BEGIN CERTIFICATE-----\nMIIB\n"
+                       "-----END CERTIFICATE-----\n") + f"\n# test run {time.time_ns()}\n")
+    again, _ = _build(resolved, BuildOptions(ca_bundle=bundle, force=True))
+    assert again.image_id == first.image_id  # the runtime stage is the same image: nothing untagged there
+    new = [x for x in builder_leftovers(docker_client, keep_latest=False)  # (the engine is shared: others build too)
+           if x.image_id not in before and x.content_hash == first.content_hash]
+    assert [(x.stage, x.profile, x.platform) for x in new] == [("builder", "x86-cpu", "linux/amd64")]
+    mine = new[0]
+    assert mine.size_bytes > 0 and time.time() - mine.created.timestamp() < 900
+    # the newest builder image of x86-cpu/linux/amd64 is kept as layer cache unless asked otherwise
+    assert mine.image_id not in {x.image_id for x in builder_leftovers(docker_client)}
+    planned = remove_images(docker_client, [mine.image_id], dry_run=True)
+    assert planned.dry_run and mine.image_id in planned.removed and planned.failed == ()
+    assert planned.freed_bytes > 100_000  # at least the CA bundle's layer and the rebuilt wheels
+    assert mine.freed_bytes == planned.freed_bytes and "builder stage of x86-cpu linux/amd64" in mine.reason
+    docker_client.images.get(mine.image_id)  # a dry run removes nothing
+    done = remove_images(docker_client, [mine.image_id])
+    assert set(done.removed) == set(planned.removed) and done.freed_bytes == planned.freed_bytes
+    assert mine.image_id not in {x.image_id for x in builder_leftovers(docker_client, keep_latest=False)}
+    assert _self_check(docker_client, first.ref, "linux/amd64")["loadgen"]["ok"]  # the image is intact
+    assert remove_images(docker_client, [mine.image_id]).removed == ()  # gone: nothing to do, no error
+
+
+def test_up_to_date_build_still_checks_the_ca_bundle(tmp_path: Path, amd64: tuple[ResolvedProfile, BuildResult]) -> None:
+    from mlrepro.errors import BadInputError
+
+    with pytest.raises(BadInputError, match=str(tmp_path / "nope.pem")):
+        build_image(amd64[0], BuildOptions(ca_bundle=tmp_path / "nope.pem"))
+
+
+def test_base_image_that_cannot_be_pulled_is_one_line_with_the_way_out(docker_client: Any) -> None:
+    from mlrepro.image.errors import BaseImageUnavailable
+
+    port = _closed_port()
+    ref = f"127.0.0.1:{port}/nope/debian:bookworm"
+    resolved = resolve_profile("x86-cpu", sets=[f"image.base={ref}"])
+    with pytest.raises(BaseImageUnavailable) as info:
+        build_image(resolved, client=docker_client)
+    message = str(info.value)
+    assert "\n" not in message and ref in message and "cannot be pulled" in message
+    assert "mlrepro base-images" in message and "-f air-gapped" in message
+    assert info.value.exit_code == 1
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_failing_step_names_it_and_tags_nothing(docker_client: Any, base_image: str) -> None:
@@ -129,7 +266,7 @@ def test_push_and_pull_back_by_digest(docker_client: Any, registry: Any, tmp_pat
                         password=registry.password, record_path=record)
     assert pushed.digest.startswith("sha256:") and pushed.ref.startswith(registry.host + "/")
     assert registry.password not in record.read_text()
-    [entry] = pushed_images(resolved.hash, path=record)
+    [entry] = pushed_images("x86-cpu", path=record)
     assert entry.digest == pushed.digest and entry.digest_ref == pushed.digest_ref
     assert entry.content_hash == result.content_hash
     docker_client.images.remove(pushed.ref)

@@ -68,3 +68,38 @@ def test_pull_of_a_missing_tag_is_a_plain_registry_error(docker_client: Any, reg
         pull(docker_client, f"{registry.host}/mlrepro-test/absent:nope", auth)
     assert not isinstance(err.value, RegistryAuthError)
     assert registry.password not in str(err.value)
+
+
+def test_failed_push_leaves_the_local_tags_as_they_were(registry: Any, base_image: str, tmp_path: Any) -> None:
+    """A refused push removes the registry tag it added, and points a tag it moved back where it was."""
+    import contextlib
+    import io
+
+    import docker
+
+    from mlrepro.image.images import push_image
+
+    client = connect()  # a fresh client: no credentials cached by an earlier login
+    name = f"mlrepro-test/pushfail-{uuid.uuid4().hex[:8]}"
+    dockerfile = f"FROM {base_image}\nLABEL io.mlrepro.test={name}\n".encode()
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile), tag=f"{name}:src", rm=True)
+    target = f"{registry.host}/{name}:src"
+    events: list[Any] = []
+    try:
+        with pytest.raises(RegistryAuthError):
+            push_image(f"{name}:src", client=client, registry=registry.host, record_path=tmp_path / "r.json",
+                       on_event=events.append)
+        assert target not in client.images.get(image.id).tags
+        assert not (tmp_path / "r.json").exists()
+        assert any(e.error for e in events)  # the stream was handed over as it came, the refusal included
+        # a tag that named another image before the push names it again after the failure
+        client.images.get(base_image).tag(target)
+        with pytest.raises(RegistryAuthError):
+            push_image(f"{name}:src", client=client, registry=registry.host, record_path=tmp_path / "r.json")
+        assert client.images.get(target).id == client.images.get(base_image).id
+        assert client.images.get(f"{name}:src").id == image.id
+    finally:
+        for ref in (target, f"{name}:src"):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(ref)
+        client.close()

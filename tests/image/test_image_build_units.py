@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +73,20 @@ def test_lock_key_and_digest_follow_inputs() -> None:
     assert len({input_digest(base), input_digest(extra), input_digest(arm)}) == 3
 
 
+# run settings: every one of these must leave the image (tag, content hash, Dockerfile) as it is
+RUN_SETTINGS = [
+    ["benchmark.settings.min_duration_ms=60000"],
+    ["benchmark.settings.Server.min_query_count=2048"],
+    ["benchmark.scenarios=[Server,Offline]"],
+    ["benchmark.modes=[performance]"],
+    ["env.FOO=bar", "env.OMP_NUM_THREADS=8"],
+    ["resources.limits.cpu=4"],
+    ["job.deadline_seconds=60"],
+    ["scheduling.node_selector={kubernetes.io/arch: amd64, pool: bench}"],
+    ["results.size=5Gi"],
+]
+
+
 def test_content_hash_tracks_inputs() -> None:
     resolved = resolve_profile("x86-cpu", ["air-gapped"])
     lock = find_lock(resolved.profile)
@@ -79,13 +95,63 @@ def test_content_hash_tracks_inputs() -> None:
     h1 = content_hash(resolved, lock, wheel)
     assert content_hash(resolved, lock, wheel) == h1
     assert content_hash(resolved, lock, b"harness-2") != h1  # harness code
-    other = resolve_profile("x86-cpu", ["air-gapped"], ["env.FOO=bar"])
-    assert content_hash(other, lock, wheel) != h1  # profile
     name = image_name(resolved)
     assert name.repository == "mlrepro/bench" and name.tag.startswith("x86-cpu-") and len(name.tag) == 8 + 12
+    assert name.build_args() == {"MLREPRO_CONTENT_HASH": name.content_hash,
+                                 "MLREPRO_IMAGE_INPUTS": name.inputs.label() if name.inputs else ""}
+    assert re.fullmatch(r"dockerfile=[0-9a-f]{12},build-helper=[0-9a-f]{12},harness=[0-9a-f]{12},lock=[0-9a-f]{12}",
+                        name.build_args()["MLREPRO_IMAGE_INPUTS"])
     fixed = image_name(resolve_profile("x86-cpu", sets=["image.tag_policy=fixed", "image.tag=v1",
                                                         "image.registry=127.0.0.1:5001"]))
     assert fixed.ref == "127.0.0.1:5001/mlrepro/bench:v1"
+
+
+@pytest.mark.parametrize("sets", RUN_SETTINGS, ids=[s[0].split("=")[0] for s in RUN_SETTINGS])
+def test_run_settings_are_not_image_inputs(sets: list[str]) -> None:
+    from mlrepro.render.dockerfile import render_dockerfile
+
+    base = resolve_profile("x86-cpu", ["air-gapped"])
+    other = resolve_profile("x86-cpu", ["air-gapped", "quick"], sets)
+    assert other.hash != base.hash  # a different profile...
+    assert image_name(other) == image_name(base)  # ...the same image
+    assert render_dockerfile(other) == render_dockerfile(base)
+
+
+@pytest.mark.parametrize("sets", [["packages.apt=[curl]"], ["image.base=debian:bookworm-slim"],
+                                  ["image.builder_base=debian:bookworm"], ["image.user_uid=10002"],
+                                  ['image.python="3.12"']], ids=lambda s: s[0].split("=")[0])
+def test_image_inputs_change_the_image(sets: list[str]) -> None:
+    base = resolve_profile("x86-cpu", ["air-gapped"])
+    lock = find_lock(base.profile)
+    assert lock is not None
+    # the same lock: the Dockerfile alone tells them apart
+    assert content_hash(resolve_profile("x86-cpu", ["air-gapped"], sets), lock, b"w") != content_hash(base, lock, b"w")
+
+
+def test_the_lock_is_an_image_input() -> None:
+    """pip packages and the framework reach the image through the lock (its key and input digest follow
+    them: test_lock_key_and_digest_follow_inputs): another lock text is another image."""
+    from dataclasses import replace
+
+    resolved = resolve_profile("x86-cpu", ["air-gapped"])
+    lock = find_lock(resolved.profile)
+    assert lock is not None
+    other = replace(lock, text=lock.text.replace("numpy==", "numpy===", 1))
+    assert content_hash(resolved, other, b"w") != content_hash(resolved, lock, b"w")
+
+
+def test_build_helper_is_an_image_input(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from mlrepro import resources
+
+    resolved = resolve_profile("x86-cpu", ["air-gapped"])
+    lock = find_lock(resolved.profile)
+    assert lock is not None
+    before = content_hash(resolved, lock, b"w")
+    fake = tmp_path / "images"
+    shutil.copytree(images_dir(), fake)
+    (fake / "build_helper.py").write_text((fake / "build_helper.py").read_text() + "\n# changed\n")
+    monkeypatch.setattr(resources, "images_dir", lambda: fake)
+    assert content_hash(resolved, lock, b"w") != before
 
 
 def test_stream_parser() -> None:
@@ -135,3 +201,58 @@ def test_every_builtin_renders() -> None:
 
     for name in builtin_profile_names():
         assert render_dockerfile(resolve_profile(name)).startswith("# mlrepro image for profile")
+
+
+def test_push_progress_is_one_line_per_layer_state() -> None:
+    from rich.console import Console
+
+    from mlrepro.image.progress import PushRenderer
+    from mlrepro.image.registry import PushEvent
+
+    stream = [{"status": "The push refers to repository [127.0.0.1:5000/bench/mlrepro/bench]"},
+              {"status": "Preparing", "progressDetail": {}, "id": "aaaaaaaaaaaa"},
+              {"status": "Preparing", "progressDetail": {}, "id": "bbbbbbbbbbbb"},
+              {"status": "Waiting", "progressDetail": {}, "id": "aaaaaaaaaaaa"}]
+    stream += [{"status": "Pushing", "progressDetail": {"current": n, "total": 5_000_000}, "id": "aaaaaaaaaaaa",
+                "progress": "[=>   ]"} for n in range(0, 5_000_001, 500_000)]
+    stream += [{"status": "Layer already exists", "progressDetail": {}, "id": "bbbbbbbbbbbb"},
+               {"status": "Pushed", "progressDetail": {}, "id": "aaaaaaaaaaaa"},
+               {"status": "x86-cpu-0123: digest: sha256:" + "c" * 64 + " size: 1234", "progressDetail": {}},
+               {"progressDetail": {}, "aux": {"Tag": "x86-cpu-0123", "Digest": "sha256:" + "c" * 64, "Size": 1234}}]
+    console = Console(record=True, width=200)
+    render = PushRenderer(console=console)
+    events = [PushEvent.from_json(obj) for obj in stream]
+    for event in events:
+        render(event)
+    lines = console.export_text().splitlines()
+    assert lines[0].startswith("The push refers to repository")
+    assert [ln.split()[:2] for ln in lines[1:]] == [["aaaaaaaaaaaa", "Preparing"], ["bbbbbbbbbbbb", "Preparing"],
+                                                     ["aaaaaaaaaaaa", "Waiting"], ["aaaaaaaaaaaa", "Pushing"],
+                                                     ["bbbbbbbbbbbb", "Layer"], ["aaaaaaaaaaaa", "Pushed"]]
+    assert "5.0 MB" in lines[4] and "5.0 MB" in lines[6]
+    pushing = [e for e in events if e.layer_state == "Pushing"]
+    assert pushing[-1].current == pushing[-1].total == 5_000_000
+    assert events[-1].digest == "sha256:" + "c" * 64 and events[-2].layer_state is None
+
+
+def test_prune_counts_each_layer_once_in_removal_order() -> None:
+    """What the engine deletes with an image: the untagged parents no other image (nor container) uses; a
+    parent shared by two leftovers goes with the second, so per-image figures add up to the total."""
+    from mlrepro.image.prune import _closure, _own_bytes
+
+    every = {
+        "base": {"Id": "base", "ParentId": "", "Size": 100, "RepoTags": ["debian:12"]},
+        "apt": {"Id": "apt", "ParentId": "base", "Size": 150, "RepoTags": None},
+        "wheels": {"Id": "wheels", "ParentId": "apt", "Size": 200, "RepoTags": ["<none>:<none>"]},
+        "label1": {"Id": "label1", "ParentId": "wheels", "Size": 200, "RepoTags": None},
+        "label2": {"Id": "label2", "ParentId": "wheels", "Size": 200, "RepoTags": None},
+        "other": {"Id": "other", "ParentId": "apt", "Size": 170, "RepoTags": ["mine:1"]},
+        "used": {"Id": "used", "ParentId": "base", "Size": 130, "RepoTags": None},
+        "leaf": {"Id": "leaf", "ParentId": "used", "Size": 135, "RepoTags": None},
+    }
+    groups = _closure(["label2", "label1", "leaf"], every, in_use={"used"})
+    # label2 first: wheels still has label1 as a child; label1 takes wheels, not apt (a tagged image needs it)
+    assert groups == {"label2": ["label2"], "label1": ["label1", "wheels"], "leaf": ["leaf"]}
+    assert [_own_bytes(g, every) for g in groups.values()] == [0, 50, 5]
+    assert _closure(["label1", "wheels"], every, set()) == {"label1": ["label1"], "wheels": []}  # label2 needs it
+    assert _closure(["label2", "label1", "wheels"], every, set())["wheels"] == []  # went with label1

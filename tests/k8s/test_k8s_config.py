@@ -93,9 +93,13 @@ def test_the_image_is_the_recorded_push_of_this_content(tmp_path, monkeypatch):
         f"no pushed image of x86-cpu ({name.ref}): a cluster cannot pull from this machine's engine; push it with "
         "`mlrepro build -p x86-cpu --push --registry REGISTRY`, or pass --registry REGISTRY (build + push) or "
         "--image REF") and err.value.exit_code == 2
-    record_push(resolved.hash, "reg.test/mlrepro/bench:x86-cpu-old", "sha256:" + "1" * 64, content_hash="other")
+    record_push("reg.test/mlrepro/bench:x86-cpu-old", "sha256:" + "1" * 64, content_hash="other", profile="x86-cpu")
     with pytest.raises(ImageNotPushedError, match="is of other content than"):
         cluster_image(resolved, None, lambda _m: None)
-    record_push(resolved.hash, f"reg.test/{name.ref}", "sha256:" + "2" * 64, content_hash=name.content_hash)
-    record_push(resolved.hash, "reg.test/mlrepro/bench:x86-cpu-newer", "sha256:" + "3" * 64, content_hash="x")
+    record_push(f"reg.test/{name.ref}", "sha256:" + "2" * 64, content_hash=name.content_hash, profile="x86-cpu")
+    record_push("reg.test/mlrepro/bench:x86-cpu-newer", "sha256:" + "3" * 64, content_hash="x", profile="x86-cpu")
     assert cluster_image(resolved, None, lambda _m: None) == "reg.test/mlrepro/bench@sha256:" + "2" * 64
+    # run settings are not image inputs: the same push serves a launch with other LoadGen settings and overlays
+    quick = resolve_profile("x86-cpu", ["quick"], ["benchmark.settings.min_duration_ms=60000"])
+    assert quick.hash != resolved.hash
+    assert cluster_image(quick, None, lambda _m: None) == "reg.test/mlrepro/bench@sha256:" + "2" * 64

@@ -2,7 +2,7 @@
 
 A cluster cannot see this machine's engine, so the image must be in a registry. The default is the digest
 recorded by the last push of this exact image (``mlrepro build --push`` / ``mlrepro push`` record it, with the
-image's content hash: profile + Dockerfile + harness + lock); with ``--registry`` mlrepro builds (a no-op
+image's content hash: Dockerfile + harness + lock, no run setting); with ``--registry`` mlrepro builds (a no-op
 when up to date) and pushes it first; ``--image`` names any reference instead.
 """
 
@@ -27,7 +27,7 @@ def cluster_image(resolved: ResolvedProfile, registry: str | None, progress: Pro
     from mlrepro.image.tags import image_name
 
     name = image_name(resolved)
-    pushes = pushed_images(resolved.hash)
+    pushes = pushed_images(resolved.profile.name)  # one image serves every run setting: match by content
     same = [p for p in pushes if p.content_hash == name.content_hash]
     if same and registry is None:
         latest = same[-1]

@@ -19,6 +19,12 @@ RUN python3 build_helper.py check-python 3.11 \
  && /opt/build/bin/pip wheel --no-cache-dir --no-deps --require-hashes --no-index --find-links wheels \
       -r requirements.lock -w /wheels \
  && /opt/build/bin/python build_helper.py add-hashes requirements.lock wheels /wheels
+# The builder stage's image stays untagged: these labels let `mlrepro prune` find it.
+ARG MLREPRO_CONTENT_HASH=unset
+LABEL io.mlrepro.stage="builder" \
+      io.mlrepro.profile="arm64-cpu" \
+      io.mlrepro.platform="linux/arm64" \
+      io.mlrepro.content-hash=$MLREPRO_CONTENT_HASH
 
 # ---- os: the runtime's operating system layer (no compilers) and the unprivileged user
 # /results is owned by that user so that a new named volume mounted there is writable by it.
@@ -45,6 +51,12 @@ COPY --from=builder /wheels /wheels
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels --require-hashes \
       -r /wheels/requirements.lock
+# The deps stage's image stays untagged: these labels let `mlrepro prune` find it.
+ARG MLREPRO_CONTENT_HASH=unset
+LABEL io.mlrepro.stage="deps" \
+      io.mlrepro.profile="arm64-cpu" \
+      io.mlrepro.platform="linux/arm64" \
+      io.mlrepro.content-hash=$MLREPRO_CONTENT_HASH
 
 # ---- runtime
 FROM os AS runtime
@@ -55,24 +67,27 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-ENV OMP_NUM_THREADS="2"
 # Harness code last: a change to it rebuilds only the layers below.
 COPY harness/ /opt/mlrepro/dist/
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-index /opt/mlrepro/dist/mlrepro_harness-0.1.0-py3-none-any.whl
-# Metadata after every layer: a profile change that does not touch the layers above costs nothing.
-# MLREPRO_CONTENT_HASH is the image's content hash (mlrepro build passes it; "unset" otherwise).
+# Metadata after every layer. The profile's env and every LoadGen setting are run settings: they reach the
+# container at run time (run spec, PodSpec), so one image serves every scenario, mode and setting.
+# MLREPRO_CONTENT_HASH is the image's content hash and MLREPRO_IMAGE_INPUTS the digest of each input
+# (mlrepro build passes them; "unset" otherwise).
 ARG MLREPRO_CONTENT_HASH=unset
+ARG MLREPRO_IMAGE_INPUTS=unset
 LABEL org.opencontainers.image.title="mlrepro arm64-cpu" \
       org.opencontainers.image.description="ARM64 CPU, ONNX Runtime, Debian bookworm Python image" \
       org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.source="https://github.com/mlrepro/mlrepro" \
       org.opencontainers.image.base.name="mlrepro/debian:bookworm-arm64" \
       io.mlrepro.profile="arm64-cpu" \
-      io.mlrepro.profile-hash="<profile-hash>" \
       io.mlrepro.platform="linux/arm64" \
       io.mlrepro.backend="onnxruntime" \
+      io.mlrepro.stage="runtime" \
       org.opencontainers.image.revision=$MLREPRO_CONTENT_HASH \
-      io.mlrepro.content-hash=$MLREPRO_CONTENT_HASH
+      io.mlrepro.content-hash=$MLREPRO_CONTENT_HASH \
+      io.mlrepro.image-inputs=$MLREPRO_IMAGE_INPUTS
 USER 10001:10001
 WORKDIR /workspace
 ENTRYPOINT ["/opt/venv/bin/mlrepro-harness"]
