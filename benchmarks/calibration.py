@@ -10,8 +10,9 @@ All in this process with real LoadGen (``run_harness`` and the harness's own pro
   reference workload and a slow test workload (5 ms per batch); the goal is 1.0-1.5.
 * **Server peak** - the calibrated target against the highest VALID target a brute-force scan finds with the same
   probes in the same process (targets from 0.70x to 1.30x the search's highest VALID, in 2.5 % steps, each probed
-  twice: a target counts as VALID when both probes are, since near the peak one probe in a few is VALID by luck
-  well above what holds); the goal is >= 90 %. The single-probe maximum is reported too.
+  twice; the peak is the highest target a monotone fit of the VALID share holds, :mod:`peak`, since near the
+  peak one probe in a few is VALID by luck well above what holds); the goal is >= 90 %. The highest target VALID
+  in both probes and the single-probe maximum are reported too.
 
 Run: ``python benchmarks/calibration.py [--repeat N] [--skip-full]`` (~5 min on 2 cores). Writes
 ``benchmarks/results/calibration.json``.
@@ -30,6 +31,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from peak import HOLDS, sustained_peak
 
 from mlrepro.harness.calibration import DEFAULT_POLICY, FIND_PEAK_POLICY, Policy, calibrate, system_fingerprint
 from mlrepro.harness.core import base_user_conf, run_harness, timed_settings
@@ -180,17 +183,21 @@ def server_peak(quick: dict[str, Any], results: Path, policy: Policy, label: str
         q = decision.measured * f
         verdicts = [prober("Server", f"scan-{i}-{k}", {**mirror, "server_target_qps": q}).validity for k in range(2)]
         scan.append({"server_target_qps": round(q, 1), "validity": verdicts})
-    best = max((s["server_target_qps"] for s in scan if s["validity"] == ["VALID", "VALID"]), default=None)
+    best = sustained_peak([s["server_target_qps"] for s in scan], [s["validity"] for s in scan])
+    both = max((s["server_target_qps"] for s in scan if s["validity"] == ["VALID", "VALID"]), default=None)
     lucky = max((s["server_target_qps"] for s in scan if "VALID" in s["validity"]), default=None)
     workload.close()
     ratio = decision.value / best if best else None
-    print(f"  Server ({label}): calibrated {decision.value:,.0f} qps in {calibration_s:.1f} s; brute-force max VALID "
-          f"(2 of 2 probes) {(best or 0):,.0f} qps, single lucky probe {(lucky or 0):,.0f} qps "
-          f"({2 * len(scan)} probes): {ratio and f'{ratio:.0%}'}", flush=True)
+    print(f"  Server ({label}): calibrated {decision.value:,.0f} qps in {calibration_s:.1f} s; brute-force peak "
+          f"(monotone fit, VALID share >= {HOLDS:g}) {(best or 0):,.0f} qps ({2 * len(scan)} probes): "
+          f"{ratio and f'{ratio:.0%}'}; highest target VALID 2 of 2 {(both or 0):,.0f} qps, single lucky probe "
+          f"{(lucky or 0):,.0f} qps", flush=True)
     return {"policy": policy.to_dict(), "calibrated_qps": decision.value, "highest_valid_probe": decision.measured,
             "calibration_s": round(calibration_s, 2), "probes": len(decision.probes), "scan": scan,
-            "brute_force_max_valid_qps": best, "brute_force_max_single_valid_qps": lucky,
+            "brute_force_peak_qps": best, "brute_force_max_both_valid_qps": both,
+            "brute_force_max_single_valid_qps": lucky,
             "ratio": round(ratio, 3) if ratio else None,
+            "ratio_vs_both_valid_max": round(decision.value / both, 3) if both else None,
             "ratio_vs_single_probe_max": round(decision.value / lucky, 3) if lucky else None,
             "meets_target": bool(ratio and ratio >= 0.9)}
 

@@ -10,7 +10,9 @@ same two files explicitly (``conf_type=0`` = built-in mlperf.conf, then the user
 
 SUT. ``ConstructFastSUT`` hands the issue callback plain lists of ids and sample indices. Responses are copied
 into a reusable numpy scratch buffer (LoadGen copies what it logs before ``QuerySamplesComplete`` returns, so the
-buffer can be reused right after), and batches are completed with one ``QuerySamplesComplete`` call.
+buffer can be reused right after), and batches are completed with one ``QuerySamplesComplete`` call. A single
+``bytes`` response (SingleStream, cheap Server) is not copied: LoadGen gets a pointer to the object's own data,
+which stays referenced until that call returns (CPython's layout, checked at import; else the copy).
 Dispatch per scenario:
 
 * Offline / SingleStream / MultiStream: inline in LoadGen's issue thread, in batches of ``batch_size``
@@ -29,6 +31,7 @@ churn.
 from __future__ import annotations
 
 import collections
+import ctypes
 import gc
 import importlib
 import importlib.machinery
@@ -170,6 +173,22 @@ def log_settings(lg: ModuleType, outdir: Path, enable_trace: bool) -> Any:
 
 # --------------------------------------------------------------------------------------------- responses
 
+def _bytes_data_offset() -> int | None:
+    """Offset of a ``bytes`` object's data from its address (``id``) in this interpreter, or None where that
+    cannot be relied on (not CPython, or a layout that fails the check on a fresh object)."""
+    if sys.implementation.name != "cpython":
+        return None
+    offset = sys.getsizeof(b"") - 1          # header size: the data follows it (plus the trailing NUL)
+    probe = bytes(range(1, 40))              # a fresh object, not an interned constant
+    try:
+        return offset if ctypes.string_at(id(probe) + offset, len(probe)) == probe else None
+    except (OSError, ValueError):
+        return None
+
+
+_BYTES_DATA_OFFSET = _bytes_data_offset()
+
+
 def _all_equal(outs: list[Any], n: int) -> bool:
     """All ``n`` payloads equal the first (C-speed; identical objects compare instantly)."""
     try:
@@ -224,6 +243,14 @@ class _Responder:
             self.stage(ids, indices)
             self.flush()
             return
+        self.one(ids, indices)
+
+    def one(self, ids: Sequence[int], indices: Sequence[int]) -> None:
+        """Predict and complete a single sample now (``ids``/``indices`` of length 1): the short path."""
+        if self._pending or self._state.failed:
+            self.stage(ids, indices)
+            self.flush()
+            return
         try:
             outs = self._predict(indices)
             if len(outs) != 1:
@@ -232,10 +259,15 @@ class _Responder:
             if type(p) is not bytes:
                 p = memoryview(p).tobytes()
             size = len(p)
-            if size > self._cap:
-                self._grow(max(size, 2 * self._cap))
-            self._mv[:size] = p
-            self._complete([self._qsr(ids[0], self._addr, size)])
+            if _BYTES_DATA_OFFSET is not None:
+                # point LoadGen at the bytes object's own data: it stays alive (``p``) until LoadGen has copied
+                # what it keeps, and skipping the copy is worth ~5 % of the peak Server rate of a cheap model
+                self._complete([self._qsr(ids[0], id(p) + _BYTES_DATA_OFFSET, size)])
+            else:
+                if size > self._cap:
+                    self._grow(max(size, 2 * self._cap))
+                self._mv[:size] = p
+                self._complete([self._qsr(ids[0], self._addr, size)])
             self.completed += 1
         except BaseException as exc:  # noqa: BLE001 - must not propagate into LoadGen
             self._state.fail(exc)
@@ -570,6 +602,7 @@ class LoadgenSession:
         self._thread_error: BaseException | None = None
         self._dispatcher: _InlineDispatcher | _WorkerDispatcher | None = None
         self._responder: _Responder | None = None
+        self._one: Callable[[list[int], list[int]], None] | None = None
         self.issued = 0              # samples LoadGen has issued to the SUT (the stall watchdog compares)
 
     # QSL callbacks
@@ -604,6 +637,10 @@ class LoadgenSession:
     # SUT callbacks: route to the dispatcher chosen after warm-up
     def _issue(self, ids: list[int], indices: list[int]) -> None:
         self.issued += len(ids)
+        one = self._one
+        if one is not None and len(ids) == 1:
+            one(ids, indices)        # inline SingleStream / Server: no dispatcher frame per query
+            return
         d = self._dispatcher
         if d is None:
             d = self._dispatcher = self._make_dispatcher()
@@ -622,6 +659,7 @@ class LoadgenSession:
         self.dispatch = "inline"
         if self.scenario == "Offline":
             return _OfflineDispatcher(responder, batch)
+        self._one = responder.one
         return _InlineDispatcher(responder, batch)
 
     def _thread_main(self) -> None:
