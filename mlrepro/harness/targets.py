@@ -107,7 +107,9 @@ def recalibrate_after_invalid(outcome: TargetsOutcome, spec: RunSpec, probe: Pro
                               reasons: list[str]) -> TargetDecision:
     """A fresh calibration after an INVALID timed run, combined with what that run measured: Offline and the
     stream scenarios take the faster of the new probes and the timed run (running out of work is what makes
-    them INVALID); Server stays at least twice the margin below the target that failed. Records the retry in ``outcome``."""
+    them INVALID) with twice the policy's headroom (the retry is the last attempt, on a machine whose speed has
+    just been seen to move); Server stays at least twice the margin below the target that failed. Records the
+    retry in ``outcome``."""
     old = outcome.decisions[0]
     policy = outcome.policy
     new = calibrate(spec.scenario, purpose_of(spec.mode), probe, outcome.timed, policy, spec.workload.batch_size)
@@ -115,10 +117,12 @@ def recalibrate_after_invalid(outcome: TargetsOutcome, spec: RunSpec, probe: Pro
     if new.value is not None and s is not None:
         if spec.scenario == "Offline" and s.samples_per_second:
             rate = max(new.measured or 0.0, s.samples_per_second)
-            new.measured, new.value = rate, rate * (1 + policy.offline_headroom)
+            new.margin = 2 * policy.offline_headroom
+            new.measured, new.value = rate, rate * (1 + new.margin)
         elif spec.scenario in ("SingleStream", "MultiStream") and s.qps_with_loadgen_overhead:
             rate = max(1e9 / new.measured if new.measured else 0.0, s.qps_with_loadgen_overhead)
-            new.measured, new.value = 1e9 / rate, 1e9 / (rate * (1 + policy.latency_headroom))
+            new.margin = 2 * policy.latency_headroom
+            new.measured, new.value = 1e9 / rate, 1e9 / (rate * (1 + new.margin))
         elif spec.scenario == "Server" and old.value is not None:
             new.value = min(new.value, old.value * (1 - 2 * policy.server_margin))
     new.note = ((new.note + "; ") if new.note else "") + "recalibrated after an INVALID timed run"

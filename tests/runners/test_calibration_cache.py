@@ -72,6 +72,7 @@ def test_cache_reuse_recalibrate_and_the_automatic_retry(state: Path) -> None:
     assert cal["retry"]["previous_result"]["validity"] == "INVALID"
     assert (run4.results_dir / cal["retry"]["previous_result"]["directory"] / "mlperf_log_summary.txt").is_file()
     assert cal["targets"][0]["source"] == "calibrated"
+    assert cal["targets"][0]["margin"] == pytest.approx(2 * cal["policy"]["offline_headroom"])   # the last attempt
     assert any("recalibrated after an INVALID timed run" in n for n in run4.notes)
     fresh = cache.entries(resolved.hash, "Offline")[fingerprint]
     assert fresh["run_id"] == run4.run_id and fresh["offline_expected_qps"] > entry["offline_expected_qps"] / 1000
