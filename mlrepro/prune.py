@@ -7,6 +7,11 @@ What goes (:func:`plan_prune`), and why each is safe:
   its log and record stay in the state directory), or when no run record names it any more;
 * **stopped containers** of mlrepro runs and of its collect helpers (label ``mlrepro.io/run-id`` /
   ``mlrepro.io/helper``): a running one is never touched;
+
+volumes and containers only when they carry **this state directory's id** (label ``mlrepro.io/state-id``,
+:mod:`mlrepro.results.state_id`): several state directories may share one engine, and a volume another one made
+holds results nobody here can know to be collected. Those of another state directory, and unlabelled ones (made
+before the label existed), are listed in ``PrunePlan.kept`` with the reason and never removed.
 * **builder images** the multi-stage build left untagged (:func:`mlrepro.image.prune.builder_leftovers`; the newest
   per profile and platform stays as build cache);
 * with ``older_than``: runs that ended before that long ago (their work directory and record, and their volume).
@@ -63,6 +68,7 @@ class PruneItem:
 class PrunePlan:
     items: list[PruneItem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)     # e.g. "no Docker engine: only the state directory"
+    kept: list[PruneItem] = field(default_factory=list)  # mlrepro's objects left alone: another state dir's, unlabelled
     state_dir: Path | None = None
 
     @property
@@ -125,9 +131,27 @@ def _volume_reason(record: RunRecord | None, state_dir: Path, older_than_s: floa
     return None
 
 
+def _not_ours(kind: str, name: str, labels: dict[str, str] | None, own_id: str) -> str | None:
+    """Why an engine object of mlrepro is not this state directory's to remove (None: it is)."""
+    from mlrepro.results.state_id import STATE_DIR_LABEL, STATE_ID_LABEL
+
+    labels = labels or {}
+    found = labels.get(STATE_ID_LABEL)
+    if found is None:
+        command = "docker volume rm" if kind == "volume" else "docker rm"
+        return f"no state label (made before mlrepro labelled them): remove by hand: {command} {name}"
+    if found != own_id:
+        where = labels.get(STATE_DIR_LABEL)
+        return "made by another state directory" + (f" ({where})" if where else f" (state id {found})")
+    return None
+
+
 def _engine_items(client: docker.DockerClient, records: dict[str, RunRecord], state_dir: Path,
                   older_than_s: float | None, plan: PrunePlan) -> None:
+    from mlrepro.results.state_id import state_id
     from mlrepro.runners.docker_config import VOLUME_PREFIX
+
+    own_id = state_id(state_dir)
 
     usage: dict[str, Any] = client.df() or {}
     sizes = {v.get("Name"): (v.get("UsageData") or {}).get("Size") for v in usage.get("Volumes") or []}
@@ -136,20 +160,28 @@ def _engine_items(client: docker.DockerClient, records: dict[str, RunRecord], st
             client.containers.list(all=True, filters={"label": "mlrepro.io/helper"}):
         if c.status in ("running", "restarting", "paused"):
             continue
+        size = container_sizes.get(c.id)
+        kept = _not_ours("container", c.name, c.labels, own_id)
+        if kept is not None:
+            plan.kept.append(PruneItem("container", c.name, int(size) if size and size > 0 else None, kept))
+            continue
         run_id = c.labels.get("mlrepro.io/run-id", "")
         record = records.get(run_id)
         if record is not None and not record.is_terminal:
             continue
-        size = container_sizes.get(c.id)
         plan.items.append(PruneItem("container", c.name, int(size) if size and size > 0 else None,
                                     f"stopped ({c.status})"))
     for v in client.volumes.list():
         if not v.name.startswith(VOLUME_PREFIX):
             continue
+        size = sizes.get(v.name)
+        kept = _not_ours("volume", v.name, v.attrs.get("Labels"), own_id)
+        if kept is not None:
+            plan.kept.append(PruneItem("volume", v.name, int(size) if size and size > 0 else None, kept))
+            continue
         run_id = v.name[len(VOLUME_PREFIX):]
         reason = _volume_reason(records.get(run_id), state_dir, older_than_s)
         if reason is not None:
-            size = sizes.get(v.name)
             plan.items.append(PruneItem("volume", v.name, int(size) if size and size > 0 else None, reason))
     try:
         from mlrepro.image.prune import builder_leftovers

@@ -32,7 +32,8 @@ def prune(older_than: Optional[str] = typer.Option(None, "--older-than", help="A
           output: OutputFormat = OutputOpt) -> None:
     """Remove what mlrepro made and no longer needs: results volumes whose results are here (or whose run failed
     or was cancelled), stopped run and helper containers, builder images the build left untagged; with
-    --older-than, old runs too. Running and pending runs are never touched.
+    --older-than, old runs too. Running and pending runs are never touched, nor volumes and containers made by
+    another state directory ($MLREPRO_STATE_DIR) or before mlrepro labelled them: those are listed as kept.
 
     Example: mlrepro prune --older-than 7d --dry-run
     """
@@ -43,7 +44,7 @@ def prune(older_than: Optional[str] = typer.Option(None, "--older-than", help="A
         report = None if dry_run else apply_prune(plan)
         if output != OutputFormat.table:
             data = {"dry_run": dry_run, "bytes": plan.bytes if dry_run else report.bytes,  # type: ignore[union-attr]
-                    "items": summary_rows(plan.items), "notes": plan.notes,
+                    "items": summary_rows(plan.items), "kept": summary_rows(plan.kept), "notes": plan.notes,
                     "failed": [] if report is None else [{"name": i.name, "kind": i.kind, "error": e}
                                                          for i, e in report.failed]}
             print_data(data, output)
@@ -55,6 +56,12 @@ def prune(older_than: Optional[str] = typer.Option(None, "--older-than", help="A
                 t = table("kind", "name", "size", "why", right=("size",))
                 for i in plan.items:
                     t.add_row(i.kind, i.name if i.kind != "image" else i.name[:19], human_bytes(i.bytes), i.reason)
+                c.print(t)
+            if plan.kept:
+                t = table("kind", "name", "size", "kept because", right=("size",),
+                          title="kept: not made by this state directory")
+                for i in plan.kept:
+                    t.add_row(i.kind, i.name, human_bytes(i.bytes), i.reason)
                 c.print(t)
             if report is None:
                 c.print(f"would remove {len(plan.items)} item(s), freeing {human_bytes(plan.bytes)} (dry run)",

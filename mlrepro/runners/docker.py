@@ -11,7 +11,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +20,7 @@ from mlrepro.errors import RuntimeFailure
 from mlrepro.harness.record import IMAGE_DIGEST_ENV
 from mlrepro.harness.sysinfo.runtime import ENV_HOST_SYSTEM, ENV_TARGET
 from mlrepro.image.errors import one_line
+from mlrepro.results.state_id import state_labels
 from mlrepro.runners import RunnerConfig
 from mlrepro.runners.base import (
     Progress,
@@ -126,6 +127,8 @@ class DockerRunner:
         extra_env = {ENV_TARGET: self.target,
                      ENV_HOST_SYSTEM: f"{pod.config_volume.mount_path.rstrip('/')}/{HOST_SYSTEM_FILE}"}
         cfg = docker_run_config(pod, config_dir, results, extra_env=extra_env)
+        labels = state_labels(self.config.state_dir)      # prune removes only objects of its own state directory
+        cfg = replace(cfg, labels={**cfg.labels, **labels})
         if user is not None:
             cfg = replace(cfg, user=user)
         elif isinstance(results, HostDir):   # root launched it: the image's user writes the run's folder
@@ -136,6 +139,9 @@ class DockerRunner:
         if cfg.gpu_count:
             check_gpu_support(self.client)
         try:
+            if isinstance(results, DockerVolume):   # made here, not by the mount, so that it carries the labels
+                self.client.volumes.create(name=results.name,
+                                           labels={**labels, "mlrepro.io/run-id": job.run_id})
             container = self.client.containers.create(**cfg.create_kwargs())
             container.start()
         except docker.errors.ImageNotFound:
@@ -227,7 +233,8 @@ class DockerRunner:
             container = self.client.containers.get(handle.ref)
         except docker.errors.NotFound:
             assert isinstance(handle.results, DockerVolume)
-            fetch_from_volume(self.client, handle.results.name, handle.image, handle.run_id, dest)
+            fetch_from_volume(self.client, handle.results.name, handle.image, handle.run_id, dest,
+                              labels=state_labels(self.config.state_dir))
             return verify_results(dest, handle.run_id)
         try:
             stream, _ = container.get_archive(f"/results/{handle.run_id}")
@@ -372,8 +379,11 @@ def remove_volume(client: docker.DockerClient, name: str) -> bool:
     return True
 
 
-def fetch_from_volume(client: docker.DockerClient, volume: str, image: str, run_id: str, dest: Path) -> Path:
-    """Copy ``<volume>/<run id>`` to ``dest`` through the engine API, with a created (never started) container.
+def fetch_from_volume(client: docker.DockerClient, volume: str, image: str, run_id: str, dest: Path,
+                      labels: Mapping[str, str] | None = None) -> Path:
+    """Copy ``<volume>/<run id>`` to ``dest`` through the engine API, with a created (never started) container
+    (labelled ``mlrepro.io/helper=collect`` plus ``labels``: the state directory's, see
+    :mod:`mlrepro.results.state_id`).
 
     Used when the run's own container is gone: the volume outlives it.
     """
@@ -389,7 +399,8 @@ def fetch_from_volume(client: docker.DockerClient, volume: str, image: str, run_
     try:
         helper = client.containers.create(image, entrypoint=["true"], mounts=[Mount("/results", volume,
                                                                                    read_only=True)],
-                                          network_disabled=True, labels={"mlrepro.io/helper": "collect"})
+                                          network_disabled=True,
+                                          labels={**(labels or {}), "mlrepro.io/helper": "collect"})
     except docker.errors.ImageNotFound:
         raise ContainerError(f"image {image} is needed to read volume {volume} but is not on the engine") from None
     try:

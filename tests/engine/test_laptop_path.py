@@ -107,9 +107,13 @@ def test_prune_dry_run_then_for_real(docker_client, x86_image: str, tmp_path: Pa
                                                     keep_results=True))
     (kept,) = result.runs
     volume = f"mlrepro-results-{kept.run_id}"
-    docker_client.volumes.get(volume)                                          # kept (--keep-volume)
+    from mlrepro.results.state_id import STATE_ID_LABEL, state_id, state_labels
+
+    labels = docker_client.volumes.get(volume).attrs["Labels"]                 # kept (--keep-volume)
+    assert labels[STATE_ID_LABEL] == state_id(state)                           # made by this state directory
     # a stopped container of a run that ended, and an old run
-    stray = docker_client.containers.create(x86_image, ["true"], labels={"mlrepro.io/run-id": kept.run_id})
+    stray = docker_client.containers.create(x86_image, ["true"], labels={"mlrepro.io/run-id": kept.run_id,
+                                                                         **state_labels(state)})
     from datetime import timedelta
 
     from mlrepro.results.state import RunRecord
