@@ -88,9 +88,10 @@ def _profile(run: "HarnessRun", resolved: "ResolvedProfile | None") -> "Resolved
 def audit_runs(run_ids: Sequence[str], tests: Sequence[str] = (), *, resolved: "ResolvedProfile | None" = None,
                target: str | None = None, version: str | None = None, progress: Progress = lambda _m: None,
                state_dir: Path | None = None) -> list[AuditResult]:
-    """Audit every performance/submission run among ``run_ids`` (accuracy runs among them serve as TEST01's
-    references). Raises BadInputError for unknown runs, runs without a VALID performance run, or a profile
-    that is not the one the run used."""
+    """Audit every performance/submission run among ``run_ids`` (whole ids or unique parts of them; accuracy
+    runs among them serve as TEST01's references). Raises UnknownRunError for unknown runs, BadInputError for a
+    part several ids contain, runs without a VALID performance run, or a profile that is not the one the run
+    used."""
     from mlrepro.pipeline import _Flow, choose_target
     from mlrepro.profiles.runspec import new_run_id
     from mlrepro.render.jobspec import build_job_spec
@@ -102,7 +103,8 @@ def audit_runs(run_ids: Sequence[str], tests: Sequence[str] = (), *, resolved: "
     wanted = parse_tests(tests)
     state_dir = state_dir or default_state_dir()
     store = open_store(state_dir)
-    records = {rid: store.get(rid) for rid in dict.fromkeys(run_ids)}
+    found = [store.resolve(text) for text in run_ids]            # whole ids or unique parts, as logs/collect take
+    records = {rec.run_id: rec for rec in found}
     runs = {rid: load_run(ensure_local_results(rec, state_dir)) for rid, rec in records.items()}
     audited = [r for r in runs.values() if r.performance is not None]
     if not audited:
@@ -161,6 +163,7 @@ def _verify(run: "HarnessRun", runs: dict[str, "HarnessRun"], audit_dir: Path,
         if test == "TEST01":
             ref = _accuracy_reference(run, runs)
             out.append(verify_accuracy(ref, logs / ACCURACY_LOG) if ref is not None else
-                       failed(test, "accuracy", "no accuracy run of this profile and scenario among the given runs"))
+                       failed(test, "accuracy", f"{test} needs the accuracy run of the same profile and "
+                              "scenario: pass its run id too (mlrepro runs lists it)"))
         out.append(verify_performance(test, perf_detail, logs / DETAIL_LOG))
     return out

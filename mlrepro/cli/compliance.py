@@ -14,7 +14,8 @@ def register(app: typer.Typer) -> None:
 
 
 def compliance(run_ids: List[str] = typer.Argument(..., help="Runs to audit (performance or submission runs; "
-                                                   "accuracy runs among them are TEST01's references)."),
+                                                   "accuracy runs among them are TEST01's references); whole ids "
+                                                   "or unique parts."),
                test: Optional[List[str]] = typer.Option(None, "--test", help="TEST01, TEST04 (comma-separated; "
                                                         "default: both)."),
                profile: Optional[str] = typer.Option(None, "--profile", "-p", help="The profile the runs used "
@@ -26,7 +27,8 @@ def compliance(run_ids: List[str] = typer.Argument(..., help="Runs to audit (per
                output: OutputFormat = OutputOpt) -> None:
     """Run compliance tests for results already made, with each run's own settings, and verify them.
 
-    Example: mlrepro compliance RUN_ID... --test TEST01,TEST04
+    Example: mlrepro compliance PERF_RUN_ID ACC_RUN_ID --test TEST01,TEST04  (TEST01 compares the audit with the
+    accuracy run of the same profile: pass its id too; any unique part of an id works)
     """
     with cli_errors():
         from mlrepro.audits import audit_runs

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
 
 def reproduce(what: str = typer.Argument(..., help="A result folder of a submission tree "
                                          "(<tree>/<division>/<submitter>/results/<system>/<benchmark>/<scenario>) "
-                                         "or a run id of `mlrepro runs`."),
+                                         "or a run id of `mlrepro runs` (or a unique part of it)."),
               target: Optional[str] = typer.Option(None, "--target", help="native, docker or kubernetes (k8s); "
                                                    "default: the recorded run's."),
               tolerance: float = typer.Option(5.0, "--tolerance", help="Performance tolerance in percent (the "

@@ -97,10 +97,16 @@ def run_audits(lg: ModuleType, workload: Workload, settings: Any, spec: RunSpec,
         outcome.verifications = verify_in_run(request.test, layout)
         for v in outcome.verifications:
             atomic_write_text(folder / v.file_name, v.text)
-        verdict = "not verified here" if outcome.passed is None else ("PASS" if outcome.passed else "FAIL")
+        verdict = _unverified(request.test) if outcome.passed is None else ("PASS" if outcome.passed else "FAIL")
         detail = "; ".join(f"{v.kind} {'pass' if v.passed else v.reason}" for v in outcome.verifications)
         say(f"mlrepro-harness: {spec.scenario} {request.test}: {verdict}" + (f" ({detail})" if detail else ""))
     return outcomes
+
+
+def _unverified(test: str) -> str:
+    """What a test this run cannot verify waits for (``mlrepro compliance`` / ``collect`` verify it)."""
+    needs = "the performance run it audits" + (" and an accuracy run of the same profile" if test == "TEST01" else "")
+    return f"not verified in this run (mlrepro compliance and collect verify it against {needs})"
 
 
 def audit_dict(o: AuditOutcome) -> dict[str, Any]:

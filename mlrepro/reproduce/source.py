@@ -116,16 +116,17 @@ def from_result_folder(path: str | Path, version: str | None = None) -> Original
 def from_run_id(run_id: str, state_dir: Path, version: str | None = None) -> Original:
     """The original behind a run of this machine's run store: the run (mode submission), or the run and the
     run of the same launch that completes it (performance + accuracy, same profile hash and scenario), collected
-    into ``<state dir>/reproduce/<run id>/original`` (collect again changes nothing). Raises
-    ReproduceInputError for an unknown run or one without a partner."""
+    into ``<state dir>/reproduce/<run id>/original`` (collect again changes nothing). ``run_id``: the whole id or
+    any unique part of it (:meth:`RunStore.resolve`, as ``logs`` and ``collect`` take it). Raises UnknownRunError
+    for an unknown run, BadInputError for a part several ids contain, ReproduceInputError for a run without a
+    partner."""
     from mlrepro.results.state import open_store
     from mlrepro.results.submission import collect
     from mlrepro.runners.paths import RunPaths
 
     with open_store(state_dir) as store:
-        run = store.find(run_id)
-        if run is None:
-            raise ReproduceInputError(f"run {run_id}: not in the run store at {state_dir} (mlrepro runs lists them)")
+        run = store.resolve(run_id)
+        run_id = run.run_id
         runs = [run]
         if run.mode in ("performance", "accuracy"):
             other = "accuracy" if run.mode == "performance" else "performance"

@@ -89,15 +89,35 @@ def test_a_tree_moved_to_another_directory(recorded_native: Recorded, tmp_path: 
 def test_a_run_id(recorded_native: Recorded, tmp_path: Path) -> None:
     record = json.loads(next(recorded_native.tree.glob("open/mlrepro/src/mlrepro/*singlestream-perf*/record.json"))
                         .read_text())
-    proc = mlrepro(recorded_native.state, "reproduce", record["run_id"], "--tolerance", "1000", "--into",
+    # a unique part of the id (what narrow tables show) is enough, as for logs and collect
+    proc = mlrepro(recorded_native.state, "reproduce", record["run_id"][-11:], "--tolerance", "1000", "--into",
                    str(tmp_path / "again"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1].startswith("MATCH")
 
 
+def test_a_unique_part_of_a_run_id(tmp_path: Path) -> None:
+    from mlrepro.results.state import RunRecord, open_store
+
+    state = tmp_path / "state"
+    with open_store(state) as store:
+        for rid in ("x86-cpu-offline-perf-20261130-065328-0689", "x86-cpu-offline-perf-20261130-065328-bbde"):
+            store.add(RunRecord(rid, profile="x86-cpu", scenario="Offline", mode="performance", status="succeeded",
+                                group_id=rid))
+    # the part names one run: found under its whole id (then refused: it has no accuracy partner)
+    proc = mlrepro(state, "reproduce", "065328-bbde")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("mlrepro: error: run x86-cpu-offline-perf-20261130-065328-bbde: no accuracy run")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    # a part several ids contain: one line naming them, exit 2
+    proc = mlrepro(state, "reproduce", "065328")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "'065328' is ambiguous" in proc.stderr and "065328-0689" in proc.stderr
+
+
 def test_bad_input(tmp_path: Path) -> None:
     proc = mlrepro(tmp_path / "state", "reproduce", "no-such-run")
-    assert proc.returncode == 2 and "no-such-run: not in the run store" in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.strip() == "mlrepro: error: no run 'no-such-run' in the state store"
     proc = mlrepro(tmp_path / "state", "reproduce", str(tmp_path))
     assert proc.returncode == 2 and "not a result folder" in proc.stderr
     real = Path("/work/shared/fixtures/real-submissions/v6.0/closed_MiTAC/closed/MiTAC/results/"

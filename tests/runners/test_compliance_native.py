@@ -55,7 +55,9 @@ def test_compliance_command_audits_runs_already_made(tmp_path, state):
                                                     modes=["performance", "accuracy"], into=None, collect=False))
     perf, acc = result.runs
     assert perf.status == acc.status == "succeeded"
-    out = runner.invoke(app, ["compliance", perf.run_id, acc.run_id, "--test", "TEST01,TEST04", "--output", "json"])
+    # a unique part of each id (what narrow tables show) is enough, as for logs and collect
+    out = runner.invoke(app, ["compliance", perf.run_id[-11:], acc.run_id[-11:], "--test", "TEST01,TEST04",
+                              "--output", "json"])
     assert out.exit_code in (0, 1) and "Traceback" not in out.output, out.output
     doc = json.loads(out.stdout[out.stdout.index("[\n"):])
     (entry,) = doc
@@ -82,6 +84,27 @@ def test_compliance_command_bad_input(state):
     assert out.exit_code == 2 and "no-such-run" in out.output
     out = runner.invoke(app, ["compliance", "x", "--test", "TEST06"])
     assert out.exit_code == 2 and "TEST06" in out.output
+
+
+def test_compliance_takes_a_unique_part_of_a_run_id(state):
+    from mlrepro.results.state import RunRecord, open_store
+
+    with open_store(state) as store:
+        for rid in ("x86-cpu-offline-perf-20261130-065328-0689", "x86-cpu-offline-perf-20261130-065328-bbde"):
+            store.add(RunRecord(rid, profile="x86-cpu", scenario="Offline", mode="performance",
+                                status="succeeded"))
+    # the part names one run: it is found (then refused for what it is: no results here), under its whole id
+    out = runner.invoke(app, ["compliance", "065328-0689"])
+    assert out.exit_code == 2, out.output
+    assert out.output.strip() == ("mlrepro: error: run x86-cpu-offline-perf-20261130-065328-0689 (succeeded) "
+                                  "has no results to collect")
+    # a part several ids contain, and one none does: one line each, exit 2
+    out = runner.invoke(app, ["compliance", "065328"])
+    assert out.exit_code == 2 and len(out.output.strip().splitlines()) == 1, out.output
+    assert "'065328' is ambiguous" in out.output and "065328-bbde" in out.output
+    out = runner.invoke(app, ["compliance", "065328-ffff"])
+    assert out.exit_code == 2 and len(out.output.strip().splitlines()) == 1, out.output
+    assert "no run '065328-ffff'" in out.output
 
 
 def _value(detail: str, key: str):
