@@ -144,9 +144,11 @@ class DockerRunner:
                                            labels={**labels, "mlrepro.io/run-id": job.run_id})
             container = self.client.containers.create(**cfg.create_kwargs())
         except docker.errors.ImageNotFound:
+            self._drop_empty_volume(results)
             raise ContainerError(f"image {cfg.image} not found on the engine: build it first "
                                  f"(mlrepro build -p {job.profile_name})") from None
         except docker.errors.APIError as exc:
+            self._drop_empty_volume(results)
             raise ContainerError(f"cannot create container {cfg.name}: {one_line(exc.explanation or exc)}") \
                 from None
         try:
@@ -157,6 +159,15 @@ class DockerRunner:
         self._deadlines[job.run_id] = float(job.policy.deadline_seconds)
         return RunHandle(run_id=job.run_id, target=self.target, ref=container.id, results=results,
                          log_path=paths.log, image=job.image)
+
+    def _drop_empty_volume(self, results: HostDir | DockerVolume) -> None:
+        """Remove the results volume :meth:`launch` made for a container that could not be created (it is
+        empty); best effort: ``mlrepro prune`` removes it otherwise (the run is recorded as failed)."""
+        if isinstance(results, DockerVolume):
+            try:
+                remove_volume(self.client, results.name)
+            except ContainerError:
+                pass
 
     def _container(self, handle: RunHandle):  # -> docker.models.containers.Container
         import docker

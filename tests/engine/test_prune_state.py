@@ -100,3 +100,26 @@ def test_prune_keeps_other_state_directorys_stopped_containers(docker_client, x8
                 c.remove(force=True)
             except docker.errors.NotFound:
                 pass
+
+
+def test_a_launch_that_cannot_create_its_container_leaves_no_volume(docker_client, tmp_path: Path) -> None:  # noqa: ANN001
+    """The results volume is made before the container (so that it carries the labels): a container that cannot
+    be created (its image is missing) takes its empty volume with it."""
+    import docker
+
+    state = tmp_path / "state"
+    r = subprocess.run([sys.executable, "-m", "mlrepro.cli.main", "launch", "-p", "x86-cpu", "-f", "air-gapped", "-f",
+                        "quick", "--scenario", "Offline", "--mode", "performance", "--target", "docker", "--image",
+                        "mlrepro/no-such-image:nope", "--output", "json"], capture_output=True, text=True, timeout=300,
+                       cwd=REPO, env={**os.environ, "MLREPRO_STATE_DIR": str(state)})
+    (run,) = json.loads(r.stdout)["runs"]
+    assert run["status"] == "failed" and "not found on the engine" in run["message"], r.stdout
+    volume = f"mlrepro-results-{run['run_id']}"
+    try:
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.volumes.get(volume)
+    finally:
+        try:
+            docker_client.volumes.get(volume).remove(force=True)
+        except docker.errors.NotFound:
+            pass
