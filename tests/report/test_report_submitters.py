@@ -92,3 +92,22 @@ def test_report_json_keeps_every_field(two_submitters: Path, monkeypatch: pytest
     rows = json.loads(res.stdout)["results"]
     assert {r["submitter"] for r in rows} == {"MyOrg", "RedHat"}
     assert all({"accelerator", "latency_ms", "accuracy", "run_date", "profile_hash"} <= set(r) for r in rows)
+
+
+def test_browser_draws_one_bar_per_result(browser: Any, two_submitters: Path, tmp_path: Path) -> None:
+    """In a real headless Chromium: the Offline chart has one bar per result, on its own row, and the longest bar
+    is the largest result (not the sum of two)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    rep = read_report(two_submitters, version="v5.1")
+    browser.get(write_html(rep, tmp_path / "two.html").as_uri())
+    WebDriverWait(browser, 60).until(
+        lambda d: d.execute_script("return document.body.getAttribute('data-charts-rendered')")
+        == str(len(charts_for(rep))))
+    bars = browser.execute_script(
+        "return [...document.querySelectorAll('#chart-throughput-llama3-1-8b-offline svg .mark-rect path')]"
+        ".map(p => { const b = p.getBBox(); return [Math.round(b.y), b.width]; });")
+    assert len(bars) == 4 and len({y for y, _ in bars}) == 4, bars         # four rows, nothing stacked
+    widths = sorted(w for _, w in bars)
+    values = sorted(v["value"] for v in _offline_chart(two_submitters)["data"]["values"])
+    assert widths[-1] / widths[0] == pytest.approx(values[-1] / values[0], rel=0.02)   # 5777 / 1642, not 9666 / x
