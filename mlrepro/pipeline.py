@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from mlrepro.errors import BadInputError, MlreproError
 from mlrepro.harness.spec import RUN_MODES, SCENARIOS, CalibrationRequest
 from mlrepro.profiles.loader import ResolvedProfile
+from mlrepro.results.errors import ConflictError
 from mlrepro.runners import DEFAULT_PENDING_TIMEOUT_S, KubeTarget, RunnerConfig, canonical_target, get_runner
 from mlrepro.runners.base import Progress, RunHandle, Runner, RunOutcome, RunStatus
 from mlrepro.runners.locations import format_location
@@ -89,6 +90,8 @@ class PipelineResult:
     group: str = ""
     """The group id of this launch's runs (``mlrepro runs --group``)."""
     collect_expected: bool = False        # a tree was asked for (run --into)
+    collect_error: str = ""
+    """Why collecting into the tree failed (e.g. a different result is already there); the runs are kept."""
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -97,6 +100,8 @@ class PipelineResult:
         failed = tuple(f"{r.run_id}: compliance {t} failed" for r in self.runs for t in r.compliance_failed)
         if not self.collect_expected or any(r.status != RunStatus.succeeded.value for r in self.runs):
             return failed
+        if self.collect_error:
+            return failed + (self.collect_error,)
         if report is None:
             return failed + ("no run left results to collect",)
         if not report.results:
@@ -233,15 +238,24 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
     finally:
         runner.close()
     report = None
+    collect_error = ""
     wants_tree = options.collect and options.into is not None and any(j.run.mode != "calibrate" for j in jobs)
     collectable = [s.results_dir for s in summaries if s.results_dir is not None and s.mode != "calibrate"]
     if wants_tree and collectable:
-        report = collect_into(collectable, options.into, options.submitter, options.division, options.force,
-                              system_overrides=options.system_overrides)
-        progress(f"collected into {report.tree}: {len(report.placed)} placed, {len(report.unchanged)} unchanged, "
-                 f"{len(report.rejected)} rejected")
+        try:
+            report = collect_into(collectable, options.into, options.submitter, options.division, options.force,
+                                  system_overrides=options.system_overrides)
+        except ConflictError as exc:
+            # the runs are done and kept in the run store: say what blocks the tree, print the runs anyway
+            collect_error = (f"{exc.path or options.into}: a different result is already there; --force replaces "
+                             f"it, or collect into another tree (mlrepro collect {' '.join(s.run_id for s in summaries)}"
+                             " --into DIR)")
+        else:
+            progress(f"collected into {report.tree}: {len(report.placed)} placed, {len(report.unchanged)} "
+                     f"unchanged, {len(report.rejected)} rejected")
     return PipelineResult(target=target, image=images[0] if len(set(images)) == 1 else "", runs=tuple(summaries),
-                          collect_report=report, images=tuple(images), group=group, collect_expected=wants_tree)
+                          collect_report=report, images=tuple(images), group=group, collect_expected=wants_tree,
+                          collect_error=collect_error)
 
 
 def _stop_reason(exc: BaseException) -> str:
@@ -263,6 +277,33 @@ def _signals_deferred() -> Iterator[None]:
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends, then act as usual (main thread only): a run is launched
+    whole, so an interrupt never leaves a container or Job created but not yet known to the launch (it is then
+    cancelled like any other)."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[tuple[int, object]] = []
+    saved = {sig: signal.signal(sig, lambda signum, frame: held.append((signum, frame)))
+             for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        if held:
+            signum, frame = held[0]
+            handler = saved[signum]
+            if callable(handler):
+                handler(signum, frame)      # raises KeyboardInterrupt (SIGINT) or mlrepro's Interrupted (SIGTERM)
+            elif handler == signal.SIG_DFL:
+                raise KeyboardInterrupt
 
 
 def _pinned(spec: RunSpec, user_conf: str | None) -> RunSpec:
@@ -350,11 +391,12 @@ class _Flow:
             if self.stopping.is_set():
                 return self._cancelled(job, started)
             try:
-                handle = runner.launch(job)
+                with _signals_held():
+                    handle = runner.launch(job)
+                    with self._lock:
+                        self.active[spec.run_id] = handle
             except MlreproError as exc:
                 return self._failed(job, started, str(exc))
-            with self._lock:
-                self.active[spec.run_id] = handle
             if self.stopping.is_set():          # interrupted while it was being launched
                 self._cancel(handle)
                 return self._cancelled(job, started)

@@ -60,6 +60,8 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
         submitter: str = typer.Option("mlrepro", "--submitter", help="Submitter (organisation) name."),
         contact: Optional[str] = ContactOpt, system_notes: Optional[Path] = SystemNotesOpt,
         collect: bool = typer.Option(True, "--collect/--no-collect", help="Collect into a submission tree."),
+        force: bool = typer.Option(False, "--force", help="Replace a different result already in the tree (a "
+                                   "rerun of the same profile; the earlier run stays in the run store)."),
         image: Optional[str] = typer.Option(None, "--image", help="docker, kubernetes: run this image instead of "
                                             "building (kubernetes: instead of the last pushed digest)."),
         registry: Optional[str] = typer.Option(None, "--registry", help="kubernetes: build and push the image to "
@@ -84,7 +86,7 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
                                   into=into or Path("submission"), division=division.value, submitter=submitter,
                                   system_overrides=overrides, collect=collect, image=image, registry=registry,
                                   kube=kube_target(context, namespace, kubeconfig), recalibrate=recalibrate,
-                                  find_peak=find_peak, keep_results=keep_volume)
+                                  find_peak=find_peak, keep_results=keep_volume, force=force)
         json_out = output != OutputFormat.table
         c = console(stderr=json_out)          # with --output json, progress goes to stderr
         result = run_pipeline(resolved, options, progress=lambda msg: c.print(msg, markup=False))

@@ -137,11 +137,16 @@ class DockerRunner:
             check_gpu_support(self.client)
         try:
             container = self.client.containers.create(**cfg.create_kwargs())
-            container.start()
         except docker.errors.ImageNotFound:
             raise ContainerError(f"image {cfg.image} not found on the engine: build it first "
                                  f"(mlrepro build -p {job.profile_name})") from None
         except docker.errors.APIError as exc:
+            raise ContainerError(f"cannot create container {cfg.name}: {one_line(exc.explanation or exc)}") \
+                from None
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            self._remove(container.id)       # created but never started: nothing of it may stay behind
             raise ContainerError(f"cannot start container {cfg.name}: {one_line(exc.explanation or exc)}") from None
         self._deadlines[job.run_id] = float(job.policy.deadline_seconds)
         return RunHandle(run_id=job.run_id, target=self.target, ref=container.id, results=results,

@@ -105,3 +105,20 @@ def test_harness_help_has_an_example_and_the_exit_codes() -> None:
     assert "mlrepro-harness --spec /config/run.json --results /results" in out
     for code in ("0 ", "4 ", "3 ", "1 ", "130 "):
         assert f"\n  {code}" in out
+
+
+def test_a_rerun_into_the_same_tree_says_force_and_keeps_its_runs(state: Path, tmp_path: Path) -> None:
+    job = ["run", "-p", "x86-cpu", "-f", "quick", "--target", "native", "--scenario", "Offline",
+           "--mode", "performance,accuracy", "--into", str(tmp_path / "sub"), "--submitter", "Acme"]
+    first = runner.invoke(app, job)
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, job)                       # the same job again: another result for the same place
+    assert again.exit_code == 1, again.output
+    errors = [x for x in again.stdout.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1 and "a different result is already there; --force replaces it" in errors[0]
+    runs = json.loads(runner.invoke(app, ["runs", "--output", "json"]).stdout)
+    assert len(runs) == 4 and all(r["status"] == "succeeded" for r in runs)   # the rerun's runs are kept
+    rerun_ids = [r["run_id"] for r in runs if r["run_id"] not in first.stdout]
+    assert len(rerun_ids) == 2 and all(i in again.stdout for i in rerun_ids)   # its results table is printed
+    forced = runner.invoke(app, [*job, "--force"])
+    assert forced.exit_code == 0, forced.output
