@@ -19,7 +19,6 @@ from mlrepro.cli.common import (
     fail,
     print_data,
     resolve,
-    table,
 )
 
 
@@ -131,10 +130,13 @@ def images(profile: Optional[str] = typer.Option(None, "--profile", "-p", help="
         if output != OutputFormat.table:
             print_data(rows, output)
             return
-        t = table("profile", "platform", "size", "tag", "digest", right=("size",))
-        for r in rows:
-            t.add_row(r["profile"], r["platform"], f"{r['size_mib']:.0f} MiB", r["tag"], r["digest"] or "-")
-        console().print(t)
+        from mlrepro.cli.common import Column, fitted_table
+
+        c = console()
+        columns = [Column("profile"), Column("platform", keep=2), Column("size", keep=3, right=True), Column("tag"),
+                   Column("digest", keep=1)]
+        c.print(fitted_table(c, columns, [[r["profile"], r["platform"], f"{r['size_mib']:.0f} MiB", r["tag"] or "-",
+                                           r["digest"] or "-"] for r in rows]))
 
 
 def base_images(platform: Optional[List[str]] = typer.Option(None, "--platform", help="linux/amd64 and/or "

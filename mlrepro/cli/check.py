@@ -50,21 +50,26 @@ def check(tree: Path = typer.Argument(..., help="Root of a submission tree (the 
 
 
 def _print(report) -> None:  # type: ignore[no-untyped-def]
-    from mlrepro.cli.common import table
+    from mlrepro.cli.common import Column, fitted_table
 
     c = console()
     for finding in report.findings:
         c.print(str(finding), markup=False, highlight=False)
     if report.rows:
-        t = table("system", "benchmark", "scenario", "metric", "value", "validity", "accuracy", "status",
-                  title=f"results ({report.version} rules)", right=("value",))
+        # what identifies a result, its value and its status always stay; the rest goes first on a narrow terminal
+        several = len({row.submitter for row in report.rows}) > 1   # then it tells results apart: it stays
+        columns = [Column("submitter", keep=0 if several else 1), Column("system"), Column("benchmark"), Column("scenario"),
+                   Column("metric", keep=5), Column("value", right=True), Column("unit", keep=1),
+                   Column("validity", keep=2),
+                   Column("accuracy", keep=4, wrap=True), Column("status", keep=3)]
+        rows = []
         for row in report.rows:
-            value = "-" if row.value is None else f"{row.value:,.6g} {row.unit}".strip()
+            value = "-" if row.value is None else f"{row.value:,.6g}"
             status = "ok" if not row.errors else f"{row.errors} error(s)"
             if row.warnings:
                 status += f", {row.warnings} warning(s)"
-            t.add_row(row.system, row.benchmark, row.scenario, row.metric or "-", value, row.validity or "-",
-                      row.accuracy or "-", status)
-        c.print(t)
+            rows.append([row.submitter, row.system, row.benchmark, row.scenario, row.metric or "-", value,
+                         row.unit or "-", row.validity or "-", row.accuracy or "-", status])
+        c.print(fitted_table(c, columns, rows, title=f"results ({report.version} rules)"))
     c.print(f"{report.results_checked} result(s), {report.systems_checked} system(s): {len(report.errors)} "
             f"error(s), {len(report.warnings)} warning(s) ({report.version} rules)", markup=False)

@@ -83,17 +83,20 @@ def table(*columns: str, title: str | None = None, right: tuple[str, ...] = ()):
 @dataclass(frozen=True)
 class Column:
     """A column of a :func:`fitted_table`: ``keep`` orders what stays when the console is narrow (0 always
-    stays; the highest goes first); ``nowrap`` columns (run ids) are never folded."""
+    stays; the highest goes first). Cells are never folded (ids, tags, names stay whole), except in a ``wrap``
+    column: free text (a description, a reason) that may wrap at spaces to fit."""
 
     header: str
     keep: int = 0
     right: bool = False
     nowrap: bool = False
+    wrap: bool = False
 
 
 def fitted_table(console: "Console", columns: list[Column], rows: list[list[str]], title: str | None = None):
     """A table that fits ``console``'s width: columns are left out, least needed first, until the rest fits
-    unfolded; ids stay whole. Cells may hold rich markup (widths are measured on the plain text)."""
+    unfolded; ids stay whole (only ``wrap`` columns wrap, at spaces). Cells may hold rich markup (widths are
+    measured on the plain text). ``--output json`` is where every field stays: this is only the terminal view."""
     from rich import box
     from rich.measure import Measurement
     from rich.table import Table
@@ -103,16 +106,20 @@ def fitted_table(console: "Console", columns: list[Column], rows: list[list[str]
     widths = [max([len(c.header)] + [len(r[i]) for r in plain]) for i, c in enumerate(columns)]
 
     def build(shown: list[int]) -> Table:
-        t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
         for i in shown:
             c = columns[i]
-            t.add_column(c.header, justify="right" if c.right else "left", no_wrap=True, min_width=widths[i])
+            if c.wrap:   # may shrink down to its longest word (a word longer than the room left is folded)
+                t.add_column(c.header, justify="right" if c.right else "left", overflow="fold")
+            else:
+                t.add_column(c.header, justify="right" if c.right else "left", no_wrap=True, min_width=widths[i])
         for row in rows:
             t.add_row(*(row[i] for i in shown))
         return t
 
     def needed(t: Table) -> int:
-        return Measurement.get(console, console.options.update_width(100_000), t).maximum
+        # the minimum: fixed columns at their widest cell, wrap columns at their longest word
+        return Measurement.get(console, console.options.update_width(100_000), t).minimum
 
     shown = list(range(len(columns)))
     table = build(shown)

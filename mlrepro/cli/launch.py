@@ -105,7 +105,8 @@ def runs(status: Optional[RunStatusChoice] = typer.Option(None, "--status", help
          group: Optional[str] = typer.Option(None, "--group", help="Only the runs of this launch or sweep."),
          limit: int = typer.Option(50, "--limit", help="At most this many (newest first)."),
          output: OutputFormat = OutputOpt) -> None:
-    """List runs, one table per launch or sweep: id, profile, scenario, mode, target, status, result, validity.
+    """List runs, one table per launch or sweep: id, status, result, validity, accuracy, LoadGen target, duration,
+    runner (--target), profile, scenario, mode (a narrow terminal shows the first ones).
 
     Example: mlrepro runs --status succeeded --output json
     """
@@ -127,24 +128,25 @@ def runs(status: Optional[RunStatusChoice] = typer.Option(None, "--status", help
             print_data(rows, output)
             return
         from mlrepro.cli.common import Column, fitted_table
-        from mlrepro.cli.report import metric_cell, status_cell, target_cell
+        from mlrepro.cli.report import accuracy_cell, metric_cell, status_cell, target_cell
 
         groups: dict[str, list[dict]] = {}
         for r in rows:
             groups.setdefault(r["group"], []).append(r)
         c = console()
+        # "runner": where the run ran (docker, native, k8s: --target), not the LoadGen target
         columns = [Column("run id", nowrap=True), Column("status"), Column("result", keep=1, right=True),
-                   Column("validity", keep=2), Column("LoadGen target", keep=4), Column("duration", keep=3,
-                                                                                         right=True),
-                   Column("target", keep=5), Column("profile", keep=6), Column("scenario", keep=6),
-                   Column("mode", keep=6)]
+                   Column("validity", keep=2), Column("accuracy", keep=3, right=True),
+                   Column("LoadGen target", keep=5), Column("duration", keep=4, right=True),
+                   Column("runner", keep=6), Column("profile", keep=7), Column("scenario", keep=7),
+                   Column("mode", keep=7)]
         for group_id, members in groups.items():
             counts = ", ".join(f"{n} {s}" for s, n in sorted(
                 {s: sum(1 for m in members if m["status"] == s) for s in {m["status"] for m in members}}.items()))
             title = f"launch {group_id}: {len(members)} run(s), {counts}" if group_id else "runs"
             table_rows = [[r["run_id"], status_cell(r["status"]),
                            metric_cell(r["result"], r["unit"]), r["validity"] or "-",
-                           target_cell(r["loadgen_target"]),
+                           accuracy_cell(r["accuracy"]), target_cell(r["loadgen_target"]),
                            f"{r['duration_s']} s" if r["duration_s"] is not None else "-", r["target"], r["profile"],
                            r["scenario"], r["mode"]] for r in members]
             c.print(fitted_table(c, columns, table_rows, title=title))

@@ -52,16 +52,17 @@ def list_profiles(output: OutputFormat = OutputOpt) -> None:
         if output != OutputFormat.table:
             print_data({"profiles": rows, "overlays": overlays}, output)
             return
-        t = table("name", "platform", "accelerator", "backend", "base image", "hash", title="profiles (-p NAME)")
-        for row in rows:
-            t.add_row(row["name"], row["platform"], row["accelerator"], row["backend"], row["base_image"],
-                      row["hash"])
+        from mlrepro.cli.common import Column, fitted_table
+
         c = console()
-        c.print(t)
-        o = table("name", "what it does", title="overlays (-f NAME, applied in order)")
-        for row in overlays:
-            o.add_row(row["name"], row["description"])
-        c.print(o)
+        columns = [Column("name"), Column("platform", keep=2), Column("accelerator", keep=4),
+                   Column("backend", keep=3), Column("base image", keep=5), Column("hash", keep=1)]
+        c.print(fitted_table(c, columns, [[row["name"], row["platform"], row["accelerator"], row["backend"],
+                                           row["base_image"], row["hash"]] for row in rows],
+                             title="profiles (-p NAME)"))
+        c.print(fitted_table(c, [Column("name"), Column("what it does", wrap=True)],
+                             [[row["name"], row["description"]] for row in overlays],
+                             title="overlays (-f NAME, applied in order)"))
 
 
 @app.command("show")

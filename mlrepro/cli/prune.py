@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from mlrepro.cli.common import OutputFormat, OutputOpt, cli_errors, console, print_data, table
+from mlrepro.cli.common import Column, OutputFormat, OutputOpt, cli_errors, console, fitted_table, print_data
 
 
 def register(app: typer.Typer) -> None:
@@ -53,16 +53,15 @@ def prune(older_than: Optional[str] = typer.Option(None, "--older-than", help="A
             for note in plan.notes:
                 c.print(f"note: {note}", markup=False)
             if plan.items:
-                t = table("kind", "name", "size", "why", right=("size",))
-                for i in plan.items:
-                    t.add_row(i.kind, i.name if i.kind != "image" else i.name[:19], human_bytes(i.bytes), i.reason)
-                c.print(t)
+                columns = [Column("kind"), Column("name"), Column("size", keep=1, right=True),
+                           Column("why", keep=2, wrap=True)]
+                c.print(fitted_table(c, columns, [[i.kind, i.name if i.kind != "image" else i.name[:19],
+                                                   human_bytes(i.bytes), i.reason] for i in plan.items]))
             if plan.kept:
-                t = table("kind", "name", "size", "kept because", right=("size",),
-                          title="kept: not made by this state directory")
-                for i in plan.kept:
-                    t.add_row(i.kind, i.name, human_bytes(i.bytes), i.reason)
-                c.print(t)
+                columns = [Column("kind"), Column("name"), Column("size", keep=1, right=True),
+                           Column("kept because", keep=2, wrap=True)]
+                c.print(fitted_table(c, columns, [[i.kind, i.name, human_bytes(i.bytes), i.reason] for i in plan.kept],
+                                     title="kept: not made by this state directory"))
             if report is None:
                 c.print(f"would remove {len(plan.items)} item(s), freeing {human_bytes(plan.bytes)} (dry run)",
                         markup=False)

@@ -32,6 +32,11 @@ def target_cell(decision: "dict | None") -> str:
     return f"{text} {source}" + (f" {cost:.1f} s" if source == "calibrated" and cost is not None else "")
 
 
+def accuracy_cell(accuracy: float | None) -> str:
+    """A run's accuracy (%, as the harness's accuracy script reports it) in a table cell."""
+    return f"{accuracy:.3f}%" if accuracy is not None else "-"
+
+
 def status_cell(status: str) -> str:
     style = _STYLE.get(status, "")
     return f"[{style}]{status}[/]" if style else status
@@ -41,10 +46,10 @@ def print_results(console: "Console", result: "PipelineResult") -> None:
     from mlrepro.cli.common import Column, fitted_table
 
     columns = [Column("run id", nowrap=True), Column("status"), Column("result", keep=1, right=True),
-               Column("validity", keep=3), Column("accuracy", keep=2, right=True), Column("target", keep=5),
-               Column("time", keep=4, right=True)]
+               Column("validity", keep=3), Column("accuracy", keep=2, right=True),
+               Column("LoadGen target", keep=5), Column("time", keep=4, right=True)]
     rows = [[r.run_id, status_cell(r.status), metric_cell(r.result, r.result_unit), r.validity or "-",
-             f"{r.accuracy:.3f}%" if r.accuracy is not None else "-", target_cell(r.loadgen_target),
+             accuracy_cell(r.accuracy), target_cell(r.loadgen_target),
              f"{r.duration_s:.1f} s"] for r in result.runs]
     console.print(fitted_table(console, columns, rows, title=f"mlrepro results ({result.target})"))
     failures = result.failures

@@ -79,23 +79,30 @@ def _num(v: float | None) -> str:
 
 
 def _print(c: "Console", rep: "TreeReport") -> None:
-    from mlrepro.cli.common import table
+    from mlrepro.cli.common import Column, fitted_table
 
-    t = table("system", "accelerator", "benchmark", "scenario", "metric", "value", "p50 ms", "p90 ms", "p99 ms",
-              "accuracy", "validity", "run date", "profile hash", "problems",
-              title=f"{rep.root} ({len(rep.rows)} result(s), {rep.version} rules)",
-              right=("value", "p50 ms", "p90 ms", "p99 ms"))
+    # what identifies a result and its value always stay; the rest goes, least needed first, on a narrow terminal
+    several = len({r.submitter for r in rep.rows}) > 1      # then the submitter tells results apart: it stays
+    columns = [Column("submitter", keep=0 if several else 1), Column("system"), Column("accelerator", keep=9), Column("benchmark"),
+               Column("scenario"), Column("metric", keep=10), Column("value", right=True), Column("unit", keep=1),
+               Column("p50 ms", keep=7, right=True), Column("p90 ms", keep=8, right=True),
+               Column("p99 ms", keep=4, right=True), Column("accuracy", keep=5, wrap=True),
+               Column("validity", keep=2), Column("run date", keep=11), Column("profile hash", keep=6),
+               Column("problems", keep=3)]
+    rows = []
     for r in rep.rows:
         style = {"VALID": "green", "INVALID": "red"}.get(r.validity or "", "")
         problems = ", ".join(x for x in (f"{r.errors} error(s)" if r.errors else "",
                                          f"{r.warnings} warning(s)" if r.warnings else "") if x) or "none"
-        t.add_row(r.system, r.accelerator or "-", r.benchmark, r.scenario, r.metric or "-",
-                  f"{_num(r.value)} {r.unit}".strip() if r.value is not None else "-",
-                  *(_num(r.latency_ms.get(p)) for p in ("50.00", "90.00", "99.00")),
-                  ", ".join(f"{k}={v}" for k, v in r.accuracy.items()) or "-",
-                  f"[{style}]{r.validity}[/]" if style else (r.validity or "-"), r.run_date or "-",
-                  (f"{r.profile_name} {r.profile_hash[:12]}" if r.profile_hash else "-"), problems)
-    c.print(t)
+        rows.append([r.submitter, r.system, r.accelerator or "-", r.benchmark, r.scenario, r.metric or "-",
+                     _num(r.value) if r.value is not None else "-", r.unit or "-",
+                     *(_num(r.latency_ms.get(p)) for p in ("50.00", "90.00", "99.00")),
+                     ", ".join(f"{k}={v}" for k, v in r.accuracy.items()) or "-",
+                     f"[{style}]{r.validity}[/]" if style else (r.validity or "-"), r.run_date or "-",
+                     (f"{r.profile_name} {r.profile_hash[:12]}" if r.profile_hash else "-"), problems])
+    # the tree's path on a line of its own (never folded: a path longer than the terminal is the terminal's to wrap)
+    c.print(f"{rep.root} ({len(rep.rows)} result(s), {rep.version} rules)", markup=False)
+    c.print(fitted_table(c, columns, rows))
     if rep.comparison is not None:
         _print_comparison(c, rep.comparison, rep.other_problems)
     _print_problems(c, rep.problems, "")
@@ -110,18 +117,21 @@ def _print_problems(c: "Console", problems: "tuple[Problem, ...]", where: str) -
 
 
 def _print_comparison(c: "Console", cmp: "Comparison", other_problems: "tuple[Problem, ...]") -> None:
-    from mlrepro.cli.common import table
+    from mlrepro.cli.common import Column, fitted_table
 
     base, other = cmp.names
-    t = table("benchmark", "scenario", "system", "unit", base, other, "change %", "validity",
-              title=f"{cmp.other} against {cmp.base} (paired by {cmp.matched_by})", right=(base, other, "change %"))
+    columns = [Column("benchmark"), Column("scenario"), Column("system", keep=1), Column("unit", keep=3),
+               Column(base, right=True), Column(other, right=True), Column("change %", right=True),
+               Column("validity", keep=2)]
+    rows = []
     for ch in cmp.changes:
         system = ch.base.system if ch.base.system == ch.other.system else f"{ch.base.system} → {ch.other.system}"
         pct = ch.change_pct
-        t.add_row(ch.base.benchmark, ch.base.scenario, system, ch.base.unit, _num(ch.base.value),
-                  _num(ch.other.value), "-" if pct is None else f"{pct:+.2f}",
-                  f"{ch.base.validity or '-'} → {ch.other.validity or '-'}")
-    c.print(t)
+        rows.append([ch.base.benchmark, ch.base.scenario, system, ch.base.unit, _num(ch.base.value),
+                     _num(ch.other.value), "-" if pct is None else f"{pct:+.2f}",
+                     f"{ch.base.validity or '-'} → {ch.other.validity or '-'}"])
+    c.print(f"{cmp.other} against {cmp.base} (paired by {cmp.matched_by})", markup=False)
+    c.print(fitted_table(c, columns, rows))
     for r in cmp.only_base:
         c.print(f"only in {base}: {r.path}", markup=False)
     for r in cmp.only_other:

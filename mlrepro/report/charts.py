@@ -3,8 +3,9 @@
 Every chart says its units (axis title and caption) and the runs it comes from (caption, and each mark's
 tooltip). Charts:
 
-- throughput per system/profile, one chart per (benchmark, scenario) whose metric is a throughput;
-- latency percentiles per system/profile, one chart per (benchmark, scenario) of SingleStream, MultiStream,
+- throughput per result (one bar each, labelled submitter · system · profile), one chart per (benchmark,
+  scenario) whose metric is a throughput;
+- latency percentiles per result, one chart per (benchmark, scenario) of SingleStream, MultiStream,
   Server and Interactive;
 - with a comparison: the change of each paired result's metric, in %.
 
@@ -44,6 +45,17 @@ def _groups(rows: Sequence[ResultRow], keep) -> dict[tuple[str, str], list[Resul
     return out
 
 
+def unique_labels(rows: Sequence[ResultRow]) -> list[str]:
+    """The label of each row in one chart, all distinct: :attr:`ResultRow.label` (submitter · system ·
+    profile), with the division in front where that label is not unique, and the result folder after it where
+    it still is not (a chart's marks are keyed by label: two equal labels would be drawn as one mark)."""
+    labels = [r.label for r in rows]
+    for extend in (lambda r, lab: f"{r.division} · {lab}", lambda r, lab: f"{lab} ({r.path})"):
+        seen = [labels.count(lab) > 1 for lab in labels]
+        labels = [extend(r, lab) if dup else lab for r, lab, dup in zip(rows, labels, seen)]
+    return labels
+
+
 def _slug(*parts: str) -> str:
     return "-".join("".join(c if c.isalnum() else "-" for c in p.lower()) for p in parts)
 
@@ -56,20 +68,21 @@ def _base(title: str, subtitle: str, values: list[dict[str, Any]]) -> dict[str, 
 def _throughput(key: tuple[str, str], rows: list[ResultRow]) -> Chart:
     benchmark, scenario = key
     unit = rows[0].unit
-    values = [{"label": r.label, "value": r.value, "unit": r.unit, "validity": r.validity or "-",
+    values = [{"label": label, "value": r.value, "unit": r.unit, "validity": r.validity or "-",
                "source": r.source, "date": r.run_date or "-", "profile_hash": (r.profile_hash or "-")[:12]}
-              for r in rows]
-    spec = _base(f"{benchmark} · {scenario}: throughput", f"{unit} per system/profile; source: "
+              for r, label in zip(rows, unique_labels(rows))]
+    spec = _base(f"{benchmark} · {scenario}: throughput",
+                 f"{unit} per result (submitter · system · profile); source: "
                  + (rows[0].source if len(rows) == 1 else f"{len(rows)} runs (see caption)"), values)
     spec.update({
         "mark": {"type": "bar", "tooltip": True},
         "encoding": {
-            "y": {"field": "label", "type": "nominal", "title": "system · profile", "sort": "-x",
+            "y": {"field": "label", "type": "nominal", "title": "submitter · system · profile", "sort": "-x",
                   "axis": {"labelLimit": 320}},
-            "x": {"field": "value", "type": "quantitative", "title": unit},
+            "x": {"field": "value", "type": "quantitative", "title": unit, "stack": None},  # never a sum
             "color": {"field": "validity", "type": "nominal", "title": "validity",
                       "scale": {"domain": ["VALID", "INVALID", "-"], "range": ["#4c78a8", "#e45756", "#9d9d9d"]}},
-            "tooltip": [{"field": "label", "title": "system · profile"},
+            "tooltip": [{"field": "label", "title": "submitter · system · profile"},
                         {"field": "value", "title": unit, "format": ",.6~g"},
                         {"field": "validity"}, {"field": "source", "title": "source run"},
                         {"field": "date", "title": "run date"}, {"field": "profile_hash", "title": "profile hash"}],
@@ -81,9 +94,9 @@ def _throughput(key: tuple[str, str], rows: list[ResultRow]) -> Chart:
 
 def _latency(key: tuple[str, str], rows: list[ResultRow]) -> Chart:
     benchmark, scenario = key
-    values = [{"label": r.label, "percentile": float(p), "latency_ms": ms, "source": r.source,
+    values = [{"label": label, "percentile": float(p), "latency_ms": ms, "source": r.source,
                "date": r.run_date or "-"}
-              for r in rows for p, ms in r.latency_ms.items()]
+              for r, label in zip(rows, unique_labels(rows)) for p, ms in r.latency_ms.items()]
     spec = _base(f"{benchmark} · {scenario}: latency percentiles",
                  "ms per query, by percentile; source: "
                  + (rows[0].source if len(rows) == 1 else f"{len(rows)} runs (see caption)"), values)
@@ -92,9 +105,9 @@ def _latency(key: tuple[str, str], rows: list[ResultRow]) -> Chart:
         "encoding": {
             "x": {"field": "percentile", "type": "ordinal", "title": "percentile (%)", "axis": {"labelAngle": 0}},
             "y": {"field": "latency_ms", "type": "quantitative", "title": "latency (ms)"},
-            "color": {"field": "label", "type": "nominal", "title": "system · profile",
+            "color": {"field": "label", "type": "nominal", "title": "submitter · system · profile",
                       "legend": {"labelLimit": 320, "orient": "bottom", "direction": "vertical"}},
-            "tooltip": [{"field": "label", "title": "system · profile"}, {"field": "percentile"},
+            "tooltip": [{"field": "label", "title": "submitter · system · profile"}, {"field": "percentile"},
                         {"field": "latency_ms", "title": "latency (ms)", "format": ",.6~g"},
                         {"field": "source", "title": "source run"}, {"field": "date", "title": "run date"}],
         },

@@ -50,10 +50,11 @@ class ResultRow:
 
     @property
     def label(self) -> str:
-        """The bar/series label of charts: the system, and the profile where mlrepro ran it."""
+        """The bar/series label of charts: the submitter, the system, and the profile where mlrepro ran it
+        (two submitters may publish the same system name: each result is its own bar)."""
         if not self.profile_name:
-            return self.system
-        return f"{self.system} · {self.profile_name} {(self.profile_hash or '')[:8]}".rstrip()
+            return f"{self.submitter} · {self.system}"
+        return f"{self.submitter} · {self.system} · {self.profile_name} {(self.profile_hash or '')[:8]}".rstrip()
 
     @property
     def source(self) -> str:
