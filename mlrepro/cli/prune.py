@@ -57,11 +57,8 @@ def prune(older_than: Optional[str] = typer.Option(None, "--older-than", help="A
                            Column("why", keep=2, wrap=True)]
                 c.print(fitted_table(c, columns, [[i.kind, i.name if i.kind != "image" else i.name[:19],
                                                    human_bytes(i.bytes), i.reason] for i in plan.items]))
-            if plan.kept:
-                columns = [Column("kind"), Column("name"), Column("size", keep=1, right=True),
-                           Column("kept because", keep=2, wrap=True)]
-                c.print(fitted_table(c, columns, [[i.kind, i.name, human_bytes(i.bytes), i.reason] for i in plan.kept],
-                                     title="kept: not made by this state directory"))
+            for i in plan.kept:   # one line each: the reason (a command to run) must stay whole at any width
+                c.print(f"kept {i.kind} {i.name}: {i.reason}", markup=False)
             if report is None:
                 c.print(f"would remove {len(plan.items)} item(s), freeing {human_bytes(plan.bytes)} (dry run)",
                         markup=False)

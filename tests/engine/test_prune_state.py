@@ -66,7 +66,7 @@ def test_prune_removes_only_its_own_state_directorys_volumes(docker_client, volu
 
     real = _prune(mine)
     assert real.returncode == 0, real.stderr
-    assert "kept: not made by this state directory" in real.stdout
+    assert f"kept volume {theirs}: made by another state directory ({other})" in " ".join(real.stdout.split())
     with pytest.raises(docker.errors.NotFound):
         docker_client.volumes.get(own)
     docker_client.volumes.get(theirs)                  # another state directory's results stay
