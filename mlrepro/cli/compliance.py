@@ -47,16 +47,17 @@ def compliance(run_ids: List[str] = typer.Argument(..., help="Runs to audit (per
         if output != OutputFormat.table:
             print_data(rows, output)
         else:
-            from mlrepro.cli.common import table
+            from mlrepro.cli.common import Column, fitted_table
 
-            t = table("run id", "audit run", "test", "check", "verdict")
+            columns = [Column("run id"), Column("audit run", keep=2), Column("test"), Column("check", keep=1),
+                       Column("verdict", wrap=True)]
+            table_rows = []
             for r in results:
                 for v in r.verifications or ():
-                    t.add_row(r.run_id, r.audit_run_id, v.test, v.kind, "PASS" if v.passed else v.reason)
+                    table_rows.append([r.run_id, r.audit_run_id, v.test, v.kind, "PASS" if v.passed else v.reason])
                 if not r.verifications:
-                    t.add_row(r.run_id, r.audit_run_id, "-", "-", f"{r.status}: {r.message}")
-            c.print(t)
-            c.print("collect the audit runs together with the runs they audit to put the compliance folders into "
-                    "the tree", markup=False)
+                    table_rows.append([r.run_id, r.audit_run_id, "-", "-", f"{r.status}: {r.message}"])
+            c.print(fitted_table(c, columns, table_rows))
+            c.print("collect the audit runs with the runs they audit to put TEST folders in the tree", markup=False)
         if not all(r.passed for r in results):
             raise typer.Exit(1)

@@ -95,18 +95,18 @@ def _short(value: str) -> str:
 
 
 def _print(c: "Console", result: "ReproduceResult") -> None:
-    from mlrepro.cli.common import table
+    from mlrepro.cli.common import Column, fitted_table
 
     drift = result.drift
-    t = table("", "what", "recorded", "reproduced", "verdict", "note",
-              title=f"drift report: {result.original.result.rel}")
+    columns = [Column("", keep=3), Column("what"), Column("recorded", wrap=True), Column("reproduced", wrap=True),
+               Column("verdict"), Column("note", keep=2, wrap=True)]
     style = {"mismatch": "red", "differs": "yellow", "same": "green"}
-    for i in drift.items:
-        if i.verdict == "same" and i.group not in ("result", "image", "profile"):
-            continue              # unchanged environment, settings and seeds: counted below, not listed
-        t.add_row(i.group, i.name, _short(i.recorded), _short(i.reproduced), f"[{style[i.verdict]}]{i.verdict}[/]",
-                  i.note)
-    c.print(t)
+    rows = [[i.group, i.name, _short(i.recorded), _short(i.reproduced), f"[{style[i.verdict]}]{i.verdict}[/]", i.note]
+            for i in drift.items
+            if i.verdict != "same" or i.group in ("result", "image", "profile")]
+    # (unchanged environment, settings and seeds are counted below, not listed)
+    c.print(f"drift report: {result.original.result.rel}", markup=False)
+    c.print(fitted_table(c, columns, rows))
     same = sum(1 for i in drift.items if i.verdict == "same" and i.group in ("environment", "settings", "seeds"))
     c.print(f"{same} environment facts, LoadGen settings and seeds are the same.", markup=False)
     for note in drift.notes:

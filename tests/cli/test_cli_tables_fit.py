@@ -115,3 +115,52 @@ def test_runs_show_accuracy_and_distinct_target_headers(stored_runs: list[RunRec
             assert any(rec.run_id in line.split() for line in lines)
     rows = json.loads(runner.invoke(app, ["runs", "--output", "json"]).stdout)
     assert {row["run_id"]: row["accuracy"] for row in rows}[stored_runs[0].run_id] == 94.167
+
+
+RUN = "x86-cpu-offline-perf-20261130-063236-28bd"
+AUDIT = "x86-cpu-offline-audit-20261130-063301-91c2"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_compliance_table(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
+    from mlrepro.audits import AuditResult
+    from mlrepro.harness.verification import Verification
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    results = [AuditResult(RUN, AUDIT, "succeeded", (
+        Verification("TEST01", "accuracy", False, "TEST01 needs the accuracy run of the same profile and scenario: "
+                     "pass its run id too (mlrepro runs lists it)"),
+        Verification("TEST04", "performance", True, "")))]
+    monkeypatch.setattr("mlrepro.audits.audit_runs", lambda *a, **k: results)
+    r = runner.invoke(app, ["compliance", RUN, "--test", "TEST01,TEST04"])
+    assert r.exit_code == 1, r.output                                   # TEST01 failed
+    lines = _fits(r.stdout, width)
+    assert sum(RUN in line.split() for line in lines) == 2               # one row per test, the id whole
+    assert any("PASS" in line for line in lines)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_reproduce_drift_table(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from mlrepro.cli.reproduce import _print
+
+    image = "127.0.0.1:43605/bench/mlrepro/bench:x86-cpu-7e516bfed7c8"
+    items = [SimpleNamespace(group="result", name="samples_per_second", recorded="261054", reproduced="320475",
+                             verdict="mismatch", note="+22.76 % (tolerance ±5 %): a quick run on a busy machine"),
+             SimpleNamespace(group="image", name="reference", recorded=image, reproduced=image, verdict="same",
+                             note=""),
+             SimpleNamespace(group="settings", name="min_duration_ms", recorded="1000", reproduced="1000",
+                             verdict="same", note="")]
+    drift = SimpleNamespace(items=items, notes=[], match=False, tolerance=0.05, mismatches=[items[0]])
+    result = SimpleNamespace(drift=drift, original=SimpleNamespace(result=SimpleNamespace(rel="open/x/Offline"),
+                                                                   tree=SimpleNamespace(root="submission")),
+                             result_rel="", tree="reproduced")
+    c = Console(width=width, record=True, force_terminal=False)
+    _print(c, result)
+    lines = _fits(c.export_text(), width)
+    assert sum("same" in line.split() for line in lines) == 1            # the image row (a long value may wrap)
+    assert not any("min_duration_ms" in line for line in lines)          # unchanged settings are only counted
+    assert "MISMATCH (1): result samples_per_second" in lines[-1]
