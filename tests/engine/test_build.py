@@ -309,6 +309,7 @@ def test_index_build_needs_and_uses_the_ca_bundle(docker_client: Any, base_image
 
 @pytest.mark.arm64
 @pytest.mark.slow
+@pytest.mark.timeout(2700)   # on a fresh engine the first build compiles LoadGen under qemu: 15-30 min on 2 cores
 def test_arm64_build_and_cached_loadgen_wheel(docker_client: Any, base_image_arm64: str, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLREPRO_CACHE_DIR", str(tmp_path / "cache"))  # a host wheel cache without LoadGen
