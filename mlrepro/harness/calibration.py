@@ -68,6 +68,8 @@ class Policy:
     """The stated margins and budgets of calibration (recorded with every decision)."""
 
     offline_headroom: float = 0.15        # expected QPS = measured samples/s x (1 + headroom)
+    offline_retry_headroom: float = 1.0   # ... in the one retry after an INVALID run (the last attempt, on a
+                                          # machine whose speed was just seen to move: up to 2.2x min duration)
     latency_headroom: float = 0.25        # expected latency = measured query time / (1 + headroom)
     server_margin: float = 0.05           # target QPS = highest VALID probe x (1 - margin)
     server_tolerance: float = 0.05        # bisection ends when hi / lo <= 1 + tolerance

@@ -106,8 +106,9 @@ def decide_targets(spec: RunSpec, model: str, base_conf: str, fingerprint: str, 
 def recalibrate_after_invalid(outcome: TargetsOutcome, spec: RunSpec, probe: ProbeFn, failed: ParsedLogs,
                               reasons: list[str]) -> TargetDecision:
     """A fresh calibration after an INVALID timed run, combined with what that run measured: Offline and the
-    stream scenarios take the faster of the new probes and the timed run (running out of work is what makes
-    them INVALID) with twice the policy's headroom (the retry is the last attempt, on a machine whose speed has
+    stream scenarios take the fastest of the new probes, the timed run and the decision that failed (running out
+    of work is what makes them INVALID; too high a target only makes the run longer) with a wider headroom
+    (Offline: ``offline_retry_headroom``, the stream scenarios twice theirs) (the retry is the last attempt, on a machine whose speed has
     just been seen to move); Server stays at least twice the margin below the target that failed. Records the
     retry in ``outcome``."""
     old = outcome.decisions[0]
@@ -116,11 +117,15 @@ def recalibrate_after_invalid(outcome: TargetsOutcome, spec: RunSpec, probe: Pro
     s = failed.summary
     if new.value is not None and s is not None:
         if spec.scenario == "Offline" and s.samples_per_second:
-            rate = max(new.measured or 0.0, s.samples_per_second)
-            new.margin = 2 * policy.offline_headroom
+            # too high a target only makes the run longer, too low one INVALID: the last attempt takes the
+            # fastest figure seen on this system (new probes, the failed run, the decision that failed)
+            rate = max(new.measured or 0.0, s.samples_per_second,
+                       old.measured if old.method == new.method and old.measured else 0.0)
+            new.margin = policy.offline_retry_headroom
             new.measured, new.value = rate, rate * (1 + new.margin)
         elif spec.scenario in ("SingleStream", "MultiStream") and s.qps_with_loadgen_overhead:
-            rate = max(1e9 / new.measured if new.measured else 0.0, s.qps_with_loadgen_overhead)
+            rate = max(1e9 / new.measured if new.measured else 0.0, s.qps_with_loadgen_overhead,
+                       1e9 / old.measured if old.method == new.method and old.measured else 0.0)
             new.margin = 2 * policy.latency_headroom
             new.measured, new.value = 1e9 / rate, 1e9 / (rate * (1 + new.margin))
         elif spec.scenario == "Server" and old.value is not None:

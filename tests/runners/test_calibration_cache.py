@@ -22,8 +22,9 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _run(state: Path, **options: object):
-    resolved = resolve_profile("x86-cpu", ["quick"], ["benchmark.workload='null'",
-                                                      "benchmark.settings.min_duration_ms=300"])
+    # the reference workload: a real model's speed moves less between two runs than the null workload's
+    # (whose Python allocation pattern makes it swing by 1.5x here), and this test is about the cache
+    resolved = resolve_profile("x86-cpu", ["quick"], ["benchmark.settings.min_duration_ms=300"])
     result = run_pipeline(resolved, PipelineOptions(target="native", scenarios=["Offline"], modes=["performance"],
                                                     collect=False, into=None, **options), state_dir=state)
     (run,) = result.runs
@@ -66,13 +67,13 @@ def test_cache_reuse_recalibrate_and_the_automatic_retry(state: Path) -> None:
                                                          entry["offline_expected_qps"] / 1000})
     _, run4, record4 = _run(state)
     cal = record4["calibration"]
-    assert run4.validity == "VALID", cal
+    assert run4.validity == "VALID", json.dumps(cal)
     assert cal["retry"]["previous"]["source"] == "cached" and cal["dropped_cache"] is True
     assert "min duration not met" in cal["retry"]["reason"]
     assert cal["retry"]["previous_result"]["validity"] == "INVALID"
     assert (run4.results_dir / cal["retry"]["previous_result"]["directory"] / "mlperf_log_summary.txt").is_file()
     assert cal["targets"][0]["source"] == "calibrated"
-    assert cal["targets"][0]["margin"] == pytest.approx(2 * cal["policy"]["offline_headroom"])   # the last attempt
+    assert cal["targets"][0]["margin"] == pytest.approx(cal["policy"]["offline_retry_headroom"])   # the last attempt
     assert any("recalibrated after an INVALID timed run" in n for n in run4.notes)
     fresh = cache.entries(resolved.hash, "Offline")[fingerprint]
     assert fresh["run_id"] == run4.run_id and fresh["offline_expected_qps"] > entry["offline_expected_qps"] / 1000
