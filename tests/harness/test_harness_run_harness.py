@@ -141,7 +141,9 @@ def test_user_conf_is_applied_and_recorded(make_spec: Callable[..., RunSpec], tm
     spec = make_spec(scenario="Server", settings=settings, user_conf=conf)
     result = run_harness(spec, tmp_path, log=QUIET)
     run_dir = tmp_path / spec.run_id
-    assert result.exit_code == 0, result.error
+    # what is tested is the file LoadGen loaded; whether a 1 s Server run on a busy machine holds its target is
+    # the calibration tests' subject (VALID, or INVALID after the one retry)
+    assert result.exit_code in (exit_codes.EXIT_VALID, exit_codes.EXIT_INVALID), result.error
     written = (run_dir / "user.conf").read_text()
     assert "resnet50.Server.target_latency = 40\n" in written
     assert "resnet50.Server.target_qps = " in written          # the calibrated target, as a line
