@@ -239,7 +239,7 @@ class _Responder:
 
     def __call__(self, ids: Sequence[int], indices: Sequence[int]) -> None:
         """Predict and complete one batch now. One sample (SingleStream, Server) takes a short path."""
-        if len(ids) != 1 or self._pending or self._state.failed:
+        if len(ids) != 1:
             self.stage(ids, indices)
             self.flush()
             return
