@@ -7,9 +7,12 @@ images. mlrepro labels them (``io.mlrepro.stage``, ``io.mlrepro.profile``, ``io.
 guessing. A runtime image whose tag moved on (a ``--force``/``--no-cache`` rebuild, a ``fixed`` tag) is
 untagged too and is found by its ``io.mlrepro.content-hash`` label (stage ``runtime``).
 
-``keep_latest`` (default True) keeps the newest ``builder`` and ``deps`` image per (stage, profile, platform):
-their parent chains are the engine's layer cache for those stages, which the next build of that profile
-reuses when only the harness or a label changed. Measured (``benchmarks/prune_cache.py``, README "Build and
+``keep_latest`` (default True) keeps the newest ``builder`` and ``deps`` image per (stage, profile, platform,
+wheel source): their parent chains are the engine's layer cache for those stages, which the next build of
+that profile reuses when only the harness or a label changed. The wheel source (``io.mlrepro.wheel-source``:
+``wheelhouse`` for ``build``'s air-gapped default, ``index`` for a context without one, ``+ca`` with a CA
+bundle) gives the builder stage different layers, so each way of building keeps its own cache: an index
+build does not cost the next air-gapped build its cache. Measured (``benchmarks/prune_cache.py``, README "Build and
 push"): an x86-cpu air-gapped rebuild after a harness-only change took 5.0 s with them and 52.6 s without
 (the wheels and the venv are redone: 10.5x, a lower bound), for 368 MB they hold; arm64 under qemu: 8.3 s
 and 282.9 s (34x), 354 MB. Older ones share most of those layers with the newest, so removing them frees only
@@ -33,7 +36,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from mlrepro.image.errors import EngineUnavailable, one_line
-from mlrepro.image.tags import CONTENT_HASH_LABEL, PLATFORM_LABEL, PROFILE_LABEL, STAGE_LABEL
+from mlrepro.image.tags import CONTENT_HASH_LABEL, PLATFORM_LABEL, PROFILE_LABEL, STAGE_LABEL, WHEEL_SOURCE_LABEL
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker
@@ -82,7 +85,8 @@ class RemovalResult:
 
 def builder_leftovers(client: docker.DockerClient | None = None, keep_latest: bool = True) -> list[ImageLeftover]:
     """Untagged images left by mlrepro builds (see the module docstring), newest first; with ``keep_latest``
-    without the newest builder/deps image of each (stage, profile, platform). Raises EngineUnavailable."""
+    without the newest builder/deps image of each (stage, profile, platform, wheel source). Raises
+    EngineUnavailable."""
     import docker as _docker
     import requests
 
@@ -98,11 +102,12 @@ def builder_leftovers(client: docker.DockerClient | None = None, keep_latest: bo
     found = [row for row in listed if row.get("Id") not in in_use and not _tags(row)]
     found.sort(key=lambda row: (int(row.get("Created") or 0), str(row.get("Id"))), reverse=True)
     if keep_latest:
-        seen: set[tuple[str, str, str]] = set()
+        seen: set[tuple[str, str, str, str]] = set()
         kept = []
         for row in found:
             labels = row.get("Labels") or {}
-            key = (labels.get(STAGE_LABEL, "runtime"), labels.get(PROFILE_LABEL, ""), labels.get(PLATFORM_LABEL, ""))
+            key = (labels.get(STAGE_LABEL, "runtime"), labels.get(PROFILE_LABEL, ""), labels.get(PLATFORM_LABEL, ""),
+                   labels.get(WHEEL_SOURCE_LABEL, ""))
             if key[0] in CACHE_STAGES and key not in seen:
                 seen.add(key)
                 continue

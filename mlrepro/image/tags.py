@@ -38,6 +38,9 @@ PLATFORM_LABEL = "io.mlrepro.platform"
 STAGE_LABEL = "io.mlrepro.stage"
 """``builder`` / ``deps`` on the intermediate stages' images (untagged by the classic builder), ``runtime``
 on the image itself; images built before the label existed have none (they are runtime images)."""
+WHEEL_SOURCE_LABEL = "io.mlrepro.wheel-source"
+"""On the intermediate stages' images: ``wheelhouse`` / ``index`` (``+ca``), see
+:func:`mlrepro.render.dockerfile.wheel_source`; absent on images built before it existed."""
 CONTENT_HASH_ARG = "MLREPRO_CONTENT_HASH"
 IMAGE_INPUTS_ARG = "MLREPRO_IMAGE_INPUTS"
 """Build args carrying the two label values: the Dockerfile is one of the inputs, so it cannot hold them."""

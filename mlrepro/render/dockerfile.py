@@ -16,8 +16,9 @@ only in the builder stage; the runtime never sees them.
 Only image inputs go in (see :mod:`mlrepro.image.tags`): the profile's ``env`` is a run setting and is set
 in the container at run time (:func:`mlrepro.render.podspec.build_pod_spec`, which the Docker runner maps too),
 never baked in as ``ENV``; nor is the profile's hash. The builder and deps stages end with labels
-(``io.mlrepro.stage``, profile, platform, content hash: ``images/partials/stage_labels.j2``) because the
-classic builder leaves their images untagged; :mod:`mlrepro.image.prune` finds them by these labels.
+(``io.mlrepro.stage``, profile, platform, content hash, wheel source: ``images/partials/stage_labels.j2``)
+because the classic builder leaves their images untagged; :mod:`mlrepro.image.prune` finds them by these
+labels.
 
 Two ways to get the wheels (:class:`DockerfileOptions` ``offline``):
 
@@ -88,6 +89,13 @@ class DockerfileOptions:
     source_url: str = SOURCE_URL
 
 
+def wheel_source(options: DockerfileOptions) -> str:
+    """Where the builder stage gets its wheels: ``wheelhouse`` (offline) or ``index``, ``+ca`` with a CA
+    bundle. The value of the stage images' ``io.mlrepro.wheel-source`` label: builds that differ in it have
+    different builder layers (one layer cache each), though the same content hash and the same image."""
+    return ("wheelhouse" if options.offline else "index") + ("+ca" if options.ca_bundle else "")
+
+
 def needs_toolchain(profile: Profile) -> bool:
     """True when the builder must compile something for this profile's platform."""
     return any(arch == profile.arch for _, arch in NO_WHEEL)
@@ -114,6 +122,7 @@ def render_dockerfile(resolved: ResolvedProfile, options: DockerfileOptions | No
         "toolchain": toolchain,
         "offline": options.offline,
         "ca_bundle": options.ca_bundle,
+        "wheel_source": wheel_source(options),
         "builder_image": p.builder_image,
         "base_image": p.base_image,
         "builder_apt_packages": builder_apt,

@@ -98,31 +98,42 @@ def test_noop_rebuild_is_skipped_fast(amd64: tuple[ResolvedProfile, BuildResult]
 def test_harness_change_changes_tag_and_rebuilds_only_the_tail(docker_client: Any, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch,
                                                                 amd64: tuple[ResolvedProfile, BuildResult]) -> None:
+    """Two harness changes in a row: the second rebuilds only the harness layers (COPY harness/, pip install).
+    The first one warms the layer cache, whatever the engine's history (a prune, an index build) left."""
     first = amd64[1]
-    _probe_harness(tmp_path, monkeypatch)
-    result, events = _build(resolve_profile("x86-cpu", ["air-gapped"]))
+    built: list[BuildResult] = []
     try:
-        assert not result.skipped and result.ref != first.ref and result.content_hash != first.content_hash
+        for n in range(2):
+            _probe_harness(tmp_path / str(n), monkeypatch)
+            result, events = _build(resolve_profile("x86-cpu", ["air-gapped"]))
+            built.append(result)
+            assert not result.skipped and result.ref != first.ref and result.content_hash != first.content_hash
+        assert built[0].ref != built[1].ref
         steps = [e for e in events if isinstance(e, StepFinished)]
         rebuilt = [s.instruction for s in steps if not s.cached and not s.instruction.startswith(("FROM", "ARG",
                                                                                                     "LABEL", "USER",
                                                                                                     "WORKDIR",
                                                                                                     "ENTRYPOINT",
                                                                                                     "CMD", "ENV"))]
-        assert [r.split()[0] for r in rebuilt] == ["COPY", "RUN"] and rebuilt[0].startswith("COPY harness/")
-        assert _sh(docker_client, result.ref, "python -c 'import mlrepro.harness._probe as p; print(p.MARK)'").strip()
+        assert [r.split()[0] for r in rebuilt] == ["COPY", "RUN"] and rebuilt[0].startswith("COPY harness/"), rebuilt
+        mark = _sh(docker_client, built[1].ref, "python -c 'import mlrepro.harness._probe as p; print(p.MARK)'")
+        assert mark.strip() == (tmp_path / "1" / "probe.py").read_text().split("=")[1].strip()
     finally:
-        _remove_build(docker_client, result.ref, result.content_hash)
+        for result in built:
+            _remove_build(docker_client, result.ref, result.content_hash)
 
 
 def _probe_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Add a file to the harness wheel: new harness code, so a new content hash (nothing else changes)."""
     from mlrepro.image import harness_wheel
 
+    tmp_path.mkdir(parents=True, exist_ok=True)
     probe = tmp_path / "probe.py"
     probe.write_text(f"MARK = {time.time_ns()}\n")
     original = harness_wheel.harness_files
-    monkeypatch.setattr(harness_wheel, "harness_files", lambda: original() + [("mlrepro/harness/_probe.py", probe)])
+    name = "mlrepro/harness/_probe.py"
+    monkeypatch.setattr(harness_wheel, "harness_files",
+                        lambda: [f for f in original() if f[0] != name] + [(name, probe)])
 
 
 def _remove_build(client: Any, ref: str, content_hash: str) -> None:
@@ -179,8 +190,8 @@ def test_concurrent_builds_of_the_same_content_build_once(docker_client: Any, tm
 def test_builder_leftovers_are_labelled_and_removed(docker_client: Any, tmp_path: Path,
                                                     amd64: tuple[ResolvedProfile, BuildResult]) -> None:
     """A build whose builder stage differs (a CA bundle, not an image input: same content hash, same image)
-    leaves a builder-stage image; prune finds it by its labels, keeps the newest per profile/platform by
-    default, and removing it frees its own layers and nothing the image needs."""
+    leaves a builder-stage image; prune finds it by its labels, keeps the newest per profile/platform/wheel
+    source by default, and removing it frees its own layers and nothing the image needs."""
     from mlrepro.image.prune import builder_leftovers, remove_images
 
     resolved, first = amd64
@@ -193,11 +204,26 @@ def test_builder_leftovers_are_labelled_and_removed(docker_client: Any, tmp_path
     assert again.image_id == first.image_id  # the runtime stage is the same image: nothing untagged there
     new = [x for x in builder_leftovers(docker_client, keep_latest=False)  # (the engine is shared: others build too)
            if x.image_id not in before and x.content_hash == first.content_hash]
-    assert [(x.stage, x.profile, x.platform) for x in new] == [("builder", "x86-cpu", "linux/amd64")]
-    mine = new[0]
+    # the builder stage differs: a new image; the deps stage's layers do not, its closing label (wheel source)
+    # does: an image of its own, new unless an earlier build with a CA bundle left it
+    assert [(x.stage, x.profile, x.platform) for x in new if x.stage != "deps"] == [("builder", "x86-cpu",
+                                                                                     "linux/amd64")]
+    mine = next(x for x in new if x.stage == "builder")
+    (deps,) = [x for x in builder_leftovers(docker_client, keep_latest=False)
+               if x.stage == "deps" and x.content_hash == first.content_hash and x.profile == "x86-cpu"
+               and docker_client.images.get(x.image_id).labels.get("io.mlrepro.wheel-source") == "wheelhouse+ca"]
+    assert docker_client.images.get(mine.image_id).labels["io.mlrepro.wheel-source"] == "wheelhouse+ca"
     assert mine.size_bytes > 0 and time.time() - mine.created.timestamp() < 900
-    # the newest builder image of x86-cpu/linux/amd64 is kept as layer cache unless asked otherwise
-    assert mine.image_id not in {x.image_id for x in builder_leftovers(docker_client)}
+    # the newest builder/deps image of x86-cpu/linux/amd64 per wheel source is kept as layer cache unless asked
+    # otherwise: this newer one does not push out the cache of the builds without a CA bundle
+    kept = {x.image_id for x in builder_leftovers(docker_client)}
+    assert mine.image_id not in kept and deps.image_id not in kept
+    newest: dict[tuple[str, str], str] = {}
+    for x in builder_leftovers(docker_client, keep_latest=False):  # newest first
+        if x.profile == "x86-cpu" and x.platform == "linux/amd64" and x.stage in ("builder", "deps"):
+            source = docker_client.images.get(x.image_id).labels.get("io.mlrepro.wheel-source", "")
+            newest.setdefault((x.stage, source), x.image_id)
+    assert newest and not set(newest.values()) & kept
     planned = remove_images(docker_client, [mine.image_id], dry_run=True)
     assert planned.dry_run and mine.image_id in planned.removed and planned.failed == ()
     assert planned.freed_bytes > 100_000  # at least the CA bundle's layer and the rebuilt wheels
@@ -208,6 +234,7 @@ def test_builder_leftovers_are_labelled_and_removed(docker_client: Any, tmp_path
     assert mine.image_id not in {x.image_id for x in builder_leftovers(docker_client, keep_latest=False)}
     assert _self_check(docker_client, first.ref, "linux/amd64")["loadgen"]["ok"]  # the image is intact
     assert remove_images(docker_client, [mine.image_id]).removed == ()  # gone: nothing to do, no error
+    remove_images(docker_client, [deps.image_id])
 
 
 def test_up_to_date_build_still_checks_the_ca_bundle(tmp_path: Path, amd64: tuple[ResolvedProfile, BuildResult]) -> None:

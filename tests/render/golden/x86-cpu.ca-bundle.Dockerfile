@@ -23,7 +23,8 @@ ARG MLREPRO_CONTENT_HASH=unset
 LABEL io.mlrepro.stage="builder" \
       io.mlrepro.profile="x86-cpu" \
       io.mlrepro.platform="linux/amd64" \
-      io.mlrepro.content-hash=$MLREPRO_CONTENT_HASH
+      io.mlrepro.content-hash=$MLREPRO_CONTENT_HASH \
+      io.mlrepro.wheel-source="index+ca"
 
 # ---- os: the runtime's operating system layer (no compilers) and the unprivileged user
 # /results is owned by that user so that a new named volume mounted there is writable by it.
@@ -43,7 +44,8 @@ ARG MLREPRO_CONTENT_HASH=unset
 LABEL io.mlrepro.stage="deps" \
       io.mlrepro.profile="x86-cpu" \
       io.mlrepro.platform="linux/amd64" \
-      io.mlrepro.content-hash=$MLREPRO_CONTENT_HASH
+      io.mlrepro.content-hash=$MLREPRO_CONTENT_HASH \
+      io.mlrepro.wheel-source="index+ca"
 
 # ---- runtime
 FROM os AS runtime
