@@ -15,7 +15,6 @@ from mlrepro.cli.common import (
     console,
     print_data,
     resolve,
-    table,
 )
 
 app = typer.Typer(help="Inspect built-in and user profiles.", no_args_is_help=True, rich_markup_mode=None)
@@ -102,10 +101,16 @@ def _print_table(r) -> None:  # noqa: ANN001 - a ResolvedProfile
     """Every resolved value as ``dotted.key | value | source`` (the file, overlay or --set that gave it)."""
     import json
 
+    from rich.markup import escape
+
+    from mlrepro.cli.common import Column, fitted_table
     from mlrepro.profiles.merge import source_of
 
-    t = table("key", "value", "from", title=f"{r.profile.name} ({r.short_hash}): {', '.join(r.sources)}")
+    rows = []
     for key, value in _leaves(r.to_dict()):
         text = value if isinstance(value, str) else json.dumps(value)
-        t.add_row(key, text, source_of(r.provenance, key, "(default)"))
-    console().print(t)
+        rows.append([key, escape(text), escape(source_of(r.provenance, key, "(default)"))])
+    c = console()
+    c.print(f"{r.profile.name} ({r.short_hash}): {', '.join(r.sources)}", markup=False, highlight=False)
+    # keys stay whole; values wrap at spaces (long ones fold); where a value came from goes first when narrow
+    c.print(fitted_table(c, [Column("key"), Column("value", wrap=True), Column("from", keep=1, wrap=True)], rows))

@@ -72,6 +72,9 @@ class Policy:
                                           # machine whose speed was just seen to move: up to 2.2x min duration)
     latency_headroom: float = 0.25        # expected latency = measured query time / (1 + headroom)
     server_margin: float = 0.05           # target QPS = highest VALID probe x (1 - margin)
+    server_retry_margin: float = 0.25     # ... in the one retry after an INVALID run: below the lowest of that,
+                                          # the target that failed and the rate the failed run completed (its
+                                          # machine just ran ~25 % slower than its probes in CI here)
     server_tolerance: float = 0.05        # bisection ends when hi / lo <= 1 + tolerance
     server_max_probes: int = 32           # bracketing + bisection
     server_votes: int = 3                 # probes per target, majority decides (stops once decided): one probe

@@ -105,12 +105,15 @@ def decide_targets(spec: RunSpec, model: str, base_conf: str, fingerprint: str, 
 
 def recalibrate_after_invalid(outcome: TargetsOutcome, spec: RunSpec, probe: ProbeFn, failed: ParsedLogs,
                               reasons: list[str]) -> TargetDecision:
-    """A fresh calibration after an INVALID timed run, combined with what that run measured: Offline and the
-    stream scenarios take the fastest of the new probes, the timed run and the decision that failed (running out
-    of work is what makes them INVALID; too high a target only makes the run longer) with a wider headroom
-    (Offline: ``offline_retry_headroom``, the stream scenarios twice theirs) (the retry is the last attempt, on a machine whose speed has
-    just been seen to move); Server stays at least twice the margin below the target that failed. Records the
-    retry in ``outcome``."""
+    """A fresh calibration after an INVALID timed run, combined with what that run measured.
+
+    Offline and the stream scenarios take the fastest of the new probes, the timed run and the decision that
+    failed (running out of work is what makes them INVALID; too high a target only makes the run longer), with a
+    wider headroom (Offline: ``offline_retry_headroom``, the stream scenarios twice theirs): the retry is the
+    last attempt, on a machine whose speed has just been seen to move. Server takes ``server_retry_margin``
+    below the lowest of the new highest VALID probe, the target that failed and the rate that run completed
+    (samples/s; one sample per Server query).
+    Records the retry in ``outcome``; returns the new decision."""
     old = outcome.decisions[0]
     policy = outcome.policy
     new = calibrate(spec.scenario, purpose_of(spec.mode), probe, outcome.timed, policy, spec.workload.batch_size)
@@ -129,7 +132,11 @@ def recalibrate_after_invalid(outcome: TargetsOutcome, spec: RunSpec, probe: Pro
             new.margin = 2 * policy.latency_headroom
             new.measured, new.value = 1e9 / rate, 1e9 / (rate * (1 + new.margin))
         elif spec.scenario == "Server" and old.value is not None:
-            new.value = min(new.value, old.value * (1 - 2 * policy.server_margin))
+            # the last attempt errs on the low side: below the highest VALID probe, the target that failed and
+            # what the failed run completed per second (a run that fell behind shows the system's rate then)
+            rates = [old.value] + [r for r in (new.measured, s.completed_samples_per_second) if r]
+            new.margin = policy.server_retry_margin
+            new.value = min(new.value, min(rates) * (1 - new.margin))
     new.note = ((new.note + "; ") if new.note else "") + "recalibrated after an INVALID timed run"
     outcome.retry = {"reason": reasons, "previous": old.to_dict(),
                      "previous_result": _figures(failed)}

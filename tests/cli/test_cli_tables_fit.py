@@ -38,6 +38,19 @@ def test_profiles_list(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
         assert any(line.split()[:1] == [o["name"]] for line in lines)
 
 
+@pytest.mark.parametrize("width", WIDTHS)
+def test_profiles_show_table(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
+    """Every resolved key whole on its own line (the longest is 43 characters), values wrap at spaces; where a
+    value came from is left out first."""
+    monkeypatch.setenv("COLUMNS", str(width))
+    r = runner.invoke(app, ["profiles", "show", "x86-cpu", "-f", "quick", "--output", "table"])
+    assert r.exit_code == 0, r.output
+    lines = _fits(r.stdout, width)
+    keys = [line.split()[0] for line in lines[3:] if line[:1].isalpha()]
+    assert "scheduling.node_selector.kubernetes.io/arch" in keys and "benchmark.settings.min_duration_ms" in keys
+    assert any("<overlay:quick>" in line for line in lines[1:]) == (width >= 120)   # (line 0: the sources)
+
+
 # what an engine holds after a few registry round trips: tags longer than half an 80-column terminal
 IMAGES = [BuiltImage(image_id=f"sha256:{i:064x}", tags=(f"127.0.0.1:43605/bench/mlrepro/bench:x86-cpu-{i:012x}",),
                      profile="x86-cpu", content_hash=f"{i:064x}", image_inputs="", platform="linux/amd64",

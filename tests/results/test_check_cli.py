@@ -45,8 +45,12 @@ def test_rejected_tree_lines_json_and_exit_code(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check", str(root), "--version", "v5.1", "--output", "json"])
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
-    assert set(doc) == {"ok", "results", "systems", "findings"}
-    assert doc["ok"] is False and doc["results"] == 2 and doc["systems"] == 1
+    assert set(doc) == {"ok", "version", "results", "systems", "findings", "rows"}
+    assert doc["ok"] is False and doc["results"] == 2 and doc["systems"] == 1 and doc["version"] == "v5.1"
+    # one row per result, the CSV's columns; the rejected results carry their error counts
+    assert len(doc["rows"]) == 2 and all(tuple(r) == SummaryRow.columns() for r in doc["rows"])
+    assert sum(r["errors"] for r in doc["rows"]) == 2 and all(r["submitter"] == "The_Stage" for r in doc["rows"])
+    assert all(isinstance(r["value"], float) and r["value"] > 0 for r in doc["rows"])
     assert all(set(f) == {"severity", "code", "path", "message"} for f in doc["findings"])
     assert {f["code"] for f in doc["findings"] if f["severity"] == "error"} == {"EXTRA_ACCURACY_FILES"}
     assert {f["code"] for f in doc["findings"] if f["severity"] == "warning"} <= {"SYSTEM_NOT_READY"}
