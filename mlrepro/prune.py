@@ -142,6 +142,10 @@ def _not_ours(kind: str, name: str, labels: dict[str, str] | None, own_id: str) 
         return f"no state label (made before mlrepro labelled them): remove by hand: {command} {name}"
     if found != own_id:
         where = labels.get(STATE_DIR_LABEL)
+        if where and not Path(where).is_dir():
+            # no state directory can ever prune it: say how to remove it
+            command = "docker volume rm" if kind == "volume" else "docker rm"
+            return f"made by a state directory that is gone ({where}): remove by hand: {command} {name}"
         return "made by another state directory" + (f" ({where})" if where else f" (state id {found})")
     return None
 

@@ -45,8 +45,9 @@ def test_rejected_tree_lines_json_and_exit_code(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check", str(root), "--version", "v5.1", "--output", "json"])
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
-    assert set(doc) == {"ok", "version", "results", "systems", "findings", "rows"}
+    assert set(doc) == {"ok", "version", "results", "systems", "errors", "warnings", "findings", "rows"}
     assert doc["ok"] is False and doc["results"] == 2 and doc["systems"] == 1 and doc["version"] == "v5.1"
+    assert doc["errors"] == 2 and doc["warnings"] == sum(f["severity"] == "warning" for f in doc["findings"])
     # one row per result, the CSV's columns; the rejected results carry their error counts
     assert len(doc["rows"]) == 2 and all(tuple(r) == SummaryRow.columns() for r in doc["rows"])
     assert sum(r["errors"] for r in doc["rows"]) == 2 and all(r["submitter"] == "The_Stage" for r in doc["rows"])

@@ -89,11 +89,12 @@ class CheckReport:
         return not self.errors
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``--output json`` document: {"ok", "version", "results", "systems", "findings", "rows"}; ``rows``
-        holds one object per result folder with the CSV's columns (:meth:`SummaryRow.columns`; ``value`` a
-        number or null)."""
+        """The ``--output json`` document: {"ok", "version", "results", "systems", "errors", "warnings",
+        "findings", "rows"}: ``results``/``systems``/``errors``/``warnings`` are counts; ``rows`` holds one object
+        per result folder with the CSV's columns (:meth:`SummaryRow.columns`; ``value`` a number or null)."""
         return {"ok": self.ok, "version": self.version, "results": self.results_checked,
-                "systems": self.systems_checked, "findings": [f.to_dict() for f in self.findings],
+                "systems": self.systems_checked, "errors": len(self.errors), "warnings": len(self.warnings),
+                "findings": [f.to_dict() for f in self.findings],
                 "rows": [{c: getattr(row, c) for c in SummaryRow.columns()} for row in self.rows]}
 
     def write_csv(self, path: str | Path) -> None:
