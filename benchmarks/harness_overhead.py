@@ -110,7 +110,7 @@ def trivial_probe(scenario: str, label: str, overrides: Mapping[str, float], chu
     return probe_result(label, scenario, overrides, parse_log_dir(outdir), time.monotonic() - t0)
 
 
-def trivial_offline_target(label: str, chunk: int | None) -> float:
+def trivial_offline_target(chunk: int | None) -> float:
     """The trivial SUT's Offline target (expected QPS), calibrated as the harness calibrates its own."""
     probe = functools.partial(trivial_probe, chunk=chunk)
     target = calibrate("Offline", "performance", probe, _timed("Offline", OFFLINE), DEFAULT_POLICY, BATCH_SIZE)
@@ -124,7 +124,7 @@ def trivial_offline(label: str, chunk: int | None, target: float | None = None) 
     probe = functools.partial(trivial_probe, chunk=chunk)
     for attempt in (1, 2):
         if target is None or attempt == 2:
-            target = trivial_offline_target(label, chunk)
+            target = trivial_offline_target(chunk)
         t = probe("Offline", f"{label}-{attempt}", {**OFFLINE, "offline_expected_qps": target})
         if t.validity == "VALID":
             break
@@ -204,12 +204,12 @@ def main() -> int:
     for n in range(OFFLINE_REPEATS):
         chunked: dict[str, Any] = {}
         same: dict[str, Any] = {}
-        target_first = SAME_QUERY_HEADROOM * trivial_offline_target(f"offline-chunked-{n}", COALESCE_SAMPLES)
+        same_target = SAME_QUERY_HEADROOM * trivial_offline_target(COALESCE_SAMPLES)
         for side in (("trivial", "harness") if n % 2 == 0 else ("harness", "trivial")):
             if side == "trivial":
-                chunked = trivial_offline(f"offline-chunked-{n}", COALESCE_SAMPLES, target_first)
+                chunked = trivial_offline(f"offline-chunked-{n}", COALESCE_SAMPLES, same_target)
             else:
-                same = harness_offline({**OFFLINE, "offline_expected_qps": target_first}, f"offline-same-{n}")
+                same = harness_offline({**OFFLINE, "offline_expected_qps": same_target}, f"offline-same-{n}")
         own = harness_offline(OFFLINE, f"offline-own-{n}")
         one_call = trivial_offline(f"offline-one-call-{n}", None)
         rounds.append({"trivial": chunked, "harness": same, "harness_own_calibration": own,

@@ -137,15 +137,13 @@ def _not_ours(kind: str, name: str, labels: dict[str, str] | None, own_id: str) 
 
     labels = labels or {}
     found = labels.get(STATE_ID_LABEL)
+    by_hand = f"remove by hand: {'docker volume rm' if kind == 'volume' else 'docker rm'} {name}"
     if found is None:
-        command = "docker volume rm" if kind == "volume" else "docker rm"
-        return f"no state label (made before mlrepro labelled them): remove by hand: {command} {name}"
+        return f"no state label (made before mlrepro labelled them): {by_hand}"
     if found != own_id:
         where = labels.get(STATE_DIR_LABEL)
-        if where and not Path(where).is_dir():
-            # no state directory can ever prune it: say how to remove it
-            command = "docker volume rm" if kind == "volume" else "docker rm"
-            return f"made by a state directory that is gone ({where}): remove by hand: {command} {name}"
+        if where and not Path(where).is_dir():   # no state directory can ever prune it
+            return f"made by a state directory that is gone ({where}): {by_hand}"
         return "made by another state directory" + (f" ({where})" if where else f" (state id {found})")
     return None
 
