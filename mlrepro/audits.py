@@ -96,7 +96,7 @@ def audit_runs(run_ids: Sequence[str], tests: Sequence[str] = (), *, resolved: "
     from mlrepro.profiles.runspec import new_run_id
     from mlrepro.render.jobspec import build_job_spec
     from mlrepro.results.rundir import load_run
-    from mlrepro.results.state import default_state_dir, open_store
+    from mlrepro.state.store import default_state_dir, open_store
     from mlrepro.runners import RunnerConfig, get_runner
     from mlrepro.runs import ensure_local_results
 

@@ -23,13 +23,13 @@ from mlrepro.results.errors import ConflictError
 from mlrepro.runners import DEFAULT_PENDING_TIMEOUT_S, KubeTarget, RunnerConfig, canonical_target, get_runner
 from mlrepro.runners.base import Progress, RunHandle, Runner, RunOutcome, RunStatus
 from mlrepro.runners.locations import format_location
-from mlrepro.runners.paths import RunPaths
+from mlrepro.state.paths import RunPaths
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlrepro.harness.spec import RunSpec
     from mlrepro.render.jobspec import JobSpec
-    from mlrepro.results.calibration_cache import CalibrationCache
-    from mlrepro.results.state import RunStore
+    from mlrepro.state.calibration_cache import CalibrationCache
+    from mlrepro.state.store import RunStore
     from mlrepro.results.submission import CollectReport
 
 
@@ -169,8 +169,8 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
     """
     from mlrepro.profiles.runspec import run_matrix
     from mlrepro.render.jobspec import build_job_spec
-    from mlrepro.results.calibration_cache import open_cache
-    from mlrepro.results.state import default_state_dir, open_store
+    from mlrepro.state.calibration_cache import open_cache
+    from mlrepro.state.store import default_state_dir, open_store
 
     resolved_list = [profiles] if isinstance(profiles, ResolvedProfile) else list(profiles)
     if not resolved_list:
@@ -358,7 +358,7 @@ class _Flow:
 
     def record_all(self, jobs: Sequence[JobSpec]) -> None:
         """Every run of the launch, pending, before any starts (`mlrepro runs` shows the whole sweep)."""
-        from mlrepro.results.state import RunRecord
+        from mlrepro.state.store import RunRecord
 
         for job in jobs:
             spec = job.run
@@ -368,7 +368,7 @@ class _Flow:
 
     def abandon(self, jobs: Sequence[JobSpec], message: str) -> None:
         """Mark the runs that never started as cancelled (the launch stopped before them)."""
-        from mlrepro.results.state import utcnow
+        from mlrepro.state.store import utcnow
 
         for job in jobs:
             record = self.store.find(job.run_id)
@@ -380,8 +380,8 @@ class _Flow:
         by :meth:`record_all`). Once the launch is stopping (:meth:`interrupt`), whatever step a run is at, it
         ends cancelled and leaves nothing running; a KeyboardInterrupt in this thread (a sequential launch) does
         the same, then propagates."""
-        from mlrepro.results.errors import StatusConflictError
-        from mlrepro.results.state import utcnow
+        from mlrepro.state.errors import StatusConflictError
+        from mlrepro.state.store import utcnow
 
         spec, runner, store = job.run, self.runner, self.store
         started = time.monotonic()
@@ -440,8 +440,8 @@ class _Flow:
                 self.active.pop(spec.run_id, None)
 
     def _failed(self, job: JobSpec, started: float, message: str) -> RunSummary:
-        from mlrepro.results.errors import StatusConflictError
-        from mlrepro.results.state import utcnow
+        from mlrepro.state.errors import StatusConflictError
+        from mlrepro.state.store import utcnow
 
         spec = job.run
         try:
@@ -455,8 +455,8 @@ class _Flow:
 
     def _cancelled(self, job: JobSpec, started: float) -> RunSummary:
         """Record the run cancelled (unless it already ended) and say so."""
-        from mlrepro.results.errors import StatusConflictError
-        from mlrepro.results.state import utcnow
+        from mlrepro.state.errors import StatusConflictError
+        from mlrepro.state.store import utcnow
 
         spec = job.run
         try:
@@ -499,7 +499,7 @@ class _Flow:
 
     def finish(self, jobs: Sequence[JobSpec]) -> None:
         """After an interrupt: every run of the launch that did not end is cancelled (none is left running)."""
-        from mlrepro.results.state import TERMINAL_STATUSES
+        from mlrepro.state.store import TERMINAL_STATUSES
 
         for job in jobs:
             record = self.store.find(job.run_id)
@@ -540,7 +540,7 @@ def _remember_calibration(cache: CalibrationCache, results_dir: Path, progress: 
     import json
 
     from mlrepro.harness.layout import RECORD_JSON
-    from mlrepro.results.calibration_cache import remember
+    from mlrepro.state.calibration_cache import remember
 
     try:
         record = json.loads((results_dir / RECORD_JSON).read_text(encoding="utf-8"))

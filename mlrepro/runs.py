@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING
 from mlrepro.errors import BadInputError
 from mlrepro.pipeline import collect_into
 from mlrepro.runners import RunnerConfig, get_runner
-from mlrepro.runners.paths import RunPaths
+from mlrepro.state.paths import RunPaths
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mlrepro.results.state import RunRecord, RunStore
+    from mlrepro.state.store import RunRecord, RunStore
     from mlrepro.results.submission import CollectReport
     from mlrepro.runners import KubeTarget
     from mlrepro.runners.base import Runner
 
 
 def _store(state_dir: Path | None) -> tuple[RunStore, Path]:
-    from mlrepro.results.state import default_state_dir, open_store
+    from mlrepro.state.store import default_state_dir, open_store
 
     state_dir = state_dir or default_state_dir()
     return open_store(state_dir), state_dir
@@ -46,7 +46,7 @@ def cluster_record(run_id: str, kube: KubeTarget, state_dir: Path) -> RunRecord:
     """A record for a run mlrepro did not launch (e.g. installed with Helm), from its Job on the cluster: the
     objects are named from the run id as `generate` names them. Raises BadInputError when there is no Job."""
     from mlrepro.render.podspec import results_claim_name
-    from mlrepro.results.state import RunRecord
+    from mlrepro.state.store import RunRecord
     from mlrepro.runners import RunnerConfig
     from mlrepro.runners.kubernetes.diagnose import job_finished
     from mlrepro.runners.kubernetes.runner import KubernetesRunner
@@ -70,7 +70,7 @@ def cluster_record(run_id: str, kube: KubeTarget, state_dir: Path) -> RunRecord:
 def _record(store: RunStore, run_id: str, kube: KubeTarget | None, state_dir: Path) -> RunRecord:
     """The recorded run ``run_id`` names (its full id or any unique part), or, with ``kube``, one found on the
     cluster by its full id."""
-    from mlrepro.results.errors import UnknownRunError
+    from mlrepro.state.errors import UnknownRunError
 
     try:
         return store.resolve(run_id)

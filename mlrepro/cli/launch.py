@@ -111,7 +111,7 @@ def runs(status: Optional[RunStatusChoice] = typer.Option(None, "--status", help
     Example: mlrepro runs --status succeeded --output json
     """
     with cli_errors():
-        from mlrepro.results.state import open_store
+        from mlrepro.state.store import open_store
 
         records = open_store().list(status=status.value if status else None, profile=profile, limit=limit,
                                     group=group)

@@ -55,7 +55,7 @@ def reproduce(what: str = typer.Argument(..., help="A result folder of a submiss
     with cli_errors():
         from mlrepro.reproduce import ReproduceOptions, from_result_folder, from_run_id
         from mlrepro.reproduce import reproduce as run_reproduce
-        from mlrepro.results.state import default_state_dir
+        from mlrepro.state.store import default_state_dir
 
         state_dir = default_state_dir()
         path = Path(what)

@@ -120,9 +120,9 @@ def from_run_id(run_id: str, state_dir: Path, version: str | None = None) -> Ori
     any unique part of it (:meth:`RunStore.resolve`, as ``logs`` and ``collect`` take it). Raises UnknownRunError
     for an unknown run, BadInputError for a part several ids contain, ReproduceInputError for a run without a
     partner."""
-    from mlrepro.results.state import open_store
+    from mlrepro.state.store import open_store
     from mlrepro.results.submission import collect
-    from mlrepro.runners.paths import RunPaths
+    from mlrepro.state.paths import RunPaths
 
     with open_store(state_dir) as store:
         run = store.resolve(run_id)

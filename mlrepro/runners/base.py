@@ -35,7 +35,7 @@ from mlrepro.runners.locations import ResultsLocation
 if TYPE_CHECKING:  # pragma: no cover
     from mlrepro.profiles.loader import ResolvedProfile
     from mlrepro.render.jobspec import JobSpec
-    from mlrepro.results.state import RunRecord
+    from mlrepro.state.store import RunRecord
 
 Progress = Callable[[str], None]
 

@@ -20,7 +20,7 @@ from mlrepro.errors import RuntimeFailure
 from mlrepro.harness.record import IMAGE_DIGEST_ENV
 from mlrepro.harness.sysinfo.runtime import ENV_HOST_SYSTEM, ENV_TARGET
 from mlrepro.image.errors import one_line
-from mlrepro.results.state_id import state_labels
+from mlrepro.state.state_id import state_labels
 from mlrepro.runners import RunnerConfig
 from mlrepro.runners.base import (
     Progress,
@@ -34,14 +34,14 @@ from mlrepro.runners.base import (
 from mlrepro.runners.docker_config import default_results, docker_run_config, write_config_dir
 from mlrepro.runners.locations import DockerVolume, HostDir, parse_location
 from mlrepro.runners.logfile import last_line
-from mlrepro.runners.paths import RunPaths
+from mlrepro.state.paths import RunPaths
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker
 
     from mlrepro.profiles.loader import ResolvedProfile
     from mlrepro.render.jobspec import JobSpec
-    from mlrepro.results.state import RunRecord
+    from mlrepro.state.store import RunRecord
 
 STOP_GRACE_S = 10
 
@@ -232,7 +232,7 @@ class DockerRunner:
         from its volume), or from the bind-mounted host directory; safely extracted, then verified."""
         import docker
 
-        from mlrepro.results.safe_extract import safe_extract
+        from mlrepro.runners.safe_extract import safe_extract
 
         shutil.rmtree(dest, ignore_errors=True)
         if isinstance(handle.results, HostDir):
@@ -399,14 +399,14 @@ def fetch_from_volume(client: docker.DockerClient, volume: str, image: str, run_
                       labels: Mapping[str, str] | None = None) -> Path:
     """Copy ``<volume>/<run id>`` to ``dest`` through the engine API, with a created (never started) container
     (labelled ``mlrepro.io/helper=collect`` plus ``labels``: the state directory's, see
-    :mod:`mlrepro.results.state_id`).
+    :mod:`mlrepro.state.state_id`).
 
     Used when the run's own container is gone: the volume outlives it.
     """
     import docker
     from docker.types import Mount
 
-    from mlrepro.results.safe_extract import safe_extract
+    from mlrepro.runners.safe_extract import safe_extract
 
     try:
         client.volumes.get(volume)

@@ -28,12 +28,12 @@ from mlrepro.runners.base import (
 )
 from mlrepro.runners.locations import LocalDir, parse_location
 from mlrepro.runners.logfile import follow_lines, last_line
-from mlrepro.runners.paths import RunPaths
+from mlrepro.state.paths import RunPaths
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlrepro.profiles.loader import ResolvedProfile
     from mlrepro.render.jobspec import JobSpec
-    from mlrepro.results.state import RunRecord
+    from mlrepro.state.store import RunRecord
 
 STOP_GRACE_S = 10
 

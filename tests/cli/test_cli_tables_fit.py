@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from mlrepro.cli.main import app
 from mlrepro.image.images import BuiltImage
-from mlrepro.prune import PruneItem, PrunePlan
-from mlrepro.results.state import RunRecord, open_store, utcnow
+from mlrepro.state.prune import PruneItem, PrunePlan
+from mlrepro.state.store import RunRecord, open_store, utcnow
 
 runner = CliRunner()
 WIDTHS = [80, 120]
@@ -83,7 +83,7 @@ PLAN = PrunePlan(items=[
 @pytest.mark.parametrize("width", [*WIDTHS, 140])
 def test_prune(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
     monkeypatch.setenv("COLUMNS", str(width))
-    monkeypatch.setattr("mlrepro.prune.plan_prune", lambda older_than_s=None: PLAN)
+    monkeypatch.setattr("mlrepro.state.prune.plan_prune", lambda older_than_s=None: PLAN)
     r = runner.invoke(app, ["prune", "--dry-run"])
     assert r.exit_code == 0, r.output
     lines = _fits(r.stdout, width)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro.results.state import open_store
+from mlrepro.state.store import open_store
 
 pytestmark = [pytest.mark.docker]
 

@@ -100,14 +100,14 @@ def test_results_dir_as_root_ends_owned_by_root(docker_client, x86_image: str, t
 
 
 def test_prune_dry_run_then_for_real(docker_client, x86_image: str, tmp_path: Path, state: Path) -> None:  # noqa: ANN001
-    from mlrepro.results.state import open_store, utcnow
+    from mlrepro.state.store import open_store, utcnow
 
     resolved = resolve_profile("x86-cpu", ["air-gapped", "quick"], ["benchmark.modes=[performance]"])
     result = run_pipeline(resolved, PipelineOptions(target="docker", image=x86_image, collect=False, into=None,
                                                     keep_results=True))
     (kept,) = result.runs
     volume = f"mlrepro-results-{kept.run_id}"
-    from mlrepro.results.state_id import STATE_ID_LABEL, state_id, state_labels
+    from mlrepro.state.state_id import STATE_ID_LABEL, state_id, state_labels
 
     labels = docker_client.volumes.get(volume).attrs["Labels"]                 # kept (--keep-volume)
     assert labels[STATE_ID_LABEL] == state_id(state)                           # made by this state directory
@@ -116,7 +116,7 @@ def test_prune_dry_run_then_for_real(docker_client, x86_image: str, tmp_path: Pa
                                                                          **state_labels(state)})
     from datetime import timedelta
 
-    from mlrepro.results.state import RunRecord
+    from mlrepro.state.store import RunRecord
 
     with open_store(state) as store:
         store.add(RunRecord("old-run", profile="x86-cpu", status="succeeded", target="native",

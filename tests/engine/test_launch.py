@@ -128,7 +128,7 @@ def test_tampered_volume_is_refused_and_nothing_placed(docker_client, x86_image,
 
 
 def test_symlink_out_of_the_volume_is_rejected(docker_client, x86_image, base_image, tmp_path):
-    from mlrepro.results.errors import UnsafeArchiveError
+    from mlrepro.runners.errors import UnsafeArchiveError
     from mlrepro.runners.docker import fetch_from_volume
 
     volume = docker_client.volumes.create()
@@ -144,7 +144,7 @@ def test_symlink_out_of_the_volume_is_rejected(docker_client, x86_image, base_im
 
 
 def test_concurrent_launches_keep_state_consistent(docker_client, x86_image, tmp_path, state):
-    from mlrepro.results.state import open_store
+    from mlrepro.state.store import open_store
 
     results: list = []
     threads = [threading.Thread(target=lambda: results.append(launch([], tmp_path, x86_image))) for _ in range(2)]
@@ -159,7 +159,7 @@ def test_concurrent_launches_keep_state_consistent(docker_client, x86_image, tmp
 
 
 def test_ctrl_c_stops_and_removes_the_container(docker_client, x86_image, tmp_path, state):
-    from mlrepro.results.state import open_store
+    from mlrepro.state.store import open_store
 
     argv = [sys.executable, "-m", "mlrepro.cli.main", "launch", "-p", "x86-cpu", "-f", "air-gapped", "-f", "quick",
             "--image", x86_image, *[arg for pair in zip(["--set"] * len(LONG), LONG) for arg in pair]]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro.results.state_id import STATE_DIR_LABEL, STATE_ID_LABEL, state_id
+from mlrepro.state.state_id import STATE_DIR_LABEL, STATE_ID_LABEL, state_id
 
 pytestmark = [pytest.mark.docker]
 

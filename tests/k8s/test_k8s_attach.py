@@ -23,7 +23,7 @@ def slow_start(ctx_wait_s: float = 0.5):
 
 
 def test_logs_follow_streams_a_running_pod_until_the_job_ends(kube, launch, quick_sets):
-    from mlrepro.results.state import open_store
+    from mlrepro.state.store import open_store
 
     kube.scenario(slow_start())
     done: list = []

@@ -22,7 +22,7 @@ SUBMISSION = ["benchmark.settings.min_duration_ms=500",
 
 
 def test_ctrl_c_deletes_the_job_with_its_pods_and_marks_the_run_cancelled(kube, quick_sets):
-    from mlrepro.results.state import open_store
+    from mlrepro.state.store import open_store
 
     kube.scenario(runs_until_deleted("harness: Server scenario, 600 s"))
     argv = [sys.executable, "-m", "mlrepro.cli.main", "launch", "-p", "x86-cpu", "--target", "k8s",

@@ -97,7 +97,7 @@ def test_a_run_id(recorded_native: Recorded, tmp_path: Path) -> None:
 
 
 def test_a_unique_part_of_a_run_id(tmp_path: Path) -> None:
-    from mlrepro.results.state import RunRecord, open_store
+    from mlrepro.state.store import RunRecord, open_store
 
     state = tmp_path / "state"
     with open_store(state) as store:

@@ -87,7 +87,7 @@ def test_compliance_command_bad_input(state):
 
 
 def test_compliance_takes_a_unique_part_of_a_run_id(state):
-    from mlrepro.results.state import RunRecord, open_store
+    from mlrepro.state.store import RunRecord, open_store
 
     with open_store(state) as store:
         for rid in ("x86-cpu-offline-perf-20261130-065328-0689", "x86-cpu-offline-perf-20261130-065328-bbde"):

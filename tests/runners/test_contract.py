@@ -12,7 +12,7 @@ import pytest
 from mlrepro.errors import BadInputError
 from mlrepro.runners import canonical_target
 from mlrepro.runners.locations import DockerVolume, HostDir, LocalDir, Pvc, format_location, parse_location
-from mlrepro.runners.paths import RunPaths
+from mlrepro.state.paths import RunPaths
 
 
 @pytest.mark.parametrize("location", [

@@ -12,7 +12,7 @@ import pytest
 
 from mlrepro.pipeline import PipelineOptions, run_pipeline
 from mlrepro.profiles import resolve_profile
-from mlrepro.results.state import open_store
+from mlrepro.state.store import open_store
 from mlrepro.runners.native import NativeRunner
 
 

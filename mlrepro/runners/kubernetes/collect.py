@@ -81,8 +81,8 @@ def fetch_from_claim(cluster: Cluster, events: queue.SimpleQueue[Event], run_id:
     """Copy ``<claim>/<run id>`` to ``dest`` through a helper pod and verify it. ``events``: the Monitor queue
     of the helper's pod events (key ``collect:<run id>``). Raises CollectError, KubernetesError,
     UnsafeArchiveError, ChecksumError; the helper pod is deleted whatever happens."""
-    from mlrepro.results.errors import ArchiveError
-    from mlrepro.results.safe_extract import safe_extract
+    from mlrepro.runners.errors import ArchiveError
+    from mlrepro.runners.safe_extract import safe_extract
 
     pod = helper_pod(run_id, claim, image, arch, uid)
     name = pod["metadata"]["name"]

@@ -32,12 +32,12 @@ from mlrepro.runners.kubernetes.errors import KubernetesError
 from mlrepro.runners.kubernetes.tracker import RunTracker, Step
 from mlrepro.runners.kubernetes.watch import RUN_ID_LABEL, Event, Monitor
 from mlrepro.runners.locations import Pvc, parse_location
-from mlrepro.runners.paths import RunPaths
+from mlrepro.state.paths import RunPaths
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlrepro.profiles.loader import ResolvedProfile
     from mlrepro.render.jobspec import JobSpec
-    from mlrepro.results.state import RunRecord
+    from mlrepro.state.store import RunRecord
 
 BACKSTOP_GRACE_S = 300       # after the Job's activeDeadlineSeconds, stop waiting for the controller to say so
 SUBMIT_THREADS = 8           # concurrent API requests while a sweep is submitted

@@ -9,7 +9,7 @@ What goes (:func:`plan_prune`), and why each is safe:
   ``mlrepro.io/helper``): a running one is never touched;
 
 volumes and containers only when they carry **this state directory's id** (label ``mlrepro.io/state-id``,
-:mod:`mlrepro.results.state_id`): several state directories may share one engine, and a volume another one made
+:mod:`mlrepro.state.state_id`): several state directories may share one engine, and a volume another one made
 holds results nobody here can know to be collected. Those of another state directory, and unlabelled ones (made
 before the label existed), are listed in ``PrunePlan.kept`` with the reason and never removed.
 * **builder images** the multi-stage build left untagged (:func:`mlrepro.image.prune.builder_leftovers`; the newest
@@ -41,7 +41,7 @@ from mlrepro.errors import BadInputError
 if TYPE_CHECKING:  # pragma: no cover
     import docker
 
-    from mlrepro.results.state import RunRecord
+    from mlrepro.state.store import RunRecord
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -99,7 +99,7 @@ def _dir_bytes(path: Path) -> int:
 
 def _has_verified_copy(state_dir: Path, run_id: str) -> bool:
     from mlrepro.harness.checksums import verify_manifest
-    from mlrepro.runners.paths import RunPaths
+    from mlrepro.state.paths import RunPaths
 
     local = RunPaths.of(state_dir, run_id).results
     try:
@@ -109,7 +109,7 @@ def _has_verified_copy(state_dir: Path, run_id: str) -> bool:
 
 
 def _old(record: RunRecord, older_than_s: float | None) -> bool:
-    from mlrepro.results.state import utcnow
+    from mlrepro.state.store import utcnow
 
     if older_than_s is None or not record.is_terminal:
         return False
@@ -133,7 +133,7 @@ def _volume_reason(record: RunRecord | None, state_dir: Path, older_than_s: floa
 
 def _not_ours(kind: str, name: str, labels: dict[str, str] | None, own_id: str) -> str | None:
     """Why an engine object of mlrepro is not this state directory's to remove (None: it is)."""
-    from mlrepro.results.state_id import STATE_DIR_LABEL, STATE_ID_LABEL
+    from mlrepro.state.state_id import STATE_DIR_LABEL, STATE_ID_LABEL
 
     labels = labels or {}
     found = labels.get(STATE_ID_LABEL)
@@ -150,7 +150,7 @@ def _not_ours(kind: str, name: str, labels: dict[str, str] | None, own_id: str) 
 
 def _engine_items(client: docker.DockerClient, records: dict[str, RunRecord], state_dir: Path,
                   older_than_s: float | None, plan: PrunePlan) -> None:
-    from mlrepro.results.state_id import state_id
+    from mlrepro.state.state_id import state_id
     from mlrepro.runners.docker_config import VOLUME_PREFIX
 
     own_id = state_id(state_dir)
@@ -197,8 +197,8 @@ def plan_prune(*, state_dir: Path | None = None, older_than_s: float | None = No
                client: docker.DockerClient | None = None, engine: bool = True) -> PrunePlan:
     """What :func:`apply_prune` would remove (nothing is removed here). ``client``: the engine to look at
     (default: connect if one answers; ``engine=False`` looks at the state directory only)."""
-    from mlrepro.results.state import default_state_dir, open_store
-    from mlrepro.runners.paths import RunPaths
+    from mlrepro.state.store import default_state_dir, open_store
+    from mlrepro.state.paths import RunPaths
 
     state_dir = state_dir or default_state_dir()
     plan = PrunePlan(state_dir=state_dir)
@@ -253,8 +253,8 @@ def apply_prune(plan: PrunePlan, *, client: docker.DockerClient | None = None) -
 
 def _remove(item: PruneItem, client: docker.DockerClient | None, state_dir: Path | None) -> None:
     if item.kind == "run":
-        from mlrepro.results.state import open_store
-        from mlrepro.runners.paths import RunPaths
+        from mlrepro.state.store import open_store
+        from mlrepro.state.paths import RunPaths
 
         assert state_dir is not None
         shutil.rmtree(RunPaths.of(state_dir, item.name).root, ignore_errors=True)

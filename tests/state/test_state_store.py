@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro.results.errors import DuplicateRunError, StateError, StatusConflictError, UnknownRunError
-from mlrepro.results.state import SCHEMA_VERSION, RunRecord, open_store
+from mlrepro.state.errors import DuplicateRunError, StateError, StatusConflictError, UnknownRunError
+from mlrepro.state.store import SCHEMA_VERSION, RunRecord, open_store
 
 
 def test_add_get_update_list_remove(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_add_get_update_list_remove(tmp_path: Path) -> None:
 def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     """A state.db written by an mlrepro before calibration gains the loadgen_target and group_id columns, keeping
     its runs."""
-    from mlrepro.results.state import _SCHEMA_V1
+    from mlrepro.state.store import _SCHEMA_V1
 
     conn = sqlite3.connect(tmp_path / "state.db")
     conn.executescript(_SCHEMA_V1 + "CREATE TABLE schema_version (version INTEGER NOT NULL);"

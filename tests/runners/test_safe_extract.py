@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro.results.errors import ArchiveError, UnsafeArchiveError
-from mlrepro.results.safe_extract import safe_extract
+from mlrepro.runners.errors import ArchiveError, UnsafeArchiveError
+from mlrepro.runners.safe_extract import safe_extract
 
 
 def _tar(members: list[tuple[str, str, bytes | str]], mode: str = "w") -> bytes:

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mlrepro.results.errors import (
+from mlrepro.state.errors import (
     DuplicateRunError,
     StateError,
     StatusConflictError,

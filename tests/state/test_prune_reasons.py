@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlrepro.prune import _not_ours
-from mlrepro.results.state_id import STATE_DIR_LABEL, STATE_ID_LABEL
+from mlrepro.state.prune import _not_ours
+from mlrepro.state.state_id import STATE_DIR_LABEL, STATE_ID_LABEL
 
 
 def test_another_live_state_directory_keeps_its_objects(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from mlrepro.pipeline import PipelineOptions, run_pipeline
 from mlrepro.profiles import resolve_profile
-from mlrepro.results.calibration_cache import open_cache, remember
-from mlrepro.runners.paths import RunPaths
+from mlrepro.state.calibration_cache import open_cache, remember
+from mlrepro.state.paths import RunPaths
 
 
 @pytest.fixture()

@@ -26,8 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mlrepro.results.errors import StateError
-from mlrepro.results.state import BUSY_TIMEOUT_MS, default_state_dir
+from mlrepro.state.errors import StateError
+from mlrepro.state.store import BUSY_TIMEOUT_MS, default_state_dir
 
 DB_NAME = "calibration.db"
 _SCHEMA = """

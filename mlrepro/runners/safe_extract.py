@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
 
-from mlrepro.results.errors import ArchiveError, UnsafeArchiveError
+from mlrepro.runners.errors import ArchiveError, UnsafeArchiveError
 
 Source = Union[bytes, bytearray, BinaryIO, Iterable[bytes]]  # noqa: UP007 (a runtime alias on 3.10)
 

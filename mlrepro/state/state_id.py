@@ -26,7 +26,7 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from mlrepro.results.errors import StateError
+from mlrepro.state.errors import StateError
 
 STATE_ID_LABEL = "mlrepro.io/state-id"
 STATE_DIR_LABEL = "mlrepro.io/state-dir"
