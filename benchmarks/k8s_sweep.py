@@ -51,7 +51,7 @@ def make_template(work: Path) -> Path:
 
 def child(n: int, url: str, parallel: int, work: Path) -> dict:
     """One sweep of ``n`` runs (n profiles x Offline x performance) in this process; its figures."""
-    from mlrepro.pipeline import PipelineOptions, run_pipeline
+    from mlrepro.flow import PipelineOptions, run_pipeline
     from mlrepro.profiles import resolve_profile
     from mlrepro.profiles.loader import ResolvedProfile, profile_hash
     from mlrepro.runners.kubernetes.runner import KubernetesRunner

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from mlrepro.cli.common import OutputFormat, OutputOpt, cli_errors, console, fail, print_data
+from mlrepro.cli.common import ROUNDS_HELP, OutputFormat, OutputOpt, cli_errors, console, fail, print_data
 
 
 def register(app: typer.Typer) -> None:
@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
 def check(tree: Path = typer.Argument(..., help="Root of a submission tree (the folder holding closed/, open/)."),
           version: Optional[str] = typer.Option(None, "--version", help="MLPerf inference round whose rules apply: "
-                                                "v5.0, v5.1, v6.0, v6.1 (default: the newest)."),
+                                                + ROUNDS_HELP + "."),
           csv_path: Optional[Path] = typer.Option(None, "--csv", help="Also write the per-result summary table "
                                                   "to this CSV file."),
           sidecar: Optional[Path] = typer.Option(None, "--sidecar", help="mlrepro's folder of kept full accuracy "

@@ -12,11 +12,17 @@ from typing import TYPE_CHECKING, Any, Iterator, List, Optional
 
 import typer
 
+from mlrepro.harness.scenarios import SCENARIOS
+from mlrepro.harness.spec import MODES
+from mlrepro.results.rounds import ROUNDS
+from mlrepro.runners import targets
+from mlrepro.runners.base import DEFAULT_PENDING_TIMEOUT_S
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from mlrepro.profiles.loader import ResolvedProfile
-    from mlrepro.runners import KubeTarget
+    from mlrepro.runners.base import KubeTarget
 
 EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -32,6 +38,23 @@ class OutputFormat(str, Enum):
     table = "table"
     json = "json"
     yaml = "yaml"
+
+
+def _choice(name: str, values: "tuple[str, ...]") -> type[Enum]:
+    """A str Enum of ``values`` for a Typer option whose choices are stated once elsewhere."""
+    return Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
+
+
+#: ``--target`` of run/calibrate (auto allowed) and of launch/reproduce/compliance: the runner table's names
+AutoTarget = _choice("AutoTarget", targets.choices(auto=True))
+Target = _choice("Target", targets.choices())
+#: ``--scenario`` / ``--mode`` of run, launch, calibrate: comma-separated, checked against the harness's table
+ScenariosOpt = typer.Option(None, "--scenario", help=f"Scenario(s), comma-separated: {', '.join(SCENARIOS)}; "
+                                                      "default: the profile's.")
+ModesOpt = typer.Option(None, "--mode", help=f"Mode(s), comma-separated: {', '.join(MODES)}; default: the "
+                                              "profile's.")
+#: the rounds mlrepro has rules for (``--version`` help)
+ROUNDS_HELP = f"{', '.join(ROUNDS)} (default: the newest)"
 
 
 ProfileOpt = typer.Option(..., "--profile", "-p", help="Built-in profile name or path of a profile YAML file.")
@@ -55,6 +78,8 @@ KeepVolumeOpt = typer.Option(False, "--keep-volume", help="Keep each Docker run'
                                                           "stays).")
 RecalibrateOpt = typer.Option(False, "--recalibrate", help="Measure the LoadGen targets again instead of using "
                                                            "the cached calibration of this profile and system.")
+PendingTimeoutOpt = typer.Option(DEFAULT_PENDING_TIMEOUT_S, "--pending-timeout", help="kubernetes: seconds a pod "
+                                 "may stay unschedulable or unable to pull its image before the run fails.")
 FindPeakOpt = typer.Option(False, "--find-peak", help="Server: search the highest VALID target QPS more finely "
                                                       "(smaller margin, tighter tolerance, longer probes).")
 
@@ -166,9 +191,16 @@ def resolve_many(profiles: str, overlays: Optional[List[str]], sets: Optional[Li
 
 
 def kube_target(context: Optional[str], namespace: Optional[str], kubeconfig: Optional[Path]) -> "KubeTarget":
-    from mlrepro.runners import KubeTarget
+    from mlrepro.runners.base import KubeTarget
 
     return KubeTarget(context=context, namespace=namespace, kubeconfig=kubeconfig)
+
+
+def kube_target_if_given(context: Optional[str], namespace: Optional[str],
+                         kubeconfig: Optional[Path]) -> "KubeTarget | None":
+    """The cluster to look for unrecorded runs in, when any of --context, --namespace, --kubeconfig is given."""
+    return kube_target(context, namespace, kubeconfig) if (context or namespace or kubeconfig) else None
+
 
 
 def print_data(data: Any, fmt: OutputFormat) -> None:

@@ -6,7 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from mlrepro.cli.common import OutputFormat, OutputOpt, cli_errors, console, print_data, split_csv
+from mlrepro.cli.common import OutputFormat, OutputOpt, Target, cli_errors, console, print_data, split_csv
+from mlrepro.runners import targets
 
 
 def register(app: typer.Typer) -> None:
@@ -22,8 +23,8 @@ def compliance(run_ids: List[str] = typer.Argument(..., help="Runs to audit (per
                                                      "(default: from each run's record)."),
                overlays: Optional[List[str]] = typer.Option(None, "--file", "-f", help="Its overlays."),
                sets: Optional[List[str]] = typer.Option(None, "--set", help="Its --set assignments."),
-               target: Optional[str] = typer.Option(None, "--target", help="native or docker (default: where "
-                                                    "the run ran)."),
+               target: Optional[Target] = typer.Option(None, "--target", help=targets.describe() + "; default: "
+                                                       "where the run ran."),
                output: OutputFormat = OutputOpt) -> None:
     """Run compliance tests for results already made, with each run's own settings, and verify them.
 
@@ -31,7 +32,7 @@ def compliance(run_ids: List[str] = typer.Argument(..., help="Runs to audit (per
     accuracy run of the same profile: pass its id too; any unique part of an id works)
     """
     with cli_errors():
-        from mlrepro.audits import audit_runs
+        from mlrepro.flow.audit import audit_runs
 
         resolved = None
         if profile is not None:
@@ -39,7 +40,7 @@ def compliance(run_ids: List[str] = typer.Argument(..., help="Runs to audit (per
 
             resolved = resolve(profile, overlays, sets)
         c = console()
-        results = audit_runs(run_ids, split_csv(test), resolved=resolved, target=target,
+        results = audit_runs(run_ids, split_csv(test), resolved=resolved, target=target.value if target else None,
                              progress=lambda m: c.print(m, markup=False))
         rows = [{"run_id": r.run_id, "audit_run_id": r.audit_run_id, "status": r.status, "passed": r.passed,
                  "verifications": [{"test": v.test, "kind": v.kind, "passed": v.passed, "reason": v.reason}

@@ -9,7 +9,20 @@ from __future__ import annotations
 import typer
 
 from mlrepro import __version__
-from mlrepro.cli import build, check, compliance, generate, launch, profiles, prune, reproduce, run, tree_report
+from mlrepro.cli import (
+    build,
+    check,
+    collect,
+    compliance,
+    generate,
+    launch,
+    profiles,
+    prune,
+    reproduce,
+    run,
+    runs,
+    tree_report,
+)
 
 app = typer.Typer(
     name="mlrepro",
@@ -26,6 +39,8 @@ generate.register(app)
 build.register(app)
 run.register(app)
 launch.register(app)
+runs.register(app)
+collect.register(app)
 check.register(app)
 compliance.register(app)
 tree_report.register(app)

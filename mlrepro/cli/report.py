@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
-    from mlrepro.pipeline import PipelineResult
+    from mlrepro.flow import PipelineResult
 
 _STYLE = {"succeeded": "green", "invalid": "yellow", "failed": "red", "timeout": "red", "cancelled": "yellow"}
 

@@ -13,11 +13,13 @@ from mlrepro.cli.common import (
     NamespaceOpt,
     OutputFormat,
     OutputOpt,
+    Target,
     cli_errors,
     console,
-    kube_target,
+    kube_target_if_given,
     print_data,
 )
+from mlrepro.runners import targets
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -32,8 +34,8 @@ def register(app: typer.Typer) -> None:
 def reproduce(what: str = typer.Argument(..., help="A result folder of a submission tree "
                                          "(<tree>/<division>/<submitter>/results/<system>/<benchmark>/<scenario>) "
                                          "or a run id of `mlrepro runs` (or a unique part of it)."),
-              target: Optional[str] = typer.Option(None, "--target", help="native, docker or kubernetes (k8s); "
-                                                   "default: the recorded run's."),
+              target: Optional[Target] = typer.Option(None, "--target", help=targets.describe() + "; default: the "
+                                                      "recorded run's."),
               tolerance: float = typer.Option(5.0, "--tolerance", help="Performance tolerance in percent (the "
                                               "result metric, relative); accuracy is compared exactly."),
               into: Optional[Path] = typer.Option(None, "--into", help="Tree of the reproduction (default: "
@@ -64,9 +66,9 @@ def reproduce(what: str = typer.Argument(..., help="A result folder of a submiss
         c = console()
         quiet = output != OutputFormat.table
         result = run_reproduce(original, ReproduceOptions(
-            target=target, tolerance=tolerance / 100.0, into=into, image=image, recalibrate=recalibrate,
+            target=target.value if target else None, tolerance=tolerance / 100.0, into=into, image=image, recalibrate=recalibrate,
             version=version, state_dir=state_dir,
-            kube=kube_target(context, namespace, kubeconfig) if (context or namespace or kubeconfig) else None),
+            kube=kube_target_if_given(context, namespace, kubeconfig)),
             progress=(lambda _m: None) if quiet else (lambda msg: c.print(msg, markup=False)))
         if quiet:
             print_data(_data(result), output)

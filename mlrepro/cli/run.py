@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from mlrepro.cli.common import (
+    AutoTarget,
     ContactOpt,
     ContextOpt,
     Division,
@@ -16,12 +16,14 @@ from mlrepro.cli.common import (
     FindPeakOpt,
     KeepVolumeOpt,
     KubeconfigOpt,
+    ModesOpt,
     NamespaceOpt,
     OutputFormat,
     OutputOpt,
     OverlayOpt,
     ProfileOpt,
     RecalibrateOpt,
+    ScenariosOpt,
     SetOpt,
     SystemNotesOpt,
     cli_errors,
@@ -32,14 +34,7 @@ from mlrepro.cli.common import (
     resolve_many,
     split_csv,
 )
-
-
-class Target(str, Enum):
-    auto = "auto"
-    native = "native"
-    docker = "docker"
-    kubernetes = "kubernetes"
-    k8s = "k8s"
+from mlrepro.runners import targets
 
 
 def register(app: typer.Typer) -> None:
@@ -48,12 +43,10 @@ def register(app: typer.Typer) -> None:
 
 
 def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, sets: Optional[List[str]] = SetOpt,
-        target: Target = typer.Option(Target.auto, "--target", help="auto (docker if an engine is reachable, "
-                                      "else native), native (in this Python, no container), docker or kubernetes (k8s)."),
+        target: AutoTarget = typer.Option(targets.RUN_DEFAULT, "--target", help=targets.describe(auto=True) + "."),
         scenario: Optional[List[str]] = typer.Option(None, "--scenario", help="Scenario(s), comma-separated; "
                                                      "default: the profile's."),
-        mode: Optional[List[str]] = typer.Option(None, "--mode", help="performance, accuracy, submission; "
-                                                 "comma-separated; default: the profile's."),
+        mode: Optional[List[str]] = ModesOpt,
         into: Optional[Path] = typer.Option(None, "--into", help="Collect into this submission tree "
                                             "(default: ./submission)."),
         division: Division = DivisionOpt,
@@ -77,7 +70,7 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
     """
     with cli_errors():
         from mlrepro.cli.report import print_results
-        from mlrepro.pipeline import PipelineOptions, run_pipeline
+        from mlrepro.flow import PipelineOptions, run_pipeline
         from mlrepro.results.system_notes import system_overrides
 
         overrides = system_overrides(system_notes, contact=contact, submitter=submitter, division=division.value)
@@ -102,10 +95,9 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
 
 def calibrate(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt,
               sets: Optional[List[str]] = SetOpt,
-              target: Target = typer.Option(Target.auto, "--target", help="Where to measure: auto, native or "
-                                            "docker (the same place the timed runs will run)."),
-              scenario: Optional[List[str]] = typer.Option(None, "--scenario", help="Scenario(s), comma-separated; "
-                                                           "default: the profile's."),
+              target: AutoTarget = typer.Option(targets.RUN_DEFAULT, "--target", help="Where to measure (the same "
+                                                "place the timed runs will run): " + targets.describe(auto=True) + "."),
+              scenario: Optional[List[str]] = ScenariosOpt,
               find_peak: bool = FindPeakOpt, output: OutputFormat = OutputOpt) -> None:
     """Measure and cache the LoadGen targets of a profile on this system; no timed run.
 
@@ -114,7 +106,7 @@ def calibrate(profile: str = ProfileOpt, overlays: Optional[List[str]] = Overlay
     """
     with cli_errors():
         from mlrepro.cli.report import print_calibration
-        from mlrepro.pipeline import PipelineOptions, run_pipeline
+        from mlrepro.flow import PipelineOptions, run_pipeline
 
         resolved = resolve(profile, overlays, sets)
         options = PipelineOptions(target=target.value, scenarios=split_csv(scenario), modes=["calibrate"],

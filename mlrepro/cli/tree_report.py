@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from mlrepro.cli.common import OutputFormat, OutputOpt, cli_errors, console, print_data
+from mlrepro.cli.common import ROUNDS_HELP, OutputFormat, OutputOpt, cli_errors, console, print_data
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -29,7 +29,7 @@ def report(tree: Path = typer.Argument(..., help="Root of a submission tree (the
            compare: Optional[Path] = typer.Option(None, "--compare", help="Another tree (e.g. a reproduction): "
                                                   "show the change of every result present in both."),
            version: Optional[str] = typer.Option(None, "--version", help="MLPerf inference round of the tree's "
-                                                 "layout and rules: v5.0, v5.1, v6.0, v6.1 (default: newest)."),
+                                                 "layout and rules: " + ROUNDS_HELP + "."),
            compare_version: Optional[str] = typer.Option(None, "--compare-version", help="Round of the --compare "
                                                          "tree (default: --version)."),
            sidecar: Optional[Path] = typer.Option(None, "--sidecar", help="mlrepro's folder of kept full "

@@ -8,7 +8,8 @@ Public API (``collect`` reuses it)::
     sha256_file(path) -> str
     write_manifest(run_dir, files=None) -> Path        (atomic; files default: every file under run_dir)
     read_manifest(path) -> dict[str, str]              (relative path -> hex; raises ManifestError)
-    verify_manifest(run_dir) -> Verification           (.ok, .mismatched, .missing, .unlisted)
+    verify_manifest(run_dir, keep=None) -> Verification  (.ok, .bad, .mismatched, .missing, .unlisted, .kept,
+                                                          .stamps: each listed file hashed once)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,32 +116,99 @@ def read_manifest(path: str | Path) -> dict[str, str]:
     return entries
 
 
+#: files larger than this are hashed in chunks and never kept in memory (``keep`` is ignored for them)
+_BIG = 8 << 20
+
+#: what identifies a file's content as verified: (size, mtime_ns, inode) when it was hashed
+Stamp = tuple[int, int, int]
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    """The :data:`Stamp` of a stat result: a file with the same stamp is the file that was hashed."""
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _read(path: str) -> tuple[bytes, os.stat_result]:
+    """(content, fstat) with plain syscalls (cheaper than ``open()`` for the many small files of a run)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        chunks = []
+        while True:
+            block = os.read(fd, max(st.st_size, 65536))
+            if not block:
+                break
+            chunks.append(block)
+        return b"".join(chunks), st
+    finally:
+        os.close(fd)
+
+
 @dataclass(frozen=True)
 class Verification:
+    """What :func:`verify_manifest` found. Each listed file was hashed once."""
+
     mismatched: list[str] = field(default_factory=list)   # listed, present, different content
     missing: list[str] = field(default_factory=list)      # listed, absent
     unlisted: list[str] = field(default_factory=list)     # present under run_dir, not listed (informational)
+    manifest: dict[str, str] = field(default_factory=dict, repr=False)   # relative path -> sha256 hex
+    kept: dict[str, bytes] = field(default_factory=dict, repr=False)
+    """The verified bytes of the listed files ``keep`` selected (those of at most ``_BIG`` bytes)."""
+    stamps: dict[str, Stamp] = field(default_factory=dict, repr=False)
+    """The :data:`Stamp` of every verified file: a later read of the same stamp needs no new hash."""
 
     @property
     def ok(self) -> bool:
         """True when every listed file exists with the recorded hash (unlisted files do not count)."""
         return not self.mismatched and not self.missing
 
+    @property
+    def bad(self) -> list[str]:
+        """The files that failed: different content first, then missing ones."""
+        return self.mismatched + self.missing
 
-def verify_manifest(run_dir: str | Path, manifest: str | Path | None = None) -> Verification:
-    """Check every file listed in the manifest (default ``<run_dir>/checksums.sha256``). Raises ManifestError
-    when the manifest itself is missing or malformed."""
+
+def verify_manifest(run_dir: str | Path, manifest: str | Path | None = None, *,
+                    keep: Callable[[str], bool] | None = None, list_unlisted: bool = True) -> Verification:
+    """Check every file listed in the manifest (default ``<run_dir>/checksums.sha256``), hashing each once;
+    ``keep(rel)`` selects files whose verified bytes are returned (so a reader parses what was hashed, and
+    never reads it twice); ``list_unlisted=False`` skips the walk for files the manifest does not list.
+    Raises ManifestError when the manifest itself is missing or malformed, or a listed file cannot be read."""
     root = Path(run_dir)
     entries = read_manifest(manifest if manifest is not None else root / MANIFEST_NAME)
     mismatched: list[str] = []
     missing: list[str] = []
+    kept: dict[str, bytes] = {}
+    stamps: dict[str, Stamp] = {}
+    base = str(root)
     for rel, digest in sorted(entries.items()):
-        p = root / rel
-        if not p.is_file():
+        path = os.path.join(base, rel)
+        wanted = keep is not None and keep(rel)
+        try:
+            st = os.stat(path)
+            if st.st_size > _BIG or not wanted:
+                with open(path, "rb") as f:
+                    st = os.fstat(f.fileno())
+                    actual = hashlib.file_digest(f, "sha256").hexdigest()
+                data = None
+            else:
+                data, st = _read(path)
+                actual = hashlib.sha256(data).hexdigest()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             missing.append(rel)
-        elif sha256_file(p) != digest:
+            continue
+        except OSError as exc:
+            raise ManifestError(f"{root}: cannot read {rel} ({exc.strerror or exc})") from None
+        if actual != digest:
             mismatched.append(rel)
-    listed = set(entries)
-    unlisted = sorted(r for r in (_rel(root, p) for p in _all_files(root))
-                      if r not in listed and r != MANIFEST_NAME)
-    return Verification(mismatched=mismatched, missing=missing, unlisted=unlisted)
+            continue
+        stamps[rel] = stamp_of(st)
+        if data is not None:
+            kept[rel] = data
+    unlisted: list[str] = []
+    if list_unlisted:
+        listed = set(entries)
+        unlisted = sorted(r for r in (_rel(root, p) for p in _all_files(root))
+                          if r not in listed and r != MANIFEST_NAME)
+    return Verification(mismatched=mismatched, missing=missing, unlisted=unlisted, manifest=entries, kept=kept,
+                        stamps=stamps)

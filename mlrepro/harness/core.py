@@ -29,7 +29,7 @@ from mlrepro.harness import exit_codes
 from mlrepro.harness.accuracy import evaluate_accuracy
 from mlrepro.harness.calibration import system_fingerprint
 from mlrepro.harness.checksums import atomic_write_text, write_manifest
-from mlrepro.harness.compliance import AuditOutcome, audit_dict, run_audits
+from mlrepro.harness.compliance.run import AuditOutcome, audit_dict, run_audits
 from mlrepro.harness.layout import ACCURACY, PERFORMANCE, RunLayout, subruns_for_mode
 from mlrepro.harness.loadgen_runner import (
     BuiltSettings,

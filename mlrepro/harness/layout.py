@@ -41,11 +41,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlrepro.harness.checksums import MANIFEST_NAME as CHECKSUMS
+
 RUN_JSON = "run.json"
 USER_CONF = "user.conf"
 SYSTEM_JSON = "system.json"
 RECORD_JSON = "record.json"
-CHECKSUMS = "checksums.sha256"
 AUDIT_CONFIG = "audit.config"
 ACCURACY_TXT = "accuracy.txt"
 

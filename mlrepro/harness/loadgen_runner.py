@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from mlrepro.harness.scenarios import LOADGEN_SCENARIOS
 from mlrepro.harness.workloads.base import Workload, WorkloadConfigError, WorkloadError
 
 INLINE_THRESHOLD_S = 200e-6
@@ -59,7 +60,6 @@ COALESCE_MAX_S = 0.25
 WARMUP_CALLS = 5
 DISPATCH_ENV = "MLREPRO_SERVER_DISPATCH"
 
-_SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 _MODES = {"performance": "PerformanceOnly", "accuracy": "AccuracyOnly"}
 
 
@@ -128,7 +128,7 @@ def build_settings(lg: ModuleType, user_conf: Path, model: str, scenario: str, *
     the timed run's detail log carries no "Multiple conf files" error. Raises UserConfError (a
     WorkloadConfigError) when LoadGen rejects the user.conf."""
     global _official_conf_calls
-    if scenario not in _SCENARIOS:
+    if scenario not in LOADGEN_SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}")
     settings = lg.TestSettings()
     with _conf_lock:

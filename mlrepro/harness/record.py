@@ -163,7 +163,7 @@ class RecordInputs:
     system_file: str | None = None
     calibration: dict[str, Any] | None = None
     framework: dict[str, Any] | None = None
-    compliance: list[dict[str, Any]] | None = None    # mlrepro.harness.compliance.audit_dict of each test
+    compliance: list[dict[str, Any]] | None = None    # mlrepro.harness.compliance.run.audit_dict of each test
 
 
 def build_record(inp: RecordInputs, env: dict[str, str] | None = None) -> dict[str, Any]:

@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlrepro.harness.scenarios import SCENARIOS
 from mlrepro.harness.userconf import SETTING_KEYS as _SETTING_KEYS
 from mlrepro.harness.userconf import setting_line
 
 SCHEMA = "mlrepro.run/v1"
-SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 DEVICES = ("cpu", "cuda")
 BACKENDS = ("onnxruntime", "torch", "none")
 
@@ -23,7 +23,7 @@ BACKENDS = ("onnxruntime", "torch", "none")
 #: "audit" (``mlrepro compliance``) runs only the compliance tests of an earlier run, with its user.conf
 MODES = ("performance", "accuracy", "submission")
 RUN_MODES = MODES + ("calibrate", "audit")
-#: compliance tests the harness runs (mlrepro.harness.compliance)
+#: compliance tests the harness runs (mlrepro.harness.compliance.run)
 AUDIT_TESTS = ("TEST01", "TEST04")
 #: LoadGen TestSettings attributes a spec may override; each reaches LoadGen as a user.conf line (userconf.py)
 SETTING_KEYS = _SETTING_KEYS

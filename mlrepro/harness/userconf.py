@@ -31,7 +31,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
+from mlrepro.harness.scenarios import LOADGEN_SCENARIOS as SCENARIOS
+
 ANY = "*"
 
 

@@ -9,7 +9,7 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -46,25 +46,32 @@ class ProfileRequest:
 
     @classmethod
     def from_argv(cls, argv: Sequence[str]) -> ProfileRequest | None:
-        """The request in an ``mlrepro`` command line, as :meth:`argv` writes it (``-p``/``--profile``,
-        ``-f``/``--file``, ``--set``, also as ``--opt=value``; other options are skipped). None without ``-p``."""
-        names = {"-p": "p", "--profile": "p", "-f": "f", "--file": "f", "--set": "s"}
-        found: dict[str, list[str]] = {"p": [], "f": [], "s": []}
-        args = list(argv)
-        i = 0
-        while i < len(args):
-            arg = args[i]
-            key, _, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-            if key in names:
-                value = inline if inline else (args[i + 1] if i + 1 < len(args) else None)
-                if value is not None:
-                    found[names[key]].append(value)
-                i += 1 if inline else 2
-                continue
-            i += 1
+        """The request in an ``mlrepro`` command line, as :meth:`argv` writes it (``-p``/``--profile`` -- the
+        last one wins, as on the command line --, ``-f``/``--file``, ``--set``, also as ``--opt=value``; other
+        options are skipped). None without ``-p``."""
+        found = option_values(argv, {"-p": "p", "--profile": "p", "-f": "f", "--file": "f", "--set": "s"})
         if not found["p"]:
             return None
         return cls(found["p"][-1], tuple(found["f"]), tuple(found["s"]))
+
+
+def option_values(argv: Sequence[str], names: Mapping[str, str]) -> dict[str, list[str]]:
+    """The values of options in a recorded command line, in order: ``names`` maps each spelling (``-p``,
+    ``--profile``) to a key; ``--opt value`` and ``--opt=value`` both count. {key: [values]} (every key of
+    ``names``; options not in ``names`` are skipped with the value that follows them only when inline)."""
+    found: dict[str, list[str]] = {key: [] for key in names.values()}
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        key, _, inline = args[i].partition("=") if args[i].startswith("--") else (args[i], "", "")
+        if key in names:
+            value = inline if inline else (args[i + 1] if i + 1 < len(args) else None)
+            if value is not None:
+                found[names[key]].append(value)
+            i += 1 if inline else 2
+            continue
+        i += 1
+    return found
 
 
 def _as_requested(ref: str, builtin: bool) -> str:

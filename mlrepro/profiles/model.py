@@ -5,16 +5,35 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mlrepro.harness.spec import MODES, SCENARIOS, SETTING_KEYS
 from mlrepro.harness.userconf import UserConfError, parse_user_conf, setting_line
 from mlrepro.profiles.quantity import parse_quantity
 
 Platform = Literal["linux/amd64", "linux/arm64"]
-Scenario = Literal["SingleStream", "MultiStream", "Server", "Offline"]
 Mode = Literal["performance", "accuracy", "submission"]
-assert set(SCENARIOS) == set(Scenario.__args__) and set(MODES) == set(Mode.__args__)  # type: ignore[attr-defined]
+assert set(MODES) == set(Mode.__args__)  # type: ignore[attr-defined]  # the schema's Literal must list them
+
+
+def _scenario(name: str) -> str:
+    if name not in SCENARIOS:
+        names = [repr(s) for s in SCENARIOS]
+        raise ValueError(f"invalid value {name!r}: expected {', '.join(names[:-1])} or {names[-1]}")
+    return name
+
+
+#: a scenario of the harness's table (mlrepro.harness.scenarios)
+Scenario = Annotated[str, AfterValidator(_scenario)]
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"

@@ -30,9 +30,9 @@ from mlrepro.reproduce.source import Original, ReproduceInputError, from_result_
 from mlrepro.runners.base import Progress, no_progress
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mlrepro.pipeline import PipelineResult
+    from mlrepro.flow import PipelineResult
     from mlrepro.profiles.loader import ResolvedProfile
-    from mlrepro.runners import KubeTarget
+    from mlrepro.runners.base import KubeTarget
 
 __all__ = ["Original", "ReproduceInputError", "ReproduceOptions", "ReproduceResult", "from_result_folder",
            "from_run_id", "reproduce"]
@@ -126,11 +126,11 @@ def _image(original: Original, target: str, options: ReproduceOptions, resolved:
 def reproduce(original: Original, options: ReproduceOptions = ReproduceOptions(),
               progress: Progress = no_progress) -> ReproduceResult:
     """Rerun ``original`` and compare (see the module's docstring)."""
-    from mlrepro.pipeline import PipelineOptions, run_pipeline
+    from mlrepro.flow import PipelineOptions, run_pipeline
     from mlrepro.results import layout as tl
     from mlrepro.results.check import check_read_tree
     from mlrepro.results.tree import read_result_text, read_run_files, read_tree
-    from mlrepro.runners import canonical_target
+    from mlrepro.runners.targets import canonical_target
 
     if not options.tolerance >= 0:
         raise BadInputError(f"--tolerance: {options.tolerance * 100:g} % is negative")

@@ -66,12 +66,13 @@ def _argv(files: RunFiles) -> tuple[str, ...]:
 
 
 def _target(argv: tuple[str, ...]) -> str:
-    for i, arg in enumerate(argv):
-        if arg == "--target" and i + 1 < len(argv):
-            return {"k8s": "kubernetes"}.get(argv[i + 1], argv[i + 1])
-        if arg.startswith("--target="):
-            return arg.split("=", 1)[1]
-    return "native"
+    """The target of a recorded command line (the last ``--target``, as given or ``--target=NAME``), made
+    canonical by the runner table; ``native`` when it names none."""
+    from mlrepro.profiles.loader import option_values
+    from mlrepro.runners.targets import canonical_target
+
+    given = option_values(argv, {"--target": "target"})["target"]
+    return canonical_target(given[-1]) if given else "native"
 
 
 def from_result_folder(path: str | Path, version: str | None = None) -> Original:
@@ -120,9 +121,9 @@ def from_run_id(run_id: str, state_dir: Path, version: str | None = None) -> Ori
     any unique part of it (:meth:`RunStore.resolve`, as ``logs`` and ``collect`` take it). Raises UnknownRunError
     for an unknown run, BadInputError for a part several ids contain, ReproduceInputError for a run without a
     partner."""
-    from mlrepro.state.store import open_store
     from mlrepro.results.submission import collect
     from mlrepro.state.paths import RunPaths
+    from mlrepro.state.store import open_store
 
     with open_store(state_dir) as store:
         run = store.resolve(run_id)

@@ -4,7 +4,7 @@ harness, and the compliance folders of a result in the submission tree.
 The round's rules say which tests each benchmark needs (``compliance`` of each benchmark) and each test's
 audit.config (``compliance.audit`` in common.yaml; TEST01's sampling target per benchmark). mlrepro runs TEST01
 and TEST04 (:mod:`mlrepro.harness.compliance`); others (TEST06 for LLMs, TEST07-09) are reported as not run.
-The verification logic is :mod:`mlrepro.harness.verification`.
+The verification logic is :mod:`mlrepro.harness.compliance.verification`.
 
 Tree layout of a compliance folder (v6.x: in the result folder; what the MLCommons checker reads)::
 
@@ -26,9 +26,9 @@ import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from mlrepro.harness.compliance.verification import failed, verify_accuracy, verify_performance
 from mlrepro.harness.layout import ACCURACY_LOG, DETAIL_LOG, SUMMARY_LOG
 from mlrepro.harness.spec import AUDIT_TESTS, AuditRequest
-from mlrepro.harness.verification import failed, verify_accuracy, verify_performance
 from mlrepro.results.accuracy import truncate_accuracy_log
 from mlrepro.results.rounds import load_round
 

@@ -16,6 +16,7 @@ class ChecksumError(ResultsError):
         super().__init__(message)
         self.run_dir = run_dir
         self.paths = paths
+        """The files that failed the check (different content first, then missing ones)."""
 
     def __reduce__(self):  # type: ignore[no-untyped-def]  # picklable across worker processes
         return (type(self), (str(self), self.run_dir, self.paths))

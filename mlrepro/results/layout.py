@@ -27,23 +27,27 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-DIVISIONS = ("closed", "open", "network")
-SCENARIO_NAMES = ("SingleStream", "MultiStream", "Server", "Offline")
+from mlrepro.harness import layout as hl
+from mlrepro.results.rounds import load_round
 
+#: the round whose layout collect writes: the newest (the v6 layout). Where things are in a tree is the round's
+#: data (rounds/data/common.yaml ``layouts`` and ``files``); the names of LoadGen's logs are LoadGen's
+#: (mlrepro.harness.layout). The rest of this module is path arithmetic over those.
+ROUND = load_round()
+DIVISIONS = ROUND.divisions
 SYSTEMS = "systems"
-SRC = "src"
+SRC = ROUND.layout.code_dir
 DOCUMENTATION = "documentation"
-RESULTS = "results"
+RESULTS = ROUND.layout.result_dir.split("/", 1)[0]
 MODEL_MAPPING = "model_mapping.json"
-MEASUREMENTS = "measurements.json"
-USER_CONF = "user.conf"
-README = "README.md"
-PERF_DIR = "performance/run_1"
-ACC_DIR = "accuracy"
-SUMMARY = "mlperf_log_summary.txt"
-DETAIL = "mlperf_log_detail.txt"
-ACCURACY_JSON = "mlperf_log_accuracy.json"
-ACCURACY_TXT = "accuracy.txt"
+MEASUREMENTS = ROUND.layout.measurements_file or "measurements.json"
+USER_CONF, README = ROUND.files.measurements_required
+PERF_DIR = ROUND.files.performance_dir
+ACC_DIR = ROUND.files.accuracy_dir
+SUMMARY = hl.SUMMARY_LOG
+DETAIL = hl.DETAIL_LOG
+ACCURACY_JSON = hl.ACCURACY_LOG
+ACCURACY_TXT = hl.ACCURACY_TXT
 SRC_MLREPRO = "mlrepro"                 # src/mlrepro/<run_id>/ holds each run's records
 REPRODUCE_JSON = "reproduce.json"
 #: a result README.md that collect wrote starts its body with README_MARK and names the runs in a table row
@@ -124,8 +128,8 @@ class TreeLayout:
         return self.submitter_dir / RESULTS
 
     def result_rel(self, system_id: str, benchmark: str, scenario: str) -> str:
-        """The result folder relative to the tree root."""
-        return f"{self.rel_submitter}/{RESULTS}/{system_id}/{benchmark}/{scenario}"
+        """The result folder relative to the tree root (the round's ``result_dir`` template)."""
+        return f"{self.rel_submitter}/{ROUND.layout.path(ROUND.layout.result_dir, system_id, benchmark, scenario)}"
 
     def result_dir(self, system_id: str, benchmark: str, scenario: str) -> Path:
         return self.root / self.result_rel(system_id, benchmark, scenario)

@@ -23,34 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlrepro.harness import exit_codes
 from mlrepro.harness import layout as hl
-from mlrepro.harness.checksums import ManifestError, read_manifest
+from mlrepro.harness.checksums import ManifestError, Stamp, Verification, stamp_of, verify_manifest
 from mlrepro.harness.logparse import Detail, Summary, parse_detail, parse_summary
 from mlrepro.harness.spec import AUDIT_TESTS
 from mlrepro.results.accuracy import AccuracyTxt, parse_accuracy_txt
 from mlrepro.results.errors import ChecksumError, CollectInputError
 from mlrepro.results.fsutil import read_file
 
-#: what collect falls back to when a record carries neither ``workload.model_mapping`` nor
-#: ``workload.describe.model_mapping``: workload name -> (benchmark, checker benchmark it maps to or "")
-FALLBACK_WORKLOADS: dict[str, tuple[str, str]] = {
-    "reference-digits": ("reference-digits", "resnet"),
-    "null": ("null", ""),            # measures overhead only: never a submittable result
-    "resnet50": ("resnet", ""),
-}
-
-#: benchmark names the v6.x checker knows (closed division results must use one of these)
-CHECKER_BENCHMARKS = frozenset({
-    "resnet", "retinanet", "bert-99", "bert-99.9", "dlrm-v2-99", "dlrm-v2-99.9", "3d-unet-99", "3d-unet-99.9",
-    "gptj-99", "gptj-99.9", "llama2-70b-99", "llama2-70b-99.9", "llama2-70b-interactive-99",
-    "llama2-70b-interactive-99.9", "stable-diffusion-xl", "mixtral-8x7b", "rgat", "pointpainting",
-    "llama3.1-405b", "llama3.1-405b-interactive", "llama3.1-8b", "llama3.1-8b-edge", "llama3.1-8b-interactive",
-    "deepseek-r1", "deepseek-r1-interactive", "whisper", "gpt-oss-120b", "dlrm-v3", "qwen3-vl-235b-a22b",
-    "wan-2.2-t2v-a14b", "yolo-99", "yolo-95",
-})
-
-_OK_EXIT = 0
-_INVALID_EXIT = 4
+_OK_EXIT = exit_codes.EXIT_VALID
+_INVALID_EXIT = exit_codes.EXIT_INVALID
 
 
 @dataclass(frozen=True)
@@ -111,7 +94,8 @@ class HarnessRun:
     compliance: Mapping[str, str] = field(default_factory=dict)   # TEST01/TEST04 -> its folder ("Offline/TEST01")
     audit_of: str = ""                                 # mode "audit": the run whose compliance tests it ran
     audits: tuple[Mapping[str, Any], ...] = ()         # record.compliance: each test's verdict in the run
-    stamps: Mapping[str, tuple[int, int, int]] = field(default_factory=dict, repr=False)
+    stamps: Mapping[str, Stamp] = field(default_factory=dict, repr=False)
+    record: Mapping[str, Any] = field(default_factory=dict, repr=False)   # record.json as read (verified)
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -152,15 +136,8 @@ def _is_run_dir(p: Path) -> bool:
     return (p / hl.CHECKSUMS).is_file() or (p / hl.RECORD_JSON).is_file()
 
 
-_BIG = 8 << 20
-
-
-def _stamp(st: os.stat_result) -> tuple[int, int, int]:
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
-
-
 def _read_listed(run_dir: Path, manifest: Mapping[str, str], rel: str,
-                 stamps: Mapping[str, tuple[int, int, int]] | None = None) -> bytes:
+                 stamps: Mapping[str, Stamp] | None = None) -> bytes:
     """The bytes of ``rel``, verified: re-hashed unless it is provably the file hashed before (same size,
     mtime and inode as recorded in ``stamps`` when it was verified)."""
     digest = manifest.get(rel)
@@ -168,54 +145,34 @@ def _read_listed(run_dir: Path, manifest: Mapping[str, str], rel: str,
         raise ChecksumError(f"{run_dir}: {rel} is not covered by {hl.CHECKSUMS}", str(run_dir), (rel,))
     try:
         data, st = read_file(os.path.join(run_dir, rel))
-        same = stamps is not None and stamps.get(rel) == _stamp(st)
+        same = stamps is not None and stamps.get(rel) == stamp_of(st)
     except OSError:
         raise ChecksumError(f"{run_dir}: {rel} is listed in {hl.CHECKSUMS} but missing", str(run_dir),
                             (rel,)) from None
     if not same and hashlib.sha256(data).hexdigest() != digest:
-        raise ChecksumError(f"{run_dir}: {rel} does not match its checksum", str(run_dir), (rel,))
+        raise ChecksumError(f"{run_dir}: {rel} differs from the harness's {hl.CHECKSUMS}", str(run_dir), (rel,))
     return data
 
 
-def _verify_all(run_dir: Path, manifest: Mapping[str, str], keep: Callable[[str], bool],
-                stamps: dict[str, tuple[int, int, int]]) -> dict[str, bytes]:
-    """Hash every listed file once (the semantics of harness.checksums.verify_manifest: listed files must exist
-    and match; unlisted files are ignored); return the bytes of those ``keep`` selects. Raises ChecksumError
-    naming the first bad file and counting the others."""
-    kept: dict[str, bytes] = {}
-    mismatched: list[str] = []
-    missing: list[str] = []
-    base = str(run_dir)
-    for rel in sorted(manifest):
-        path = os.path.join(base, rel)
-        try:
-            st = os.stat(path)
-            if st.st_size > _BIG and not keep(rel):
-                with open(path, "rb") as f:
-                    st = os.fstat(f.fileno())
-                    digest = hashlib.file_digest(f, "sha256").hexdigest()
-                data = b""
-            else:
-                data, st = read_file(path)
-                digest = hashlib.sha256(data).hexdigest()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            missing.append(rel)
-            continue
-        except OSError as exc:
-            raise ChecksumError(f"{run_dir}: cannot read {rel} ({exc.strerror or exc})", str(run_dir),
-                                (rel,)) from None
-        if digest != manifest[rel]:
-            mismatched.append(rel)
-            continue
-        stamps[rel] = _stamp(st)
-        if keep(rel):
-            kept[rel] = data
-    bad = mismatched + missing
-    if bad:
-        what = "does not match its checksum" if mismatched else "is listed but missing"
-        raise ChecksumError(f"{run_dir}: {bad[0]} {what}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""),
-                            str(run_dir), tuple(bad))
-    return kept
+def verify_run_dir(run_dir: Path, keep: Callable[[str], bool] | None = None,
+                   where: str | None = None) -> Verification:
+    """Every file ``<run_dir>/checksums.sha256`` lists, hashed once (:func:`harness.checksums.verify_manifest`).
+    Raises ChecksumError (``where``, default the directory, says whose results they are) for a missing or
+    unreadable manifest, or naming the first file that differs or is missing and counting the others."""
+    where = where or str(run_dir)
+    if not (run_dir / hl.CHECKSUMS).is_file():
+        raise ChecksumError(f"{where}: no {hl.CHECKSUMS} (the harness writes it last: the run did not finish "
+                            "writing its results, or they were not copied completely)", str(run_dir))
+    try:
+        check = verify_manifest(run_dir, keep=keep, list_unlisted=False)
+    except ManifestError as exc:
+        raise ChecksumError(f"{where}: {exc}", str(run_dir)) from None
+    if not check.ok:
+        bad = check.bad
+        what = "differs from" if check.mismatched else "is missing from"
+        raise ChecksumError(f"{where}: {bad[0]} {what} the harness's {hl.CHECKSUMS}"
+                            + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""), str(run_dir), tuple(bad))
+    return check
 
 
 def read_verified(run: HarnessRun, rel: str) -> bytes:
@@ -271,19 +228,12 @@ def _subrun(run_dir: Path, manifest: Mapping[str, str], kept: Mapping[str, bytes
     )
 
 
-def load_run(run_dir: str | Path) -> HarnessRun:
-    """Verify and read one run directory. Raises ChecksumError (nothing is trusted without the manifest)."""
+def load_run(run_dir: str | Path, where: str | None = None) -> HarnessRun:
+    """Verify (every listed file hashed once) and read one run directory. Raises ChecksumError (nothing is
+    trusted without the manifest; ``where`` names the results in its message, default the directory)."""
     p = Path(run_dir)
-    manifest_path = p / hl.CHECKSUMS
-    if not manifest_path.is_file():
-        raise ChecksumError(f"{p}: no {hl.CHECKSUMS} (the harness writes it last: the run did not finish "
-                            "writing its results, or they were not copied completely)", str(p))
-    try:
-        manifest = read_manifest(manifest_path)
-    except ManifestError as exc:
-        raise ChecksumError(str(exc), str(p)) from None
-    stamps: dict[str, tuple[int, int, int]] = {}
-    kept = _verify_all(p, manifest, _parsed_file, stamps)
+    check = verify_run_dir(p, keep=_parsed_file, where=where)
+    manifest, kept, stamps = check.manifest, check.kept, check.stamps
     if hl.RECORD_JSON not in kept:
         raise ChecksumError(f"{p}: {hl.RECORD_JSON} is not covered by {hl.CHECKSUMS}", str(p), (hl.RECORD_JSON,))
     record = _json(kept[hl.RECORD_JSON], hl.RECORD_JSON, p)
@@ -391,6 +341,7 @@ def load_run(run_dir: str | Path) -> HarnessRun:
         reproduce_argv=_argv(record.get("reproduce")),
         compliance=compliance, audit_of=audit_of,
         audits=tuple(c for c in record.get("compliance") or () if isinstance(c, dict)),
+        record=record,
     )
 
 
@@ -434,17 +385,17 @@ def relevant_detail_lines(text: str) -> str:
 
 
 def _benchmark_and_mapping(workload: Mapping[str, Any], wname: str) -> tuple[str, dict[str, str], bool]:
-    """(benchmark, model mapping {benchmark: checker benchmark}, whether the fallback table was used).
+    """(benchmark, model mapping {benchmark: checker benchmark}, whether the installed workload class was asked).
 
     ``workload.model_mapping`` (the workload class attribute: a checker benchmark name, "" for none; a
-    {name: benchmark} object is accepted too), else ``workload.describe.model_mapping``, else the table."""
+    {name: benchmark} object is accepted too), else ``workload.describe.model_mapping``, else the class installed under the workload's name."""
     benchmark = _str(workload.get("benchmark"))
     describe = workload.get("describe") if isinstance(workload.get("describe"), Mapping) else {}
     raw: Any = workload.get("model_mapping")
     if raw is None:
         raw = describe.get("model_mapping")
     used = False
-    fb = FALLBACK_WORKLOADS.get(wname)
+    fb = _installed_workload(wname) if not benchmark or raw is None else None
     if not benchmark:
         benchmark = fb[0] if fb else wname
         used = fb is not None
@@ -458,6 +409,18 @@ def _benchmark_and_mapping(workload: Mapping[str, Any], wname: str) -> tuple[str
     else:
         mapping = {}
     return benchmark, mapping, used
+
+
+def _installed_workload(name: str) -> tuple[str, str] | None:
+    """(benchmark, checker benchmark it maps to or "") of the workload installed under ``name`` (its entry
+    point: the one list of workloads), for records written before they carried these; None when unknown here."""
+    from mlrepro.harness.registry import load_workload_class
+
+    try:
+        cls = load_workload_class(name)
+    except Exception:  # noqa: BLE001 - an unknown or broken workload: the record's own name stands
+        return None
+    return (cls.benchmark or name, cls.model_mapping)
 
 
 def _short(perf: SubRun | None) -> bool:

@@ -55,7 +55,8 @@ from mlrepro.results.fsutil import (
     write_new,
 )
 from mlrepro.results.measurements import measurements_json
-from mlrepro.results.rundir import CHECKER_BENCHMARKS, HarnessRun, find_run_dirs, load_run, read_verified
+from mlrepro.results.rounds import checker_benchmarks
+from mlrepro.results.rundir import HarnessRun, find_run_dirs, load_run, read_verified
 from mlrepro.results.systems import (
     SystemFinding,
     build_system_desc,
@@ -283,14 +284,14 @@ def _division_problems(run: HarnessRun, division: str) -> list[str]:
     if run.scenario and run.scenario not in tl.SCENARIO_NAMES:
         out.append(f"unknown scenario {run.scenario!r}")
     if division == "closed":
-        if run.benchmark not in CHECKER_BENCHMARKS:
+        if run.benchmark not in checker_benchmarks():
             out.append(f"closed division: {run.benchmark!r} is not an MLPerf benchmark (collect it into the "
                        "open division)")
         if run.short_run:
             out.append("closed division: short run (duration or query-count overrides, or a performance "
                        "min_duration below 600 s)")
-    elif run.benchmark not in CHECKER_BENCHMARKS and \
-            run.model_mapping.get(run.benchmark) not in CHECKER_BENCHMARKS:
+    elif run.benchmark not in checker_benchmarks() and \
+            run.model_mapping.get(run.benchmark) not in checker_benchmarks():
         out.append(f"open division: model {run.benchmark!r} has no model_mapping to an MLPerf benchmark")
     return out
 
@@ -561,11 +562,13 @@ def _check_inputs(division: str, submitter: str, system_id: str | None) -> None:
         raise CollectInputError(f"system id {system_id!r}: use letters, digits, '.', '_', '+', '-'")
 
 
-def collect(sources: Sequence[str | Path] | str | Path, root: str | Path, *, submitter: str,
+def collect(sources: Sequence[str | Path | HarnessRun] | str | Path, root: str | Path, *, submitter: str,
             division: str = "open", system_id: str | None = None,
             system_overrides: Mapping[str, str] | None = None, force: bool = False, durable: bool = True,
             sidecar: str | Path | None = None, jobs: int | None = None) -> CollectReport:
-    """Collect harness run directories (or directories of them) into the submission tree at ``root``.
+    """Collect harness runs into the submission tree at ``root``: runs already verified (a :class:`HarnessRun`
+    from a runner's fetch: not hashed again, its files re-read only if they changed since), run directories and
+    directories of them (verified here, each file hashed once).
 
     ``jobs``: worker processes that verify/parse runs and stage result folders (default: the CPU count; used
     from PARALLEL_MIN_RUNS runs on, smaller collects run in this process). ``durable``: one ``os.sync()`` before
@@ -580,8 +583,10 @@ def collect(sources: Sequence[str | Path] | str | Path, root: str | Path, *, sub
     if side == root_p or root_p in side.parents:
         raise CollectInputError(f"sidecar {side} must be outside the tree {root_p}")
     layout = tl.TreeLayout(root_p, division, submitter, side)
-    run_dirs = find_run_dirs(sources)
-    if not run_dirs:
+    verified = [s for s in sources if isinstance(s, HarnessRun)]
+    paths = [s for s in sources if not isinstance(s, HarnessRun)]
+    run_dirs = find_run_dirs(paths) if paths else []
+    if not run_dirs and not verified:
         raise CollectInputError("no harness run directories given")
     with DirLock(side / tl.LOCK) as lock:
         _clear_work_dirs(side)
@@ -590,13 +595,13 @@ def collect(sources: Sequence[str | Path] | str | Path, root: str | Path, *, sub
         staging.mkdir(parents=True)
         n_jobs = jobs if jobs is not None else (os.cpu_count() or 1)
         pool = None
-        if n_jobs > 1 and len(run_dirs) >= PARALLEL_MIN_RUNS:
+        if n_jobs > 1 and len(run_dirs) + len(verified) >= PARALLEL_MIN_RUNS:
             pool = ProcessPoolExecutor(max_workers=n_jobs, initializer=_worker_init,
                                        initargs=(lock.fd, os.getpid()))
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         try:
-            runs = _dedupe(_load_all(run_dirs, pool, n_jobs))
+            runs = _dedupe(verified + _load_all(run_dirs, pool, n_jobs))
             t1 = time.perf_counter()
             timings["verify_and_parse"] = t1 - t0
             writer = _Writer(staging, trash)
@@ -633,7 +638,7 @@ def _stage_all(runs: list[HarnessRun], layout: tl.TreeLayout, w: _Writer, system
     fallback = sorted({r.workload.get("name", "") for r in runs if r.fallback_used})
     if fallback:
         notes.append("run records lack workload.benchmark/model_mapping for "
-                     f"{', '.join(fallback)}: used mlrepro's built-in table")
+                     f"{', '.join(fallback)}: used the installed workloads' own")
 
     def reject(run: HarnessRun, kind: str, reasons: Sequence[str]) -> None:
         kept = None
@@ -762,7 +767,7 @@ def _stage_model_mapping(layout: tl.TreeLayout, w: _Writer,
                          chosen: Sequence[tuple[_Group, HarnessRun, HarnessRun]]) -> None:
     wanted: dict[str, str] = {}
     for g, p, _ in chosen:
-        if g.benchmark not in CHECKER_BENCHMARKS:
+        if g.benchmark not in checker_benchmarks():
             wanted[g.benchmark] = p.model_mapping[g.benchmark]
     if not wanted:
         return

@@ -1,6 +1,6 @@
 """The runner contract shared by the native, Docker and Kubernetes targets.
 
-A run goes through the same steps on every target (:mod:`mlrepro.pipeline` drives them, in one place)::
+A run goes through the same steps on every target (:mod:`mlrepro.flow` drives them, in one place)::
 
     image = runner.prepare(resolved, progress)     the image ready: nothing (native), build (docker),
                                                     build + push or the recorded push (kubernetes)
@@ -15,6 +15,8 @@ A run goes through the same steps on every target (:mod:`mlrepro.pipeline` drive
     runner.cancel(handle)                           stop it now (Ctrl-C)
     runner.attach(record)                           a handle rebuilt from a recorded run, so ``logs`` and
                                                     ``collect`` work after the launching terminal closed
+    runner.discover(run_id)                         a record of a run the target has but this machine did not
+                                                    launch (kubernetes: a Job installed with Helm)
     runner.close()                                  release connections and watch threads
 
 A runner never knows about profiles beyond ``prepare`` (which builds the profile's image): it gets a
@@ -24,17 +26,18 @@ JobSpec (the pod, the job policy and the run spec) and the run's paths on this m
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from enum import Enum
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from mlrepro.harness import exit_codes
 from mlrepro.runners.locations import ResultsLocation
+from mlrepro.state.status import RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlrepro.profiles.loader import ResolvedProfile
     from mlrepro.render.jobspec import JobSpec
+    from mlrepro.results.rundir import HarnessRun
     from mlrepro.state.store import RunRecord
 
 Progress = Callable[[str], None]
@@ -44,18 +47,36 @@ def no_progress(_message: str) -> None:
     """A Progress that prints nothing."""
 
 
-class RunStatus(str, Enum):
-    pending = "pending"
-    running = "running"
-    succeeded = "succeeded"      # harness exit 0: VALID
-    invalid = "invalid"          # harness exit EXIT_INVALID
-    failed = "failed"            # bad spec, runtime failure, or the platform gave up (diagnosis in the message)
-    cancelled = "cancelled"
-    timeout = "timeout"          # the job's deadline was exceeded
+#: kubernetes: how long a pod may stay unschedulable or unable to pull its image before the run fails (seconds)
+DEFAULT_PENDING_TIMEOUT_S = 600.0
 
-    @property
-    def finished(self) -> bool:
-        return self not in (RunStatus.pending, RunStatus.running)
+
+@dataclass(frozen=True)
+class KubeTarget:
+    """Which cluster and namespace, resolved as kubectl does (see mlrepro.runners.kubernetes.config)."""
+
+    context: str | None = None
+    """kubeconfig context (default: the current one; in a pod without a kubeconfig: the in-cluster config)."""
+    namespace: str | None = None
+    """default: the context's namespace, else the pod's own namespace in-cluster, else "default"."""
+    kubeconfig: Path | None = None
+    """default: $KUBECONFIG (several files merged), else ~/.kube/config."""
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """What a runner needs besides the job: where this machine keeps runs, and target options."""
+
+    state_dir: Path
+    image: str | None = None
+    """Run this image instead of preparing one (docker, kubernetes)."""
+    results_dir: Path | None = None
+    """docker: bind-mount ``<results_dir>/<run id>`` at /results instead of a named volume per run."""
+    registry: str | None = None
+    """kubernetes: when no push of the image is recorded, build and push it to this registry."""
+    kube: KubeTarget = field(default_factory=KubeTarget)
+    pending_timeout_s: float = DEFAULT_PENDING_TIMEOUT_S
+    """kubernetes: give up on a pod that stays unschedulable or cannot pull its image this long."""
 
 
 def status_from_exit_code(code: int) -> RunStatus:
@@ -129,9 +150,10 @@ class Runner(Protocol):
         """The harness's output lines; with ``follow``, keep streaming while the run goes."""
         ...
 
-    def fetch_results(self, handle: RunHandle, dest: Path) -> Path:
-        """Copy the run's results to ``dest`` (replaced) and verify them against the harness's checksum
-        manifest. Raises ChecksumError, UnsafeArchiveError or a RuntimeFailure naming what is missing."""
+    def fetch_results(self, handle: RunHandle, dest: Path) -> HarnessRun:
+        """Copy the run's results to ``dest`` (replaced) and return them verified against the harness's checksum
+        manifest (:func:`verify_results`: each file hashed once). Raises ChecksumError, UnsafeArchiveError or a
+        RuntimeFailure naming what is missing."""
         ...
 
     def cancel(self, handle: RunHandle) -> None:
@@ -149,6 +171,13 @@ class Runner(Protocol):
         """The handle of a recorded run (from the state store), to read its logs or fetch its results."""
         ...
 
+    def discover(self, run_id: str) -> RunRecord:
+        """A record for a run this machine did not launch but the target has (a Job installed with Helm),
+        found by its full id; the record can then be :meth:`attach`-ed. Raises BadInputError saying where it
+        looked when the target has no such run, or cannot have runs this machine did not launch (native,
+        docker)."""
+        ...
+
     def check(self, job: JobSpec) -> None:
         """Reject, before anything is launched, a job this target cannot run (BadInputError)."""
         ...
@@ -158,36 +187,20 @@ class Runner(Protocol):
         ...
 
 
-def verify_results(run_dir: Path, run_id: str, *, copy: bool = True) -> Path:
-    """Check a fetched results folder against the harness's ``checksums.sha256`` (written last by the
-    harness, so a run cut short has none). Returns ``run_dir``; raises ChecksumError naming the first
-    files that differ or are missing. A refused ``copy`` is removed (never the harness's own folder:
-    ``copy=False``), so nothing unverified stays where collect looks."""
+def verify_results(run_dir: Path, run_id: str, *, copy: bool = True) -> HarnessRun:
+    """The fetched results folder, verified against the harness's ``checksums.sha256`` (written last by the
+    harness, so a run cut short has none) and read: each file is hashed once, here, and what ``summarize`` and
+    ``collect`` need is read from the verified bytes. Raises ChecksumError naming the first files that differ or
+    are missing. A refused ``copy`` is removed (never the harness's own folder: ``copy=False``), so nothing
+    unverified stays where collect looks."""
     from mlrepro.results.errors import ChecksumError
+    from mlrepro.results.rundir import load_run
 
     try:
-        _verify(run_dir, run_id)
-    except ChecksumError:
+        return load_run(run_dir, where=f"run {run_id}")
+    except ChecksumError as exc:
         if copy:
             import shutil
 
             shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    return run_dir
-
-
-def _verify(run_dir: Path, run_id: str) -> None:
-    from mlrepro.harness.checksums import MANIFEST_NAME, ManifestError, verify_manifest
-    from mlrepro.results.errors import ChecksumError
-
-    try:
-        check = verify_manifest(run_dir)
-    except ManifestError:
-        raise ChecksumError(f"run {run_id}: its results have no readable {MANIFEST_NAME} (the harness writes it "
-                            "last: the run did not finish writing)", str(run_dir)) from None
-    if not check.ok:
-        bad = check.mismatched + check.missing
-        what = "differs from" if check.mismatched else "is missing from"
-        raise ChecksumError(f"run {run_id}: {bad[0]} {what} the harness's {MANIFEST_NAME}"
-                            + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "") + ": results refused",
-                            str(run_dir), tuple(bad))
+        raise ChecksumError(f"{exc}: results refused", exc.run_dir, exc.paths) from None

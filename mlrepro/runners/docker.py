@@ -16,15 +16,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlrepro.errors import RuntimeFailure
+from mlrepro.errors import BadInputError, RuntimeFailure
 from mlrepro.harness.record import IMAGE_DIGEST_ENV
 from mlrepro.harness.sysinfo.runtime import ENV_HOST_SYSTEM, ENV_TARGET
 from mlrepro.image.errors import one_line
-from mlrepro.state.state_id import state_labels
-from mlrepro.runners import RunnerConfig
 from mlrepro.runners.base import (
     Progress,
     RunHandle,
+    RunnerConfig,
     RunOutcome,
     RunStatus,
     no_progress,
@@ -35,12 +34,14 @@ from mlrepro.runners.docker_config import default_results, docker_run_config, wr
 from mlrepro.runners.locations import DockerVolume, HostDir, parse_location
 from mlrepro.runners.logfile import last_line
 from mlrepro.state.paths import RunPaths
+from mlrepro.state.state_id import state_labels
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker
 
     from mlrepro.profiles.loader import ResolvedProfile
     from mlrepro.render.jobspec import JobSpec
+    from mlrepro.results.rundir import HarnessRun
     from mlrepro.state.store import RunRecord
 
 STOP_GRACE_S = 10
@@ -227,7 +228,7 @@ class DockerRunner:
         if buffer:
             yield buffer.decode("utf-8", "replace")
 
-    def fetch_results(self, handle: RunHandle, dest: Path) -> Path:
+    def fetch_results(self, handle: RunHandle, dest: Path) -> HarnessRun:
         """Copy ``/results/<run id>`` out through the engine API (from the container while it exists, else
         from its volume), or from the bind-mounted host directory; safely extracted, then verified."""
         import docker
@@ -300,8 +301,6 @@ class DockerRunner:
         if self.config.results_dir is not None:
             root = self.config.results_dir.expanduser().absolute()
             if not root.is_dir() and not root.parent.is_dir():
-                from mlrepro.errors import BadInputError
-
                 raise BadInputError(f"--results-dir {self.config.results_dir}: {root.parent} does not exist "
                                     "(create it first)")
 
@@ -317,6 +316,11 @@ class DockerRunner:
             else default_results(record.run_id)
         return RunHandle(run_id=record.run_id, target=self.target, ref=record.job_id, results=results,
                          log_path=paths.log, image=record.image)
+
+    def discover(self, run_id: str) -> RunRecord:
+        """Every run of this target is launched, and recorded, by this machine: BadInputError."""
+        raise BadInputError(f"run {run_id} is not recorded here (a {self.target} run is only known to the "
+                            "state directory that launched it)")
 
     @staticmethod
     def _stop(container) -> None:  # noqa: ANN001 - docker.models.containers.Container
@@ -337,8 +341,6 @@ def host_results_dir(results_dir: Path) -> Path:
     """The absolute ``results_dir``, mounted at /results (the harness writes ``<results_dir>/<run id>/``); made
     when its parent exists (a missing parent is a typo more often than a wish: BadInputError). Raises
     RuntimeFailure when it cannot be made."""
-    from mlrepro.errors import BadInputError
-
     root = results_dir.expanduser().absolute()
     if not root.is_dir():
         if not root.parent.is_dir():

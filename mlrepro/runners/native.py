@@ -14,12 +14,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlrepro.errors import RuntimeFailure
+from mlrepro.errors import BadInputError, RuntimeFailure
 from mlrepro.harness.sysinfo.runtime import ENV_TARGET
-from mlrepro.runners import RunnerConfig
 from mlrepro.runners.base import (
     Progress,
     RunHandle,
+    RunnerConfig,
     RunOutcome,
     RunStatus,
     no_progress,
@@ -33,6 +33,7 @@ from mlrepro.state.paths import RunPaths
 if TYPE_CHECKING:  # pragma: no cover
     from mlrepro.profiles.loader import ResolvedProfile
     from mlrepro.render.jobspec import JobSpec
+    from mlrepro.results.rundir import HarnessRun
     from mlrepro.state.store import RunRecord
 
 STOP_GRACE_S = 10
@@ -92,7 +93,7 @@ class NativeRunner:
             running = lambda: _alive(int(handle.ref)) if handle.ref.isdigit() else False  # noqa: E731
         yield from follow_lines(handle.log_path, follow, running)
 
-    def fetch_results(self, handle: RunHandle, dest: Path) -> Path:
+    def fetch_results(self, handle: RunHandle, dest: Path) -> HarnessRun:
         assert isinstance(handle.results, LocalDir)
         src = handle.results.path / handle.run_id
         if not src.is_dir():
@@ -141,6 +142,11 @@ class NativeRunner:
             else LocalDir(paths.results_root)
         return RunHandle(run_id=record.run_id, target=self.target, ref=record.job_id, results=results,
                          log_path=paths.log)
+
+    def discover(self, run_id: str) -> RunRecord:
+        """Every run of this target is launched, and recorded, by this machine: BadInputError."""
+        raise BadInputError(f"run {run_id} is not recorded here (a {self.target} run is only known to the "
+                            "state directory that launched it)")
 
 
 def _alive(pid: int) -> bool:

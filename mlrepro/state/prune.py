@@ -150,8 +150,8 @@ def _not_ours(kind: str, name: str, labels: dict[str, str] | None, own_id: str) 
 
 def _engine_items(client: docker.DockerClient, records: dict[str, RunRecord], state_dir: Path,
                   older_than_s: float | None, plan: PrunePlan) -> None:
-    from mlrepro.state.state_id import state_id
     from mlrepro.runners.docker_config import VOLUME_PREFIX
+    from mlrepro.state.state_id import state_id
 
     own_id = state_id(state_dir)
 
@@ -197,8 +197,8 @@ def plan_prune(*, state_dir: Path | None = None, older_than_s: float | None = No
                client: docker.DockerClient | None = None, engine: bool = True) -> PrunePlan:
     """What :func:`apply_prune` would remove (nothing is removed here). ``client``: the engine to look at
     (default: connect if one answers; ``engine=False`` looks at the state directory only)."""
-    from mlrepro.state.store import default_state_dir, open_store
     from mlrepro.state.paths import RunPaths
+    from mlrepro.state.store import default_state_dir, open_store
 
     state_dir = state_dir or default_state_dir()
     plan = PrunePlan(state_dir=state_dir)
@@ -253,8 +253,8 @@ def apply_prune(plan: PrunePlan, *, client: docker.DockerClient | None = None) -
 
 def _remove(item: PruneItem, client: docker.DockerClient | None, state_dir: Path | None) -> None:
     if item.kind == "run":
-        from mlrepro.state.store import open_store
         from mlrepro.state.paths import RunPaths
+        from mlrepro.state.store import open_store
 
         assert state_dir is not None
         shutil.rmtree(RunPaths.of(state_dir, item.name).root, ignore_errors=True)

@@ -30,21 +30,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mlrepro.runners.targets import TARGETS
 from mlrepro.state.errors import (
     DuplicateRunError,
     StateError,
     StatusConflictError,
     UnknownRunError,
 )
+from mlrepro.state.status import STATUSES, TERMINAL_STATUSES
 
 STATE_DIR_ENV = "MLREPRO_STATE_DIR"
 DB_NAME = "state.db"
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
 
-STATUSES = ("pending", "running", "succeeded", "failed", "invalid", "cancelled", "timeout")
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "invalid", "cancelled", "timeout"})
-TARGETS = ("native", "docker", "kubernetes")
+# (the schema scripts below spell out the statuses and targets of their version: a migration is history)
 
 
 def default_state_dir() -> Path:
@@ -67,9 +67,9 @@ class RunRecord:
     profile_hash: str = ""
     scenario: str = ""
     mode: str = ""
-    target: str = "native"                 # native | docker | kubernetes
+    target: str = "native"                 # a name of the runner table (mlrepro.runners.targets)
     image: str = ""
-    status: str = "pending"                # see STATUSES
+    status: str = "pending"                # a RunStatus value (mlrepro.state.status)
     exit_code: int | None = None
     result: float | None = None            # the headline metric (samples/s, latency ns ...)
     result_unit: str = ""

@@ -136,8 +136,8 @@ AUDIT = "x86-cpu-offline-audit-20261130-063301-91c2"
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_compliance_table(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
-    from mlrepro.audits import AuditResult
-    from mlrepro.harness.verification import Verification
+    from mlrepro.flow.audit import AuditResult
+    from mlrepro.harness.compliance.verification import Verification
 
     monkeypatch.setenv("COLUMNS", str(width))
     results = [AuditResult(RUN, AUDIT, "succeeded", (

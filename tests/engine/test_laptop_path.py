@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro.pipeline import PipelineOptions, run_pipeline
+from mlrepro.flow import PipelineOptions, run_pipeline
 from mlrepro.profiles import resolve_profile
 
 pytestmark = [pytest.mark.docker]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sysinfo_support import sysinfo_validate, validate_problems
 
-from mlrepro.pipeline import PipelineOptions, run_pipeline
+from mlrepro.flow import PipelineOptions, run_pipeline
 from mlrepro.profiles import resolve_profile
 
 pytestmark = [pytest.mark.docker]
@@ -105,8 +105,8 @@ def test_deadline_is_enforced(docker_client, x86_image, tmp_path, state):
 
 
 def test_tampered_volume_is_refused_and_nothing_placed(docker_client, x86_image, base_image, tmp_path, state):
+    from mlrepro.flow.recorded import collect_runs
     from mlrepro.results.errors import ChecksumError
-    from mlrepro.runs import collect_runs
 
     result = launch([], tmp_path, x86_image, keep_results=True)
     (run,) = result.runs
@@ -128,8 +128,8 @@ def test_tampered_volume_is_refused_and_nothing_placed(docker_client, x86_image,
 
 
 def test_symlink_out_of_the_volume_is_rejected(docker_client, x86_image, base_image, tmp_path):
-    from mlrepro.runners.errors import UnsafeArchiveError
     from mlrepro.runners.docker import fetch_from_volume
+    from mlrepro.runners.errors import UnsafeArchiveError
 
     volume = docker_client.volumes.create()
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sysinfo_support import sysinfo_validate, validate_problems
 
-from mlrepro.pipeline import PipelineOptions, run_pipeline
+from mlrepro.flow import PipelineOptions, run_pipeline
 from mlrepro.profiles import resolve_profile
 from mlrepro.results.systems import build_system_desc, desc_json
 

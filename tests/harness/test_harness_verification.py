@@ -1,4 +1,4 @@
-"""The pass/fail logic of the compliance verifications (mlrepro.harness.verification) on LoadGen logs."""
+"""The pass/fail logic of the compliance verifications (mlrepro.harness.compliance.verification) on LoadGen logs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro.harness.verification import verify_accuracy, verify_performance
+from mlrepro.harness.compliance.verification import verify_accuracy, verify_performance
 
 FIXTURES = Path("/work/shared/fixtures/real-submissions")
 OFFLINE = next(FIXTURES.glob("v6.0/closed_MiTAC/closed/MiTAC/results/*/llama2-70b-99/Offline"))

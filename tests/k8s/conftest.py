@@ -174,9 +174,9 @@ def quick_sets() -> list[str]:
 @pytest.fixture()
 def launch(kube: Kube) -> Callable[..., Any]:
     """Run the pipeline on the stand-in (image given: no registry involved) and return its result."""
-    from mlrepro.pipeline import PipelineOptions, run_pipeline
+    from mlrepro.flow import PipelineOptions, run_pipeline
     from mlrepro.profiles import resolve_profile
-    from mlrepro.runners import KubeTarget
+    from mlrepro.runners.base import KubeTarget
 
     def go(profile: str = "x86-cpu", sets: list[str] | None = None, messages: list[str] | None = None,
            **options: Any) -> Any:

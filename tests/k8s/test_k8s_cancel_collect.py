@@ -47,7 +47,7 @@ def test_ctrl_c_deletes_the_job_with_its_pods_and_marks_the_run_cancelled(kube, 
 
 
 def test_collect_later_through_the_helper_pod_and_a_tampered_file_is_refused(kube, launch, tmp_path):
-    from mlrepro.runs import collect_runs
+    from mlrepro.flow.recorded import collect_runs
 
     (run,) = launch(sets=SUBMISSION).runs
     assert run.status == "succeeded"
@@ -85,7 +85,7 @@ def test_collect_later_through_the_helper_pod_and_a_tampered_file_is_refused(kub
 
 
 def test_a_link_out_of_the_claim_is_refused(kube, launch, quick_sets, tmp_path):
-    from mlrepro.runs import collect_runs
+    from mlrepro.flow.recorded import collect_runs
 
     (run,) = launch(sets=quick_sets).runs
     import shutil

@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from mlrepro.cli.main import app
-from mlrepro.runners import KubeTarget
+from mlrepro.runners.base import KubeTarget
 from mlrepro.runners.kubernetes.config import connect
 from mlrepro.runners.kubernetes.errors import ImageNotPushedError, KubeConfigError
 

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlrepro.cli.main import app
-from mlrepro.pipeline import PipelineOptions, run_pipeline
+from mlrepro.flow import PipelineOptions, run_pipeline
 from mlrepro.profiles import resolve_profile
 
 runner = CliRunner()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from mlrepro.errors import BadInputError
-from mlrepro.runners import canonical_target
 from mlrepro.runners.locations import DockerVolume, HostDir, LocalDir, Pvc, format_location, parse_location
+from mlrepro.runners.targets import canonical_target
 from mlrepro.state.paths import RunPaths
 
 

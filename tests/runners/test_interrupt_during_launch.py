@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro.pipeline import PipelineOptions, run_pipeline
+from mlrepro.flow import PipelineOptions, run_pipeline
 from mlrepro.profiles import resolve_profile
-from mlrepro.state.store import open_store
 from mlrepro.runners.native import NativeRunner
+from mlrepro.state.store import open_store
 
 
 def test_ctrl_c_inside_launch_cancels_the_run_it_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

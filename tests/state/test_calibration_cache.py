@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro.pipeline import PipelineOptions, run_pipeline
+from mlrepro.flow import PipelineOptions, run_pipeline
 from mlrepro.profiles import resolve_profile
 from mlrepro.state.calibration_cache import open_cache, remember
 from mlrepro.state.paths import RunPaths

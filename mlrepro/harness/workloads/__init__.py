@@ -1,8 +1,8 @@
 """Workloads: model + dataset + accuracy function, found through the ``mlrepro.workloads`` entry points.
 
-Built in (see pyproject.toml): ``reference-digits`` (:mod:`.reference`), ``null`` (:mod:`.null`),
-``resnet50`` (:mod:`.resnet50`). The harness registry loads them by entry-point name; importing this package
-pulls in only the contract (no framework, no model).
+The built-in ones are the entry points of pyproject.toml (the one list of them); the harness registry
+(:mod:`mlrepro.harness.registry`) loads them by name. Importing this package pulls in only the contract (no
+framework, no model).
 """
 
 from mlrepro.harness.workloads.base import (
@@ -13,10 +13,4 @@ from mlrepro.harness.workloads.base import (
     WorkloadError,
 )
 
-BUILTIN = {
-    "reference-digits": "mlrepro.harness.workloads.reference:ReferenceDigits",
-    "null": "mlrepro.harness.workloads.null:NullWorkload",
-    "resnet50": "mlrepro.harness.workloads.resnet50:ResNet50",
-}
-
-__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "AccuracyResult", "Workload", "WorkloadConfigError", "WorkloadError"]
+__all__ = ["ENTRY_POINT_GROUP", "AccuracyResult", "Workload", "WorkloadConfigError", "WorkloadError"]

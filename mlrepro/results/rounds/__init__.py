@@ -36,9 +36,16 @@ from typing import Any
 
 from mlrepro.errors import BadInputError, MlreproError
 
-ROUNDS: tuple[str, ...] = ("v5.0", "v5.1", "v6.0", "v6.1")
-DEFAULT_ROUND = ROUNDS[-1]
 DATA_DIR = Path(__file__).parent / "data"
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", version))
+
+
+#: the rounds mlrepro has rules for: one data file each (``data/v<major>.<minor>.yaml``), oldest first
+ROUNDS: tuple[str, ...] = tuple(sorted((p.stem for p in DATA_DIR.glob("v*.yaml")), key=_version_key))
+DEFAULT_ROUND = ROUNDS[-1]
 
 
 class UnknownRoundError(BadInputError):
@@ -365,6 +372,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RoundDataError(f"{path}: not a mapping")
     return data
+
+
+@cache
+def checker_benchmarks(layout: str = "v6") -> frozenset[str]:
+    """Every benchmark name the checker knows in the rounds of ``layout`` (closed-division results must use one
+    of them; an open-division model maps to one)."""
+    return frozenset(name for v in ROUNDS if (r := load_round(v)).layout.name == layout for name in r.benchmarks)
 
 
 def load_round(version: str | None = None) -> Round:

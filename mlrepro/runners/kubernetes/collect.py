@@ -24,6 +24,7 @@ from mlrepro.runners.kubernetes.watch import COLLECT_FOR_LABEL
 if TYPE_CHECKING:  # pragma: no cover
     import queue
 
+    from mlrepro.results.rundir import HarnessRun
     from mlrepro.runners.kubernetes.api import Cluster
     from mlrepro.runners.kubernetes.watch import Event
 
@@ -77,7 +78,7 @@ def helper_pod(run_id: str, claim: str, image: str, arch: str | None = None,
 
 def fetch_from_claim(cluster: Cluster, events: queue.SimpleQueue[Event], run_id: str, claim: str, image: str,
                      dest: Path, *, start_timeout_s: float, arch: str | None = None, uid: int | None = None,
-                     progress: Callable[[str], None] = lambda _m: None) -> Path:
+                     progress: Callable[[str], None] = lambda _m: None) -> HarnessRun:
     """Copy ``<claim>/<run id>`` to ``dest`` through a helper pod and verify it. ``events``: the Monitor queue
     of the helper's pod events (key ``collect:<run id>``). Raises CollectError, KubernetesError,
     UnsafeArchiveError, ChecksumError; the helper pod is deleted whatever happens."""

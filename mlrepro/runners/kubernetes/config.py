@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlrepro.runners import KubeTarget
+from mlrepro.runners.base import KubeTarget
 from mlrepro.runners.kubernetes.errors import KubeConfigError
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -23,20 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlrepro.runners import RunnerConfig
-from mlrepro.runners.base import Progress, RunHandle, RunOutcome, RunStatus, no_progress
+from mlrepro.errors import BadInputError
+from mlrepro.runners.base import Progress, RunHandle, RunnerConfig, RunOutcome, RunStatus, no_progress
 from mlrepro.runners.kubernetes.api import Cluster
 from mlrepro.runners.kubernetes.config import connect
 from mlrepro.runners.kubernetes.diagnose import job_finished, pod_state
 from mlrepro.runners.kubernetes.errors import KubernetesError
 from mlrepro.runners.kubernetes.tracker import RunTracker, Step
 from mlrepro.runners.kubernetes.watch import RUN_ID_LABEL, Event, Monitor
-from mlrepro.runners.locations import Pvc, parse_location
+from mlrepro.runners.locations import Pvc, format_location, parse_location
 from mlrepro.state.paths import RunPaths
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlrepro.profiles.loader import ResolvedProfile
     from mlrepro.render.jobspec import JobSpec
+    from mlrepro.results.rundir import HarnessRun
     from mlrepro.state.store import RunRecord
 
 BACKSTOP_GRACE_S = 300       # after the Job's activeDeadlineSeconds, stop waiting for the controller to say so
@@ -266,7 +267,7 @@ class KubernetesRunner:
                 self.monitor.unsubscribe(run_id, q)
 
     # ---- results ----------------------------------------------------------------------------------------
-    def fetch_results(self, handle: RunHandle, dest: Path) -> Path:
+    def fetch_results(self, handle: RunHandle, dest: Path) -> HarnessRun:
         from mlrepro.runners.kubernetes.collect import fetch_from_claim
 
         assert isinstance(handle.results, Pvc)
@@ -335,6 +336,23 @@ class KubernetesRunner:
         ref = record.job_id or f"{location.namespace}/{record.run_id}"
         return RunHandle(run_id=record.run_id, target=self.target, ref=ref, results=location,
                          log_path=self._paths(record.run_id).log, image=record.image)
+
+    def discover(self, run_id: str) -> RunRecord:
+        """A record for a run mlrepro did not launch (e.g. installed with Helm), from its Job in this namespace:
+        the objects are named from the run id as ``generate`` names them. BadInputError when there is no such
+        Job (its TTL may have passed)."""
+        from mlrepro.render.podspec import results_claim_name
+        from mlrepro.state.store import RunRecord
+
+        job = self.cluster.get("Job", run_id)
+        if job is None:
+            raise BadInputError(f"run {run_id} is not recorded here and there is no Job {run_id} in namespace "
+                                f"{self.namespace} (its TTL may have passed)")
+        containers = ((job.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or [{}]
+        return RunRecord(run_id=run_id, target=self.target, image=containers[0].get("image", ""),
+                         status="succeeded" if job_finished(job) else "running", job_id=f"{self.namespace}/{run_id}",
+                         results_location=format_location(Pvc(results_claim_name(run_id), self.namespace,
+                                                              self.context)))
 
     def close(self) -> None:
         """Stop the watchers; Jobs submitted but never started (Ctrl-C, an error) are deleted."""

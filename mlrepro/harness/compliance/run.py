@@ -6,7 +6,7 @@ for that run only. Then it is verified against this run's performance and accura
 
 Layout: ``<run>/<Scenario>/<TEST>/`` (see :mod:`mlrepro.harness.layout`). The audit.config settings come from the
 round's rules (mlrepro.results.rounds, ``compliance.audit``), the pass/fail logic is
-:mod:`mlrepro.harness.verification`.
+:mod:`mlrepro.harness.compliance.verification`.
 
 Public API::
 
@@ -24,11 +24,11 @@ from types import ModuleType
 from typing import Any
 
 from mlrepro.harness.checksums import atomic_write_text
+from mlrepro.harness.compliance.verification import Verification, verify_accuracy, verify_performance
 from mlrepro.harness.layout import ACCURACY_LOG, DETAIL_LOG, RunLayout
 from mlrepro.harness.loadgen_runner import LoadgenSession, set_mode
 from mlrepro.harness.logparse import ParsedLogs, parse_log_dir
 from mlrepro.harness.spec import AuditRequest, RunSpec
-from mlrepro.harness.verification import Verification, verify_accuracy, verify_performance
 from mlrepro.harness.workloads.base import Workload
 
 PERFORMANCE_RUN = "performance/run_1"

@@ -3,9 +3,10 @@
 For each performance (or submission) run: a new harness run in mode "audit" on the same target, with the run's
 spec and its final user.conf (its calibrated or pinned targets, nothing calibrated anew) and the tests' audit
 settings from the round's rules; it records ``audit_of`` so that ``collect`` puts its compliance folders into the
-audited run's result. The verifications compare the audit with the audited performance run and, for TEST01's
-accuracy, with the run's own accuracy run (submission mode) or an accuracy run of the same profile and scenario
-among the given run ids.
+audited run's result. The audit goes through the same per-run flow as every run (:func:`mlrepro.flow.execute.
+execute`). The verifications compare the audit with the audited performance run and, for TEST01's accuracy,
+with the run's own accuracy run (submission mode) or an accuracy run of the same profile and scenario among the
+given run ids.
 
 Public API::
 
@@ -14,21 +15,21 @@ Public API::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlrepro.errors import BadInputError
+from mlrepro.harness.compliance.verification import Verification, failed, verify_accuracy, verify_performance
 from mlrepro.harness.layout import ACCURACY_LOG, DETAIL_LOG, RUN_JSON, USER_CONF
 from mlrepro.harness.spec import AUDIT_TESTS, AuditRequest, CalibrationRequest, load_spec
-from mlrepro.harness.verification import Verification, verify_accuracy, verify_performance
+from mlrepro.runners.base import Progress, no_progress
+from mlrepro.state.status import RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlrepro.profiles.loader import ResolvedProfile
     from mlrepro.results.rundir import HarnessRun
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,13 @@ class AuditResult:
 
     @property
     def passed(self) -> bool:
-        return self.status == "succeeded" and bool(self.verifications) and all(v.passed for v in self.verifications)
+        return self.status == RunStatus.succeeded.value and bool(self.verifications) \
+            and all(v.passed for v in self.verifications)
 
 
 def parse_tests(tests: Sequence[str]) -> tuple[str, ...]:
+    """The tests asked for (default: every test mlrepro runs), upper-cased, each once; BadInputError for one
+    mlrepro does not run."""
     out = tuple(dict.fromkeys(t.strip().upper() for t in tests if t.strip())) or AUDIT_TESTS
     bad = [t for t in out if t not in AUDIT_TESTS]
     if bad:
@@ -52,7 +56,7 @@ def parse_tests(tests: Sequence[str]) -> tuple[str, ...]:
     return out
 
 
-def _requests(run: "HarnessRun", tests: Sequence[str], version: str | None) -> tuple[AuditRequest, ...]:
+def _requests(run: HarnessRun, tests: Sequence[str], version: str | None) -> tuple[AuditRequest, ...]:
     from mlrepro.results.compliance import audit_requests
     from mlrepro.results.rounds import load_round
 
@@ -62,50 +66,42 @@ def _requests(run: "HarnessRun", tests: Sequence[str], version: str | None) -> t
     return tuple(known.get(t) or AuditRequest(test=t, settings=dict(defaults[t])) for t in tests)
 
 
-def _profile(run: "HarnessRun", resolved: "ResolvedProfile | None") -> "ResolvedProfile":
-    from mlrepro.profiles.loader import resolve_profile
+def _profile(run: HarnessRun, resolved: ResolvedProfile | None) -> ResolvedProfile:
+    """The profile the run used: ``resolved`` (checked against the run's profile hash), else the one its recorded
+    command line resolves to."""
+    from mlrepro.profiles.loader import ProfileRequest, resolve_profile
 
     if resolved is None:
-        argv = list(run.reproduce_argv)
-        profile, overlays, sets = None, [], []
-        for i, a in enumerate(argv[:-1]):
-            if a in ("-p", "--profile"):
-                profile = argv[i + 1]
-            elif a in ("-f", "--file"):
-                overlays.append(argv[i + 1])
-            elif a == "--set":
-                sets.append(argv[i + 1])
-        if profile is None:
+        request = ProfileRequest.from_argv(run.reproduce_argv)
+        if request is None:
             raise BadInputError(f"run {run.run_id} records no profile command line: give -p (and -f/--set) "
                                 "as it was run")
-        resolved = resolve_profile(profile, overlays, sets)
+        resolved = resolve_profile(request.profile, request.overlays, request.sets)
     if run.profile_hash and resolved.hash != run.profile_hash:
         raise BadInputError(f"run {run.run_id} ran profile {run.profile_hash[:19]}..., the profile given resolves "
                             f"to {resolved.hash[:19]}...: give the profile it was run with")
     return resolved
 
 
-def audit_runs(run_ids: Sequence[str], tests: Sequence[str] = (), *, resolved: "ResolvedProfile | None" = None,
-               target: str | None = None, version: str | None = None, progress: Progress = lambda _m: None,
+def audit_runs(run_ids: Sequence[str], tests: Sequence[str] = (), *, resolved: ResolvedProfile | None = None,
+               target: str | None = None, version: str | None = None, progress: Progress = no_progress,
                state_dir: Path | None = None) -> list[AuditResult]:
     """Audit every performance/submission run among ``run_ids`` (whole ids or unique parts of them; accuracy
     runs among them serve as TEST01's references). Raises UnknownRunError for unknown runs, BadInputError for a
     part several ids contain, runs without a VALID performance run, or a profile that is not the one the run
     used."""
-    from mlrepro.pipeline import _Flow, choose_target
+    from mlrepro.flow.execute import execute
+    from mlrepro.flow.recorded import open_state, verified_results
     from mlrepro.profiles.runspec import new_run_id
     from mlrepro.render.jobspec import build_job_spec
-    from mlrepro.results.rundir import load_run
-    from mlrepro.state.store import default_state_dir, open_store
-    from mlrepro.runners import RunnerConfig, get_runner
-    from mlrepro.runs import ensure_local_results
+    from mlrepro.runners.base import RunnerConfig
+    from mlrepro.runners.targets import choose_target, get_runner
 
     wanted = parse_tests(tests)
-    state_dir = state_dir or default_state_dir()
-    store = open_store(state_dir)
+    store, state_dir = open_state(state_dir)
     found = [store.resolve(text) for text in run_ids]            # whole ids or unique parts, as logs/collect take
     records = {rec.run_id: rec for rec in found}
-    runs = {rid: load_run(ensure_local_results(rec, state_dir)) for rid, rec in records.items()}
+    runs = {rid: verified_results(rec, state_dir) for rid, rec in records.items()}
     audited = [r for r in runs.values() if r.performance is not None]
     if not audited:
         raise BadInputError("no performance or submission run among the given runs: compliance tests audit "
@@ -129,19 +125,17 @@ def audit_runs(run_ids: Sequence[str], tests: Sequence[str] = (), *, resolved: "
         try:
             job = build_job_spec(profile, audit.image if tgt != "native" else "", audit)
             runner.check(job)
-            flow = _Flow(runner, store, state_dir, tgt, progress, stream=True)
-            flow.record_all([job])
-            summary = flow.run_one(job)
+            (summary,) = execute(runner, [job], store=store, state_dir=state_dir, target=tgt, progress=progress)
         finally:
             runner.close()
         verdicts: list[Verification] = []
-        if summary.results_dir is not None and summary.status == "succeeded":
-            verdicts = _verify(run, runs, summary.results_dir / spec.scenario, wanted)
+        if summary.run is not None and summary.status == RunStatus.succeeded.value:
+            verdicts = _verify(run, runs, summary.run.path / spec.scenario, wanted)
         out.append(AuditResult(run.run_id, audit.run_id, summary.status, tuple(verdicts), summary.message))
     return out
 
 
-def _accuracy_reference(run: "HarnessRun", runs: dict[str, "HarnessRun"]) -> Path | None:
+def _accuracy_reference(run: HarnessRun, runs: dict[str, HarnessRun]) -> Path | None:
     candidates = [run] + sorted((r for r in runs.values() if r.run_id != run.run_id and r.accuracy is not None
                                  and r.scenario == run.scenario and r.profile_hash == run.profile_hash),
                                 key=lambda r: r.finished_at, reverse=True)
@@ -151,10 +145,8 @@ def _accuracy_reference(run: "HarnessRun", runs: dict[str, "HarnessRun"]) -> Pat
     return None
 
 
-def _verify(run: "HarnessRun", runs: dict[str, "HarnessRun"], audit_dir: Path,
+def _verify(run: HarnessRun, runs: dict[str, HarnessRun], audit_dir: Path,
             tests: Sequence[str]) -> list[Verification]:
-    from mlrepro.harness.verification import failed
-
     assert run.performance is not None
     perf_detail = run.path / run.performance.detail_rel
     out: list[Verification] = []
