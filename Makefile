@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: install test test-fast test-k8s e2e-kind lint manifests golden lock bench demo base-images clean
+.PHONY: install installed test test-fast test-k8s e2e-kind lint manifests golden lock bench demo base-images clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,14 +17,17 @@ install: $(BIN)/python ## venv + mlrepro (editable) + dev tools + helm/hadolint
 	bash scripts/install-tools.sh
 	bash scripts/install-mlperf-sysinfo.sh
 
-test: ## the whole suite (Docker tests need an engine: see .ci/run)
+test: installed ## the whole suite (installs first on a fresh clone; Docker tests need an engine: see .ci/run)
 	$(BIN)/python -m pytest -q
 
-test-fast: ## everything that needs no engine
+test-fast: installed ## everything that needs no engine
 	$(BIN)/python -m pytest -q -m 'not docker'
 
-test-k8s: ## the cluster path against the Kubernetes API stand-in (tests/k8s)
+test-k8s: installed ## the cluster path against the Kubernetes API stand-in (tests/k8s)
 	$(BIN)/python -m pytest -q -m k8s
+
+installed: ## `make install` unless it has been done (the venv's mlrepro and the tools are there)
+	@test -x $(BIN)/mlrepro -a -x .tools/bin/helm || $(MAKE) install
 
 e2e-kind: ## the cluster path on a real kind cluster (needs docker, kind, kubectl)
 	bash scripts/e2e-kind.sh
@@ -58,8 +61,7 @@ bench: ## benchmarks; figures go to benchmarks/results/ and the README
 base-images: ## local Debian bases for air-gapped builds
 	$(BIN)/mlrepro base-images
 
-demo: ## the main job on the reference workload (Docker if an engine answers, else native)
-	@test -x $(BIN)/mlrepro || $(MAKE) install
+demo: installed ## the main job on the reference workload (Docker if an engine answers, else native)
 	bash scripts/demo.sh
 
 clean:

@@ -43,6 +43,19 @@ def _real_engine_markers(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("registry")
 
 
+@pytest.fixture
+def sigint_delivered() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in this process for the test, whatever disposition pytest inherited (a
+    parent that ignores SIGINT, such as a background job of a non-interactive shell, passes SIG_IGN on)."""
+    import signal
+
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
+
+
 # --- Docker engine -------------------------------------------------------------------------------
 
 

@@ -68,9 +68,11 @@ def print_results(console: "Console", result: "PipelineResult") -> None:
         console.print(f"submission tree: {report.tree} ({report.division}/{report.submitter}); "
                       f"full accuracy logs and rejected runs: {report.sidecar}")
         for rej in report.rejected:
-            if rej.kind != "superseded":
+            if rej.kind not in ("superseded", "incomplete"):
                 console.print(f"[yellow]not in the tree[/]: {rej.run_id} ({rej.kind}): {'; '.join(rej.reasons)}")
         print_system_findings(console, report)
+    if result.tree_needs:
+        console.print(f"[yellow]the submission tree still needs[/]: {'; '.join(result.tree_needs)}", highlight=False)
 
 
 def print_system_findings(console: "Console", report) -> None:
@@ -100,6 +102,7 @@ def result_data(result: "PipelineResult") -> dict:
             "unchanged": [str(p.path) for p in report.unchanged],
             "rejected": [{"run_id": r.run_id, "kind": r.kind, "reasons": list(r.reasons)} for r in report.rejected]},
         "problems": list(result.problems),
+        "tree_needs": list(result.tree_needs),
     }
 
 

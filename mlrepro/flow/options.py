@@ -106,8 +106,8 @@ class PipelineResult:
         if not self.collect_expected or not self.succeeded or self.collect_error:
             return ()
         if report is None:
-            return ("no run left results to collect",)
-        return tuple(f"{r.run_id}: {'; '.join(r.reasons)}" for r in report.rejected if r.kind == "incomplete")
+            return ("results to collect (no run left any)",)
+        return tuple(dict.fromkeys(reason for r in report.rejected if r.kind == "incomplete" for reason in r.reasons))
 
     @property
     def ok(self) -> bool:

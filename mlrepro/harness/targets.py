@@ -35,6 +35,7 @@ from mlrepro.harness.calibration import (
     pinned,
 )
 from mlrepro.harness.logparse import ParsedLogs
+from mlrepro.harness.scenarios import STREAM_SCENARIOS
 from mlrepro.harness.spec import RunSpec
 from mlrepro.harness.userconf import effective_settings, parse_user_conf
 
@@ -126,7 +127,7 @@ def recalibrate_after_invalid(outcome: TargetsOutcome, spec: RunSpec, probe: Pro
                        old.measured if old.method == new.method and old.measured else 0.0)
             new.margin = policy.offline_retry_headroom
             new.measured, new.value = rate, rate * (1 + new.margin)
-        elif spec.scenario in ("SingleStream", "MultiStream") and s.qps_with_loadgen_overhead:
+        elif spec.scenario in STREAM_SCENARIOS and s.qps_with_loadgen_overhead:
             rate = max(1e9 / new.measured if new.measured else 0.0, s.qps_with_loadgen_overhead,
                        1e9 / old.measured if old.method == new.method and old.measured else 0.0)
             new.margin = 2 * policy.latency_headroom

@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: scenarios whose latency percentiles are charted (MLPerf inference rules, "Scenarios": a latency bound or a
-#: latency metric); Interactive is Server with tighter bounds (v5.0 on)
-LATENCY_SCENARIOS = ("SingleStream", "MultiStream", "Server", "Interactive")
+from mlrepro.harness.scenarios import TABLE as _SCENARIOS
+
+#: scenarios whose latency percentiles are charted (a latency bound or a latency metric)
+LATENCY_SCENARIOS = tuple(s.name for s in _SCENARIOS if s.latency_bound or s.metric == "latency")
 #: scenarios whose metric is a throughput (samples/s, queries/s or tokens/s)
-THROUGHPUT_SCENARIOS = ("Offline", "Server", "Interactive")
+THROUGHPUT_SCENARIOS = tuple(s.name for s in _SCENARIOS if s.metric == "throughput")
 
 
 @dataclass(frozen=True)

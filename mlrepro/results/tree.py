@@ -28,6 +28,7 @@ from typing import Any
 from mlrepro.errors import BadInputError
 from mlrepro.harness import layout as hl
 from mlrepro.harness.logparse import Detail, parse_detail, summary_validity
+from mlrepro.harness.scenarios import STREAM_SCENARIOS
 from mlrepro.results import layout as tl
 from mlrepro.results.accuracy import TRUNCATION_MARKER, truncate_accuracy_log
 from mlrepro.results.rounds import Benchmark, Round, load_round
@@ -472,7 +473,7 @@ def compute_metric(detail: Detail, round_: Round, benchmark: Benchmark | None,
     value = _float(detail.get(key)) if key else None
     if value is None:
         return None
-    if log_scenario in ("SingleStream", "MultiStream"):
+    if log_scenario in STREAM_SCENARIOS:      # a latency result, logged in ns
         value /= 1e6
         if benchmark is not None and benchmark.name == "wan-2.2-t2v-a14b":
             value /= 1e3

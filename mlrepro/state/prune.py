@@ -98,12 +98,12 @@ def _dir_bytes(path: Path) -> int:
 
 
 def _has_verified_copy(state_dir: Path, run_id: str) -> bool:
-    from mlrepro.harness.checksums import verify_manifest
+    from mlrepro.harness.checksums import MANIFEST_NAME, verify_manifest
     from mlrepro.state.paths import RunPaths
 
     local = RunPaths.of(state_dir, run_id).results
     try:
-        return (local / "checksums.sha256").is_file() and verify_manifest(local).ok
+        return (local / MANIFEST_NAME).is_file() and verify_manifest(local).ok
     except Exception:  # noqa: BLE001 - an unreadable copy is no copy
         return False
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from signals_support import with_sigint
 
 from mlrepro.state.store import open_store
 
@@ -30,7 +31,7 @@ class Launch:
 
     def __init__(self, argv: list[str], state: Path) -> None:
         env = {**os.environ, "MLREPRO_STATE_DIR": str(state), "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(with_sigint(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.out: list[str] = []
         self.err: list[str] = []
         self._readers = [threading.Thread(target=self._read, args=(s, buf), daemon=True)

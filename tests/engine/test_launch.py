@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from signals_support import with_sigint
 from sysinfo_support import sysinfo_validate, validate_problems
 
 from mlrepro.flow import PipelineOptions, run_pipeline
@@ -163,7 +164,7 @@ def test_ctrl_c_stops_and_removes_the_container(docker_client, x86_image, tmp_pa
 
     argv = [sys.executable, "-m", "mlrepro.cli.main", "launch", "-p", "x86-cpu", "-f", "air-gapped", "-f", "quick",
             "--image", x86_image, *[arg for pair in zip(["--set"] * len(LONG), LONG) for arg in pair]]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    proc = subprocess.Popen(with_sigint(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
     store = open_store(state)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from harness_testutil import spec_dict
+from signals_support import with_sigint
 
 from mlrepro.harness import exit_codes
 from mlrepro.harness.main import main
@@ -134,7 +135,7 @@ def test_module_entry_point_self_check() -> None:
 def _start(tmp_path: Path, data: dict[str, Any]) -> tuple[subprocess.Popen[str], Path]:
     spec = _write(tmp_path, data)
     results = tmp_path / "res"
-    proc = subprocess.Popen([*CLI, "--spec", str(spec), "--results", str(results)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen(with_sigint([*CLI, "--spec", str(spec), "--results", str(results)]), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     return proc, results / data["run_id"]
 

@@ -10,6 +10,7 @@ import sys
 import time
 
 from kubelet import runs_until_deleted
+from signals_support import with_sigint
 from typer.testing import CliRunner
 
 from mlrepro.cli.main import app
@@ -27,7 +28,7 @@ def test_ctrl_c_deletes_the_job_with_its_pods_and_marks_the_run_cancelled(kube, 
     kube.scenario(runs_until_deleted("harness: Server scenario, 600 s"))
     argv = [sys.executable, "-m", "mlrepro.cli.main", "launch", "-p", "x86-cpu", "--target", "k8s",
             "--image", IMAGE, *[a for s in quick_sets for a in ("--set", s)]]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    proc = subprocess.Popen(with_sigint(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
     store = open_store(kube.state_dir)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(p["status"].get("phase") == "Running" for p in kube.objects("pods")):

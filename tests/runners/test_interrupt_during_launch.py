@@ -16,7 +16,8 @@ from mlrepro.runners.native import NativeRunner
 from mlrepro.state.store import open_store
 
 
-def test_ctrl_c_inside_launch_cancels_the_run_it_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_inside_launch_cancels_the_run_it_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         sigint_delivered: None) -> None:
     state = tmp_path / "state"
     launched, cancelled = [], []
     launch, cancel = NativeRunner.launch, NativeRunner.cancel

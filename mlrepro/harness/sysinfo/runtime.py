@@ -22,6 +22,9 @@ from mlrepro.harness.sysinfo.cpu import read_text
 ENV_TARGET = "MLREPRO_TARGET"
 ENV_HOST_SYSTEM = "MLREPRO_HOST_SYSTEM"
 ENV_NODE_NAME = "MLREPRO_NODE_NAME"
+#: the targets a runner may tell the harness it runs on (MLREPRO_TARGET). The runner table
+#: (mlrepro.runners.targets) is the one list of targets; the harness runs in the image without the rest of mlrepro
+#: and cannot import it, so the names are repeated here (tests/runners/test_targets.py holds the two equal).
 TARGETS = ("native", "docker", "kubernetes")
 HOST_KEYS = ("hostname", "machine", "os", "kernel", "cpu", "memory_total_bytes", "memory_dimms", "dmi", "disks",
              "nics", "rdma", "numa_nodes")
