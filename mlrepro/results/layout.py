@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlrepro.harness import layout as hl
+from mlrepro.harness.scenarios import SCENARIOS as SCENARIO_NAMES  # noqa: F401 - the result folders collect writes
 from mlrepro.results.rounds import load_round
 
 #: the round whose layout collect writes: the newest (the v6 layout). Where things are in a tree is the round's
