@@ -1,7 +1,7 @@
 """Is the newest builder/deps stage image worth keeping? Rebuild time after a harness change, with and without.
 
 The classic builder leaves the builder and deps stages' images untagged; their parent chains are the layer
-cache of those stages. ``mlrepro.image.prune.builder_leftovers(keep_latest=True)`` keeps the newest of each
+cache of those stages. ``mlrepro.image.leftovers.builder_leftovers(keep_latest=True)`` keeps the newest of each
 per profile and platform. This measures, on the real engine, what removing them too costs the next build:
 
   first       a build of a variant of the profile that no other image shares layers with past the bases:
@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     from mlrepro.image import harness_wheel
     from mlrepro.image.builder import BuildOptions, build_image
     from mlrepro.image.engine import connect
+    from mlrepro.image.leftovers import builder_leftovers, remove_images
     from mlrepro.image.progress import BuildEvent, StepFinished
-    from mlrepro.image.prune import builder_leftovers, remove_images
     from mlrepro.profiles.loader import resolve_profile
 
     client = connect()

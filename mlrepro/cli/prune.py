@@ -38,7 +38,7 @@ def prune(older_than: Optional[str] = typer.Option(None, "--older-than", help="A
     Example: mlrepro prune --older-than 7d --dry-run
     """
     with cli_errors():
-        from mlrepro.state.prune import apply_prune, parse_age, plan_prune, summary_rows
+        from mlrepro.flow.prune import apply_prune, parse_age, plan_prune, summary_rows
 
         plan = plan_prune(older_than_s=parse_age(older_than) if older_than else None)
         report = None if dry_run else apply_prune(plan)

@@ -14,6 +14,7 @@ Modules::
     pipeline.py   run_pipeline: plan -> execute -> collect
     audit.py      audit_runs: compliance tests of recorded runs, through the same flow
     recorded.py   logs and collect of recorded runs, through the runner table
+    prune.py      what a state directory's runs left behind (volumes, containers, work dirs, stage images)
 """
 
 from mlrepro.flow.audit import AuditResult, audit_runs

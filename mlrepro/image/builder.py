@@ -22,7 +22,7 @@
    host cache, so the next build of that platform compiles nothing.
 
 The classic builder leaves the builder and deps stages' images untagged; they carry ``io.mlrepro.stage``
-labels and :mod:`mlrepro.image.prune` finds and removes them.
+labels and :mod:`mlrepro.image.leftovers` finds and removes them.
 
 No buildx here: each platform is built on its own (one image per profile). Where buildx exists, the
 context written by ``mlrepro generate`` can be built for several platforms into a manifest list with

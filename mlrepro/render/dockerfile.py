@@ -17,7 +17,7 @@ Only image inputs go in (see :mod:`mlrepro.image.tags`): the profile's ``env`` i
 in the container at run time (:func:`mlrepro.render.podspec.build_pod_spec`, which the Docker runner maps too),
 never baked in as ``ENV``; nor is the profile's hash. The builder and deps stages end with labels
 (``io.mlrepro.stage``, profile, platform, content hash, wheel source: ``images/partials/stage_labels.j2``)
-because the classic builder leaves their images untagged; :mod:`mlrepro.image.prune` finds them by these
+because the classic builder leaves their images untagged; :mod:`mlrepro.image.leftovers` finds them by these
 labels.
 
 Two ways to get the wheels (:class:`DockerfileOptions` ``offline``):

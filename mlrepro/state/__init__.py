@@ -6,6 +6,7 @@
 - :mod:`mlrepro.state.paths`              ``runs/<run id>/``: a run's work directory (spec, log, fetched results)
 - :mod:`mlrepro.state.calibration_cache`  ``calibration.db``: calibrated LoadGen targets per system
 - :mod:`mlrepro.state.state_id`           ``state-id``: the label of the engine objects this directory made
-- :mod:`mlrepro.state.prune`              ``mlrepro prune``: what this directory made and no longer needs
 - :mod:`mlrepro.state.errors`             typed errors
+
+``mlrepro prune`` (what a state directory made and no longer needs) is :mod:`mlrepro.flow.prune`.
 """

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mlrepro.cli.main import app
+from mlrepro.flow.prune import PruneItem, PrunePlan
 from mlrepro.image.images import BuiltImage
-from mlrepro.state.prune import PruneItem, PrunePlan
 from mlrepro.state.store import RunRecord, open_store, utcnow
 
 runner = CliRunner()
@@ -83,7 +83,7 @@ PLAN = PrunePlan(items=[
 @pytest.mark.parametrize("width", [*WIDTHS, 140])
 def test_prune(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
     monkeypatch.setenv("COLUMNS", str(width))
-    monkeypatch.setattr("mlrepro.state.prune.plan_prune", lambda older_than_s=None: PLAN)
+    monkeypatch.setattr("mlrepro.flow.prune.plan_prune", lambda older_than_s=None: PLAN)
     r = runner.invoke(app, ["prune", "--dry-run"])
     assert r.exit_code == 0, r.output
     lines = _fits(r.stdout, width)
@@ -144,7 +144,7 @@ def test_compliance_table(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
         Verification("TEST01", "accuracy", False, "TEST01 needs the accuracy run of the same profile and scenario: "
                      "pass its run id too (mlrepro runs lists it)"),
         Verification("TEST04", "performance", True, "")))]
-    monkeypatch.setattr("mlrepro.audits.audit_runs", lambda *a, **k: results)
+    monkeypatch.setattr("mlrepro.flow.audit.audit_runs", lambda *a, **k: results)
     r = runner.invoke(app, ["compliance", RUN, "--test", "TEST01,TEST04"])
     assert r.exit_code == 1, r.output                                   # TEST01 failed
     lines = _fits(r.stdout, width)

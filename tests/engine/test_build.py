@@ -140,7 +140,7 @@ def _remove_build(client: Any, ref: str, content_hash: str) -> None:
     """Remove a test's image and the untagged stage images its build left (found by their labels)."""
     import docker
 
-    from mlrepro.image.prune import builder_leftovers, remove_images
+    from mlrepro.image.leftovers import builder_leftovers, remove_images
 
     with contextlib.suppress(docker.errors.ImageNotFound):
         client.images.remove(ref)
@@ -192,7 +192,7 @@ def test_builder_leftovers_are_labelled_and_removed(docker_client: Any, tmp_path
     """A build whose builder stage differs (a CA bundle, not an image input: same content hash, same image)
     leaves a builder-stage image; prune finds it by its labels, keeps the newest per profile/platform/wheel
     source by default, and removing it frees its own layers and nothing the image needs."""
-    from mlrepro.image.prune import builder_leftovers, remove_images
+    from mlrepro.image.leftovers import builder_leftovers, remove_images
 
     resolved, first = amd64
     before = {x.image_id for x in builder_leftovers(docker_client, keep_latest=False)}

@@ -238,7 +238,7 @@ def test_push_progress_is_one_line_per_layer_state() -> None:
 def test_prune_counts_each_layer_once_in_removal_order() -> None:
     """What the engine deletes with an image: the untagged parents no other image (nor container) uses; a
     parent shared by two leftovers goes with the second, so per-image figures add up to the total."""
-    from mlrepro.image.prune import _closure, _own_bytes
+    from mlrepro.image.leftovers import _closure, _own_bytes
 
     every = {
         "base": {"Id": "base", "ParentId": "", "Size": 100, "RepoTags": ["debian:12"]},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlrepro.state.prune import _not_ours
+from mlrepro.flow.prune import _not_ours
 from mlrepro.state.state_id import STATE_DIR_LABEL, STATE_ID_LABEL
 
 

@@ -12,7 +12,7 @@ volumes and containers only when they carry **this state directory's id** (label
 :mod:`mlrepro.state.state_id`): several state directories may share one engine, and a volume another one made
 holds results nobody here can know to be collected. Those of another state directory, and unlabelled ones (made
 before the label existed), are listed in ``PrunePlan.kept`` with the reason and never removed.
-* **builder images** the multi-stage build left untagged (:func:`mlrepro.image.prune.builder_leftovers`; the newest
+* **builder images** the multi-stage build left untagged (:func:`mlrepro.image.leftovers.builder_leftovers`; the newest
   per profile and platform stays as build cache);
 * with ``older_than``: runs that ended before that long ago (their work directory and record, and their volume).
 
@@ -186,7 +186,7 @@ def _engine_items(client: docker.DockerClient, records: dict[str, RunRecord], st
         if reason is not None:
             plan.items.append(PruneItem("volume", v.name, int(size) if size and size > 0 else None, reason))
     try:
-        from mlrepro.image.prune import builder_leftovers
+        from mlrepro.image.leftovers import builder_leftovers
     except ImportError:  # pragma: no cover - the image package always has it
         return
     for leftover in builder_leftovers(client):
@@ -270,7 +270,7 @@ def _remove(item: PruneItem, client: docker.DockerClient | None, state_dir: Path
         elif item.kind == "container":
             client.containers.get(item.name).remove(force=False, v=False)
         elif item.kind == "image":
-            from mlrepro.image.prune import remove_images
+            from mlrepro.image.leftovers import remove_images
 
             remove_images(client, [item.name])
     except docker.errors.NotFound:
