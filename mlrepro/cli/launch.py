@@ -24,9 +24,7 @@ from mlrepro.cli.common import (
     SetOpt,
     Target,
     cli_errors,
-    console,
     kube_target,
-    print_data,
     resolve_many,
     split_csv,
 )
@@ -61,8 +59,8 @@ def launch(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt
     Example: mlrepro launch -p x86-cpu -f air-gapped --scenario Offline,Server --parallel 2
     """
     with cli_errors():
-        from mlrepro.cli.report import print_results
-        from mlrepro.flow import PipelineOptions, run_pipeline
+        from mlrepro.cli.report import run_and_print
+        from mlrepro.flow import PipelineOptions
 
         resolved = resolve_many(profile, overlays, sets)
         options = PipelineOptions(target=target.value, scenarios=split_csv(scenario), modes=split_csv(mode),
@@ -71,14 +69,4 @@ def launch(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt
                                   registry=registry, kube=kube_target(context, namespace, kubeconfig),
                                   pending_timeout_s=pending_timeout, recalibrate=recalibrate, find_peak=find_peak,
                                   keep_results=keep_volume)
-        json_out = output != OutputFormat.table
-        c = console(stderr=json_out)          # with --output json, progress goes to stderr
-        result = run_pipeline(resolved, options, progress=lambda m: c.print(m, markup=False))
-        if json_out:
-            from mlrepro.cli.report import result_data
-
-            print_data(result_data(result), output)
-        else:
-            print_results(c, result)
-        if not result.ok:
-            raise typer.Exit(1)
+        run_and_print(resolved, options, output)

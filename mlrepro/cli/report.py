@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
-    from mlrepro.flow import PipelineResult
+    from mlrepro.cli.common import OutputFormat
+    from mlrepro.flow import PipelineOptions, PipelineResult
+    from mlrepro.profiles.loader import ResolvedProfile
 
 _STYLE = {"succeeded": "green", "invalid": "yellow", "failed": "red", "timeout": "red", "cancelled": "yellow"}
 
@@ -40,6 +42,25 @@ def accuracy_cell(accuracy: float | None) -> str:
 def status_cell(status: str) -> str:
     style = _STYLE.get(status, "")
     return f"[{style}]{status}[/]" if style else status
+
+
+def run_and_print(resolved: "list[ResolvedProfile]", options: "PipelineOptions", output: "OutputFormat") -> None:
+    """``run`` and ``launch``: the pipeline with its progress on the console (stderr with ``--output json``), then
+    the results as a table or as data; typer.Exit(1) unless every run succeeded (:attr:`PipelineResult.ok`)."""
+    import typer
+
+    from mlrepro.cli.common import OutputFormat, console, print_data
+    from mlrepro.flow import run_pipeline
+
+    json_out = output != OutputFormat.table
+    c = console(stderr=json_out)
+    result = run_pipeline(resolved, options, progress=lambda m: c.print(m, markup=False))
+    if json_out:
+        print_data(result_data(result), output)
+    else:
+        print_results(c, result)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 def print_results(console: "Console", result: "PipelineResult") -> None:

@@ -69,8 +69,8 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
     Example: mlrepro run -p x86-cpu --submitter Acme --contact ops@example.com --system-notes notes.yaml
     """
     with cli_errors():
-        from mlrepro.cli.report import print_results
-        from mlrepro.flow import PipelineOptions, run_pipeline
+        from mlrepro.cli.report import run_and_print
+        from mlrepro.flow import PipelineOptions
         from mlrepro.results.system_notes import system_overrides
 
         overrides = system_overrides(system_notes, contact=contact, submitter=submitter, division=division.value)
@@ -80,17 +80,7 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
                                   system_overrides=overrides, collect=collect, image=image, registry=registry,
                                   kube=kube_target(context, namespace, kubeconfig), recalibrate=recalibrate,
                                   find_peak=find_peak, keep_results=keep_volume, force=force)
-        json_out = output != OutputFormat.table
-        c = console(stderr=json_out)          # with --output json, progress goes to stderr
-        result = run_pipeline(resolved, options, progress=lambda msg: c.print(msg, markup=False))
-        if json_out:
-            from mlrepro.cli.report import result_data
-
-            print_data(result_data(result), output)
-        else:
-            print_results(c, result)
-        if not result.ok:
-            raise typer.Exit(1)
+        run_and_print(resolved, options, output)
 
 
 def calibrate(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt,
