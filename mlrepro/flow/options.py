@@ -95,6 +95,9 @@ class PipelineResult:
         if self.collect_error:
             return failed + (self.collect_error,)
         rejected = [r for r in (report.rejected if report else ()) if r.kind not in ("incomplete", "superseded")]
+        if rejected and report is not None and not report.results:
+            why = "; ".join(f"{r.run_id}: {'; '.join(r.reasons)}" for r in rejected)
+            return failed + (f"nothing was placed in the submission tree ({why})",)
         return failed + tuple(f"{r.run_id}: not placed in the tree ({r.kind}: {'; '.join(r.reasons)})"
                               for r in rejected)
 
