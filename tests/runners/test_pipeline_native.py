@@ -167,6 +167,21 @@ def test_every_scenario_is_valid_natively(tmp_path, state):
         "multi_stream_expected_latency_ns"}
 
 
+def test_a_valid_performance_only_run_succeeds_and_says_what_the_tree_still_needs(tmp_path, state):
+    """Tuning is performance-only runs: a VALID one exits 0; the tree's missing accuracy run is one line, not an
+    error. Its run is kept for a later `collect` with the accuracy run."""
+    r = runner.invoke(app, ["run", "-p", "x86-cpu", "-f", "quick", "--target", "native", "--scenario", "Offline",
+                            "--mode", "performance", "--into", str(tmp_path / "sub")])
+    assert r.exit_code == 0, r.output
+    assert "error" not in r.output.lower()
+    (line,) = [x for x in r.stdout.splitlines() if "the submission tree still needs" in x]
+    assert "no accuracy run for open/mlrepro/results/" in line and "--mode submission" in line
+    data = json.loads(runner.invoke(app, ["run", "-p", "x86-cpu", "-f", "quick", "--target", "native",
+                                          "--scenario", "Offline", "--mode", "performance", "--into",
+                                          str(tmp_path / "sub"), "--output", "json"]).stdout)
+    assert data["ok"] is True and data["problems"] == [] and len(data["tree_needs"]) == 1
+
+
 def test_a_run_that_places_nothing_in_the_tree_exits_non_zero(tmp_path, state):
     """Closed division with a short run: the run is VALID but collect rejects it; `run` says why, exit 1."""
     r = runner.invoke(app, ["run", "-p", "x86-cpu", "-f", "quick", "--target", "native", "--set",
