@@ -73,39 +73,43 @@ def print_results(console: "Console", result: "PipelineResult") -> None:
              accuracy_cell(r.accuracy), target_cell(r.loadgen_target),
              f"{r.duration_s:.1f} s"] for r in result.runs]
     console.print(fitted_table(console, columns, rows, title=f"mlrepro results ({result.target})"))
+    soft = not console.is_terminal      # on a terminal free text wraps at spaces (ids have none: they stay whole)
     failures = result.failures
     if failures and len(result.runs) > 1:
         group = f" (mlrepro runs --group {result.group})" if result.group else ""
         console.print(f"{len(failures)} of {len(result.runs)} run(s) did not succeed{group}:", markup=False)
     for r in result.runs:
         if r.message and r.status != "succeeded":
-            console.print(f"[red]{r.run_id}[/]: {r.message}", highlight=False)
+            console.print(f"[red]{r.run_id}[/]: {r.message}", highlight=False, soft_wrap=soft)
         for note in r.notes:
-            console.print(f"[yellow]{r.run_id}[/]: {note}", highlight=False)
+            console.print(f"[yellow]{r.run_id}[/]: {note}", highlight=False, soft_wrap=soft)
     for problem in result.problems:
-        console.print(f"[red]error[/]: {problem}", highlight=False)
+        console.print(f"[red]error[/]: {problem}", highlight=False, soft_wrap=soft)
     report = result.collect_report
     if report is not None:
         console.print(f"submission tree: {report.tree} ({report.division}/{report.submitter}); "
                       f"full accuracy logs and rejected runs: {report.sidecar}")
         for rej in report.rejected:
             if rej.kind not in ("superseded", "incomplete"):
-                console.print(f"[yellow]not in the tree[/]: {rej.run_id} ({rej.kind}): {'; '.join(rej.reasons)}")
+                console.print(f"[yellow]not in the tree[/]: {rej.run_id} ({rej.kind}): {'; '.join(rej.reasons)}",
+                              soft_wrap=soft)
         print_system_findings(console, report)
     if result.tree_needs:
-        console.print(f"[yellow]the submission tree still needs[/]: {'; '.join(result.tree_needs)}", highlight=False)
+        console.print(f"[yellow]the submission tree still needs[/]: {'; '.join(result.tree_needs)}", highlight=False,
+                      soft_wrap=soft)
 
 
 def print_system_findings(console: "Console", report) -> None:
     """One line per systems json that still needs something before it can be submitted."""
+    soft = not console.is_terminal
     for sid, findings in sorted(report.system_findings.items()):
         errors = [f.field for f in findings if f.severity == "error"]
         warnings = [f.field for f in findings if f.severity != "error"]
         if errors:
             console.print(f"[yellow]systems/{sid}.json[/] still needs {', '.join(errors)} before it can be "
-                          "submitted (give --contact and --system-notes FILE)", soft_wrap=True)
+                          "submitted (give --contact and --system-notes FILE)", soft_wrap=soft)
         if warnings:
-            console.print(f"systems/{sid}.json: worth filling: {', '.join(warnings)}", soft_wrap=True)
+            console.print(f"systems/{sid}.json: worth filling: {', '.join(warnings)}", soft_wrap=soft)
 
 
 def result_data(result: "PipelineResult") -> dict:
