@@ -43,6 +43,7 @@ DETAIL_KEYS = frozenset({
     "effective_sample_concatenate_permutation", "effective_accuracy_log_sampling_target",
     "effective_accuracy_log_rng_seed", "effective_performance_issue_same", "effective_performance_issue_unique",
     "effective_performance_issue_same_index", "requested_use_token_latencies", "requested_min_duration_ms",
+    "requested_server_ttft_latency", "requested_server_tpot_latency",
     "result_validity", "result_invalid_reason", "result_min_duration_met", "result_min_queries_met",
     "early_stopping_met", "early_stopping_result", "early_stopping_latency_ss", "early_stopping_latency_ms",
     "result_samples_per_second", "result_completed_samples_per_sec", "result_scheduled_samples_per_sec",

@@ -16,7 +16,7 @@ from mlrepro.results.check import check_tree
 
 
 def test_every_fixture_is_here() -> None:
-    assert len(REAL_TREES) >= 5 and {r for r, _ in REAL_TREES} == {"v5.1", "v6.0"}
+    assert len(REAL_TREES) >= 6 and {r for r, _ in REAL_TREES} == {"v5.1", "v6.0", "v6.1"}
 
 
 @pytest.mark.parametrize(("rnd", "name"), REAL_TREES, ids=[f"{r}/{n}" for r, n in REAL_TREES])

@@ -47,7 +47,7 @@ _TABLE = (
     ("BENCHMARK_UNKNOWN", "crash", "a benchmark folder the round does not know (and no mapping names)"),
     ("SCENARIOS_REQUIRED", "official", "closed/network: a required scenario is missing or one is not allowed"),
     ("PERF_MISSING", "crash", "performance/run_1 or its detail log is missing"),
-    ("LOG_MISSING", "own", "a LoadGen summary log is missing"),
+    ("LOG_MISSING", "own", "a LoadGen summary log is missing (of an accuracy run: a warning)"),
     ("DETAIL_UNREADABLE", "crash", "a detail log that does not start with a :::MLLOG entry or has a garbled one"),
     ("DETAIL_INCOMPLETE", "own", "a detail log cut off (no result_validity, or a partial last line)"),
     ("INVALID_RESULT", "own", "LoadGen says INVALID"),
