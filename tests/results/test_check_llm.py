@@ -1,6 +1,6 @@
 """The LLM rules of the v6.1 round, one at a time, on a copy of the real v6.1 llama3_1-8b tree (Intel, Offline +
 Server on a CPU; completed with the three placeholder files its public copy lacked, so that both checkers
-accept it): each case breaks one rule and mlrepro reports that rule's code on the right path, and nothing else.
+accept it; relabelled as gpt-oss-120b for TEST07/TEST09): each case breaks one rule and mlrepro reports that rule's code on the right path, and nothing else.
 
 Where the official checker is available here (official_testutil), each case is also run through it: it must
 reject exactly the result folders mlrepro rejects ("agrees"); "stricter" marks the few rules where mlrepro goes further, with the reason."""
@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 from check_testutil import (
     ACCEPTED_INTEL_VERDICT,
+    GPT_RES,
     INTEL_RES,
     codes,
     completed_intel_tree,
+    gpt_oss_tree,
     mllog_drop,
     mllog_set,
     paths,
@@ -96,12 +98,16 @@ class Case:
     path: str                        # a finding of the first code (sorted) names this path
     official: str = "agrees"         # agrees | stricter: <why>
     warnings: frozenset[str] = frozenset()
+    tree: Callable[[Path], Path] = completed_intel_tree
 
 
 def case(id: str, mutate: Callable[[Path], None], errors: set[str] | str, path: str, official: str = "agrees",
-         warnings: set[str] = frozenset()) -> Case:   # type: ignore[assignment]
+         warnings: set[str] = frozenset(), tree: Callable[[Path], Path] = completed_intel_tree) -> Case:  # type: ignore[assignment]
     return Case(id, mutate, frozenset({errors} if isinstance(errors, str) else errors), path, official,
-                frozenset(warnings))
+                frozenset(warnings), tree)
+
+
+GOFF, GSRV = f"{GPT_RES}/Offline", f"{GPT_RES}/Server"
 
 
 CASES = [
@@ -189,12 +195,32 @@ CASES = [
     case("interactive-instead-of-server", compose(interactive(), remove(SRV)), set(), INT),
     case("measurements-missing", remove(f"{SRV}/measurements.json"), "MEASUREMENTS_MISSING",
          f"{SRV}/measurements.json"),
+    # gpt-oss-120b (the Intel tree relabelled, check_testutil.gpt_oss_tree): TEST07, TEST09, its own limits
+    case("gpt-oss-accepted", lambda root: None, set(), GOFF, tree=gpt_oss_tree),
+    case("gpt-oss-test07-missing", remove(f"{GOFF}/TEST07"), "COMPLIANCE_MISSING", f"{GOFF}/TEST07",
+         tree=gpt_oss_tree),
+    case("gpt-oss-test07-fails", replace(f"{GSRV}/TEST07/verify_accuracy.txt", "TEST PASS", "TEST FAIL"),
+         "COMPLIANCE_FAILED", f"{GSRV}/TEST07/verify_accuracy.txt", tree=gpt_oss_tree),
+    case("gpt-oss-test09-missing", rename(f"{GSRV}/TEST09/verify_output_len.txt", "verify_output_len.log"),
+         "COMPLIANCE_MISSING", f"{GSRV}/TEST09/verify_output_len.txt", tree=gpt_oss_tree),
+    case("gpt-oss-test09-fails", replace(f"{GOFF}/TEST09/verify_output_len.txt", "TEST PASS", "TEST FAIL"),
+         "COMPLIANCE_FAILED", f"{GOFF}/TEST09/verify_output_len.txt", tree=gpt_oss_tree),
+    case("gpt-oss-tpot-above-80ms", setlog(f"{GSRV}/{PERF}", "result_time_per_output_token_99.00_percentile_ns",
+                                           80_000_000), "TOKEN_LATENCY", f"{GSRV}/{PERF}", tree=gpt_oss_tree),
+    case("gpt-oss-exact-match-below", replace(f"{GOFF}/accuracy/accuracy.txt", "'exact_match': 84.1021",
+                                              "'exact_match': 82.2"), "ACCURACY_TARGET",
+         f"{GOFF}/accuracy/accuracy.txt", tree=gpt_oss_tree),
+    case("gpt-oss-tokens-per-sample-above", replace(f"{GOFF}/accuracy/accuracy.txt", "'tokens_per_sample': 1263.5",
+                                                    "'tokens_per_sample': 10999.0"), "ACCURACY_TARGET",
+         f"{GOFF}/accuracy/accuracy.txt", tree=gpt_oss_tree),
+    case("gpt-oss-accuracy-sample-count", setlog(f"{GSRV}/{ACC}", "effective_accuracy_sample_count", 6396),
+         "DATASET_COVERAGE", f"{GSRV}/{ACC}", tree=gpt_oss_tree),
 ]
 
 
 @pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
 def test_one_broken_llm_rule(tmp_path: Path, c: Case) -> None:
-    root = completed_intel_tree(tmp_path)
+    root = c.tree(tmp_path)
     c.mutate(root)
     report = check_tree(root, version="v6.1")
     assert codes(report) == set(c.errors), [str(f) for f in report.findings]
@@ -222,7 +248,7 @@ def test_completed_tree_official_verdict(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
 def test_official_checker_agrees(tmp_path: Path, c: Case) -> None:
-    root = completed_intel_tree(tmp_path)
+    root = c.tree(tmp_path)
     c.mutate(root)
     verdict = official_verdict(root, "v6.1")
     report = check_tree(root, version="v6.1")
