@@ -32,6 +32,7 @@ from mlrepro.harness.scenarios import STREAM_SCENARIOS
 from mlrepro.results import layout as tl
 from mlrepro.results.accuracy import TRUNCATION_MARKER, truncate_accuracy_log
 from mlrepro.results.rounds import Benchmark, Round, load_round
+from mlrepro.results.tokens import TOKEN_KEYS, TokenStats, token_stats
 
 #: detail-log keys the reader and the check use (everything else is skipped without decoding)
 DETAIL_KEYS = frozenset({
@@ -55,7 +56,7 @@ DETAIL_KEYS = frozenset({
     "result_90.00_percentile_latency_ns", "result_95.00_percentile_latency_ns", "result_97.00_percentile_latency_ns",
     "result_99.00_percentile_latency_ns", "result_99.90_percentile_latency_ns", "result_query_count",
     "num_errors", "power_begin", "power_end",
-})
+}) | TOKEN_KEYS
 _PERCENTILE_RE = re.compile(r"^result_(\d+\.\d+)_percentile_latency_ns$")
 _HASH_RE = re.compile(r"^hash=([\w\d]+)$")
 #: results read in worker processes from this many on, when jobs > 1
@@ -198,6 +199,7 @@ class ResultEntry:
     run_date: str | None                   # test_datetime of the performance run
     record: MlreproRecord | None
     empty_dirs: tuple[str, ...] = ()       # empty folders inside the result folder (and its compliance folders)
+    tokens: TokenStats | None = None       # an LLM run's tokens/s and TTFT/TPOT percentiles (ns)
 
     @property
     def validity(self) -> str | None:
@@ -600,6 +602,7 @@ def _read_result(job: _Job, full_logs: _FullLogs | None = None) -> ResultEntry:
     metric = None
     latency: dict[str, int] = {}
     run_date = None
+    tokens = None
     if perf is not None and perf.detail is not None:
         d = perf.detail
         metric = compute_metric(d, round_, benchmark, scen)
@@ -608,6 +611,7 @@ def _read_result(job: _Job, full_logs: _FullLogs | None = None) -> ResultEntry:
             if m and isinstance(value, int) and not isinstance(value, bool):
                 latency[m.group(1)] = value
         run_date = d.get("test_datetime") if isinstance(d.get("test_datetime"), str) else None
+        tokens = token_stats(d.values)
     return ResultEntry(
         division=job.division, submitter=job.submitter, system=job.system, benchmark_folder=job.benchmark_folder,
         scenario_folder=job.scenario_folder, benchmark=bench_name, scenario=scenario, rel=_rel(root, rdir),
@@ -615,7 +619,7 @@ def _read_result(job: _Job, full_logs: _FullLogs | None = None) -> ResultEntry:
         measurements_files=mfiles, measurements_rel=mrel, measurements=measurements, measurements_error=merr,
         compliance=compliance, power=os.path.isdir(os.path.join(rdir, round_.files.power_dir)), metric=metric,
         latency_ns=latency, run_date=run_date, record=_record(root, rdir, sub_dir, files),
-        empty_dirs=tuple(sorted(set(empty))))
+        empty_dirs=tuple(sorted(set(empty))), tokens=tokens)
 
 
 def _read_chunk(jobs: Sequence[_Job]) -> list[ResultEntry]:
