@@ -31,6 +31,7 @@ from mlrepro.harness.logparse import Detail, parse_detail, summary_validity
 from mlrepro.harness.scenarios import STREAM_SCENARIOS
 from mlrepro.results import layout as tl
 from mlrepro.results.accuracy import TRUNCATION_MARKER, truncate_accuracy_log
+from mlrepro.results.endpoints import EndpointsResult, endpoints_scenario, is_endpoints, read_endpoints
 from mlrepro.results.rounds import Benchmark, Round, load_round
 from mlrepro.results.tokens import TOKEN_KEYS, TokenStats, token_stats
 
@@ -200,6 +201,8 @@ class ResultEntry:
     record: MlreproRecord | None
     empty_dirs: tuple[str, ...] = ()       # empty folders inside the result folder (and its compliance folders)
     tokens: TokenStats | None = None       # an LLM run's tokens/s and TTFT/TPOT percentiles (ns)
+    endpoints: EndpointsResult | None = None   # an endpoints result (v6.1): no LoadGen logs (performance and
+                                               # accuracy are None), its files as read
 
     @property
     def validity(self) -> str | None:
@@ -207,6 +210,8 @@ class ResultEntry:
 
     @property
     def accuracy_values(self) -> Mapping[str, str]:
+        if self.endpoints is not None:
+            return self.endpoints.metrics
         return self.accuracy.values.values if self.accuracy is not None and self.accuracy.values else {}
 
 
@@ -488,6 +493,50 @@ def compute_metric(detail: Detail, round_: Round, benchmark: Benchmark | None,
     return Metric(name=key or "", value=inferred, unit=unit, inferred=True) if inferred is not None else None
 
 
+#: the metric name of an LLM endpoints result: result_summary.json's tps
+ENDPOINTS_TOKENS_METRIC = "tps (result_summary.json)"
+
+
+def endpoints_metric(ep: EndpointsResult, round_: Round, benchmark: Benchmark | None,
+                     folder_scenario: str) -> Metric | None:
+    """The result metric of an endpoints result. An LLM's throughput scenarios: tokens/s (result_summary.json
+    ``tps``), as for its LoadGen results; the official checker's results table takes samples/s for endpoints
+    Offline and Interactive results instead (its per-benchmark override table is keyed "Offline"/"Server", an
+    endpoints log says "offline"/"Interactive"). Else the checker's key (the benchmark's override of the scenario,
+    else RESULT_FIELD_ENDPOINTS), latencies in ms."""
+    rules = round_.endpoints
+    if rules is None:
+        return None
+    scenario = endpoints_scenario(ep, rules, folder_scenario)
+    if scenario is None:
+        return None
+    unit = round_.unit(benchmark, folder_scenario)
+    values = ep.performance_values
+    if benchmark is not None and benchmark.llm and scenario in ("Offline", "Server", "Interactive"):
+        tps = _float(values.get("result_completed_tokens_per_second"))
+        return Metric(name=ENDPOINTS_TOKENS_METRIC, value=tps, unit=unit) if tps is not None else None
+    key = (benchmark.result_field.get(scenario) if benchmark else None) or rules.result_field.get(scenario.lower())
+    value = _float(values.get(key)) if key else None
+    if value is None or key is None:
+        return None
+    if scenario in STREAM_SCENARIOS:
+        value /= 1e6
+        if benchmark is not None and benchmark.name == "wan-2.2-t2v-a14b":
+            value /= 1e3
+    return Metric(name=key, value=value, unit=unit)
+
+
+def _latencies(values: Mapping[str, Any]) -> dict[str, int]:
+    """Latency percentiles (ns) among mapped values: "90.00" -> ns."""
+    out = {}
+    for key, value in values.items():
+        m = _PERCENTILE_RE.match(key)
+        v = _float(value)
+        if m and v is not None:
+            out[m.group(1)] = int(round(v))
+    return out
+
+
 def _inferred(detail: Detail, log_scenario: str, folder_scenario: str) -> float | None:
     spq = _float(detail.get("effective_samples_per_query"))
     if folder_scenario == "Offline" and log_scenario == "SingleStream":
@@ -568,9 +617,17 @@ def _read_result(job: _Job, full_logs: _FullLogs | None = None) -> ResultEntry:
     scen = scenario or job.scenario_folder
     full_logs = full_logs or _FullLogs(Path(job.sidecar) if job.sidecar else None)
     perf_dir = os.path.join(rdir, round_.files.performance_dir)
-    perf = _loadgen_run(root, perf_dir, _entries(perf_dir)[1]) if os.path.isdir(perf_dir) else None
     acc_dir = os.path.join(rdir, round_.files.accuracy_dir)
-    acc = _accuracy(root, acc_dir, round_, benchmark, scen, full_logs) if os.path.isdir(acc_dir) else None
+    ep = None
+    perf = acc = None
+    if is_endpoints(rdir, round_.endpoints):
+        assert round_.endpoints is not None
+        metrics = [t.metric for t in benchmark.accuracy_targets(scen)] + \
+            [t.metric for t in benchmark.accuracy_upper] if benchmark else []
+        ep = read_endpoints(root, rdir, round_.endpoints, list(dict.fromkeys(metrics)))
+    else:
+        perf = _loadgen_run(root, perf_dir, _entries(perf_dir)[1]) if os.path.isdir(perf_dir) else None
+        acc = _accuracy(root, acc_dir, round_, benchmark, scen, full_logs) if os.path.isdir(acc_dir) else None
     mdir = os.path.join(sub_dir, layout.measurements_dir.format(**fmt))
     mfiles: dict[str, int] = {}
     if mdir == rdir:
@@ -612,6 +669,12 @@ def _read_result(job: _Job, full_logs: _FullLogs | None = None) -> ResultEntry:
                 latency[m.group(1)] = value
         run_date = d.get("test_datetime") if isinstance(d.get("test_datetime"), str) else None
         tokens = token_stats(d.values)
+    elif ep is not None:
+        metric = endpoints_metric(ep, round_, benchmark, scen)
+        latency = _latencies(ep.performance_values)
+        tokens = token_stats(ep.performance_values)
+        date = ep.performance_values.get("test_datetime")
+        run_date = date if isinstance(date, str) and date else None
     return ResultEntry(
         division=job.division, submitter=job.submitter, system=job.system, benchmark_folder=job.benchmark_folder,
         scenario_folder=job.scenario_folder, benchmark=bench_name, scenario=scenario, rel=_rel(root, rdir),
@@ -619,7 +682,7 @@ def _read_result(job: _Job, full_logs: _FullLogs | None = None) -> ResultEntry:
         measurements_files=mfiles, measurements_rel=mrel, measurements=measurements, measurements_error=merr,
         compliance=compliance, power=os.path.isdir(os.path.join(rdir, round_.files.power_dir)), metric=metric,
         latency_ns=latency, run_date=run_date, record=_record(root, rdir, sub_dir, files),
-        empty_dirs=tuple(sorted(set(empty))), tokens=tokens)
+        empty_dirs=tuple(sorted(set(empty))), tokens=tokens, endpoints=ep)
 
 
 def _read_chunk(jobs: Sequence[_Job]) -> list[ResultEntry]:
