@@ -324,10 +324,11 @@ def load_run(run_dir: str | Path, where: str | None = None) -> HarnessRun:
         problems.append(f"failed: exit code {exit_code} ({_str(status.get('name')) or 'error'})"
                         + (f": {err}" if err else ""))
     wanted = hl.subruns_for_mode(mode) if mode in ("performance", "accuracy", "submission") else ()
-    compliance = {t: f"{scenario}/{t}" for t in AUDIT_TESTS
-                  if f"{scenario}/{t}/performance/run_1/{hl.DETAIL_LOG}" in manifest} if scenario else {}
+    verify_only = verify_only_tests()
+    compliance = {t: f"{scenario}/{t}" for t in AUDIT_TESTS if t not in verify_only
+                  and f"{scenario}/{t}/performance/run_1/{hl.DETAIL_LOG}" in manifest} if scenario else {}
     if scenario:
-        compliance.update({t: f"{scenario}/{t}" for t, names in verify_only_tests().items()
+        compliance.update({t: f"{scenario}/{t}" for t, names in verify_only.items()
                            if any(f"{scenario}/{t}/{n}" in manifest for n in names)})
     audit_of = _str(record.get("audit_of"))
     if mode == "audit":
@@ -387,7 +388,7 @@ def verify_only_tests() -> dict[str, tuple[str, ...]]:
     """Compliance tests whose folder is verification files only (TEST06 of the LLMs, TEST07-TEST09), with those
     files (the newest round's ``compliance.tests``): the harness writes them as ``<scenario>/<TEST>/<file>``."""
     tests = load_round().compliance.tests
-    return {name: t.verify for name, t in tests.items() if not t.performance and name not in AUDIT_TESTS}
+    return {name: t.verify for name, t in tests.items() if not t.performance}
 
 
 def _argv(reproduce: Any) -> tuple[str, ...]:

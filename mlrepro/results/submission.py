@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 from mlrepro.harness import layout as hl
-from mlrepro.harness.spec import AUDIT_TESTS
 from mlrepro.results import layout as tl
 from mlrepro.results.accuracy import accuracy_txt_with_hash, truncate_accuracy_log
 from mlrepro.results.compliance import compliance_files, verify_only_files
@@ -57,7 +56,7 @@ from mlrepro.results.fsutil import (
 )
 from mlrepro.results.measurements import measurements_json
 from mlrepro.results.rounds import checker_benchmarks
-from mlrepro.results.rundir import HarnessRun, SubRun, find_run_dirs, load_run, read_verified
+from mlrepro.results.rundir import HarnessRun, SubRun, find_run_dirs, load_run, read_verified, verify_only_tests
 from mlrepro.results.systems import (
     SystemFinding,
     build_system_desc,
@@ -421,8 +420,9 @@ def _result_files(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun
     }
     kept: dict[str, bytes] = {}
     source = audit if audit is not None else p
+    verify_only = verify_only_tests()
     for test, rel in sorted(source.compliance.items()):
-        if test not in AUDIT_TESTS:
+        if test in verify_only:
             continue
         tfiles, tfull = compliance_files(test, p.path / perf.detail_rel, source.path / rel, a.path / a.accuracy_log_rel)
         files.update(tfiles)
@@ -432,7 +432,7 @@ def _result_files(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun
     done: set[str] = set()
     for run in (r for r in (audit, p, a) if r is not None):
         for test, rel in sorted(run.compliance.items()):
-            if test not in AUDIT_TESTS and test not in done:
+            if test in verify_only and test not in done:
                 done.add(test)
                 files.update(verify_only_files(run, test, rel))
     return files, full_sha, acc_line, kept
