@@ -136,3 +136,19 @@ def test_open_division_model_maps_to_the_benchmark(runs: Path, tmp_path: Path) -
     assert {r.unit for r in check.rows} == {"Tokens/s"}
     verdict = official_verdict(root, "v6.1")
     assert verdict["exit_code"] == 0 and accepted_count(verdict) == 2, verdict
+
+
+def test_run_json_has_a_tokens_block(llm_runs: dict[str, Path]) -> None:
+    """``run --output json``: each run's tokens block, from its verified results (null for runs without)."""
+    from mlrepro.cli.report import result_data
+    from mlrepro.flow.options import PipelineResult, RunSummary
+
+    server = load_run(llm_runs["Server"])
+    runs = (RunSummary("llm-server", "Server", "submission", "succeeded", 0, result=1139.51, result_unit="tokens/s",
+                       run=server),
+            RunSummary("other", "Offline", "performance", "failed", 1))
+    data = result_data(PipelineResult(target="native", image="", runs=runs))
+    assert data["runs"][0]["tokens"] == {"tokens_per_second": 1139.51, "ttft_p50_ns": 1_750_370_195,
+                                         "ttft_p99_ns": 1_906_933_782, "tpot_p50_ns": 78_287_939,
+                                         "tpot_p99_ns": 96_363_771}
+    assert data["runs"][1]["tokens"] is None
