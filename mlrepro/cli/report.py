@@ -9,6 +9,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from mlrepro.cli.common import OutputFormat
     from mlrepro.flow import PipelineOptions, PipelineResult
+    from mlrepro.flow.options import RunSummary
     from mlrepro.profiles.loader import ResolvedProfile
 
 _STYLE = {"succeeded": "green", "invalid": "yellow", "failed": "red", "timeout": "red", "cancelled": "yellow"}
@@ -112,6 +113,12 @@ def print_system_findings(console: "Console", report) -> None:
             console.print(f"systems/{sid}.json: worth filling: {', '.join(warnings)}", soft_wrap=soft)
 
 
+def _tokens(r: "RunSummary") -> dict | None:
+    """An LLM run's token figures (tokens/s, TTFT/TPOT p50 and p99 in ns), None for other runs."""
+    perf = r.run.performance if r.run is not None else None
+    return perf.tokens.to_dict() if perf is not None and perf.tokens is not None else None
+
+
 def result_data(result: "PipelineResult") -> dict:
     """``run`` / ``launch --output json``: every run (full ids), the tree collected, what went wrong."""
     report = result.collect_report
@@ -119,7 +126,8 @@ def result_data(result: "PipelineResult") -> dict:
         "ok": result.ok, "target": result.target, "image": result.image or None, "group": result.group or None,
         "runs": [{"run_id": r.run_id, "profile": r.profile, "scenario": r.scenario, "mode": r.mode,
                   "status": r.status, "exit_code": r.exit_code, "result": r.result, "unit": r.result_unit,
-                  "validity": r.validity, "accuracy": r.accuracy, "duration_s": round(r.duration_s, 3),
+                  "tokens": _tokens(r), "validity": r.validity, "accuracy": r.accuracy,
+                  "duration_s": round(r.duration_s, 3),
                   "loadgen_target": r.loadgen_target, "message": r.message or None, "notes": list(r.notes),
                   "results_dir": str(r.results_dir) if r.results_dir else None} for r in result.runs],
         "collect": None if report is None else {

@@ -80,11 +80,15 @@ def _num(v: float | None) -> str:
 
 def _print(c: "Console", rep: "TreeReport") -> None:
     from mlrepro.cli.common import Column, fitted_table
+    from mlrepro.report.model import has_tokens
 
     # what identifies a result and its value always stay; the rest goes, least needed first, on a narrow terminal
     several = len({r.submitter for r in rep.rows}) > 1      # then the submitter tells results apart: it stays
+    tokens = has_tokens(rep.rows)          # an LLM tree: tokens/s, TTFT and TPOT p99 beside the value
     columns = [Column("submitter", keep=0 if several else 1), Column("system"), Column("accelerator", keep=9), Column("benchmark"),
                Column("scenario"), Column("metric", keep=10), Column("value", right=True), Column("unit", keep=1),
+               *([Column("tokens/s", keep=4, right=True), Column("TTFT p99 ms", keep=4, right=True),
+                  Column("TPOT p99 ms", keep=4, right=True)] if tokens else []),
                Column("p50 ms", keep=7, right=True), Column("p90 ms", keep=8, right=True),
                Column("p99 ms", keep=4, right=True), Column("accuracy", keep=5, wrap=True),
                Column("validity", keep=2), Column("run date", keep=11), Column("profile hash", keep=6),
@@ -96,6 +100,7 @@ def _print(c: "Console", rep: "TreeReport") -> None:
                                          f"{r.warnings} warning(s)" if r.warnings else "") if x) or "none"
         rows.append([r.submitter, r.system, r.accelerator or "-", r.benchmark, r.scenario, r.metric or "-",
                      _num(r.value) if r.value is not None else "-", r.unit or "-",
+                     *((_num(r.tokens_per_second), _num(r.ttft_p99_ms), _num(r.tpot_p99_ms)) if tokens else ()),
                      *(_num(r.latency_ms.get(p)) for p in ("50.00", "90.00", "99.00")),
                      ", ".join(f"{k}={v}" for k, v in r.accuracy.items()) or "-",
                      f"[{style}]{r.validity}[/]" if style else (r.validity or "-"), r.run_date or "-",

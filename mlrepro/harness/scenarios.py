@@ -31,6 +31,7 @@ TABLE: tuple[Scenario, ...] = (
     Scenario("MultiStream", "MultiStream", "latency", True),
     Scenario("Server", "Server", "throughput", True),
     Scenario("Offline", "Offline", "throughput", False),
+    Scenario("Interactive", "Server", "throughput", True, "-interactive"),
 )
 BY_NAME: dict[str, Scenario] = {s.name: s for s in TABLE}
 

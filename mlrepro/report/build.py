@@ -11,7 +11,7 @@ Public API::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from mlrepro.report.model import Change, Comparison, Problem, ResultRow, TreeReport
@@ -34,6 +34,7 @@ def _row(tree: SubmissionTree, r: ResultEntry, errors: int, warnings: int) -> Re
     system = tree.system(r)
     data = dict(system.data) if system is not None and system.data is not None else None
     rec = r.record
+    tokens = r.tokens
     return ResultRow(
         path=r.rel, division=r.division, submitter=r.submitter, system=r.system,
         system_name=str(data.get("system_name")) if data and data.get("system_name") else None,
@@ -45,7 +46,13 @@ def _row(tree: SubmissionTree, r: ResultEntry, errors: int, warnings: int) -> Re
         accuracy=dict(r.accuracy_values), validity=r.validity, run_date=r.run_date,
         profile_name=rec.profile_name if rec else None, profile_hash=rec.profile_hash if rec else None,
         image_digest=rec.image_digest if rec else None, run_id=rec.performance_run if rec else None,
-        errors=errors, warnings=warnings)
+        errors=errors, warnings=warnings, tokens_per_second=tokens.tokens_per_second if tokens else None,
+        ttft_ms=_ms(tokens.ttft_ns) if tokens else {}, tpot_ms=_ms(tokens.tpot_ns) if tokens else {},
+        endpoints=r.endpoints is not None)
+
+
+def _ms(ns: Mapping[str, float]) -> dict[str, float]:
+    return {p: v / 1e6 for p, v in sorted(ns.items(), key=lambda kv: float(kv[0]))}
 
 
 def rows_of(tree: SubmissionTree, check: CheckReport) -> tuple[ResultRow, ...]:

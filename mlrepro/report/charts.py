@@ -6,7 +6,8 @@ tooltip). Charts:
 - throughput per result (one bar each, labelled submitter · system · profile), one chart per (benchmark,
   scenario) whose metric is a throughput;
 - latency percentiles per result, one chart per (benchmark, scenario) of SingleStream, MultiStream,
-  Server and Interactive;
+  Server and Interactive; for LLM results (tokens/s in the throughput chart) the time to first token (TTFT) and
+  time per output token (TPOT) percentiles beside it, one chart each;
 - with a comparison: the change of each paired result's metric, in %.
 
 Public API::
@@ -116,6 +117,38 @@ def _latency(key: tuple[str, str], rows: list[ResultRow]) -> Chart:
                  units="ms", sources=tuple(r.source for r in rows), spec=spec)
 
 
+#: the LLM token latencies charted beside the latency percentiles: kind -> (ResultRow field, title, what)
+TOKEN_CHARTS = {
+    "ttft": ("ttft_ms", "time to first token (TTFT)", "TTFT"),
+    "tpot": ("tpot_ms", "time per output token (TPOT)", "TPOT"),
+}
+
+
+def _token_latency(key: tuple[str, str], rows: list[ResultRow], kind: str) -> Chart:
+    """TTFT or TPOT percentiles (ms) per result of an LLM's Server or Interactive results."""
+    benchmark, scenario = key
+    attr, title, short = TOKEN_CHARTS[kind]
+    values = [{"label": label, "percentile": float(p), "ms": ms, "source": r.source, "date": r.run_date or "-"}
+              for r, label in zip(rows, unique_labels(rows)) for p, ms in getattr(r, attr).items()]
+    spec = _base(f"{benchmark} · {scenario}: {title}",
+                 f"ms per token, by percentile ({short}, as LoadGen logs it); source: "
+                 + (rows[0].source if len(rows) == 1 else f"{len(rows)} runs (see caption)"), values)
+    spec.update({
+        "mark": {"type": "line", "point": True, "tooltip": True},
+        "encoding": {
+            "x": {"field": "percentile", "type": "ordinal", "title": "percentile (%)", "axis": {"labelAngle": 0}},
+            "y": {"field": "ms", "type": "quantitative", "title": f"{short} (ms)"},
+            "color": {"field": "label", "type": "nominal", "title": "submitter · system · profile",
+                      "legend": {"labelLimit": 320, "orient": "bottom", "direction": "vertical"}},
+            "tooltip": [{"field": "label", "title": "submitter · system · profile"}, {"field": "percentile"},
+                        {"field": "ms", "title": f"{short} (ms)", "format": ",.6~g"},
+                        {"field": "source", "title": "source run"}, {"field": "date", "title": "run date"}],
+        },
+    })
+    return Chart(id=_slug(kind, benchmark, scenario), kind=kind, title=spec["title"]["text"], units="ms",
+                 sources=tuple(r.source for r in rows), spec=spec)
+
+
 def _change(cmp: Comparison) -> Chart | None:
     values = []
     sources: list[str] = []
@@ -153,13 +186,19 @@ def _change(cmp: Comparison) -> Chart | None:
 
 
 def charts_for(report: TreeReport) -> tuple[Chart, ...]:
-    """Every chart of the report, in page order (throughput, latency, change)."""
+    """Every chart of the report, in page order (throughput; latency with TTFT and TPOT after it; change)."""
     out: list[Chart] = []
     for key, rows in sorted(_groups(report.rows, lambda r: r.is_throughput).items()):
         out.append(_throughput(key, rows))
-    for key, rows in sorted(_groups(report.rows, lambda r: r.scenario in LATENCY_SCENARIOS
-                                    and bool(r.latency_ms)).items()):
-        out.append(_latency(key, rows))
+    latency = _groups(report.rows, lambda r: r.scenario in LATENCY_SCENARIOS and bool(r.latency_ms))
+    tokens = {kind: _groups(report.rows, lambda r, a=attr: bool(getattr(r, a)))
+              for kind, (attr, _, _) in TOKEN_CHARTS.items()}
+    for key in sorted(set(latency).union(*tokens.values())):
+        if key in latency:
+            out.append(_latency(key, latency[key]))
+        for kind, groups in tokens.items():       # beside the latency chart of the same results
+            if key in groups:
+                out.append(_token_latency(key, groups[key], kind))
     if report.comparison is not None:
         change = _change(report.comparison)
         if change is not None:

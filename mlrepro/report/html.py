@@ -24,7 +24,7 @@ from typing import Any
 from mlrepro import __version__
 from mlrepro.errors import RuntimeFailure
 from mlrepro.report.charts import charts_for
-from mlrepro.report.model import TreeReport
+from mlrepro.report.model import TreeReport, has_tokens
 
 #: vendored scripts inlined in this order (vega-lite and vega-embed need vega; tablesort's number sort needs it)
 ASSET_FILES = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js", "tablesort.min.js",
@@ -98,6 +98,7 @@ def render_html(report: TreeReport, *, generated_at: str | None = None) -> str:
     return _environment().get_template("report.html.j2").render(
         report=report, charts=charts, specs_json=Markup(_script_json(specs)),
         scripts=[(n, Markup(code)) for n, code in scripts], versions=versions, percentiles=PERCENTILES,
+        tokens=has_tokens(report.rows),
         scenarios=scenarios, validities=validities, generated_at=stamp, mlrepro_version=__version__)
 
 

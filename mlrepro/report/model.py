@@ -3,12 +3,13 @@
 Public API::
 
     ResultRow, Problem, Change, Comparison, TreeReport      (frozen dataclasses)
+    has_tokens(rows) -> bool
     LATENCY_SCENARIOS, THROUGHPUT_SCENARIOS
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,18 @@ class ResultRow:
     run_id: str | None                     # mlrepro trees: the performance run's id
     errors: int                            # findings of mlrepro check on this result
     warnings: int
+    tokens_per_second: float | None = None  # LLM results: tokens/s (LoadGen's, or an endpoints result's tps)
+    ttft_ms: Mapping[str, float] = field(default_factory=dict)   # time to first token: percentile -> ms
+    tpot_ms: Mapping[str, float] = field(default_factory=dict)   # time per output token: percentile -> ms
+    endpoints: bool = False                # an endpoints result (v6.1: no LoadGen logs)
+
+    @property
+    def ttft_p99_ms(self) -> float | None:
+        return self.ttft_ms.get("99.00")
+
+    @property
+    def tpot_p99_ms(self) -> float | None:
+        return self.tpot_ms.get("99.00")
 
     @property
     def label(self) -> str:
@@ -67,6 +80,11 @@ class ResultRow:
     @property
     def is_throughput(self) -> bool:
         return self.scenario in THROUGHPUT_SCENARIOS and self.value is not None and "atency" not in self.unit
+
+
+def has_tokens(rows: Sequence[ResultRow]) -> bool:
+    """Whether any row is an LLM result with token figures (the report then shows tokens/s, TTFT and TPOT)."""
+    return any(r.tokens_per_second is not None or r.ttft_ms or r.tpot_ms for r in rows)
 
 
 @dataclass(frozen=True)

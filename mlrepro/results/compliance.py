@@ -3,8 +3,10 @@ harness, and the compliance folders of a result in the submission tree.
 
 The round's rules say which tests each benchmark needs (``compliance`` of each benchmark) and each test's
 audit.config (``compliance.audit`` in common.yaml; TEST01's sampling target per benchmark). mlrepro runs TEST01
-and TEST04 (:mod:`mlrepro.harness.compliance`); others (TEST06 for LLMs, TEST07-09) are reported as not run.
-The verification logic is :mod:`mlrepro.harness.compliance.verification`.
+and TEST04 (:mod:`mlrepro.harness.compliance`), whose verifications collect computes from the logs; a test whose
+folder is verification files only (TEST06 of the LLMs: first token, EOS, sample length; TEST07-09) is placed as
+the harness verified it (``<scenario>/<TEST>/verify_*.txt`` of the run, with its accuracy log when there is one).
+The verification logic of TEST01/TEST04 is :mod:`mlrepro.harness.compliance.verification`.
 
 Tree layout of a compliance folder (v6.x: in the result folder; what the MLCommons checker reads)::
 
@@ -18,6 +20,7 @@ Public API::
     audit_requests(benchmark, version=None) -> tuple[AuditRequest, ...]
     tests_not_run(benchmark, version=None) -> tuple[str, ...]
     compliance_files(test, perf_detail, audit_dir, accuracy_log) -> (files, full_logs)
+    verify_only_files(run, test, rel) -> files        (TEST06/TEST07/TEST09: the harness's verifications)
 """
 
 from __future__ import annotations
@@ -25,12 +28,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlrepro.harness.compliance.verification import failed, verify_accuracy, verify_performance
 from mlrepro.harness.layout import ACCURACY_LOG, DETAIL_LOG, SUMMARY_LOG
 from mlrepro.harness.spec import AUDIT_TESTS, AuditRequest
 from mlrepro.results.accuracy import truncate_accuracy_log
 from mlrepro.results.rounds import load_round
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlrepro.results.rundir import HarnessRun
 
 PERFORMANCE_RUN = "performance/run_1"
 
@@ -84,6 +91,24 @@ def compliance_files(test: str, perf_detail: Path, audit_dir: Path,
             failed("TEST01", "accuracy", "no accuracy run to compare with")
         files[f"{test}/{acc.file_name}"] = acc.text.encode("utf-8")
     return files, full
+
+
+def verify_only_files(run: HarnessRun, test: str, rel: str) -> dict[str, bytes]:
+    """The tree files of a verification-only compliance folder (``TEST06``...) from ``run``'s ``rel`` folder
+    (``<scenario>/<TEST>``): its verify files as the harness wrote them, and its accuracy log truncated as in an
+    accuracy folder (``<TEST>/accuracy/mlperf_log_accuracy.json``; read from ``rel/accuracy/`` or ``rel/``).
+    Every file is re-read against the run's checksums (ChecksumError)."""
+    from mlrepro.results.rundir import read_verified, verify_only_tests
+
+    files: dict[str, bytes] = {}
+    for name in verify_only_tests().get(test, ()):
+        if f"{rel}/{name}" in run.manifest:
+            files[f"{test}/{name}"] = read_verified(run, f"{rel}/{name}")
+    for log in (f"{rel}/accuracy/{ACCURACY_LOG}", f"{rel}/{ACCURACY_LOG}"):
+        if log in run.manifest:
+            files[f"{test}/accuracy/{ACCURACY_LOG}"] = truncate_accuracy_log(read_verified(run, log))
+            break
+    return files
 
 
 def passed(files: Mapping[str, bytes]) -> dict[str, bool]:

@@ -27,10 +27,13 @@ from mlrepro.harness import exit_codes
 from mlrepro.harness import layout as hl
 from mlrepro.harness.checksums import ManifestError, Stamp, Verification, stamp_of, verify_manifest
 from mlrepro.harness.logparse import Detail, Summary, parse_detail, parse_summary
+from mlrepro.harness.scenarios import BY_NAME
 from mlrepro.harness.spec import AUDIT_TESTS
 from mlrepro.results.accuracy import AccuracyTxt, parse_accuracy_txt
 from mlrepro.results.errors import ChecksumError, CollectInputError
 from mlrepro.results.fsutil import read_file
+from mlrepro.results.rounds import load_round
+from mlrepro.results.tokens import TOKEN_KEYS, TokenStats, token_stats
 
 _OK_EXIT = exit_codes.EXIT_VALID
 _INVALID_EXIT = exit_codes.EXIT_INVALID
@@ -38,7 +41,12 @@ _INVALID_EXIT = exit_codes.EXIT_INVALID
 
 @dataclass(frozen=True)
 class SubRun:
-    """One LoadGen sub-run of a harness run, as its logs say."""
+    """One LoadGen sub-run of a harness run, as its logs say.
+
+    ``result``/``result_unit``: the headline metric: tokens/s for an LLM's Offline, Server or Interactive run
+    (LoadGen's result_tokens_per_second / result_completed_tokens_per_second, as the checker reports it), else
+    samples/s (Offline, Server) or the latency percentile in ns (SingleStream, MultiStream). ``tokens``: an LLM
+    run's token throughput and TTFT/TPOT percentiles (None for a run without token latencies)."""
 
     kind: str                          # performance | accuracy
     rel_dir: str                       # relative to the run dir, e.g. "Offline/performance/run_1"
@@ -54,6 +62,30 @@ class SubRun:
     invalid_reason: str | None
     has_summary: bool = True
     has_detail: bool = True
+    tokens: TokenStats | None = None
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Token throughput in tokens/s (None: not an LLM run)."""
+        return self.tokens.tokens_per_second if self.tokens else None
+
+    @property
+    def ttft_p50_ns(self) -> float | None:
+        return self.tokens.ttft_p50_ns if self.tokens else None
+
+    @property
+    def ttft_p99_ns(self) -> float | None:
+        """99th percentile time to first token in ns (Server and Interactive runs)."""
+        return self.tokens.ttft_p99_ns if self.tokens else None
+
+    @property
+    def tpot_p50_ns(self) -> float | None:
+        return self.tokens.tpot_p50_ns if self.tokens else None
+
+    @property
+    def tpot_p99_ns(self) -> float | None:
+        """99th percentile time per output token in ns (Server and Interactive runs)."""
+        return self.tokens.tpot_p99_ns if self.tokens else None
 
 
 @dataclass(frozen=True)
@@ -91,7 +123,7 @@ class HarnessRun:
     calibration: Mapping[str, Any] | None = None       # record.calibration (targets: pinned/cached/calibrated)
     framework: Mapping[str, Any] | None = None         # record.framework (profile pin vs what the run imported)
     reproduce_argv: tuple[str, ...] = ()               # the mlrepro command that re-runs it
-    compliance: Mapping[str, str] = field(default_factory=dict)   # TEST01/TEST04 -> its folder ("Offline/TEST01")
+    compliance: Mapping[str, str] = field(default_factory=dict)   # TEST01/TEST04/TEST06... -> its folder ("Offline/TEST06")
     audit_of: str = ""                                 # mode "audit": the run whose compliance tests it ran
     audits: tuple[Mapping[str, Any], ...] = ()         # record.compliance: each test's verdict in the run
     stamps: Mapping[str, Stamp] = field(default_factory=dict, repr=False)
@@ -215,6 +247,9 @@ def _subrun(run_dir: Path, manifest: Mapping[str, str], kept: Mapping[str, bytes
             result, unit = summary.completed_samples_per_second, "samples/s"
         elif summary.result_latency_ns is not None:
             result, unit = float(summary.result_latency_ns), "ns"
+    tokens = token_stats(detail.values) if detail else None
+    if tokens is not None and tokens.tokens_per_second is not None and unit == "samples/s":
+        result, unit = tokens.tokens_per_second, "tokens/s"
     min_dur = detail.effective.get("effective_min_duration_ms") if detail else None
     return SubRun(
         kind=kind, rel_dir=rel_dir, summary_rel=summary_rel, detail_rel=detail_rel, validity=validity,
@@ -224,7 +259,7 @@ def _subrun(run_dir: Path, manifest: Mapping[str, str], kept: Mapping[str, bytes
         min_duration_ms=float(min_dur) if isinstance(min_dur, (int, float)) else None,
         result=result, result_unit=unit,
         invalid_reason=_str(results.get("result_invalid_reason")) or None,
-        has_summary=summary is not None, has_detail=detail is not None,
+        has_summary=summary is not None, has_detail=detail is not None, tokens=tokens,
     )
 
 
@@ -289,8 +324,12 @@ def load_run(run_dir: str | Path, where: str | None = None) -> HarnessRun:
         problems.append(f"failed: exit code {exit_code} ({_str(status.get('name')) or 'error'})"
                         + (f": {err}" if err else ""))
     wanted = hl.subruns_for_mode(mode) if mode in ("performance", "accuracy", "submission") else ()
-    compliance = {t: f"{scenario}/{t}" for t in AUDIT_TESTS
-                  if f"{scenario}/{t}/performance/run_1/{hl.DETAIL_LOG}" in manifest} if scenario else {}
+    verify_only = verify_only_tests()
+    compliance = {t: f"{scenario}/{t}" for t in AUDIT_TESTS if t not in verify_only
+                  and f"{scenario}/{t}/performance/run_1/{hl.DETAIL_LOG}" in manifest} if scenario else {}
+    if scenario:
+        compliance.update({t: f"{scenario}/{t}" for t, names in verify_only.items()
+                           if any(f"{scenario}/{t}/{n}" in manifest for n in names)})
     audit_of = _str(record.get("audit_of"))
     if mode == "audit":
         if not compliance:
@@ -345,6 +384,13 @@ def load_run(run_dir: str | Path, where: str | None = None) -> HarnessRun:
     )
 
 
+def verify_only_tests() -> dict[str, tuple[str, ...]]:
+    """Compliance tests whose folder is verification files only (TEST06 of the LLMs, TEST07-TEST09), with those
+    files (the newest round's ``compliance.tests``): the harness writes them as ``<scenario>/<TEST>/<file>``."""
+    tests = load_round().compliance.tests
+    return {name: t.verify for name, t in tests.items() if not t.performance}
+
+
 def _argv(reproduce: Any) -> tuple[str, ...]:
     argv = reproduce.get("argv") if isinstance(reproduce, dict) else None
     return tuple(argv) if isinstance(argv, list) and all(isinstance(a, str) for a in argv) else ()
@@ -364,7 +410,7 @@ DETAIL_KEYS = frozenset({
     "effective_scenario", "effective_test_mode", "result_validity", "result_invalid_reason",
     "effective_min_duration_ms", "effective_qsl_rng_seed", "effective_sample_index_rng_seed",
     "effective_schedule_rng_seed", "loadgen_version",
-})
+}) | TOKEN_KEYS
 _KEY_PREFIX = ':::MLLOG {"key": "'
 
 
@@ -435,8 +481,11 @@ def _log_problems(sub: SubRun, scenario: str) -> list[str]:
         out.append(f"{sub.detail_rel} is missing")
     if sub.errors:
         out.append(f"{sub.kind} run has {len(sub.errors)} LoadGen error(s): {sub.errors[0]}")
-    if sub.scenario and scenario and sub.scenario != scenario:
-        out.append(f"{sub.kind} log scenario {sub.scenario} differs from the record's {scenario}")
+    # a scenario runs as one of LoadGen's (Interactive: a Server run with the -interactive settings)
+    expected = BY_NAME[scenario].loadgen if scenario in BY_NAME else scenario
+    if sub.scenario and scenario and sub.scenario != expected:
+        out.append(f"{sub.kind} log scenario {sub.scenario} differs from the record's {scenario}"
+                   + (f" (a LoadGen {expected} run)" if expected != scenario else ""))
     seeds = sub.seeds
     if seeds and any(not v for v in seeds.values()):
         out.append(f"{sub.kind} run used zero RNG seeds (mlperf.conf not loaded)")

@@ -44,7 +44,7 @@ from typing import Any
 from mlrepro.harness import layout as hl
 from mlrepro.results import layout as tl
 from mlrepro.results.accuracy import accuracy_txt_with_hash, truncate_accuracy_log
-from mlrepro.results.compliance import compliance_files
+from mlrepro.results.compliance import compliance_files, verify_only_files
 from mlrepro.results.errors import CollectInputError, ConflictError
 from mlrepro.results.fsutil import (
     DirLock,
@@ -56,7 +56,7 @@ from mlrepro.results.fsutil import (
 )
 from mlrepro.results.measurements import measurements_json
 from mlrepro.results.rounds import checker_benchmarks
-from mlrepro.results.rundir import HarnessRun, find_run_dirs, load_run, read_verified
+from mlrepro.results.rundir import HarnessRun, SubRun, find_run_dirs, load_run, read_verified, verify_only_tests
 from mlrepro.results.systems import (
     SystemFinding,
     build_system_desc,
@@ -358,6 +358,7 @@ def _readme(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun, full
         *[f"| {name} | {_cell(vals[0])} | {_cell(vals[1])} |" for name, vals in rows],
         "",
         f"- Result: {_fmt(perf.result)} {perf.result_unit} (Result is : {perf.validity})".rstrip(),
+        *_token_lines(perf),
         f"- Accuracy: {acc_line or '-'}",
         (f"- Full mlperf_log_accuracy.json: sha256 `{full_sha}`; the copy here is truncated to at most 10 KiB, "
          "the full log is kept beside the tree as "
@@ -377,6 +378,16 @@ def _readme(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun, full
         "",
     ]
     return "\n".join(lines).encode("utf-8")
+
+
+def _token_lines(perf: SubRun) -> list[str]:
+    """README lines of an LLM run's token latencies (TTFT, TPOT p50/p99 in ms); none for other runs."""
+    t = perf.tokens
+    if t is None or not (t.ttft_ns or t.tpot_ns):
+        return []
+    ms = lambda v: "-" if v is None else f"{v / 1e6:.6g} ms"  # noqa: E731
+    return [f"- Time to first token: p50 {ms(t.ttft_p50_ns)}, p99 {ms(t.ttft_p99_ns)}; time per output token: "
+            f"p50 {ms(t.tpot_p50_ns)}, p99 {ms(t.tpot_p99_ns)} (LoadGen)"]
 
 
 def _fmt(v: float | None) -> str:
@@ -409,10 +420,21 @@ def _result_files(layout: tl.TreeLayout, g: _Group, p: HarnessRun, a: HarnessRun
     }
     kept: dict[str, bytes] = {}
     source = audit if audit is not None else p
+    verify_only = verify_only_tests()
     for test, rel in sorted(source.compliance.items()):
+        if test in verify_only:
+            continue
         tfiles, tfull = compliance_files(test, p.path / perf.detail_rel, source.path / rel, a.path / a.accuracy_log_rel)
         files.update(tfiles)
         kept.update(tfull)
+    # verification-only tests (TEST06 of the LLMs...): as the harness verified them, from the audit run, else the
+    # performance run, else the accuracy run
+    done: set[str] = set()
+    for run in (r for r in (audit, p, a) if r is not None):
+        for test, rel in sorted(run.compliance.items()):
+            if test in verify_only and test not in done:
+                done.add(test)
+                files.update(verify_only_files(run, test, rel))
     return files, full_sha, acc_line, kept
 
 

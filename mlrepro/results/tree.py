@@ -31,7 +31,9 @@ from mlrepro.harness.logparse import Detail, parse_detail, summary_validity
 from mlrepro.harness.scenarios import STREAM_SCENARIOS
 from mlrepro.results import layout as tl
 from mlrepro.results.accuracy import TRUNCATION_MARKER, truncate_accuracy_log
+from mlrepro.results.endpoints import EndpointsResult, endpoints_scenario, is_endpoints, read_endpoints
 from mlrepro.results.rounds import Benchmark, Round, load_round
+from mlrepro.results.tokens import TOKEN_KEYS, TokenStats, token_stats
 
 #: detail-log keys the reader and the check use (everything else is skipped without decoding)
 DETAIL_KEYS = frozenset({
@@ -43,6 +45,7 @@ DETAIL_KEYS = frozenset({
     "effective_sample_concatenate_permutation", "effective_accuracy_log_sampling_target",
     "effective_accuracy_log_rng_seed", "effective_performance_issue_same", "effective_performance_issue_unique",
     "effective_performance_issue_same_index", "requested_use_token_latencies", "requested_min_duration_ms",
+    "requested_server_ttft_latency", "requested_server_tpot_latency",
     "result_validity", "result_invalid_reason", "result_min_duration_met", "result_min_queries_met",
     "early_stopping_met", "early_stopping_result", "early_stopping_latency_ss", "early_stopping_latency_ms",
     "result_samples_per_second", "result_completed_samples_per_sec", "result_scheduled_samples_per_sec",
@@ -54,7 +57,7 @@ DETAIL_KEYS = frozenset({
     "result_90.00_percentile_latency_ns", "result_95.00_percentile_latency_ns", "result_97.00_percentile_latency_ns",
     "result_99.00_percentile_latency_ns", "result_99.90_percentile_latency_ns", "result_query_count",
     "num_errors", "power_begin", "power_end",
-})
+}) | TOKEN_KEYS
 _PERCENTILE_RE = re.compile(r"^result_(\d+\.\d+)_percentile_latency_ns$")
 _HASH_RE = re.compile(r"^hash=([\w\d]+)$")
 #: results read in worker processes from this many on, when jobs > 1
@@ -197,6 +200,9 @@ class ResultEntry:
     run_date: str | None                   # test_datetime of the performance run
     record: MlreproRecord | None
     empty_dirs: tuple[str, ...] = ()       # empty folders inside the result folder (and its compliance folders)
+    tokens: TokenStats | None = None       # an LLM run's tokens/s and TTFT/TPOT percentiles (ns)
+    endpoints: EndpointsResult | None = None   # an endpoints result (v6.1): no LoadGen logs (performance and
+                                               # accuracy are None), its files as read
 
     @property
     def validity(self) -> str | None:
@@ -204,6 +210,8 @@ class ResultEntry:
 
     @property
     def accuracy_values(self) -> Mapping[str, str]:
+        if self.endpoints is not None:
+            return self.endpoints.metrics
         return self.accuracy.values.values if self.accuracy is not None and self.accuracy.values else {}
 
 
@@ -485,6 +493,50 @@ def compute_metric(detail: Detail, round_: Round, benchmark: Benchmark | None,
     return Metric(name=key or "", value=inferred, unit=unit, inferred=True) if inferred is not None else None
 
 
+#: the metric name of an LLM endpoints result: result_summary.json's tps
+ENDPOINTS_TOKENS_METRIC = "tps (result_summary.json)"
+
+
+def endpoints_metric(ep: EndpointsResult, round_: Round, benchmark: Benchmark | None,
+                     folder_scenario: str) -> Metric | None:
+    """The result metric of an endpoints result. An LLM's throughput scenarios: tokens/s (result_summary.json
+    ``tps``), as for its LoadGen results; the official checker's results table takes samples/s for endpoints
+    Offline and Interactive results instead (its per-benchmark override table is keyed "Offline"/"Server", an
+    endpoints log says "offline"/"Interactive"). Else the checker's key (the benchmark's override of the scenario,
+    else RESULT_FIELD_ENDPOINTS), latencies in ms."""
+    rules = round_.endpoints
+    if rules is None:
+        return None
+    scenario = endpoints_scenario(ep, rules, folder_scenario)
+    if scenario is None:
+        return None
+    unit = round_.unit(benchmark, folder_scenario)
+    values = ep.performance_values
+    if benchmark is not None and benchmark.llm and scenario in ("Offline", "Server", "Interactive"):
+        tps = _float(values.get("result_completed_tokens_per_second"))
+        return Metric(name=ENDPOINTS_TOKENS_METRIC, value=tps, unit=unit) if tps is not None else None
+    key = (benchmark.result_field.get(scenario) if benchmark else None) or rules.result_field.get(scenario.lower())
+    value = _float(values.get(key)) if key else None
+    if value is None or key is None:
+        return None
+    if scenario in STREAM_SCENARIOS:
+        value /= 1e6
+        if benchmark is not None and benchmark.name == "wan-2.2-t2v-a14b":
+            value /= 1e3
+    return Metric(name=key, value=value, unit=unit)
+
+
+def _latencies(values: Mapping[str, Any]) -> dict[str, int]:
+    """Latency percentiles (ns) among mapped values: "90.00" -> ns."""
+    out = {}
+    for key, value in values.items():
+        m = _PERCENTILE_RE.match(key)
+        v = _float(value)
+        if m and v is not None:
+            out[m.group(1)] = int(round(v))
+    return out
+
+
 def _inferred(detail: Detail, log_scenario: str, folder_scenario: str) -> float | None:
     spq = _float(detail.get("effective_samples_per_query"))
     if folder_scenario == "Offline" and log_scenario == "SingleStream":
@@ -565,9 +617,17 @@ def _read_result(job: _Job, full_logs: _FullLogs | None = None) -> ResultEntry:
     scen = scenario or job.scenario_folder
     full_logs = full_logs or _FullLogs(Path(job.sidecar) if job.sidecar else None)
     perf_dir = os.path.join(rdir, round_.files.performance_dir)
-    perf = _loadgen_run(root, perf_dir, _entries(perf_dir)[1]) if os.path.isdir(perf_dir) else None
     acc_dir = os.path.join(rdir, round_.files.accuracy_dir)
-    acc = _accuracy(root, acc_dir, round_, benchmark, scen, full_logs) if os.path.isdir(acc_dir) else None
+    ep = None
+    perf = acc = None
+    if is_endpoints(rdir, round_.endpoints):
+        assert round_.endpoints is not None
+        metrics = [t.metric for t in benchmark.accuracy_targets(scen)] + \
+            [t.metric for t in benchmark.accuracy_upper] if benchmark else []
+        ep = read_endpoints(root, rdir, round_.endpoints, list(dict.fromkeys(metrics)))
+    else:
+        perf = _loadgen_run(root, perf_dir, _entries(perf_dir)[1]) if os.path.isdir(perf_dir) else None
+        acc = _accuracy(root, acc_dir, round_, benchmark, scen, full_logs) if os.path.isdir(acc_dir) else None
     mdir = os.path.join(sub_dir, layout.measurements_dir.format(**fmt))
     mfiles: dict[str, int] = {}
     if mdir == rdir:
@@ -599,6 +659,7 @@ def _read_result(job: _Job, full_logs: _FullLogs | None = None) -> ResultEntry:
     metric = None
     latency: dict[str, int] = {}
     run_date = None
+    tokens = None
     if perf is not None and perf.detail is not None:
         d = perf.detail
         metric = compute_metric(d, round_, benchmark, scen)
@@ -607,6 +668,13 @@ def _read_result(job: _Job, full_logs: _FullLogs | None = None) -> ResultEntry:
             if m and isinstance(value, int) and not isinstance(value, bool):
                 latency[m.group(1)] = value
         run_date = d.get("test_datetime") if isinstance(d.get("test_datetime"), str) else None
+        tokens = token_stats(d.values)
+    elif ep is not None:
+        metric = endpoints_metric(ep, round_, benchmark, scen)
+        latency = _latencies(ep.performance_values)
+        tokens = token_stats(ep.performance_values)
+        date = ep.performance_values.get("test_datetime")
+        run_date = date if isinstance(date, str) and date else None
     return ResultEntry(
         division=job.division, submitter=job.submitter, system=job.system, benchmark_folder=job.benchmark_folder,
         scenario_folder=job.scenario_folder, benchmark=bench_name, scenario=scenario, rel=_rel(root, rdir),
@@ -614,7 +682,7 @@ def _read_result(job: _Job, full_logs: _FullLogs | None = None) -> ResultEntry:
         measurements_files=mfiles, measurements_rel=mrel, measurements=measurements, measurements_error=merr,
         compliance=compliance, power=os.path.isdir(os.path.join(rdir, round_.files.power_dir)), metric=metric,
         latency_ns=latency, run_date=run_date, record=_record(root, rdir, sub_dir, files),
-        empty_dirs=tuple(sorted(set(empty))))
+        empty_dirs=tuple(sorted(set(empty))), tokens=tokens, endpoints=ep)
 
 
 def _read_chunk(jobs: Sequence[_Job]) -> list[ResultEntry]:

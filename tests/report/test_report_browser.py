@@ -80,6 +80,17 @@ def test_real_submissions_render_and_sort(browser: Any, tmp_path: Path) -> None:
         assert r.metric is not None
         assert format_value(r.metric.value) in _column(browser, "results", "value")
     assert shown  # one row per system at least
+    # the LLM columns: tokens/s of every result, TTFT/TPOT p99 (ms) of the Server ones, as LoadGen logged them
+    tokens = {r.rel: r.tokens for r in tree.results}
+    assert all(t is not None for t in tokens.values())
+    paths = browser.execute_script("return [...document.querySelectorAll('#results tbody tr')]"
+                                   ".filter(r => !r.hidden).map(r => r.dataset.path)")
+    shown_ttft = dict(zip(paths, _column(browser, "results", "TTFT p99 (ms)")))
+    shown_tps = dict(zip(paths, _column(browser, "results", "tokens/s")))
+    for rel, t in tokens.items():
+        assert t is not None and shown_tps[rel] == format_value(t.tokens_per_second)
+        assert shown_ttft[rel] == (format_value(t.ttft_p99_ns / 1e6) if t.ttft_p99_ns is not None else "-")
+    assert sum(v != "-" for v in shown_ttft.values()) == 2       # the two Server results
     # sorting by value, both ways (numbers, not text: 1,207 < 5,104)
     _click_header(browser, "value")
     values = [float(v.replace(",", "")) for v in _column(browser, "results", "value")]
@@ -96,7 +107,9 @@ def test_real_submissions_render_and_sort(browser: Any, tmp_path: Path) -> None:
     drawn = _charts_drawn(browser)
     assert set(drawn) == {f"chart-{c.id}" for c in charts} and all(n > 0 for n in drawn.values()), drawn
     kinds = {c.kind for c in charts}
-    assert kinds == {"throughput", "latency"}     # the two trees share no benchmark: nothing to compare
+    # Red Hat's llama3.1-8b: TTFT and TPOT beside the latency of its Server results; the two trees share no
+    # benchmark: nothing to compare
+    assert kinds == {"throughput", "latency", "ttft", "tpot"}
     captions = browser.execute_script("return [...document.querySelectorAll('figcaption')].map(f => f.textContent)")
     assert all("Units:" in c and "Source run(s):" in c for c in captions)
     # the problems check finds in the compared tree are listed, one line each
@@ -149,3 +162,24 @@ def test_every_v6_fixture_renders(browser: Any, tmp_path: Path, name: str) -> No
     assert _console_errors(browser) == []
     assert len(_column(browser, "results", "value")) == len(rep.rows)
     assert all(n > 0 for n in _charts_drawn(browser).values())
+
+
+@pytest.mark.parametrize("tree", ["v6.1-intel", "endpoints"])
+def test_llm_trees_render_token_columns_and_charts(browser: Any, tmp_path: Path, tree: str) -> None:
+    """The real v6.1 LLM tree and the built endpoints tree: the tokens/s, TTFT and TPOT columns hold the tree's
+    figures, and the TTFT/TPOT charts are drawn beside the latency charts."""
+    root = FIXTURES / "v6.1" / "closed_Intel_llm" if tree == "v6.1-intel" else \
+        REPO / "tests" / "results" / "fixtures" / "endpoints-v6.1" / "tree"
+    rep = read_report(root, version="v6.1")
+    charts = charts_for(rep)
+    _open(browser, write_html(rep, tmp_path / f"{tree}.html"), len(charts))
+    assert _console_errors(browser) == []
+    assert _column(browser, "results", "tokens/s") == [format_value(r.tokens_per_second) for r in rep.rows]
+    assert _column(browser, "results", "TTFT p99 (ms)") == [format_value(r.ttft_p99_ms) for r in rep.rows]
+    assert _column(browser, "results", "TPOT p99 (ms)") == [format_value(r.tpot_p99_ms) for r in rep.rows]
+    drawn = _charts_drawn(browser)
+    kinds = {c.kind for c in charts}
+    assert {"ttft", "tpot"} <= kinds and all(n > 0 for n in drawn.values()), drawn
+    order = [c.kind for c in charts]
+    assert order.index("ttft") == order.index("latency") + 1 and order.index("tpot") == order.index("ttft") + 1
+    browser.save_screenshot(str(_artifacts() / f"llm-{tree}.png"))

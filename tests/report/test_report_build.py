@@ -101,3 +101,39 @@ def test_unknown_round_and_missing_root_are_bad_input(tmp_path: Path) -> None:
         read_report(tmp_path / "missing")
     with pytest.raises(BadInputError):
         read_report(tmp_path, version="v0.1")
+
+
+def test_llm_rows_carry_tokens_and_token_latency_charts(tmp_path: Path) -> None:
+    """The v6.1 Intel llama3_1-8b tree: tokens/s of both results, TTFT/TPOT (ms) of the Server result, charted
+    beside its latency percentiles."""
+    rep = read_report(real_tree(tmp_path, "v6.1", "closed_Intel_llm"), version="v6.1")
+    by = {r.scenario: r for r in rep.rows}
+    assert by["Offline"].tokens_per_second == 1916.74 and by["Offline"].ttft_ms == {}
+    srv = by["Server"]
+    assert (srv.tokens_per_second, srv.ttft_p99_ms, srv.tpot_p99_ms) == (1139.51, 1906.933782, 96.363771)
+    assert list(srv.ttft_ms) == ["50.00", "90.00", "95.00", "97.00", "99.00", "99.90"]
+    charts = charts_for(rep)
+    assert [(c.kind, c.title) for c in charts] == [
+        ("throughput", "llama3_1-8b · Offline: throughput"), ("throughput", "llama3_1-8b · Server: throughput"),
+        ("latency", "llama3_1-8b · Server: latency percentiles"),
+        ("ttft", "llama3_1-8b · Server: time to first token (TTFT)"),
+        ("tpot", "llama3_1-8b · Server: time per output token (TPOT)")]
+    ttft = next(c for c in charts if c.kind == "ttft")
+    assert ttft.units == "ms" and {v["ms"] for v in ttft.spec["data"]["values"]} >= {1906.933782}
+    assert all(c.spec["encoding"]["x"]["title"] == "Tokens/s" for c in charts if c.kind == "throughput")
+
+
+def test_endpoints_tree_is_reported(tmp_path: Path) -> None:
+    """A v6.1 endpoints tree (built fixture, tests/results/fixtures/endpoints-v6.1): rows from its
+    result_summary.json, no problem."""
+    fixture = Path(__file__).parents[1] / "results" / "fixtures" / "endpoints-v6.1" / "tree"
+    rep = read_report(fixture, version="v6.1")
+    assert not rep.problems
+    by = {r.scenario: r for r in rep.rows}
+    assert all(r.endpoints and r.unit == "Tokens/s" and r.metric == "tps (result_summary.json)" for r in rep.rows)
+    assert by["Interactive"].tokens_per_second == pytest.approx(3197.5, rel=1e-4)
+    assert by["Interactive"].ttft_p99_ms == pytest.approx(313.248) and by["Interactive"].tpot_p99_ms == \
+        pytest.approx(24.3972)
+    assert by["Offline"].ttft_p99_ms is None and by["Offline"].latency_ms["99.00"] == pytest.approx(654_608.0)
+    assert by["Server"].accuracy["ROUGE1"] == "38.7021"
+    assert {c.kind for c in charts_for(rep)} == {"throughput", "latency", "ttft", "tpot"}

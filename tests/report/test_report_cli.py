@@ -81,3 +81,18 @@ def test_bad_input(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["report", str(FIXTURES / "v6.0/open_CoreWeave"), "--version", "v6.0",
                                    "-o", str(blocked / "r.html")])
     assert res.exit_code == 1 and "cannot write the report" in res.output
+
+
+def test_terminal_table_of_an_llm_tree(tmp_path: Path) -> None:
+    """tokens/s, TTFT and TPOT p99 columns for an LLM tree (the v6.1 Intel llama3_1-8b results), and the JSON."""
+    root = real_tree(tmp_path, "v6.1", "closed_Intel_llm")
+    res = CliRunner().invoke(app, ["report", str(root), "--version", "v6.1"], env={"COLUMNS": "220"})
+    assert res.exit_code == 0, res.output
+    header = next(line for line in res.output.splitlines() if line.startswith("submitter"))
+    assert "tokens/s" in header and "TTFT p99 ms" in header and "TPOT p99 ms" in header
+    server = next(line for line in res.output.splitlines() if " Server " in line)
+    assert "1,140" in server and "1,907" in server and "96.36" in server
+    res = CliRunner().invoke(app, ["report", str(root), "--version", "v6.1", "--output", "json"])
+    rows = {r["scenario"]: r for r in json.loads(res.output)["results"]}
+    assert rows["Server"]["tokens_per_second"] == 1139.51 and rows["Server"]["ttft_ms"]["99.00"] == 1906.933782
+    assert rows["Offline"]["tpot_ms"] == {}

@@ -94,3 +94,61 @@ def to_closed(tree: Path, submitter: str, benchmark: str = "resnet") -> Path:
     for sysfile in (closed / "systems").glob("*.json"):
         sysfile.write_text(sysfile.read_text().replace('"division": "open"', '"division": "closed"'))
     return closed
+
+
+# --- the v6.1 LLM tree, completed ------------------------------------------------------------------------------
+
+INTEL = ("v6.1", "closed_Intel_llm")
+INTEL_RES = "closed/Intel/results/1-node-2S-GNR_128C/llama3_1-8b"
+#: placeholders for the three files per result the public copy of the Intel v6.1 tree lacked (fixture README):
+#: with them the official checker accepts both results (its verdict, run here: ACCEPTED_INTEL_VERDICT)
+PLACEHOLDER_MEASUREMENTS = {"input_data_types": "int64", "retraining": "No",
+                            "starting_weights_filename": "meta-llama/Llama-3.1-8B-Instruct",
+                            "weight_data_types": "int8", "weight_transformations": "quantization"}
+#: TEST06 verification as the reference's compliance/TEST06/run_verification.py prints it
+TEST06_PASS = ("First token check pass: Skipped\nEOS check pass: True\nSample length check pass: True\n"
+               "TEST06 verification complete\n")
+#: what the official checker (mlcommons/inference tools/submission @ b66003e, scripts/official_check.py) says
+#: about completed_intel_tree(): both results accepted
+ACCEPTED_INTEL_VERDICT = {"exit_code": 0, "summary": "Results=2, NoResults=0, Power Results=0"}
+
+
+def completed_intel_tree(dest: Path) -> Path:
+    """The real v6.1 Intel llama3_1-8b tree (Offline, Server) with placeholder measurements.json, README.md and
+    TEST06/verify_accuracy.txt in both result folders: a real LLM tree both checkers accept."""
+    root = real_tree(dest, *INTEL)
+    for scenario in ("Offline", "Server"):
+        res = root / INTEL_RES / scenario
+        (res / "measurements.json").write_text(json.dumps(PLACEHOLDER_MEASUREMENTS, indent=2) + "\n")
+        (res / "README.md").write_text(f"# llama3_1-8b {scenario}\n\nPlaceholder: the public copy lacked it.\n")
+        (res / "TEST06").mkdir()
+        (res / "TEST06" / "verify_accuracy.txt").write_text(TEST06_PASS)
+    return root
+
+
+GPT_RES = "closed/Intel/results/1-node-2S-GNR_128C/gpt-oss-120b"
+
+
+def gpt_oss_tree(dest: Path) -> Path:
+    """The completed Intel tree relabelled as a gpt-oss-120b result (for the rules only gpt-oss has: TEST07 and
+    TEST09, exact_match and tokens_per_sample): the folder renamed, accuracy.txt in gpt-oss's form, the accuracy
+    runs' sample count gpt-oss's 4,395, the Server run's TPOT under gpt-oss's 80 ms, TEST06 replaced by
+    TEST07/TEST09 verifications that pass. The official checker accepts it (test_check_llm)."""
+    root = completed_intel_tree(dest)
+    bench = root / INTEL_RES
+    bench.rename(root / GPT_RES)
+    for scenario in ("Offline", "Server"):
+        res = root / GPT_RES / scenario
+        txt = res / "accuracy" / "accuracy.txt"
+        digest = [line for line in txt.read_text().splitlines() if line.startswith("hash=")][0]
+        txt.write_text("{'exact_match': 84.1021, 'tokens_per_sample': 1263.5}\n\n" + digest + "\n")
+        mllog_set(res / "accuracy" / "mlperf_log_detail.txt", "effective_accuracy_sample_count", 4395)
+        shutil.rmtree(res / "TEST06")
+        (res / "TEST07").mkdir()
+        (res / "TEST07" / "verify_accuracy.txt").write_text("exact_match in performance mode: 84.0\nTEST PASS\n")
+        (res / "TEST09").mkdir()
+        (res / "TEST09" / "verify_output_len.txt").write_text("mean output length: 1263.5\nTEST PASS\n")
+    server = root / GPT_RES / "Server" / "performance" / "run_1" / "mlperf_log_detail.txt"
+    mllog_set(server, "result_time_per_output_token_99.00_percentile_ns", 79_000_000)
+    mllog_set(server, "requested_server_tpot_latency", 80_000_000)
+    return root

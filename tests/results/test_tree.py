@@ -76,3 +76,21 @@ def test_unreadable_files_are_recorded(tmp_path: Path) -> None:
 def test_root_must_be_a_directory(tmp_path: Path) -> None:
     with pytest.raises(TreeReadError, match="not a directory"):
         read_tree(tmp_path / "missing")
+
+
+def test_llm_token_figures(tmp_path: Path) -> None:
+    """The v6.1 Intel llama3_1-8b tree: tokens/s of both runs, TTFT/TPOT percentiles of the Server run (ns)."""
+    t = read_tree(real_tree(tmp_path, "v6.1", "closed_Intel_llm"), "v6.1")
+    by = {r.scenario: r for r in t.results}
+    off, srv = by["Offline"].tokens, by["Server"].tokens
+    assert off is not None and off.tokens_per_second == 1916.74 and off.ttft_ns == {} and off.tpot_ns == {}
+    assert off.throughput_key == "result_tokens_per_second"
+    assert srv is not None and srv.throughput_key == "result_completed_tokens_per_second"
+    assert (srv.tokens_per_second, srv.ttft_p99_ns, srv.tpot_p99_ns) == (1139.51, 1_906_933_782, 96_363_771)
+    assert srv.ttft_ns["99.90"] == 2_431_073_135 and srv.tpot_p50_ns == 78_287_939
+    assert srv.to_dict() == {"tokens_per_second": 1139.51, "ttft_p50_ns": 1_750_370_195, "ttft_p99_ns": 1_906_933_782,
+                             "tpot_p50_ns": 78_287_939, "tpot_p99_ns": 96_363_771}
+    mitac = read_tree(real_tree(tmp_path / "m", "v6.0", "closed_MiTAC"), "v6.0")
+    assert all(r.tokens is not None for r in mitac.results)     # llama2-70b: an LLM in every scenario
+    v5 = read_tree(real_tree(tmp_path / "s", "v5.1", "closed_The_Stage"), "v5.1")
+    assert all(r.tokens is None for r in v5.results)            # stable-diffusion-xl: no token figures

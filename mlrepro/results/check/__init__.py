@@ -3,7 +3,8 @@
 It agrees with the official MLCommons checker (mlcommons/inference, tools/submission, commit b66003e) on what
 that checker rejects, reports as one clear finding what makes it stop with a traceback, and goes further with
 its own rule codes (INVALID results, LoadGen errors, cut-off logs, hash= that names no full accuracy log, empty
-folders and files, a tree without results...). Every code is in :mod:`mlrepro.results.check.codes`; the rules
+folders and files, a tree without results...). v6.1 endpoints results (no LoadGen logs: config.yaml,
+result_summary.json, accuracy_results.json) are read and judged as the checker does (check.endpoints). Every code is in :mod:`mlrepro.results.check.codes`; the rules
 of each round are data (:mod:`mlrepro.results.rounds`); the tree is read once by :mod:`mlrepro.results.tree`.
 
 Severities: ``error`` (the tree is not submittable; exit 1) and ``warning``. In the open division a run shorter
@@ -24,6 +25,7 @@ from mlrepro.results import layout as tl
 from mlrepro.results.check.accuracy import check_accuracy
 from mlrepro.results.check.compliance import check_compliance
 from mlrepro.results.check.context import ResultContext
+from mlrepro.results.check.endpoints import check_endpoints
 from mlrepro.results.check.measurements import check_measurements
 from mlrepro.results.check.performance import check_performance
 from mlrepro.results.check.report import CheckReport, Finding, Findings, SummaryRow
@@ -86,6 +88,10 @@ def _check_result(ctx: ResultContext, f: Findings) -> None:
         how = " and model_mapping.json does not map it" if r.division == "open" else ""
         f.error("BENCHMARK_UNKNOWN", r.rel.rsplit("/", 1)[0], f"{r.benchmark_folder!r} is not a "
                 f"{ctx.round.version} benchmark{how} (the official checker stops with a traceback)", scope=r.rel)
+    if r.endpoints is not None:         # an endpoints result: no LoadGen logs
+        check_endpoints(ctx, f)
+        check_measurements(ctx, f)
+        return
     check_performance(ctx, f)
     check_accuracy(ctx, f)
     check_measurements(ctx, f)

@@ -47,7 +47,7 @@ _TABLE = (
     ("BENCHMARK_UNKNOWN", "crash", "a benchmark folder the round does not know (and no mapping names)"),
     ("SCENARIOS_REQUIRED", "official", "closed/network: a required scenario is missing or one is not allowed"),
     ("PERF_MISSING", "crash", "performance/run_1 or its detail log is missing"),
-    ("LOG_MISSING", "own", "a LoadGen summary log is missing"),
+    ("LOG_MISSING", "own", "a LoadGen summary log is missing (of an accuracy run: a warning)"),
     ("DETAIL_UNREADABLE", "crash", "a detail log that does not start with a :::MLLOG entry or has a garbled one"),
     ("DETAIL_INCOMPLETE", "own", "a detail log cut off (no result_validity, or a partial last line)"),
     ("INVALID_RESULT", "own", "LoadGen says INVALID"),
@@ -61,6 +61,11 @@ _TABLE = (
     ("MIN_DURATION", "official", "min_duration below 600 s (a warning in the open division)"),
     ("INFERRED_RESULT", "official", "a result of another scenario's run that may not be inferred"),
     ("RESULT_MISSING", "official", "the detail log has no value for the result metric"),
+    # endpoints results (v6.1: the endpoints harness's files instead of LoadGen logs)
+    ("ENDPOINTS_FILE", "crash", "an endpoints result's config.yaml or performance/result_summary.json is missing or "
+                                "unreadable"),
+    ("ENDPOINTS_MODEL", "official", "a benchmark that may not be submitted as an endpoints result"),
+    ("ENDPOINTS_RUN", "own", "the endpoints run did not complete (state, complete) or samples failed"),
     # accuracy
     ("ACCURACY_MISSING", "official", "the accuracy folder or one of its files is missing"),
     ("ACCURACY_TARGET", "official", "closed/network: a metric below the target, above its upper limit, or absent"),

@@ -14,6 +14,7 @@ A round file may replace any top-level key of ``common.yaml`` (whole: mappings a
   ``llm`` / ``token_latency_ns`` (scenario -> ttft/tpot ns), ``result_field`` and ``unit`` (scenario ->
   override), ``compliance`` (tests), ``audit_sampling_target`` (TEST01), ``extra_accuracy_files``
   (folder -> file stems), ``min_duration_exempt``.
+- ``endpoints`` (v6.1 on): how an endpoints result (no LoadGen logs) is read (:class:`EndpointsRules`).
 
 Source of every value: the MLCommons submission checker (mlcommons/inference, tools/submission, commit
 b66003e) and compliance/TEST0x/audit.config of the same repository.
@@ -191,6 +192,28 @@ class ComplianceRules:
 
 
 @dataclass(frozen=True)
+class EndpointsRules:
+    """How a round reads an "endpoints" result (v6.1 on: the endpoints harness's files instead of LoadGen logs)
+    as the official checker does: which files, and which LoadGen key each endpoints field stands for."""
+
+    config: tuple[str, ...]                  # config.yaml names, at the result folder's root
+    performance: str                         # performance/result_summary.json
+    accuracy: str                            # accuracy/accuracy_results.json
+    audit_dir: str                           # audit/audit_<test name>.json
+    models: tuple[str, ...]                  # benchmarks that may be submitted so
+    fields: Mapping[str, str]                # endpoints field (dotted path) -> LoadGen key
+    config_fields: Mapping[str, str]         # endpoints field -> its path in config.yaml
+    json_fields: Mapping[str, str]           # endpoints field -> its other path in the JSON files
+    copied: Mapping[str, str]                # LoadGen key -> the LoadGen key it is copied from
+    types: Mapping[str, str]                 # config.yaml type -> scenario
+    result_field: Mapping[str, str]          # lower-case scenario -> LoadGen key of the metric
+    compliance: Mapping[str, str]            # TEST0x -> audit test name
+    required_audits: tuple[str, ...]
+    test09_mean_output_tokens: tuple[float, float]
+    score_keys: Mapping[str, str]            # accuracy metric -> key of an accuracy_results.json score
+
+
+@dataclass(frozen=True)
 class FileRules:
     performance_dir: str
     accuracy_dir: str
@@ -226,6 +249,7 @@ class Round:
     accuracy_delta_percent: Mapping[str, float]
     systems: SystemRules
     compliance: ComplianceRules
+    endpoints: EndpointsRules | None = None  # None: the round has no endpoints results
 
     def canonical_scenario(self, folder: str) -> str | None:
         """The scenario a folder name stands for (case-insensitive, as the checker compares), else None."""
@@ -361,6 +385,20 @@ def _compliance(raw: Mapping[str, Any]) -> ComplianceRules:
                            audit={k: dict(v) for k, v in raw["audit"].items()})
 
 
+def _endpoints(raw: Mapping[str, Any] | None) -> EndpointsRules | None:
+    if raw is None:
+        return None
+    strs = lambda k: {str(a): str(b) for a, b in (raw.get(k) or {}).items()}  # noqa: E731
+    low, high = raw["test09_mean_output_tokens"]
+    return EndpointsRules(config=tuple(raw["config"]), performance=str(raw["performance"]),
+                          accuracy=str(raw["accuracy"]), audit_dir=str(raw["audit_dir"]),
+                          models=tuple(raw["models"]), fields=strs("fields"), config_fields=strs("config_fields"),
+                          json_fields=strs("json_fields"), copied=strs("copied"), types=strs("types"),
+                          result_field=strs("result_field"), compliance=strs("compliance"),
+                          required_audits=tuple(raw.get("required_audits") or ()),
+                          test09_mean_output_tokens=(float(low), float(high)), score_keys=strs("score_keys"))
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
@@ -423,6 +461,7 @@ def _load_round(version: str) -> Round:
                                 network_fields=tuple(systems["network_fields"]),
                                 network_mode={str(k): bool(v) for k, v in systems["network_mode"].items()}),
             compliance=_compliance(raw["compliance"]),
+            endpoints=_endpoints(raw.get("endpoints")),
         )
     except (KeyError, TypeError, AttributeError, re.error) as exc:
         raise RoundDataError(f"{where}: malformed round data ({type(exc).__name__}: {exc})") from None
