@@ -153,6 +153,9 @@ def check_framework(name: str, version: str, build: str) -> int:
         print(f"build_helper: the base image has no {name} ({exc}); framework.source 'image' needs a base image "
               f"that ships it", file=sys.stderr)
         return 1
+    except Exception as exc:  # noqa: BLE001 - a broken install in the base: one line, not a traceback
+        print(f"build_helper: {name} in the base image fails to import: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     found = str(getattr(module, "__version__", "?"))
     if version != "-" and not (found == version or found.startswith((version + "+", version + "a", version + "."))):
         print(f"build_helper: the base image has {name} {found}, not {version} (framework.version)", file=sys.stderr)
