@@ -10,6 +10,17 @@
     in OUT that LOCK does not know to its package's entry, writes ``OUT/requirements.lock`` and records the
     compiled wheels (with the sdist they came from) in ``OUT/built.json`` so ``mlrepro build`` can cache them
     on the host.
+
+``venv-over-base DEST``
+    (``framework.source: image``) Run by the base image's ``python3``: create the venv DEST and make the base's
+    own packages (a vendor's torch build: rocm/pytorch, Intel's XPU images) visible in it through a ``.pth``
+    file, behind the venv's packages. ``--system-site-packages`` is not enough: a base whose ``python3`` is
+    itself a venv or conda env keeps its packages outside the interpreter's system site.
+
+``check-framework NAME VERSION BUILD``
+    Run by the venv's python: NAME (torch) imports, its version starts with VERSION (``-`` for any) and it is
+    a BUILD build (``cuda``: ``torch.version.cuda``, ``hip``: ``torch.version.hip``, ``xpu``: ``torch.xpu``);
+    else the build fails with one line naming the base image.
 """
 
 from __future__ import annotations
@@ -114,12 +125,61 @@ def check_python(expected: str) -> int:
     return 0
 
 
+def venv_over_base(dest: str) -> int:
+    import site
+    import venv
+
+    target = Path(dest)
+    if Path(sys.prefix).resolve() == target.resolve():
+        print(f"build_helper: the base image's python3 lives in {dest}, where the mlrepro venv goes: use a base "
+              "whose framework is installed elsewhere", file=sys.stderr)
+        return 1
+    dirs = [p for p in [*site.getsitepackages(), *sys.path] if p.endswith(("site-packages", "dist-packages"))
+            and Path(p).is_dir()]
+    venv.create(target, with_pip=True)
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    pth = target / "lib" / version / "site-packages" / "mlrepro-base-image.pth"
+    pth.write_text("".join(f"{d}\n" for d in dict.fromkeys(dirs)), encoding="utf-8")
+    print(f"build_helper: {dest} sees the base image's packages in {', '.join(dict.fromkeys(dirs)) or 'nothing'}")
+    return 0
+
+
+def check_framework(name: str, version: str, build: str) -> int:
+    import importlib
+
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        print(f"build_helper: the base image has no {name} ({exc}); framework.source 'image' needs a base image "
+              f"that ships it", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a broken install in the base: one line, not a traceback
+        print(f"build_helper: {name} in the base image fails to import: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    found = str(getattr(module, "__version__", "?"))
+    if version != "-" and not (found == version or found.startswith((version + "+", version + "a", version + "."))):
+        print(f"build_helper: the base image has {name} {found}, not {version} (framework.version)", file=sys.stderr)
+        return 1
+    builds = {"cpu": lambda m: True, "cuda": lambda m: getattr(m.version, "cuda", None), "hip": lambda m: getattr(m.version, "hip", None),
+              "xpu": lambda m: getattr(m, "xpu", None)}
+    if build not in builds or not builds[build](module):
+        print(f"build_helper: {name} {found} in the base image is not a {build} build", file=sys.stderr)
+        return 1
+    print(f"build_helper: {name} {found} ({build}) from the base image")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "check-python":
         return check_python(argv[1])
     if len(argv) == 4 and argv[0] == "add-hashes":
         return add_hashes(Path(argv[1]), Path(argv[2]), Path(argv[3]))
-    print("usage: build_helper.py check-python X.Y | add-hashes LOCK WHEELHOUSE OUT", file=sys.stderr)
+    if len(argv) == 2 and argv[0] == "venv-over-base":
+        return venv_over_base(argv[1])
+    if len(argv) == 4 and argv[0] == "check-framework":
+        return check_framework(argv[1], argv[2], argv[3])
+    print("usage: build_helper.py check-python X.Y | add-hashes LOCK WHEELHOUSE OUT | venv-over-base DEST | "
+          "check-framework NAME VERSION BUILD", file=sys.stderr)
     return 2
 
 

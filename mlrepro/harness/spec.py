@@ -16,7 +16,9 @@ from mlrepro.harness.userconf import SETTING_KEYS as _SETTING_KEYS
 from mlrepro.harness.userconf import setting_line
 
 SCHEMA = "mlrepro.run/v1"
-DEVICES = ("cpu", "cuda")
+DEVICES = ("cpu", "cuda", "xpu")
+"""Devices a run spec may name: the vendors' torch devices (mlrepro.profiles.vendors: cuda for NVIDIA and AMD's
+ROCm build, xpu for Intel)."""
 BACKENDS = ("onnxruntime", "torch", "none")
 
 #: modes a profile and ``--mode`` may name; "calibrate" (``mlrepro calibrate``) finds targets and runs no timed test;

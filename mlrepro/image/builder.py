@@ -264,6 +264,10 @@ def ensure_base_images_present(client: docker.DockerClient, profile: Profile,
             reason = one_line(getattr(exc, "explanation", None) or exc, 200)
             if ref in DEFAULT_TAGS.values():
                 hint = f"create it with `mlrepro base-images --platform {profile.platform}`"
+            elif profile.framework.source == "image":
+                hint = (f"its {profile.framework.backend} build is the vendor's and comes only with that image "
+                        "(framework.source: image), so the local Debian bases cannot stand in: `docker load` the "
+                        "image into this engine (saved where a registry is reachable) or build where one is")
             else:
                 hint = "without a registry, create local Debian bases with `mlrepro base-images` and build with " \
                        "`-f air-gapped`"

@@ -128,15 +128,20 @@ def with_extra_hashes(text: str, extra: dict[str, tuple[str, ...]]) -> str:
 
 
 def lock_inputs(profile: Profile) -> tuple[str, ...]:
+    """What is resolved: the harness's needs, the backend (unless the base image has it: ``framework.source:
+    image``, a GPU build that is not on PyPI) and ``packages.pip``."""
     fw = profile.framework
-    backend = f"{fw.backend}=={fw.version}" if fw.version else fw.backend
-    return HARNESS_REQUIREMENTS + (backend,) + tuple(profile.packages.pip)
+    backend = () if fw.source == "image" else (f"{fw.backend}=={fw.version}" if fw.version else fw.backend,)
+    return HARNESS_REQUIREMENTS + backend + tuple(profile.packages.pip)
 
 
 def lock_key(profile: Profile) -> str:
-    """File name stem: ``amd64-py3.11-onnxruntime-1.20.1`` (+ ``-pip<hash8>`` with extra pip packages)."""
+    """File name stem: ``amd64-py3.11-onnxruntime-1.20.1`` (+ ``-from-image`` when the base image has the
+    framework, + ``-pip<hash8>`` with extra pip packages)."""
     fw = profile.framework
     key = f"{profile.arch}-py{profile.image.python}-{fw.backend}-{fw.version or 'latest'}"
+    if fw.source == "image":
+        key += "-from-image"        # the lock holds what mlrepro adds to the image's framework
     if profile.packages.pip:
         key += "-pip" + hashlib.sha256("\n".join(sorted(profile.packages.pip)).encode()).hexdigest()[:8]
     return key
@@ -188,7 +193,10 @@ def compile_lock(profile: Profile, dest: Path, *, ca_bundle: Path | None = None)
     inputs = lock_inputs(profile)
     header = (f"# mlrepro lock: {profile.platform}, CPython {profile.image.python}, {MANYLINUX}; inputs: "
               f"{', '.join(inputs)}\n"
-              f"# Regenerate: python -m mlrepro.image.lock (make lock). Do not edit.\n"
+              + (f"# {profile.framework.backend} {profile.framework.version or ''} is the base image's own build "
+                 f"(framework.source: image; GPU builds are not on PyPI): not in this lock.\n"
+                 if profile.framework.source == "image" else "")
+              + f"# Regenerate: python -m mlrepro.image.lock (make lock). Do not edit.\n"
               f"# mlrepro-lock-input: {input_digest(profile)}\n")
     env = dict(os.environ)
     if ca_bundle is not None:

@@ -316,7 +316,16 @@ def _dedupe(problems: list[ProfileProblem]) -> list[ProfileProblem]:
     return out
 
 
+#: fields added after profiles were first hashed, with the default that means what profiles meant before them:
+#: left out of the hash at that default, so a recorded profile's hash still matches it re-resolved
+_LATER_FIELDS: tuple[tuple[tuple[str, str], object], ...] = ((("framework", "source"), "lock"),)
+
+
 def profile_hash(profile: Profile) -> str:
     """Stable content hash: sha256 over canonical JSON of the resolved profile."""
-    canonical = json.dumps(profile.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    doc = profile.model_dump(mode="json")
+    for (section, key), default in _LATER_FIELDS:
+        if doc.get(section, {}).get(key) == default:
+            del doc[section][key]
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

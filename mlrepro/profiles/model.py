@@ -19,6 +19,15 @@ from pydantic import (
 from mlrepro.harness.spec import MODES, SCENARIOS, SETTING_KEYS
 from mlrepro.harness.userconf import UserConfError, parse_user_conf, setting_line
 from mlrepro.profiles.quantity import parse_quantity
+from mlrepro.profiles.vendors import (
+    NVIDIA_DEFAULT_RESOURCE,
+    VENDORS,
+    Vendor,
+    VendorName,
+    image_stack,
+    stack_vendor,
+    vendor,
+)
 
 Platform = Literal["linux/amd64", "linux/arm64"]
 Mode = Literal["performance", "accuracy", "submission"]
@@ -47,7 +56,7 @@ _LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 # Extended resource name: a domain-prefixed name, e.g. nvidia.com/gpu, nvidia.com/mig-1g.10gb
 _RESOURCE_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 _MIG_PROFILE = r"^[0-9]+g\.[0-9]+gb$"
-DEFAULT_DRA_DEVICE_CLASS = "gpu.nvidia.com"
+DEFAULT_DRA_DEVICE_CLASS = VENDORS["nvidia"].dra_device_class
 
 Quantity = Annotated[str, Field(description="Kubernetes quantity, e.g. 500m, 2, 4Gi")]
 DnsLabel = Annotated[str, StringConstraints(pattern=_DNS_LABEL)]
@@ -96,25 +105,55 @@ class ImageSpec(StrictModel):
 
 
 class Accelerator(StrictModel):
-    vendor: Literal["none", "nvidia"] = "none"
+    """The accelerators a run gets. ``vendor`` picks the row of :data:`mlrepro.profiles.vendors.VENDORS` that
+    decides the defaults of ``resource`` and ``taint_key``, the node label ``product`` selects, the DRA device
+    class and what a local container needs."""
+
+    vendor: VendorName = "none"
     count: Annotated[int, Field(ge=0, le=64)] = 0
     resource: Annotated[str, StringConstraints(pattern=_RESOURCE_NAME)] = Field(
-        "nvidia.com/gpu", description="device-plugin resource name")
+        NVIDIA_DEFAULT_RESOURCE, description="device-plugin resource name (default: the vendor's: nvidia.com/gpu, "
+                                             "amd.com/gpu, gpu.intel.com/xe; gpu.intel.com/i915 for i915 nodes)")
     mig_profile: Annotated[str, StringConstraints(pattern=_MIG_PROFILE)] | None = Field(
-        None, description="MIG profile, e.g. 1g.10gb → resource nvidia.com/mig-1g.10gb")
+        None, description="MIG profile, e.g. 1g.10gb → resource nvidia.com/mig-1g.10gb (NVIDIA only)")
     runtime_class: Annotated[str, StringConstraints(pattern=_DNS_SUBDOMAIN)] | None = None
     product: Annotated[str, StringConstraints(pattern=_LABEL_VALUE)] | None = Field(
-        None, description="node label nvidia.com/gpu.product to select, e.g. NVIDIA-H100-80GB-HBM3")
-    taint_key: Annotated[str, StringConstraints(pattern=_LABEL_KEY)] = "nvidia.com/gpu"
+        None, description="value of the vendor's product node label to select: nvidia.com/gpu.product "
+                          "(NVIDIA-H100-80GB-HBM3), amd.com/gpu.product-name (AMD_Instinct_MI300X_OAM), "
+                          "gpu.intel.com/product (Max_1550)")
+    taint_key: Annotated[str, StringConstraints(pattern=_LABEL_KEY)] = Field(
+        NVIDIA_DEFAULT_RESOURCE, description="taint of the GPU nodes to tolerate (default: the resource name)")
     request: Literal["device-plugin", "dra"] = Field(
         "device-plugin", description="how the pod gets its devices: device-plugin (resources.limits) or dra "
                                      "(a resource.k8s.io/v1 ResourceClaimTemplate, Kubernetes 1.34+)")
     device_class: Annotated[str, StringConstraints(pattern=_DNS_SUBDOMAIN)] | None = Field(
-        None, description="DRA DeviceClass (default gpu.nvidia.com, NVIDIA's DRA driver); only with request: dra")
+        None, description="DRA DeviceClass (default: the vendor's: gpu.nvidia.com, gpu.amd.com, gpu.intel.com); "
+                          "only with request: dra")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vendor_defaults(cls, data: object) -> object:
+        """``resource`` and ``taint_key`` the profile leaves out are the vendor's (vendors.VENDORS)."""
+        if not isinstance(data, dict) or not isinstance(data.get("vendor"), str):
+            return data
+        row = vendor(data["vendor"])
+        if row is None:
+            return data
+        data = dict(data)
+        data.setdefault("resource", row.default_resource)
+        if "taint_key" not in data:
+            resource = data["resource"]
+            data["taint_key"] = resource if isinstance(resource, str) and row.accepts_resource(resource) \
+                and not resource.startswith("nvidia.com/mig-") else row.default_resource
+        return data
 
     @property
     def enabled(self) -> bool:
         return self.vendor != "none" and self.count > 0
+
+    @property
+    def vendor_row(self) -> Vendor | None:
+        return vendor(self.vendor)
 
     @property
     def resource_name(self) -> str:
@@ -126,22 +165,27 @@ class Accelerator(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> Accelerator:
         if self.vendor == "none" and self.count > 0:
-            raise ValueError("count > 0 needs a vendor (accelerator.vendor: nvidia)")
-        if self.vendor == "nvidia" and self.count == 0:
-            raise ValueError("vendor 'nvidia' needs count >= 1")
+            raise ValueError(f"count > 0 needs a vendor (accelerator.vendor: {', '.join(VENDORS)})")
+        if self.vendor != "none" and self.count == 0:
+            raise ValueError(f"vendor {self.vendor!r} needs count >= 1")
         if self.vendor == "none" and (self.mig_profile or self.product or self.runtime_class):
             raise ValueError("mig_profile/product/runtime_class need an accelerator vendor")
         return self
 
     @property
     def dra_device_class(self) -> str:
-        """The DeviceClass a DRA request names (NVIDIA's DRA driver provides gpu.nvidia.com)."""
-        return self.device_class or DEFAULT_DRA_DEVICE_CLASS
+        """The DeviceClass a DRA request names: ``device_class``, else the vendor's DRA driver's."""
+        row = self.vendor_row
+        return self.device_class or (row.dra_device_class if row else DEFAULT_DRA_DEVICE_CLASS)
 
 
 class Framework(StrictModel):
     backend: Literal["onnxruntime", "onnxruntime-gpu", "torch"] = "onnxruntime"
     version: Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+){0,3}([a-z0-9.+-]*)$")] | None = None
+    source: Literal["lock", "image"] = Field(
+        "lock", description="where the framework comes from: 'lock' (hash-locked from PyPI with the harness's "
+                            "packages) or 'image' (the base image's Python has it, e.g. rocm/pytorch or Intel's XPU "
+                            "images, whose GPU builds are not on PyPI; the build checks its version and GPU build)")
 
     @property
     def harness_backend(self) -> str:
@@ -326,7 +370,9 @@ class Profile(StrictModel):
 
     @property
     def device(self) -> str:
-        return "cuda" if self.accelerator.enabled else "cpu"
+        """What the harness's framework calls the device: ``cpu``, else the vendor's (``cuda``, ``xpu``)."""
+        row = self.accelerator.vendor_row
+        return row.torch_device if self.accelerator.enabled and row else "cpu"
 
     @property
     def base_image(self) -> str:
@@ -351,6 +397,13 @@ def find_contradictions(profile: Profile) -> list[tuple[tuple[str, ...], str]]:
     if acc.enabled and not fw.gpu_capable:
         problems.append((("accelerator.count", "framework.backend"), f"{acc.count} GPU(s) with the CPU-only backend '{fw.backend}' "
                                               "(use framework.backend: onnxruntime-gpu or torch)"))
+    if fw.source == "image" and profile.image.python_install == "apt":
+        problems.append((("framework.source", "image.python_install"),
+                         "source 'image' takes the framework from the base image's Python, but python_install 'apt' "
+                         "installs another python3 (use python_install: preinstalled)"))
+    if fw.source == "image" and fw.backend != "torch":
+        problems.append((("framework.source", "framework.backend"),
+                         f"source 'image' is for torch in a vendor's image; '{fw.backend}' comes from the lock"))
     if fw.backend == "onnxruntime-gpu" and not acc.enabled:
         problems.append((("framework.backend", "accelerator.count"), "'onnxruntime-gpu' needs an accelerator (accelerator.count >= 1)"))
     if fw.backend == "onnxruntime-gpu" and profile.platform == "linux/arm64":
@@ -377,10 +430,64 @@ def find_contradictions(profile: Profile) -> list[tuple[tuple[str, ...], str]]:
     if acc.device_class is not None and acc.request != "dra":
         problems.append((("accelerator.device_class", "accelerator.request"),
                          "device_class is only used with request: dra"))
+    problems += _vendor_contradictions(profile)
     for key in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"):
         if key in profile.env and not acc.enabled:
             problems.append(((f"env.{key}",), "set on a profile without an accelerator"))
     return problems
+
+
+def _vendor_contradictions(profile: Profile) -> list[tuple[tuple[str, ...], str]]:
+    """What the accelerator's vendor (vendors.VENDORS) cannot do with the rest of the profile: another vendor's
+    resource or device class, MIG outside NVIDIA, a backend or base image built for another vendor's GPUs, a
+    platform the vendor's software stack is not built for (ROCm and oneAPI: x86-64 only)."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+    acc, fw = profile.accelerator, profile.framework
+    bases = [("image.base", profile.base_image)]
+    if profile.image.builder_base:
+        bases.append(("image.builder_base", profile.builder_image))
+    for key, ref in bases:                  # whatever the accelerator: a ROCm/oneAPI image exists for amd64 only
+        stack = image_stack(ref)
+        if stack is not None and profile.platform not in stack_vendor(stack).platforms:
+            problems.append(((key, "platform"), f"{ref!r} is a {_STACK_NAMES[stack]} image, built for "
+                                                f"{', '.join(stack_vendor(stack).platforms)} only, but platform is "
+                                                f"{profile.platform}"))
+    row = acc.vendor_row
+    if row is None:
+        return problems
+    others = [v for v in VENDORS.values() if v is not row]
+    if acc.mig_profile and not row.mig:
+        problems.append((("accelerator.mig_profile", "accelerator.vendor"),
+                         f"MIG is an NVIDIA feature: {row.label} GPUs have no mig_profile"))
+    if not row.accepts_resource(acc.resource):
+        owner = next((v.label for v in others if v.accepts_resource(acc.resource)), None)
+        what = f"an {owner} resource" if owner else "not a resource of its device plugin"
+        problems.append((("accelerator.resource", "accelerator.vendor"),
+                         f"{acc.resource} is {what}: {row.label} GPUs are {' or '.join(row.resources)}"))
+    if acc.device_class is not None and any(acc.device_class == v.dra_device_class for v in others):
+        problems.append((("accelerator.device_class", "accelerator.vendor"),
+                         f"{acc.device_class} is another vendor's DRA device class: {row.label} GPUs are "
+                         f"{row.dra_device_class}"))
+    if not acc.enabled:
+        return problems
+    if profile.platform not in row.platforms:
+        problems.append((("platform", "accelerator.vendor"),
+                         f"{row.label} GPUs need {' or '.join(row.platforms)}: its GPU software stack is not built "
+                         f"for {profile.platform}"))
+    if fw.gpu_capable and fw.backend not in row.backends:
+        problems.append((("framework.backend", "accelerator.vendor"),
+                         f"'{fw.backend}' is built for CUDA only and cannot drive {row.label} GPUs (use "
+                         f"framework.backend: {' or '.join(row.backends)})"))
+    for key, ref in bases:
+        stack = image_stack(ref)
+        if stack is not None and stack not in row.stacks:
+            problems.append(((key, "accelerator.vendor"),
+                             f"{ref!r} is a {_STACK_NAMES[stack]} image: {row.label} GPUs need a "
+                             f"{' or '.join(_STACK_NAMES[s] for s in row.stacks)} base image"))
+    return problems
+
+
+_STACK_NAMES = {"cuda": "CUDA", "rocm": "ROCm", "oneapi": "oneAPI"}
 
 
 def _names_arch(ref: str, arch: str) -> bool:

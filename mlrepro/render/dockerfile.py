@@ -6,7 +6,9 @@ Stages (see ``images/Dockerfile.j2``)::
                                        ``pip wheel --require-hashes -r requirements.lock`` -> /wheels
     os       FROM image.base           runtime OS packages (python3 when python_install=apt, packages.apt),
                                        the unprivileged user (image.user_uid)
-    deps     FROM os                   /opt/venv from the builder's wheels only (--no-index --require-hashes)
+    deps     FROM os                   /opt/venv from the builder's wheels only (--no-index --require-hashes);
+                                       with ``framework.source: image`` the venv also sees the base image's
+                                       framework (a vendor's torch build), checked for version and GPU build
     runtime  FROM os                   /opt/venv, then the harness wheel LAST, labels; USER uid, ENTRYPOINT
 
 Layer order follows change frequency: OS packages -> Python dependencies (the lock) -> harness code, so
@@ -133,6 +135,10 @@ def render_dockerfile(resolved: ResolvedProfile, options: DockerfileOptions | No
         "description": one_line(p.description) or f"mlrepro benchmark image for profile {p.name}",
         "source_url": options.source_url,
         "harness_wheel_path": f"{HARNESS_DIST_DIR}/{options.harness_wheel}",
+        "framework_from_image": p.framework.source == "image",
+        "framework_name": p.framework.backend,
+        "framework_version": p.framework.version or "-",
+        "framework_build": _framework_build(p),
         "entrypoint": list(ENTRYPOINT),
         "cmd": list(CMD),
     }
@@ -140,6 +146,13 @@ def render_dockerfile(resolved: ResolvedProfile, options: DockerfileOptions | No
     text = text.strip("\n") + "\n"
     instructions(text)  # structural self-check: raises if anything but known instructions came out
     return text
+
+
+def _framework_build(profile: Profile) -> str:
+    """The GPU build the base image's framework must be (vendors.VENDORS: cuda, hip, xpu); ``cpu`` without an
+    accelerator."""
+    row = profile.accelerator.vendor_row
+    return row.torch_build if row is not None and profile.accelerator.enabled else "cpu"
 
 
 # --- filters ---------------------------------------------------------------------------------------

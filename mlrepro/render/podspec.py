@@ -4,8 +4,10 @@
 is a view of it: :meth:`PodSpec.to_k8s_pod_template` feeds the Job manifest and the Helm values, and the
 Docker runner maps the same fields to ``docker run`` settings (image, command/args, env, working dir,
 ``uid:gid``, read-only root with a tmpfs at ``/tmp``, the spec files mounted read-only at ``/config``,
-results at ``/results``, CPU/memory limits, GPU device requests, labels). So the laptop path and the
-cluster path cannot drift.
+results at ``/results``, CPU/memory limits, the accelerator's devices, labels). So the laptop path and the
+cluster path cannot drift. What the accelerator needs on each target (Kubernetes resource, node labels, taint,
+DRA device class; Docker device request or device nodes and groups) comes from the vendor's row of
+:data:`mlrepro.profiles.vendors.VENDORS`.
 
 Env values are literal on every engine: Kubernetes would expand ``$(VAR)`` in them, so the Kubernetes
 view escapes ``$`` as ``$$`` (:func:`k8s_escape`); Docker gets them as they are.
@@ -27,6 +29,7 @@ from mlrepro.harness.sysinfo.runtime import ENV_HOST_SYSTEM, ENV_NODE_NAME, ENV_
 from mlrepro.profiles.loader import ResolvedProfile
 from mlrepro.profiles.model import Profile
 from mlrepro.profiles.quantity import parse_quantity
+from mlrepro.profiles.vendors import VENDORS, Vendor
 
 CONTAINER_NAME = "harness"
 HARNESS_COMMAND = ("mlrepro-harness",)
@@ -52,7 +55,8 @@ K8S_RUNTIME_ENV: tuple[dict[str, Any], ...] = (
 )
 
 ARCH_LABEL = "kubernetes.io/arch"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+GPU_PRODUCT_LABEL = VENDORS["nvidia"].product_label
+"""NVIDIA's product label; each vendor's is ``Vendor.product_label``."""
 PROFILE_SHA256_ANNOTATION = "mlrepro.io/profile-sha256"
 RUN_SPEC_SHA256_ANNOTATION = "mlrepro.io/run-spec-sha256"
 
@@ -148,11 +152,16 @@ class ResourceSpec:
 
 @dataclass(frozen=True)
 class GpuRequest:
-    vendor: str          # "nvidia"
-    resource: str        # device-plugin resource: nvidia.com/gpu or nvidia.com/mig-1g.10gb
+    vendor: str          # a key of vendors.VENDORS: "nvidia", "amd", "intel"
+    resource: str        # device-plugin resource: nvidia.com/gpu, nvidia.com/mig-1g.10gb, amd.com/gpu...; "" with DRA
     count: int
     mig_profile: str | None = None
     product: str | None = None
+
+    @property
+    def vendor_row(self) -> Vendor:
+        """What the vendor's devices need on each target (vendors.VENDORS)."""
+        return VENDORS[self.vendor]
 
 
 @dataclass(frozen=True)
@@ -395,8 +404,9 @@ def check_text(where: str, text: str) -> None:
 def _scheduling(p: Profile) -> Scheduling:
     node_selector = dict(p.scheduling.node_selector)
     wanted = {ARCH_LABEL: p.arch}
-    if p.accelerator.enabled and p.accelerator.product:
-        wanted[GPU_PRODUCT_LABEL] = p.accelerator.product
+    row = p.accelerator.vendor_row
+    if p.accelerator.enabled and p.accelerator.product and row is not None:
+        wanted[row.product_label] = p.accelerator.product
     for key, value in wanted.items():
         if node_selector.setdefault(key, value) != value:
             raise RenderError(f"scheduling.node_selector.{key} is {node_selector[key]!r} but the profile "

@@ -245,11 +245,25 @@ def framework(system: Mapping[str, Any], backend: str) -> str:
     if backend in _FRAMEWORK_LABELS:
         version = packages.get(backend)
         label = f"{_FRAMEWORK_LABELS[backend]} {version}" if version else _FRAMEWORK_LABELS[backend]
-        if _list(system.get("accelerators")):
+        vendor = _gpu_vendor(system)
+        if vendor == "nvidia":
             label += " (CUDA execution provider)" if backend == "onnxruntime" else " (CUDA)"
+        elif vendor:
+            label += f" ({_GPU_STACKS[vendor]})"
         return label
     python = system.get("python")
     return f"Python {python}" if python else "Python"
+
+
+#: what a vendor's GPU stack and kernel driver are called in a systems JSON (ROCm, Intel's XPU/oneAPI stack)
+_GPU_STACKS = {"amd": "ROCm", "intel": "XPU"}
+_DRIVER_NAMES = {"nvidia": "NVIDIA", "amd": "AMD amdgpu", "intel": "Intel GPU"}
+
+
+def _gpu_vendor(system: Mapping[str, Any]) -> str | None:
+    """The accelerators' vendor (``nvidia`` for records made before the field existed); None without any."""
+    gpus = _list(system.get("accelerators"))
+    return str(_map(gpus[0]).get("vendor") or "nvidia") if gpus else None
 
 
 def execution(system: Mapping[str, Any]) -> str:
@@ -290,9 +304,14 @@ def other_software(system: Mapping[str, Any]) -> str:
         parts.append(f"CUDA {cuda['cuda']}")
     if cuda.get("cudnn"):
         parts.append(f"cuDNN {cuda['cudnn']}")
+    rocm = _map(system.get("rocm"))
+    if rocm.get("rocm"):
+        parts.append(f"ROCm {rocm['rocm']}")
+    if rocm.get("hip"):
+        parts.append(f"HIP {rocm['hip']}")
     drivers = _unique(str(g.get("driver_version") or "") for g in _list(system.get("accelerators")))
     if drivers:
-        parts.append(f"NVIDIA driver {drivers}")
+        parts.append(f"{_DRIVER_NAMES.get(_gpu_vendor(system) or 'nvidia', 'GPU')} driver {drivers}")
     text = ", ".join(parts)
     how = execution(system)
     return f"{text}; {how}" if text and how else (text or how or UNKNOWN)

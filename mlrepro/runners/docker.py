@@ -2,7 +2,8 @@
 
 Results go to a named volume (``mlrepro-results-<run id>``) or a host directory the user names; the run
 spec is bind-mounted read-only; the container runs non-root with a read-only root filesystem, no
-capabilities and no-new-privileges; GPUs come through Docker device requests.
+capabilities and no-new-privileges; the accelerator comes as the vendor needs it (a device request for NVIDIA,
+device nodes and their groups for AMD and Intel: :mod:`mlrepro.runners.docker_devices`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mlrepro.runners.base import (
     verify_results,
 )
 from mlrepro.runners.docker_config import default_results, docker_run_config, write_config_dir
+from mlrepro.runners.docker_devices import engine_device_access
 from mlrepro.runners.locations import DockerVolume, HostDir, parse_location
 from mlrepro.runners.logfile import last_line
 from mlrepro.state.paths import RunPaths
@@ -47,20 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
 STOP_GRACE_S = 10
 
 
-class GpuRuntimeUnavailable(RuntimeFailure):
-    """A GPU was asked for but the engine has no NVIDIA runtime."""
-
-
 class ContainerError(RuntimeFailure):
     """The engine refused to create or start the container, or lost it."""
-
-
-def check_gpu_support(client: docker.DockerClient) -> None:
-    runtimes = (client.info() or {}).get("Runtimes") or {}
-    if "nvidia" not in runtimes:
-        names = ", ".join(sorted(runtimes)) or "none"
-        raise GpuRuntimeUnavailable("the profile asks for a GPU but this Docker engine has no NVIDIA runtime "
-                                    f"(runtimes: {names}); install the NVIDIA Container Toolkit or use a CPU profile")
 
 
 def build_for_target(resolved: ResolvedProfile, progress: Progress, client: docker.DockerClient | None = None) -> str:
@@ -93,6 +83,8 @@ class DockerRunner:
         self.client = client or connect()
         self._deadlines: dict[str, float] = {}
         self._host_system: str | None = None
+        self.device_root = Path("/")
+        """Where the engine host's /dev is read when the engine runs here (docker_devices)."""
 
     def host_system_json(self) -> str:
         """This host's probe (hardware and OS only), taken once per runner: the container cannot see the
@@ -137,8 +129,10 @@ class DockerRunner:
         digest = image_digest(self.client, cfg.image)
         if digest:   # recorded by the harness as the run's image digest (mlrepro reproduce gets that image)
             cfg = replace(cfg, environment={**cfg.environment, IMAGE_DIGEST_ENV: digest})
-        if cfg.gpu_count:
-            check_gpu_support(self.client)
+        if cfg.gpu_count and cfg.gpu_vendor:   # before anything is created on the engine
+            access = engine_device_access(self.client, cfg.gpu_vendor, self.device_root)
+            if not cfg.gpu_device_request:
+                cfg = replace(cfg, devices=list(access.devices), group_add=list(access.group_add))
         try:
             if isinstance(results, DockerVolume):   # made here, not by the mount, so that it carries the labels
                 self.client.volumes.create(name=results.name,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mlrepro.render.podspec import PodSpec
+from mlrepro.runners.docker_devices import device_kwargs, device_mapping
 from mlrepro.runners.locations import DockerVolume, HostDir
 
 VOLUME_PREFIX = "mlrepro-results-"
@@ -36,10 +37,19 @@ class DockerRunConfig:
     mem_reservation: int | None
     gpu_count: int
     platform: str
+    gpu_vendor: str | None = None
+    """The accelerator's vendor (a key of vendors.VENDORS); None without one."""
+    gpu_device_request: bool = False
+    """Ask for ``gpu_count`` GPUs through a device request (NVIDIA); else ``devices`` and ``group_add``."""
+    devices: list[str] = field(default_factory=list)
+    """Host device nodes passed as they are (``/dev/kfd:/dev/kfd:rwm``)."""
+    group_add: list[str] = field(default_factory=list)
+    """Groups of the container's user: the vendor's group names here; the runner puts the host's ids in."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def create_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``client.containers.create`` (GPU device requests added by the runner)."""
+        """Keyword arguments for ``client.containers.create``: the accelerator as a device request (NVIDIA) or
+        as device nodes and groups (AMD, Intel)."""
         from docker.types import Mount
 
         kwargs: dict[str, Any] = {
@@ -55,10 +65,12 @@ class DockerRunConfig:
             kwargs["mem_limit"] = self.mem_limit
         if self.mem_reservation:
             kwargs["mem_reservation"] = self.mem_reservation
-        if self.gpu_count:
+        if self.gpu_count and self.gpu_device_request:
             from docker.types import DeviceRequest
 
             kwargs["device_requests"] = [DeviceRequest(count=self.gpu_count, capabilities=[["gpu"]])]
+        if self.gpu_count:
+            kwargs.update(device_kwargs(self.devices, self.group_add))
         return kwargs
 
 
@@ -81,6 +93,7 @@ def docker_run_config(pod: PodSpec, config_dir: Path, results: HostDir | DockerV
     target sets (how the run ran, where the host's probe is), added to the pod's environment.
     """
     location = results or default_results(pod.run_id)
+    row = pod.gpu.vendor_row if pod.gpu is not None else None
     if isinstance(location, HostDir):
         results_mount = {"target": pod.results_volume.mount_path, "source": str(location.path), "read_only": False,
                          "type": "bind"}
@@ -108,6 +121,10 @@ def docker_run_config(pod: PodSpec, config_dir: Path, results: HostDir | DockerV
         mem_reservation=pod.memory_request_bytes,
         gpu_count=pod.gpu_count,
         platform=pod.platform,
+        gpu_vendor=row.name if row else None,
+        gpu_device_request=bool(row and row.docker.device_request),
+        devices=[device_mapping(d) for d in row.docker.devices] if row else [],
+        group_add=list(row.docker.groups) if row else [],
     )
 
 

@@ -194,3 +194,56 @@ def test_gpu_profile_on_an_engine_without_nvidia_runtime_fails_clearly(docker_cl
     assert run.status == "failed"
     assert run.message.startswith("the profile asks for a GPU but this Docker engine has no NVIDIA runtime")
     assert containers_of(docker_client, run.run_id) == []
+
+
+@pytest.mark.parametrize("profile,device", [("amd-gpu", "/dev/kfd"), ("intel-gpu", "/dev/dri")])
+def test_amd_or_intel_profile_on_a_host_without_the_device_fails_before_anything_starts(
+        docker_client, base_image, tmp_path, state, profile, device):
+    if os.path.exists(device):
+        pytest.skip(f"this engine's host has {device}")
+    resolved = resolve_profile(profile, ["quick"], sets=SHORT)
+    volumes_before = {v.name for v in docker_client.volumes.list()}
+    result = run_pipeline(resolved, PipelineOptions(target="docker", image=base_image, into=None, collect=False))
+    (run,) = result.runs
+    vendor = "AMD" if profile == "amd-gpu" else "Intel"
+    assert run.status == "failed"
+    assert run.message.startswith(f"the profile asks for an {vendor} GPU but this Docker engine's host has no {device}")
+    assert "\n" not in run.message
+    assert containers_of(docker_client, run.run_id) == []
+    assert {v.name for v in docker_client.volumes.list()} == volumes_before
+
+
+def test_the_engine_records_the_amd_devices_and_groups_it_was_asked_for(docker_client, base_image, tmp_path):
+    """The exact request the runner makes, as the engine keeps it (created, never started: the nodes of a fake
+    host tree need not exist on the engine's host until the container starts)."""
+    from mlrepro.profiles.runspec import build_run_spec
+    from mlrepro.profiles.vendors import VENDORS
+    from mlrepro.render.jobspec import build_job_spec
+    from mlrepro.runners.docker_config import docker_run_config, write_config_dir
+    from mlrepro.runners.docker_devices import host_device_access
+
+    root = tmp_path / "host"
+    for name in ("kfd", "dri/card0", "dri/renderD128"):
+        (root / "dev" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "dev" / name).touch()
+    gids = {"kfd": 992, "card0": 44, "renderD128": 992}
+    access = host_device_access(VENDORS["amd"], root, gid_of=lambda p: gids[p.name], group_id=lambda name: None)
+    resolved = resolve_profile("amd-gpu", sets=["resources.limits.cpu=1", "resources.requests.cpu=1"])  # 2-core engine
+    spec = build_run_spec(resolved, "Offline", "performance", run_id="amd-request-test")
+    pod = build_job_spec(resolved, base_image, spec).pod
+    cfg = docker_run_config(pod, write_config_dir(pod, tmp_path / "config"), extra_env={"MLREPRO_TARGET": "docker"})
+    from dataclasses import replace
+
+    kwargs = replace(cfg, devices=list(access.devices), group_add=list(access.group_add),
+                     name=f"mlrepro-test-{os.getpid()}").create_kwargs()
+    container = docker_client.containers.create(**kwargs)
+    try:
+        host = docker_client.api.inspect_container(container.id)["HostConfig"]
+        assert host["Devices"] == [
+            {"PathOnHost": "/dev/kfd", "PathInContainer": "/dev/kfd", "CgroupPermissions": "rwm"},
+            {"PathOnHost": "/dev/dri", "PathInContainer": "/dev/dri", "CgroupPermissions": "rwm"}]
+        assert host["GroupAdd"] == ["44", "992"]
+        assert not host.get("DeviceRequests") and host["Privileged"] is False
+        assert host["CapDrop"] == ["ALL"] and host["ReadonlyRootfs"] is True
+    finally:
+        container.remove(force=True)

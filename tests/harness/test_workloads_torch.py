@@ -45,6 +45,14 @@ def test_torch_cuda_without_gpu_raises_workload_error() -> None:
         make("torch", device="cuda").load()
 
 
+def test_torch_xpu_without_an_intel_gpu_raises_workload_error() -> None:
+    """Intel profiles run device=xpu (vendors.VENDORS); a torch without an XPU device says so, no CPU fallback."""
+    if getattr(torch, "xpu", None) is not None and torch.xpu.is_available():
+        pytest.skip("an XPU device is visible")
+    with pytest.raises(WorkloadError, match=r"GPU requested \(device=xpu\) but torch .* sees no XPU device"):
+        make("torch", device="xpu").load()
+
+
 def test_tampered_weights_rejected(tmp_path: Path) -> None:
     import shutil
 

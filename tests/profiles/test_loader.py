@@ -6,7 +6,7 @@ import pytest
 
 from mlrepro.profiles import ProfileError, builtin_profile_names, resolve_profile
 
-BUILTINS = ["arm64-cpu", "nvidia-gpu", "nvidia-gpu-arm64", "x86-cpu"]
+BUILTINS = ["amd-gpu", "arm64-cpu", "intel-gpu", "nvidia-gpu", "nvidia-gpu-arm64", "x86-cpu"]
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -30,6 +30,12 @@ def test_builtins_resolve_and_have_the_expected_shape():
     assert gpu.accelerator.resource_name == "nvidia.com/gpu" and gpu.framework.backend == "onnxruntime-gpu"
     assert gpu.base_image.startswith("nvidia/cuda:") and gpu.device == "cuda"
     assert garm.platform == "linux/arm64" and garm.framework.backend == "torch" and garm.accelerator.product
+    amd, intel = resolve_profile("amd-gpu").profile, resolve_profile("intel-gpu").profile
+    assert (amd.accelerator.resource_name, amd.accelerator.taint_key, amd.device, amd.framework.source) == \
+        ("amd.com/gpu", "amd.com/gpu", "cuda", "image")           # ROCm torch answers to torch.cuda (HIP)
+    assert (intel.accelerator.resource_name, intel.accelerator.taint_key, intel.device) == \
+        ("gpu.intel.com/xe", "gpu.intel.com/xe", "xpu")
+    assert amd.base_image.startswith("rocm/pytorch:") and intel.base_image.startswith("intel/")
 
 
 def test_hash_is_stable_and_content_sensitive():

@@ -69,3 +69,33 @@ def test_docker_only_environment_is_added_not_in_the_pod(tmp_path: Path):
     k8s_only = {e["name"] for e in K8S_RUNTIME_ENV}
     assert cfg.environment == {e["name"]: e["value"] for e in container["env"] if e["name"] not in k8s_only} | extra
     assert "MLREPRO_TARGET" not in pod.env_dict        # the Job's pod does not claim Docker
+
+
+def test_amd_profile_passes_kfd_and_dri_with_their_groups_and_no_device_request(tmp_path: Path):
+    pod, container = pod_and_job("amd-gpu", "accelerator.count=2")
+    cfg = docker_run_config(pod, tmp_path)
+    assert cfg.gpu_count == 2 == int(container["resources"]["limits"]["amd.com/gpu"])
+    assert (cfg.gpu_vendor, cfg.gpu_device_request) == ("amd", False)
+    kwargs = cfg.create_kwargs()
+    assert "device_requests" not in kwargs
+    assert kwargs["devices"] == ["/dev/kfd:/dev/kfd:rwm", "/dev/dri:/dev/dri:rwm"]
+    assert kwargs["group_add"] == ["video", "render"]      # names; the runner puts the engine host's ids in
+    assert kwargs["cap_drop"] == ["ALL"] and kwargs["security_opt"] == ["no-new-privileges:true"]
+    assert "privileged" not in kwargs
+
+
+def test_intel_profile_passes_dri_with_the_render_group(tmp_path: Path):
+    pod, container = pod_and_job("intel-gpu")
+    kwargs = docker_run_config(pod, tmp_path).create_kwargs()
+    assert container["resources"]["limits"]["gpu.intel.com/xe"] == "1"
+    assert "device_requests" not in kwargs
+    assert (kwargs["devices"], kwargs["group_add"]) == (["/dev/dri:/dev/dri:rwm"], ["render"])
+
+
+def test_nvidia_and_cpu_profiles_pass_no_device_nodes(tmp_path: Path):
+    for profile in ("nvidia-gpu", "x86-cpu"):
+        pod, _ = pod_and_job(profile)
+        kwargs = docker_run_config(pod, tmp_path).create_kwargs()
+        assert "devices" not in kwargs and "group_add" not in kwargs
+    pod, _ = pod_and_job("amd-gpu", "accelerator.request=dra")     # DRA is a cluster feature: Docker gets the nodes
+    assert docker_run_config(pod, tmp_path).create_kwargs()["devices"][0] == "/dev/kfd:/dev/kfd:rwm"

@@ -1,7 +1,8 @@
 """System description captured where the harness runs (``system.json``).
 
 One probe, standard library only, offline, unprivileged, a few milliseconds: it reads the kernel files
-``lscpu``/``lsblk``/``free`` read and runs ``nvidia-smi`` (and ``dmidecode`` when root) if present. It fills
+``lscpu``/``lsblk``/``free`` read and runs the GPU vendors' tools (``nvidia-smi``; ``amd-smi``/``rocm-smi``;
+``xpu-smi`` or sysfs in a container) and ``dmidecode`` when root, if present. It fills
 every field MLCommons' ``mlperf-sysinfo`` (``capture --profile inference``) detects, from the same sources;
 ``mlrepro.results.systems`` turns it into the submission's ``systems/<id>.json``. Why mlrepro does not run
 mlperf-sysinfo itself is measured in the README ("System description").
@@ -18,9 +19,11 @@ source gives None or an empty list. ``python -m mlrepro.harness.sysinfo`` prints
     dmi {vendor, product}, disks [{name, size_bytes, kind, model}], nics [{name, driver, speed_mbps, type}],
     rdma [{name, link_layer, rate}],
     accelerators [{index, uuid, name, memory_total_mib, driver_version, max_sm_clock_mhz, pcie_gen_max,
-                   pcie_width_max, compute_capability, memory_type, host_interconnect}],
-    accelerator_probe ("nvidia-smi" | "torch" | null), accelerator_interconnect {kind, links, topology},
-    cuda {cuda, cudnn}, packages {numpy, onnxruntime, torch, loadgen}, container {in_container, kind},
+                   pcie_width_max, compute_capability, memory_type, host_interconnect, vendor}],
+    accelerator_probe ("nvidia-smi" | "amd-smi" | "rocm-smi" | "xpu-smi" | "sysfs" | "torch" | null),
+    accelerator_interconnect {kind, links, topology},
+    cuda {cuda, cudnn}, rocm {rocm, hip} (AMD), packages {numpy, onnxruntime, torch, loadgen},
+    container {in_container, kind},
     execution {target, source, node_name, cpus_allowed, limits {cpus, memory_bytes}}, cuda_visible_devices,
     host {...the host's probe, Docker target only}, probe_seconds
 """
@@ -39,7 +42,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mlrepro.harness.sysinfo import amd as _amd
 from mlrepro.harness.sysinfo import gpu as _gpu
+from mlrepro.harness.sysinfo import intel as _intel
 from mlrepro.harness.sysinfo.cpu import (
     CpuInfo,
     count_numa_nodes,
@@ -153,6 +158,14 @@ class SystemPaths:
     def cgroup_fs(self) -> Path:
         return self.root / "sys/fs/cgroup"
 
+    @property
+    def drm(self) -> Path:
+        return self.root / "sys/class/drm"
+
+    @property
+    def dev(self) -> Path:
+        return self.root / "dev"
+
 
 def package_versions(packages: Mapping[str, Sequence[str]] = PACKAGES) -> dict[str, str | None]:
     """Installed version of each label's first installed distribution (None when none is)."""
@@ -182,11 +195,20 @@ def _cpu(paths: SystemPaths) -> CpuInfo:
                    flags=cpu.flags, isa=cpu.isa)
 
 
-def _accelerators(env: Mapping[str, str], which: Which, run: Runner) -> dict[str, Any] | None:
+def _accelerators(env: Mapping[str, str], which: Which, run: Runner, paths: SystemPaths,
+                  in_container: bool) -> dict[str, Any] | None:
+    """The first vendor's tool that answers (nvidia-smi, amd-smi/rocm-smi, xpu-smi/sysfs), else the framework's
+    own view (torch) in a container that was given a GPU."""
     probe = _gpu.query_nvidia_smi(which=which, run=run, cuda_visible=env.get("CUDA_VISIBLE_DEVICES"))
+    if probe is None:
+        probe = _amd.query_amd(which=which, run=run)
+    if probe is None:
+        probe = _intel.query_intel(paths.drm, paths.dev / "dri", which=which, run=run, sysfs=in_container)
     gpu_container = env.get("NVIDIA_VISIBLE_DEVICES", "") not in ("", "void", "none")
-    if probe is None and (gpu_container or env.get("CUDA_VISIBLE_DEVICES")):
+    if probe is None and (gpu_container or env.get("CUDA_VISIBLE_DEVICES") or (paths.dev / "kfd").exists()):
         probe = _gpu.query_torch()
+    if probe is None and in_container and (paths.dev / "dri").is_dir():
+        probe = _gpu.query_torch_xpu()
     return probe
 
 
@@ -213,8 +235,9 @@ def collect_system(paths: SystemPaths = SystemPaths(), env: Mapping[str, str] | 
     container = detect_container(paths.dockerenv.exists(), paths.containerenv.exists(), read_text(paths.cgroup),
                                  environ)
     target, source = execution_target(environ, container)
-    probe = _accelerators(environ, which, run)
+    probe = _accelerators(environ, which, run, paths, bool(container.get("in_container")))
     gpus = probe["gpus"] if probe else []
+    vendors = {g.get("vendor", "nvidia") for g in gpus}
     system: dict[str, Any] = {
         "schema": SCHEMA,
         "hostname": hostname,
@@ -235,7 +258,9 @@ def collect_system(paths: SystemPaths = SystemPaths(), env: Mapping[str, str] | 
         "accelerators": gpus,
         "accelerator_probe": probe["source"] if probe else None,
         "accelerator_interconnect": probe["interconnect"] if probe else None,
-        "cuda": _gpu.cuda_stack(environ, probe) if gpus else None,
+        "cuda": _gpu.cuda_stack(environ, probe) if "nvidia" in vendors else None,
+        "rocm": {"rocm": _amd.rocm_version(paths.root, dict(environ)), "hip": (probe or {}).get("torch_hip")}
+        if "amd" in vendors else None,
         "packages": package_versions(),
         "container": container,
         "execution": {"target": target, "source": source, "node_name": environ.get(ENV_NODE_NAME) or None,

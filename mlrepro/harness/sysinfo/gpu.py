@@ -177,6 +177,8 @@ def query_nvidia_smi(which: Callable[[str], str | None] = shutil.which, run: Run
             names = list(rows)
             topo = {name: [cell for other, cell in zip(names, row) if other in keep]
                     for name, row in rows.items() if name in keep}
+    for gpu in gpus:
+        gpu["vendor"] = "nvidia"
     return {"source": "nvidia-smi", "gpus": gpus, "interconnect": interconnect(topo, len(gpus))}
 
 
@@ -190,19 +192,44 @@ def query_torch() -> dict[str, Any] | None:
 
         if not torch.cuda.is_available():
             return None
+        hip = getattr(torch.version, "hip", None)      # ROCm's build answers to torch.cuda too
         gpus = []
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
             gpu = {"index": i, "uuid": None, "name": p.name, "memory_total_mib": int(p.total_memory // 2**20),
                    "driver_version": None, "max_sm_clock_mhz": None, "pcie_gen_max": None, "pcie_width_max": None,
-                   "compute_capability": f"{p.major}.{p.minor}",
-                   "l2_cache_bytes": getattr(p, "L2_cache_size", None)}
+                   "compute_capability": None if hip else f"{p.major}.{p.minor}",
+                   "l2_cache_bytes": getattr(p, "L2_cache_size", None), "vendor": "amd" if hip else "nvidia"}
+            if hip:
+                gpu["gfx_target"] = getattr(p, "gcnArchName", None)
             gpu["memory_type"] = memory_type(p.name)
             gpu["host_interconnect"] = host_link(gpu)
             gpus.append(gpu)
-        cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() and not hip else None
         return {"source": "torch", "gpus": gpus, "interconnect": interconnect({}, len(gpus)),
-                "torch_cuda": torch.version.cuda, "torch_cudnn": cudnn}
+                "torch_cuda": torch.version.cuda, "torch_cudnn": cudnn, "torch_hip": hip}
+    except Exception:  # noqa: BLE001 - a probe never fails the run
+        return None
+
+
+def query_torch_xpu() -> dict[str, Any] | None:
+    """PyTorch's XPU view (``torch.xpu``: Intel GPUs) when torch is installed and sees one; None otherwise."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    try:
+        import torch  # noqa: PLC0415 - slow import, only on this path
+
+        xpu = getattr(torch, "xpu", None)
+        if xpu is None or not xpu.is_available():
+            return None
+        gpus = []
+        for i in range(xpu.device_count()):
+            p = xpu.get_device_properties(i)
+            gpus.append({"index": i, "uuid": None, "name": p.name, "memory_total_mib": int(p.total_memory // 2**20),
+                         "driver_version": getattr(p, "driver_version", None), "max_sm_clock_mhz": None,
+                         "pcie_gen_max": None, "pcie_width_max": None, "compute_capability": None,
+                         "vendor": "intel", "memory_type": None, "host_interconnect": None})
+        return {"source": "torch", "gpus": gpus, "interconnect": interconnect({}, len(gpus))}
     except Exception:  # noqa: BLE001 - a probe never fails the run
         return None
 

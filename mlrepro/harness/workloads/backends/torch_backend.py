@@ -57,12 +57,21 @@ class TorchMLPBackend:
         except ImportError as exc:
             raise WorkloadError(f"backend torch is not installed ({exc})") from None
         self._torch = torch
-        if self.device == "cuda":
+        if self.device == "cuda":                 # CUDA, and ROCm's HIP build (it answers to torch.cuda)
             if not torch.cuda.is_available():
-                build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+                hip = getattr(torch.version, "hip", None)
+                build = (f"CUDA {torch.version.cuda}" if torch.version.cuda else f"ROCm/HIP {hip}" if hip
+                         else "a CPU-only build")
                 raise WorkloadError(f"GPU requested (device=cuda) but torch {torch.__version__} ({build}) "
                                     "sees no CUDA device; check the GPU runtime / device plugin, or use a CPU profile")
             self._dev = torch.device("cuda", 0)
+        elif self.device == "xpu":                # Intel GPUs (torch's XPU build)
+            xpu = getattr(torch, "xpu", None)
+            if xpu is None or not xpu.is_available():
+                raise WorkloadError(f"GPU requested (device=xpu) but torch {torch.__version__} sees no XPU device "
+                                    "(not an XPU build, or no /dev/dri render node); check the device plugin or "
+                                    "--device /dev/dri, or use a CPU profile")
+            self._dev = torch.device("xpu", 0)
         elif self.device == "cpu":
             self._dev = torch.device("cpu")
             torch.set_num_threads(self.threads)
@@ -96,8 +105,12 @@ class TorchMLPBackend:
         if torch is not None:
             d["torch"] = torch.__version__
             d["torch_cuda"] = torch.version.cuda
+            if getattr(torch.version, "hip", None):
+                d["torch_hip"] = torch.version.hip
             if self.device == "cuda" and self._dev is not None:
                 d["gpu"] = torch.cuda.get_device_name(self._dev)
+            elif self.device == "xpu" and self._dev is not None:
+                d["gpu"] = torch.xpu.get_device_name(self._dev)
             else:
                 d["intra_op_threads"] = torch.get_num_threads()
         return d
