@@ -162,19 +162,19 @@ class Cluster:
             resp.release_conn()
 
     def exec_stream(self, pod: str, command: list[str], container: str | None = None) -> WSClient:
-        """Run ``command`` in the pod (the ``pods/exec`` subresource over WebSocket); a binary WSClient.
+        """Run ``command`` in the pod (the ``pods/exec`` subresource over WebSocket); a binary WSClient that keeps
+        no copy of what it receives (``capture_all=False``). Read it with execstream.ExecStream.
 
         On an ApiClient of its own: the client's ``stream()`` swaps the request function of the ApiClient it is
         given while it connects, which would send other threads' requests over WebSocket too."""
         from kubernetes import client
-        from kubernetes.stream import stream
 
         own = client.CoreV1Api(client.ApiClient(self.connection.api_client.configuration))
 
         def call() -> WSClient:
-            return stream(own.connect_get_namespaced_pod_exec, pod, self.namespace,
-                          command=command, container=container, stderr=True, stdin=False, stdout=True, tty=False,
-                          _preload_content=False, binary=True)
+            return _stream_without_capture()(own.connect_get_namespaced_pod_exec, pod, self.namespace,
+                                             command=command, container=container, stderr=True, stdin=False,
+                                             stdout=True, tty=False, _preload_content=False, binary=True)
 
         return self._call(f"exec in Pod {pod}", call, timeout=False)
 
@@ -223,6 +223,26 @@ class WatchStream:
             self._resp.release_conn()
         except Exception:  # noqa: BLE001 - closing a broken connection
             pass
+
+
+def _stream_without_capture() -> Any:
+    """The client's ``stream()`` with its WebSocket transport told ``capture_all=False``.
+
+    ``stream()`` does not pass ``capture_all`` on (the generated API method rejects unknown keywords;
+    kubernetes-client/python issue #2302, closed unfixed), so the transport it wraps, ``ws_client.websocket_call``
+    (which reads ``capture_all`` from its keywords), is given it here through the same wrapper ``stream`` is made
+    of (``functools.partial(_websocket_request, websocket_call, None)``, kubernetes/base/stream/stream.py).
+    Should a client build ``stream`` otherwise, the plain ``stream`` is used: execstream.ExecStream never calls
+    ``update()``, the only method that fills the capture."""
+    import functools
+
+    from kubernetes.stream import stream, ws_client
+
+    wrapper = getattr(stream, "func", None)
+    if not (isinstance(stream, functools.partial) and stream.args[:1] == (ws_client.websocket_call,)
+            and callable(wrapper)):
+        return stream
+    return functools.partial(wrapper, functools.partial(ws_client.websocket_call, capture_all=False), *stream.args[1:])
 
 
 def _api_error(what: str, exc: Any) -> KubernetesError:
