@@ -6,8 +6,11 @@ and skipping the client's model classes keeps a 1,000-Job sweep cheap. Failures 
 one line naming the call, the object and the API server's message.
 
     apply(obj)                      server-side apply (fieldManager mlrepro, force): idempotent create/update
-    get(kind, name) / list(kind, selector) / watch(kind, selector, rv, timeout)
+    get(kind, name) / list(kind, selector) / watch(kind, selector, rv, timeout) / events_of(kind, name, uid)
     delete(kind, name, propagation) create_pod(obj) pod_log(name, follow) exec_stream(pod, command)
+
+A refused request says who refused it (RBAC, a ResourceQuota, a LimitRange, Pod Security admission, a webhook:
+admission.py reads the Status the server returns), so a 403 is not blamed on the Role unless RBAC said it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlrepro.image.errors import one_line
+from mlrepro.runners.kubernetes.admission import Refusal, status_refusal
 from mlrepro.runners.kubernetes.config import FIELD_MANAGER, ClusterConnection
 from mlrepro.runners.kubernetes.errors import KubernetesError
 
@@ -38,6 +43,7 @@ KINDS: dict[str, Kind] = {
     "ConfigMap": Kind("core", "configmaps", "config_map"),
     "PersistentVolumeClaim": Kind("core", "persistentvolumeclaims", "persistent_volume_claim"),
     "Pod": Kind("core", "pods", "pod"),
+    "Event": Kind("core", "events", "event"),
     "Job": Kind("batch", "jobs", "job"),
     "ResourceClaimTemplate": Kind("resource", "resourceclaimtemplates", "resource_claim_template"),
 }
@@ -52,14 +58,19 @@ API_CALLS: tuple[tuple[str, str, str], ...] = (
     ("batch", "jobs", "watch"), ("batch", "jobs", "delete"),
     ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"), ("", "pods", "create"), ("", "pods", "delete"),
     ("", "pods/log", "get"), ("", "pods/exec", "create"), ("", "pods/exec", "get"),
+    ("", "events", "list"),
     ("resource.k8s.io", "resourceclaimtemplates", "create"), ("resource.k8s.io", "resourceclaimtemplates", "patch"),
     ("resource.k8s.io", "resourceclaimtemplates", "delete"),
 )
 
 
-def one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+class AdmissionRefused(KubernetesError):
+    """The API server refused a request and said who (``refusal``): RBAC, a ResourceQuota, a LimitRange, Pod
+    Security admission, a webhook (exit 1)."""
+
+    def __init__(self, message: str, status: int | None, refusal: Refusal) -> None:
+        super().__init__(message, status)
+        self.refusal = refusal
 
 
 class Cluster:
@@ -117,11 +128,18 @@ class Cluster:
                 return None
             raise
 
-    def list(self, kind: str, label_selector: str = "") -> tuple[list[dict[str, Any]], str]:
+    def list(self, kind: str, label_selector: str = "", field_selector: str = "") -> tuple[list[dict[str, Any]], str]:
         """(items, the list's resourceVersion)."""
         doc = self._json(f"list {KINDS[kind].plural}", self._method("list", kind), self.namespace,
-                         label_selector=label_selector or None)
+                         label_selector=label_selector or None, field_selector=field_selector or None)
         return list(doc.get("items") or []), str((doc.get("metadata") or {}).get("resourceVersion") or "")
+
+    def events_of(self, kind: str, name: str, uid: str = "") -> list[dict[str, Any]]:
+        """The core/v1 events about one object (as ``kubectl describe`` selects them: involvedObject kind, name
+        and, when known, uid: an earlier object of the same name is left out)."""
+        fields = f"involvedObject.kind={kind},involvedObject.name={name}" + (f",involvedObject.uid={uid}" if uid else "")
+        items, _ = self.list("Event", field_selector=fields)
+        return items
 
     def watch(self, kind: str, label_selector: str, resource_version: str, timeout_s: int) -> WatchStream:
         """Open a watch from ``resource_version``; iterate the returned stream for event dicts. Raises
@@ -247,15 +265,18 @@ def _stream_without_capture() -> Any:
 
 def _api_error(what: str, exc: Any) -> KubernetesError:
     message = exc.reason or ""
+    body: Any = None
     try:
         body = json.loads(exc.body or "{}")
         message = body.get("message") or message
-    except (TypeError, ValueError):
-        pass
+    except (TypeError, ValueError, AttributeError):
+        body = None
     status = getattr(exc, "status", None)
-    if status == 403:
-        return KubernetesError(f"{what}: forbidden: {one_line(message)} (the Role in manifests/rbac.yaml lists what "
-                               "mlrepro needs)", status)
+    refusal = status_refusal(body) if isinstance(body, dict) else None
+    if refusal is None and status == 403:
+        refusal = status_refusal({"code": 403, "message": message})
+    if refusal is not None:
+        return AdmissionRefused(f"{what}: {refusal.describe()}", status, refusal)
     if status == 0:  # the WebSocket helpers report connection failures as status 0
         return KubernetesError(f"{what}: {one_line(message)}", status)
     return KubernetesError(f"{what}: {status} {one_line(message)}", status)

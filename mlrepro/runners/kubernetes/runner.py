@@ -5,7 +5,8 @@ through the Watch API, diagnosed when it does not end well, and collected from i
     launch    server-side apply of ConfigMap, PersistentVolumeClaim, [ResourceClaimTemplate], Job: the same
               objects as `mlrepro generate` (render_manifests of the run's JobSpec); idempotent
     wait      the Job's and its pods' events from the shared watchers (watch.py): phase changes as they
-              happen, and the outcome with its diagnosis (diagnose.py, tracker.py)
+              happen, and the outcome with its diagnosis (diagnose.py, tracker.py); a Job that makes no pod
+              for the pending timeout: its FailedCreate events say why (admission.py)
     logs      the pod's log (follow: streamed while it runs, across retries)
     fetch     through a helper pod that mounts the claim on the run's node, with the run's tolerations
               (collect.py)
@@ -193,6 +194,10 @@ class KubernetesRunner:
                 if step.refresh_pods:
                     step = tracker.set_pods(self._pods(run_id), time.monotonic())
                     continue
+                if step.read_events:
+                    events, unreadable = self._job_events(tracker)
+                    step = tracker.on_events(events, time.monotonic(), unreadable)
+                    continue
                 timeout = tracker.next_timer(time.monotonic())
                 try:
                     event = q.get(timeout=timeout)
@@ -212,6 +217,15 @@ class KubernetesRunner:
             self._nodes[run_id] = last.node
         self._save_log(handle, tracker)
         return outcome
+
+    def _job_events(self, tracker: RunTracker) -> tuple[list[dict[str, Any]], str]:
+        """The Job's events (for its FailedCreate), and why they could not be read ("" when they could: a Role
+        from before events list was granted lets the run wait on, saying so)."""
+        uid = ((tracker.job or {}).get("metadata") or {}).get("uid") or ""
+        try:
+            return self.cluster.events_of("Job", tracker.job_name, uid), ""
+        except KubernetesError as exc:
+            return [], str(exc)
 
     def _seed(self, tracker: RunTracker) -> Step:
         """An attached run (not launched by this process): start from the Job's and pods' current state."""
