@@ -15,8 +15,11 @@ admission.py reads the Status the server returns), so a 403 is not blamed on the
 
 from __future__ import annotations
 
+import calendar
 import json
-from collections.abc import Iterator
+import re
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from kubernetes.stream.ws_client import WSClient
 
 REQUEST_TIMEOUT = (10, 60)        # connect, read (seconds) of ordinary requests
+LOG_READ_TIMEOUT_S = 60.0
+"""A followed log that sends nothing this long is re-opened (runner.logs): a connection a proxy or NAT dropped
+without a word would otherwise block forever, and a quiet benchmark costs one reconnection a minute."""
 APPLY_PATCH = "application/apply-patch+yaml"
 
 
@@ -71,6 +77,10 @@ class AdmissionRefused(KubernetesError):
     def __init__(self, message: str, status: int | None, refusal: Refusal) -> None:
         super().__init__(message, status)
         self.refusal = refusal
+
+
+class LogReadTimeout(KubernetesError):
+    """A followed log sent nothing for LOG_READ_TIMEOUT_S seconds (the connection may be gone silently)."""
 
 
 class Cluster:
@@ -166,15 +176,25 @@ class Cluster:
         return self._json(f"create Pod {obj['metadata']['name']}", self._apis["core"].create_namespaced_pod,
                           self.namespace, obj)
 
-    def pod_log(self, name: str, follow: bool = False, container: str | None = None) -> Iterator[str]:
-        """The pod's log lines; with ``follow`` the stream stays open until the container ends."""
-        from kubernetes.watch.watch import iter_resp_lines
+    def pod_log(self, name: str, follow: bool = False, container: str | None = None, *,
+                timestamps: bool = False) -> Iterator[str]:
+        """The pod's log lines, the last one too when it has no newline; with ``follow`` the stream stays open
+        until the container ends. ``timestamps``: each line starts with the kubelet's RFC 3339 time and a space.
+        A followed log that sends nothing for LOG_READ_TIMEOUT_S raises LogReadTimeout (the caller decides
+        whether to open it again)."""
+        from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-        # a followed log may be quiet for as long as the benchmark runs: no read timeout then
-        resp = self._call(f"log of Pod {name}", self._apis["core"].read_namespaced_pod_log, name, self.namespace,
-                          container=container, follow=follow, _preload_content=False, timeout=not follow)
+        what = f"log of Pod {name}"
+        timeout = (REQUEST_TIMEOUT[0], LOG_READ_TIMEOUT_S) if follow else REQUEST_TIMEOUT
+        resp = self._call(what, self._apis["core"].read_namespaced_pod_log, name, self.namespace,
+                          container=container, follow=follow, timestamps=timestamps or None,
+                          _preload_content=False, _request_timeout=timeout)
         try:
-            yield from iter_resp_lines(resp)
+            yield from lines_of(resp.stream(amt=None, decode_content=False))
+        except (ReadTimeoutError, TimeoutError) as exc:
+            raise LogReadTimeout(f"{what}: nothing for {LOG_READ_TIMEOUT_S:.0f} s ({one_line(str(exc))})") from None
+        except ProtocolError as exc:           # urllib3: reset or cut short (its read timeout is the above)
+            raise KubernetesError(f"{what}: the stream broke: {one_line(str(exc))}") from None
         finally:
             resp.close()
             resp.release_conn()
@@ -241,6 +261,40 @@ class WatchStream:
             self._resp.release_conn()
         except Exception:  # noqa: BLE001 - closing a broken connection
             pass
+
+
+def lines_of(chunks: Iterable[bytes | str]) -> Iterator[str]:
+    """Text lines of a byte stream, as they complete; the last one also when no newline ends it (the client's
+    ``iter_resp_lines`` drops it: a log whose last line has no newline would lose it). Invalid UTF-8 becomes
+    U+FFFD; a trailing ``\r`` is kept (the log's own bytes)."""
+    buf = bytearray()
+    for chunk in chunks:
+        buf.extend(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
+        start = 0
+        while (end := buf.find(b"\n", start)) != -1:
+            yield buf[start:end].decode("utf-8", "replace")
+            start = end + 1
+        del buf[:start]
+    if buf:
+        yield buf.decode("utf-8", "replace")
+
+
+_TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d) ")
+
+
+def split_timestamp(line: str) -> tuple[tuple[int, int] | None, str]:
+    """``(seconds since the epoch, nanoseconds)`` and the text of a log line read with ``timestamps=true``
+    (``2026-11-28T10:00:00.123456789Z text``: RFC 3339 with up to nanoseconds, then one space); (None, line)
+    when it has no timestamp."""
+    m = _TIMESTAMP.match(line)
+    if m is None:
+        return None, line
+    seconds = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
+    zone = m.group(3)
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    return (seconds, int((m.group(2) or "").ljust(9, "0"))), line[m.end():]
 
 
 def _stream_without_capture() -> Any:

@@ -7,7 +7,7 @@ through the Watch API, diagnosed when it does not end well, and collected from i
     wait      the Job's and its pods' events from the shared watchers (watch.py): phase changes as they
               happen, and the outcome with its diagnosis (diagnose.py, tracker.py); a Job that makes no pod
               for the pending timeout: its FailedCreate events say why (admission.py)
-    logs      the pod's log (follow: streamed while it runs, across retries)
+    logs      the pod's log (follow: streamed while it runs, across retries; re-opened when it goes quiet)
     fetch     through a helper pod that mounts the claim on the run's node, with the run's tolerations
               (collect.py)
     cancel    delete the Job with propagation Background (its pods go too), its ConfigMap and claim template
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlrepro.runners import RunnerConfig
 from mlrepro.runners.base import Progress, RunHandle, RunOutcome, RunStatus, no_progress
-from mlrepro.runners.kubernetes.api import Cluster
+from mlrepro.runners.kubernetes.api import Cluster, LogReadTimeout, split_timestamp
 from mlrepro.runners.kubernetes.config import connect
 from mlrepro.runners.kubernetes.diagnose import PodState, job_finished, pod_state
 from mlrepro.runners.kubernetes.errors import KubernetesError
@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 BACKSTOP_GRACE_S = 300       # after the Job's activeDeadlineSeconds, stop waiting for the controller to say so
 SUBMIT_THREADS = 8           # concurrent API requests while a sweep is submitted
+LOG_REOPEN_DELAY_S = (0.5, 10.0)   # a followed log that ended with nothing new, its pod still running: first, last delay
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,10 @@ class KubernetesRunner:
                         continue
                     done.add(state.name)
                     try:
-                        yield from self.cluster.pod_log(state.name, follow=follow and state.phase == "Running")
+                        if follow and state.phase == "Running":
+                            yield from self._follow_log(state.name)
+                        else:
+                            yield from self.cluster.pod_log(state.name)
                     except KubernetesError:
                         continue
                 if q is None:
@@ -285,6 +289,40 @@ class KubernetesRunner:
         finally:
             if q is not None:
                 self.monitor.unsubscribe(run_id, q)
+
+    def _follow_log(self, pod: str) -> Iterator[str]:
+        """The log of a running pod, live, until its container ends. A stream that goes quiet for
+        api.LOG_READ_TIMEOUT_S (perhaps dropped without a word by a proxy) or ends while the pod still runs is
+        opened again: with ``timestamps=true`` each line carries the kubelet's time, so the lines already given
+        are skipped (the log API has no resume point; ``sinceSeconds`` would depend on two clocks)."""
+        last: tuple[int, int] | None = None     # the time of the last line given ...
+        at_last = 0                             # ... and how many lines given had that time
+        delay = LOG_REOPEN_DELAY_S[0]
+        while True:
+            skip, new = at_last, 0
+            try:
+                for raw in self.cluster.pod_log(pod, follow=True, timestamps=True):
+                    when, text = split_timestamp(raw)
+                    if last is not None and when is not None:
+                        if when < last:
+                            continue
+                        if when == last and skip > 0:
+                            skip -= 1
+                            continue
+                    if when is not None:
+                        last, at_last = when, (at_last + 1 if when == last else 1)
+                    new += 1
+                    yield text
+            except LogReadTimeout:
+                pass
+            obj = self.cluster.get("Pod", pod)
+            if obj is None or pod_state(obj).phase != "Running":
+                return
+            if new:
+                delay = LOG_REOPEN_DELAY_S[0]
+            else:                                                   # a stream that ends at once: not a hot loop
+                time.sleep(delay)
+                delay = min(delay * 2, LOG_REOPEN_DELAY_S[1])
 
     # ---- results ----------------------------------------------------------------------------------------
     def fetch_results(self, handle: RunHandle, dest: Path) -> Path:
