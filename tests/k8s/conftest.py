@@ -1,5 +1,5 @@
 """Fixtures of the cluster-path tests: a stateful Kubernetes API stand-in over real HTTPS (standin.py; a CA made
-once per session, tls.py, in the kubeconfig), the test as Job controller, scheduler and kubelet (kubelet.py,
+once per session, standin_tls.py, in the kubeconfig), the test as Job controller, scheduler and kubelet (kubelet.py,
 nodes.py), a kubeconfig pointing at it, and after each test the check that every object the runner sent
 validates with kubernetes-validate for Kubernetes 1.31 to 1.35.
 
@@ -87,7 +87,7 @@ class Kube:
 def tls(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The stand-in's CA and server certificate, made once per session."""
     try:
-        from tls import make_tls
+        from standin_tls import make_tls
     except ImportError as exc:
         _unavailable(f"the Kubernetes API stand-in needs the cryptography package for TLS: {exc}")
     return make_tls(tmp_path_factory.mktemp("standin-tls"))

@@ -5,7 +5,7 @@
 Prints ``{"url": ...}`` on one line (with ``--tls``: also ``"ca"``, the CA's PEM file, and the URL is https),
 then serves until standard input closes. With ``--template``, every Job succeeds at once with a copy of that
 harness run as its results; without, the real harness runs. ``--tls DIR``: a CA and server certificate are made
-in DIR (tls.py) and the API is served over https/wss only, as a real cluster's.
+in DIR (standin_tls.py) and the API is served over https/wss only, as a real cluster's.
 GET /standin/stats answers the watch connections opened per resource and the number of requests.
 """
 
@@ -32,7 +32,7 @@ def main() -> int:
     standin.requests_log = _Counter()
     tls = None
     if args.tls is not None:
-        from tls import make_tls
+        from standin_tls import make_tls
 
         tls = make_tls(args.tls)
     server = StandInServer(standin, tls=tls).start()

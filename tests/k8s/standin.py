@@ -15,7 +15,7 @@ namespace/name/subresource, API discovery and Kubernetes-style error bodies. Thi
   stream that goes silent as a dropped connection does) and ``pods/exec`` over WebSocket (v4/v5.channel.k8s.io:
   byte 1 stdout, 2 stderr, 3 the status), serving ``tar cf - -C /results DIR`` from the claim's directory as a
   stream (any size: a sparse file of GiBs costs no memory) and ``test -d``;
-- TLS only (https and wss; :class:`StandInServer` with a ``tls.Tls``), as every real API server;
+- TLS only (https and wss; :class:`StandInServer` with a ``standin_tls.Tls``), as every real API server;
 - authorization and admission (policies.py): an RBAC rule that does not grant a call answers 403 with the
   authorizer's message; pods mlrepro creates pass the namespace's admission rules (Pod Security "restricted"
   always, a ResourceQuota, a LimitRange, as a test sets them) or get 403 with the plugin's message; the Job
@@ -757,7 +757,7 @@ def tar_stream(root: Path, name: str) -> Iterator[bytes]:
 
 class StandInServer:
     """The stand-in on a loopback port, in an event loop on a daemon thread; ``call`` runs code in that loop.
-    With ``tls`` (tls.Tls) it serves https/wss with that certificate; its CA goes into the kubeconfig."""
+    With ``tls`` (standin_tls.Tls) it serves https/wss with that certificate; its CA goes into the kubeconfig."""
 
     def __init__(self, standin: StandIn, tls: Any = None) -> None:
         self.standin = standin

@@ -30,8 +30,6 @@ def test_a_node_local_claim_on_a_tainted_gpu_node_is_collected_there(kube, launc
 
 
 def test_the_helper_goes_to_the_run_node_where_the_image_is(kube, launch, quick_sets, tmp_path):
-    from mlrepro.runners.kubernetes.collect import COPY_BUDGET_S
-
     kube.scenario(harness_on("node-2"))
     (run,) = launch(sets=quick_sets, pending_timeout_s=30).runs
     assert run.results_dir is not None, run.message
@@ -52,6 +50,8 @@ def test_the_helper_goes_to_the_run_node_where_the_image_is(kube, launch, quick_
                                                            "values": ["node-2"]}]}}]
     first, later = helpers
     # its lifetime counts from its start on the node, a pull included: the start timeout plus the copy budget
+    from mlrepro.runners.kubernetes.collect import COPY_BUDGET_S
+
     assert first["spec"]["activeDeadlineSeconds"] == 30 + COPY_BUDGET_S
     assert first["spec"]["containers"][0]["command"] == ["sleep", str(30 + COPY_BUDGET_S)]
     assert later["spec"]["activeDeadlineSeconds"] == 600 + COPY_BUDGET_S               # `collect`'s default
