@@ -88,3 +88,32 @@ def test_a_gib_of_results_is_collected_with_flat_memory(kube, tmp_path):
     finally:
         for path in (kube.state_dir / "runs" / run_id / "results").rglob("mlperf_log_trace.json"):
             path.unlink()                              # a GiB on disk: not left for pytest's kept temp dirs
+
+
+def test_the_exec_is_opened_without_a_capture_and_read_a_message_at_a_time(kube, tmp_path):
+    """What the copy above stands on, one level down: the client is told ``capture_all=False`` (``stream()`` does
+    not pass it on: kubernetes-client/python issue #2302), so it keeps no second copy, and ExecStream gives each
+    stdout message as it comes, then the command's exit status."""
+    from mlrepro.runners import KubeTarget
+    from mlrepro.runners.kubernetes.api import Cluster
+    from mlrepro.runners.kubernetes.config import connect
+    from mlrepro.runners.kubernetes.execstream import ExecStream
+
+    run_dir = kube.claims / "bench" / "c" / "run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "data").write_bytes(b"x" * (200 * 1024))
+    pod = {"metadata": {"name": "reader"}, "spec": {
+        "containers": [{"name": "c", "image": "i", "volumeMounts": [{"name": "r", "mountPath": "/results"}]}],
+        "volumes": [{"name": "r", "persistentVolumeClaim": {"claimName": "c"}}]}, "status": {"phase": "Running"}}
+    kube.server.call(lambda: kube.standin.state.create("", "pods", "bench", pod))
+    cluster = Cluster(connect(KubeTarget()))
+    ws = cluster.exec_stream("reader", ["tar", "cf", "-", "-C", "/results", "run"])
+    assert type(ws._all).__name__ == "_IgnoredIO"          # the client's own switch, set
+    out = ExecStream(ws, idle_timeout_s=60)
+    sizes = [len(chunk) for chunk in out.stdout()]
+    out.close()
+    assert max(sizes) <= 32 * 1024 and sum(sizes) >= 200 * 1024 and out.exit_code == 0
+    missing = ExecStream(cluster.exec_stream("reader", ["test", "-d", "/results/nothing"]), idle_timeout_s=60)
+    missing.drain()
+    missing.close()
+    assert missing.exit_code == 1 and missing.received == 0
