@@ -57,6 +57,7 @@ bench: ## benchmarks; figures go to benchmarks/results/ and the README
 	$(BIN)/python benchmarks/prune_cache.py
 	$(BIN)/python benchmarks/launch_overhead.py
 	$(BIN)/python benchmarks/k8s_sweep.py
+	$(BIN)/python benchmarks/collect_k8s.py
 
 base-images: ## local Debian bases for air-gapped builds
 	$(BIN)/mlrepro base-images

@@ -48,6 +48,7 @@ from mlrepro.harness.sysinfo import collect_system
 from mlrepro.harness.targets import TargetsOutcome, decide_targets, recalibrate_after_invalid
 from mlrepro.harness.userconf import UserConfError, compose_user_conf
 from mlrepro.harness.workloads.base import Workload, WorkloadConfigError, WorkloadError
+from mlrepro.harness.writable import ResultsNotWritable, check_writable
 
 
 class Interrupted(KeyboardInterrupt):
@@ -167,6 +168,13 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
     framework: dict[str, Any] | None = None
     probe: LoadgenProber | None = None
     audits: list[AuditOutcome] = []
+    try:
+        check_writable(layout.results_dir, layout.run_dir)
+    except ResultsNotWritable as exc:         # the volume's ownership or mount: a configuration error
+        return HarnessResult(exit_codes.EXIT_BAD_SPEC, exit_codes.NAMES[exit_codes.EXIT_BAD_SPEC], layout.run_dir,
+                             None, error=str(exc))
+    except OSError:
+        pass                                  # any other failure: _prepare says it as before
     try:
         _prepare(layout, spec)
     except OSError as exc:

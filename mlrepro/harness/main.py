@@ -1,7 +1,8 @@
 """``mlrepro-harness --spec PATH --results DIR [--self-check]``: the program the image runs.
 
 Exit codes (:mod:`mlrepro.harness.exit_codes`): 0 every performance run VALID (accuracy computed), 4 a
-performance run INVALID, 3 bad spec or workload configuration, 1 runtime failure, 130 SIGINT/SIGTERM.
+performance run INVALID, 3 bad spec or configuration (workload, a results directory it cannot write), 1
+runtime failure, 130 SIGINT/SIGTERM.
 Failures print one line ``mlrepro-harness: error: ...`` on stderr (a traceback too with ``MLREPRO_DEBUG=1``).
 """
 
@@ -46,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                        "  mlrepro-harness --self-check\n\n"
                        "exit codes:\n  0    every performance run VALID (accuracy computed)\n"
                        "  4    a performance run INVALID (LoadGen's reasons are printed)\n"
-                       "  3    bad run spec or workload configuration (retrying cannot help)\n"
+                       "  3    bad run spec or configuration: workload, results directory not writable\n"
+                       "       (retrying cannot help)\n"
                        "  1    runtime failure (workload, LoadGen, I/O)\n"
                        "  130  interrupted (SIGINT / SIGTERM): the record says how far it got")
     p.add_argument("--spec", help="run spec JSON (mlrepro.run/v1)")

@@ -330,7 +330,16 @@ class ResultsVolume(StrictModel):
 class JobPolicy(StrictModel):
     deadline_seconds: Annotated[int, Field(ge=1)] = 3600
     retries: Annotated[int, Field(ge=0, le=100)] = 0
-    ttl_seconds: Annotated[int, Field(ge=0)] = 86400
+    ttl_seconds: int = 86400
+    """ttlSecondsAfterFinished of the Job: it and its pods are deleted this long after it ends."""
+
+    @field_validator("ttl_seconds")
+    @classmethod
+    def _ttl_keeps_the_pods(cls, v: int) -> int:
+        if v < 1:   # 0: the TTL controller deletes the Job and its pods as soon as it ends (kubernetes.io, "Jobs")
+            raise ValueError(f"must be at least 1 (got {v}): with 0 the Job's pods are deleted as soon as it ends, "
+                             "before mlrepro reads their exit code and log")
+        return v
 
 
 class Profile(StrictModel):

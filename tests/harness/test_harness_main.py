@@ -132,6 +132,35 @@ def test_module_entry_point_self_check() -> None:
     assert json.loads(proc.stdout)["loadgen"]["ok"] is True
 
 
+def test_results_dir_it_cannot_write_exits_3_saying_what_the_volume_needs(tmp_path: Path) -> None:
+    """A results volume the harness's user may not write (an NFS/EFS-style claim that ignored the pod's fsGroup:
+    owned by another user, mode 0755) is a configuration error, found before any work: exit 3, one line."""
+    import shutil
+
+    results = tmp_path / "res"
+    results.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:           # root ignores file modes: without the capabilities that let it, it may not
+        if shutil.which("setpriv") is None:
+            pytest.skip("setpriv (util-linux) is needed to run without CAP_DAC_OVERRIDE as root")
+        os.chown(results, 65534, 65534)
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+    results.chmod(0o755 if prefix else 0o555)
+    spec = _write(tmp_path, spec_dict())
+    owner = f"owned by {results.stat().st_uid}:{results.stat().st_gid} with mode 0{results.stat().st_mode & 0o777:o}"
+    for target, says in (("kubernetes", "so the volume did not take the pod's fsGroup. Kubernetes applies fsGroup "
+                                        "only to volumes with an fsType"),
+                         ("docker", "; the results directory must be writable by this user")):
+        proc = subprocess.run([*prefix, *CLI, "--spec", str(spec), "--results", str(results)], capture_output=True,
+                              text=True, timeout=120, check=False, env={**os.environ, "MLREPRO_TARGET": target})
+        assert proc.returncode == exit_codes.EXIT_BAD_SPEC, proc.stderr
+        line = _one_error_line(proc.stderr)
+        assert line.startswith(f"mlrepro-harness: error: {results} is not writable by uid {os.geteuid()} (groups ")
+        assert owner in line and says in line
+        assert ("docs/kubernetes.md" in line) == (target == "kubernetes")
+        assert list(results.iterdir()) == [] and "workload loaded" not in proc.stdout     # nothing was done
+
+
 def _start(tmp_path: Path, data: dict[str, Any]) -> tuple[subprocess.Popen[str], Path]:
     spec = _write(tmp_path, data)
     results = tmp_path / "res"

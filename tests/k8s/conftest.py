@@ -1,6 +1,7 @@
-"""Fixtures of the cluster-path tests: a stateful Kubernetes API stand-in over real HTTP (standin.py), the test
-as Job controller and kubelet (kubelet.py), a kubeconfig pointing at it, and after each test the check that
-every object the runner sent validates with kubernetes-validate for Kubernetes 1.31 to 1.35.
+"""Fixtures of the cluster-path tests: a stateful Kubernetes API stand-in over real HTTPS (standin.py; a CA made
+once per session, standin_tls.py, in the kubeconfig), the test as Job controller, scheduler and kubelet (kubelet.py,
+nodes.py), a kubeconfig pointing at it, and after each test the check that every object the runner sent
+validates with kubernetes-validate for Kubernetes 1.31 to 1.35.
 
 Tests here are marked ``k8s``. When the stand-in cannot start (kmock missing, no loopback port) they skip --
 unless ``MLREPRO_REQUIRE_K8S=1`` (CI), where they fail.
@@ -82,8 +83,18 @@ class Kube:
         self.server.call(self.standin.state.compact)
 
 
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The stand-in's CA and server certificate, made once per session."""
+    try:
+        from standin_tls import make_tls
+    except ImportError as exc:
+        _unavailable(f"the Kubernetes API stand-in needs the cryptography package for TLS: {exc}")
+    return make_tls(tmp_path_factory.mktemp("standin-tls"))
+
+
 @pytest.fixture()
-def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kube]:
+def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tls: Any) -> Iterator[Kube]:
     try:
         from kubelet import FakeKubelet
         from standin import StandIn, StandInServer
@@ -91,11 +102,12 @@ def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kube]:
         _unavailable(f"the Kubernetes API stand-in needs kmock: {exc}")
     claims = tmp_path / "claims"
     standin = StandIn(claims_root=claims)
-    server = StandInServer(standin)
+    server = StandInServer(standin, tls=tls)
     try:
         server.start()
     except Exception as exc:  # noqa: BLE001 - any reason the server cannot come up
         _unavailable(f"the Kubernetes API stand-in did not start: {exc}")
+    assert server.url.startswith("https://")
     kubelet = server.call(lambda: FakeKubelet(standin))
     kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
     state = tmp_path / "state"

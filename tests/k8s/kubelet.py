@@ -7,6 +7,14 @@ runner put in the ConfigMap, writing into the claim's directory, streaming its o
 ending the pod with the harness's exit code; the Job then follows its podFailurePolicy (exit 3: FailJob) and
 backoffLimit as batch/v1 does. Other scenarios (builders below) produce each diagnosis.
 
+As a controller it passes each pod through the namespace's admission first (standin.refusal): a refused pod
+is not created, the Job gets a Warning ``FailedCreate`` event ``Error creating: ...`` (counted up when it
+repeats, as the event recorder does) and the creation is retried with a growing delay. As a scheduler and
+kubelet it places pods with nodes.schedule (taints, affinity, node-local volumes), pulls an image a node does not
+have (``pull_s``, ContainerCreating meanwhile), and runs the harness as the pod's user: the claim's directory is
+made as its storage class makes volumes (owned by another user) and given the pod's fsGroup only where kubelet
+would (nodes.StorageClass), and the harness runs with file permissions that apply to it (mount_claim, run_as).
+
 Scenarios are coroutines ``async def scenario(ctx: Ctx)`` run in the stand-in's event loop; they change the
 state directly (not over HTTP), so the request log holds only what the runner sent.
 """
@@ -16,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import stat
 import sys
 import tempfile
 import uuid
@@ -24,10 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nodes import schedule
 from standin import ApiError, LogBuffer, StandIn, now_rfc3339
 
 Scenario = Callable[["Ctx"], Awaitable[None]]
 COLLECT_FOR = "mlrepro.io/collect-for"
+VOLUME_OWNER = 65534        # who owns a new volume's root, as far as the pod's processes can tell (mount_claim)
 
 
 @dataclass
@@ -57,7 +68,26 @@ class Ctx:
         await asyncio.sleep(seconds)
 
     # ---- pods -------------------------------------------------------------------------------------------
-    def new_pod(self) -> dict[str, Any]:
+    async def create_pod(self) -> dict[str, Any] | None:
+        """The Job controller's pod creation: retried with a growing delay while admission refuses it (each
+        refusal a FailedCreate event on the Job); None when the Job is gone meanwhile."""
+        delay = 0.05
+        deadline = self.job["spec"].get("activeDeadlineSeconds")
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + deadline if deadline else None
+        while self.alive():
+            pod = self.new_pod()
+            if pod is not None:
+                return pod
+            if give_up_at is not None and loop.time() >= give_up_at:     # batch/v1: the deadline ends the Job
+                self.job_condition("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
+                return None
+            await asyncio.sleep(delay if give_up_at is None else min(delay, max(0.0, give_up_at - loop.time())))
+            delay = min(delay * 2, 1.0)
+        return None
+
+    def new_pod(self) -> dict[str, Any] | None:
+        """Create the Job's next pod, or record why admission refused it (None)."""
         tpl = copy.deepcopy(self.job["spec"]["template"])
         meta = tpl.get("metadata") or {}
         uid = self.job["metadata"]["uid"]
@@ -69,10 +99,40 @@ class Ctx:
                             "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": self.name,
                                                  "uid": uid, "controller": True, "blockOwnerDeletion": True}]},
                "spec": tpl["spec"], "status": {"phase": "Pending"}}
+        cause = self.kubelet.standin.refusal("pods", self.ns, pod)
+        if cause:
+            self.event("Warning", "FailedCreate", f'Error creating: pods "{pod["metadata"]["name"]}" is forbidden: '
+                                                  f"{cause}")
+            return None
         self.pod = self.state.create("", "pods", self.ns, pod)
         self.pods.append(self.pod["metadata"]["name"])
         self.job_status(active=1)
         return self.pod
+
+    def event(self, type_: str, reason: str, message: str) -> None:
+        """An event about the Job, as the controller's event recorder writes it (the same reason and message
+        again: the existing event's count goes up)."""
+        for (g, p, ns, name), ev in list(self.state.objects.items()):
+            if p == "events" and ns == self.ns and ev.get("reason") == reason and ev.get("message") == message \
+                    and (ev.get("involvedObject") or {}).get("uid") == self.job["metadata"]["uid"]:
+                self.state.patch(g, p, ns, name, {"count": ev.get("count", 1) + 1, "lastTimestamp": now_rfc3339()})
+                return
+        self.state.create("", "events", self.ns, {
+            "metadata": {"name": f"{self.name}.{uuid.uuid4().hex[:16]}"},
+            "involvedObject": {"kind": "Job", "apiVersion": "batch/v1", "namespace": self.ns, "name": self.name,
+                               "uid": self.job["metadata"]["uid"]},
+            "type": type_, "reason": reason, "message": message, "count": 1, "source": {"component": "job-controller"},
+            "firstTimestamp": now_rfc3339(), "lastTimestamp": now_rfc3339()})
+
+    async def place(self, node: str | None = None) -> str | None:
+        """Schedule the pod (on ``node`` when given, as a pod with nodeName), then pull its image there when the
+        node does not have it (``pull_s``; ContainerCreating meanwhile). None: it fits no node (PodScheduled
+        False, Unschedulable, with the scheduler's message)."""
+        assert self.pod is not None
+        name = await self.kubelet.place(self.pod, node)
+        if name is not None and ("", "pods", self.ns, self.pod["metadata"]["name"]) in self.state.objects:
+            self.pod = self.state.get("", "pods", self.ns, self.pod["metadata"]["name"])
+        return name
 
     def pod_status(self, **status: Any) -> None:
         if self.pod is None or not self.alive():
@@ -92,9 +152,10 @@ class Ctx:
                                             "image": self.pod["spec"]["containers"][0]["image"],
                                             "state": {"waiting": {"reason": reason, "message": message}}}])
 
-    def running(self, node: str = "node-1") -> LogBuffer:
+    def running(self, node: str | None = None) -> LogBuffer:
         assert self.pod is not None
         name = self.pod["metadata"]["name"]
+        node = node or self.pod["spec"].get("nodeName") or "node-1"
         self.state.patch("", "pods", self.ns, name, {"spec": {"nodeName": node}})
         buf = self.kubelet.standin.logs.setdefault((self.ns, name), LogBuffer())
         self.pod_status(phase="Running", conditions=[{"type": "PodScheduled", "status": "True"},
@@ -114,7 +175,8 @@ class Ctx:
         assert self.pod is not None
         buf = self.kubelet.standin.logs.setdefault((self.ns, self.pod["metadata"]["name"]), LogBuffer())
         buf.finish()
-        message = "\n".join(buf.lines[-5:]) if exit_code != 0 else ""
+        # FallbackToLogsOnError: the log's last lines, the one without a newline too
+        message = "\n".join(buf.lines[-5:] + ([buf.unterminated] if buf.unterminated else [])) if exit_code != 0 else ""
         terminated = {"exitCode": exit_code, "reason": reason or ("Completed" if exit_code == 0 else "Error"),
                       "message": message, "finishedAt": now_rfc3339()}
         status: dict[str, Any] = {"phase": "Succeeded" if exit_code == 0 else "Failed",
@@ -141,6 +203,13 @@ class Ctx:
                                   "status": "True", "reason": reason, "message": message})
         self.job_status(conditions=conditions, active=0, **counts)
 
+    def run_dir(self) -> Path:
+        """``<claim>/<run id>``: where the run's results are on its claim."""
+        assert self.pod is not None
+        volumes = {v["name"]: v for v in self.pod["spec"].get("volumes", [])}
+        claim = volumes["results"]["persistentVolumeClaim"]["claimName"]
+        return self.kubelet.standin.claim_dir(self.ns, claim) / self.job["metadata"]["labels"]["mlrepro.io/run-id"]
+
     # ---- the real harness ---------------------------------------------------------------------------------
     async def run_harness(self, settle_s: float = 0.0) -> int:
         """Run ``mlrepro-harness`` on the ConfigMap's spec into the claim's directory; stream its output as the
@@ -155,8 +224,7 @@ class Ctx:
         except ApiError:
             self.waiting("CreateContainerConfigError", f'configmap "{cm_name}" not found')
             return -1
-        results = self.kubelet.standin.claim_dir(self.ns, claim)
-        results.mkdir(parents=True, exist_ok=True)
+        results = self.kubelet.mount_claim(self.pod, claim)
         buf = self.running()
         container = spec["containers"][0]
         env = {**os.environ, **{e["name"]: _env_value(e, spec) for e in container.get("env", [])},
@@ -165,8 +233,9 @@ class Ctx:
             for key, text in (cm.get("data") or {}).items():
                 Path(config, key).write_text(text, encoding="utf-8")
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "mlrepro.harness", "--spec", str(Path(config, "run.json")), "--results",
-                str(results), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env)
+                *self.kubelet.run_as(self.pod), sys.executable, "-m", "mlrepro.harness", "--spec",
+                str(Path(config, "run.json")), "--results", str(results), stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, env=env)
             self.kubelet.processes.add(proc)
             assert proc.stdout is not None
             async for raw in proc.stdout:
@@ -178,7 +247,7 @@ class Ctx:
 
 
 class FakeKubelet:
-    """Runs a scenario for every new Job (chosen by ``scenario_for``); starts collector pods at once."""
+    """Runs a scenario for every new Job (chosen by ``scenario_for``); schedules and starts collector pods."""
 
     def __init__(self, standin: StandIn, scenario_for: Callable[[dict[str, Any]], Scenario] | None = None) -> None:
         self.standin = standin
@@ -186,9 +255,84 @@ class FakeKubelet:
         self.tasks: set[asyncio.Task[None]] = set()
         self.processes: set[asyncio.subprocess.Process] = set()
         self.collector_delay_s = 0.05
+        self.pull_s = 0.2                 # an image pull: a node that lacks the image waits this long first
+        self.pulls: list[tuple[str, str]] = []          # (pod, node) of each pull
         self.errors: list[BaseException] = []
         self.started: set[str] = set()
         standin.state.listeners.append(self._on_event)
+
+    # ---- scheduler and kubelet ---------------------------------------------------------------------------
+    async def place(self, pod: dict[str, Any], node: str | None = None) -> str | None:
+        """Bind ``pod`` to a node (``node``, or the scheduler's choice) and pull its image there; None when no
+        node fits (the pod is left Pending, Unschedulable, with the scheduler's message)."""
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        if node is None:
+            placed = schedule(pod, self.standin.nodes, self.standin.claim_nodes)
+            if placed.node is None:
+                self._patch(ns, name, {"status": {"phase": "Pending", "conditions": [{
+                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": placed.message}]}})
+                return None
+            node = placed.node.name
+        self._patch(ns, name, {"spec": {"nodeName": node}, "status": {"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "True"}]}})
+        for volume in pod["spec"].get("volumes", []):               # a node-local volume stays on its first node
+            claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim and self.standin.storage_class(ns, claim)[0].node_local:
+                self.standin.claim_nodes.setdefault(claim, node)
+        image = pod["spec"]["containers"][0]["image"]
+        known = self.standin.node(node)
+        if known is not None and image not in known.images:
+            self.pulls.append((name, node))
+            self._patch(ns, name, {"status": {"containerStatuses": [{
+                "name": pod["spec"]["containers"][0]["name"], "ready": False, "restartCount": 0, "image": image,
+                "state": {"waiting": {"reason": "ContainerCreating"}}}]}})
+            await asyncio.sleep(self.pull_s)
+            known.images.add(image)
+        return node
+
+    def _patch(self, ns: str, name: str, patch: dict[str, Any]) -> None:
+        if ("", "pods", ns, name) in self.standin.state.objects:
+            self.standin.state.patch("", "pods", ns, name, patch)
+
+    def mount_claim(self, pod: dict[str, Any], claim: str) -> Path:
+        """The claim's directory as the pod sees it: made when new as its storage class makes volumes (owned by
+        another user than the pod's, the class's mode), then given the pod's fsGroup when the class's volumes take
+        it (kubelet: chgrp to fsGroup, setgid, g+rwx; kubernetes.io "Configure a Security Context").
+
+        The pod's user cannot be this process's uid (as root: the interpreter lives under /root, which no other
+        uid may enter), so "another user" is uid 65534 where this process is root (the harness then runs as root
+        without the capabilities that ignore file permissions: run_as), and a mode without owner write where it
+        is not."""
+        ns = pod["metadata"]["namespace"]
+        klass, access_mode = self.standin.storage_class(ns, claim)
+        root = self.standin.claim_dir(ns, claim)
+        as_root = os.geteuid() == 0
+        if not root.exists():
+            root.mkdir(parents=True)
+            if as_root:
+                os.chown(root, VOLUME_OWNER, VOLUME_OWNER)
+            os.chmod(root, klass.mode if as_root or klass.mode & 0o002 else klass.mode & ~0o200)
+        group = (pod["spec"].get("securityContext") or {}).get("fsGroup")
+        if group is not None and klass.fs_group_applies(access_mode):
+            for path in [root, *root.rglob("*")] if as_root else [root]:
+                if as_root:
+                    os.lchown(path, -1, group)
+                if path.is_dir() and not path.is_symlink():
+                    os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) | 0o2070 | (0 if as_root else 0o200))
+        return root
+
+    @staticmethod
+    def run_as(pod: dict[str, Any]) -> list[str]:
+        """The command prefix that runs a process as the pod's user would be, as far as permissions go: as root,
+        without CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER (util-linux setpriv) and with the pod's
+        fsGroup as a supplementary group; otherwise as this user (nothing to add)."""
+        if os.geteuid() != 0:
+            return []
+        ctx = pod["spec"].get("securityContext") or {}
+        groups = [str(g) for g in (ctx.get("runAsGroup"), ctx.get("fsGroup"), *(ctx.get("supplementalGroups") or []))
+                  if g is not None]
+        return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner",
+                f"--groups={','.join(groups) or '0'}", "--"]
 
     def _on_event(self, group: str, plural: str, type_: str, obj: dict[str, Any]) -> None:
         if plural == "jobs" and type_ in ("ADDED", "MODIFIED"):
@@ -223,20 +367,31 @@ class FakeKubelet:
     async def _start_collector(self, pod: dict[str, Any]) -> None:
         await asyncio.sleep(self.collector_delay_s)
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-        if ("", "pods", ns, name) in self.standin.state.objects:
-            self.standin.state.patch("", "pods", ns, name, {"spec": {"nodeName": "node-1"},
-                                                            "status": {"phase": "Running"}})
+        if ("", "pods", ns, name) not in self.standin.state.objects:
+            return
+        if await self.place(pod) is not None:
+            self._patch(ns, name, {"status": {"phase": "Running", "conditions": [
+                {"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}],
+                "containerStatuses": [{"name": "collect", "ready": True, "restartCount": 0,
+                                       "state": {"running": {"startedAt": now_rfc3339()}}}]}})
 
 
 # ---- scenarios ------------------------------------------------------------------------------------------
-async def harness_job(ctx: Ctx) -> None:
+async def harness_job(ctx: Ctx, node: str | None = None,
+                      after: Callable[[Ctx, Path], Awaitable[None]] | None = None) -> None:
     """batch/v1 behaviour around the real harness: exit 3 fails the Job at once (podFailurePolicy), other
-    failures are retried up to backoffLimit, success completes it."""
+    failures are retried up to backoffLimit, success completes it. ``node``: where its pods run (as if the
+    scheduler chose it); ``after``: called with the run's directory on the claim once the harness succeeded,
+    before the pod ends."""
     limit = ctx.job["spec"].get("backoffLimit", 6)
     while ctx.alive():
-        ctx.new_pod()
-        await ctx.pause(0.05)
+        if await ctx.create_pod() is None:
+            return                                   # the Job went while admission refused its pod
+        if await ctx.place(node) is None:
+            return                                   # unschedulable: the runner gives up on it
         code = await ctx.run_harness()
+        if code == 0 and after is not None:
+            await after(ctx, ctx.run_dir())
         if code == -9 or not ctx.alive():
             return
         if code == -1:
@@ -254,6 +409,34 @@ async def harness_job(ctx: Ctx) -> None:
             ctx.job_condition("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit",
                               failed=ctx.failures)
             return
+
+
+def harness_on(node: str) -> Scenario:
+    """The real harness, its pods on ``node`` (the scheduler's choice at that time)."""
+
+    async def scenario(ctx: Ctx) -> None:
+        await harness_job(ctx, node=node)
+
+    return scenario
+
+
+def harness_then_big_file(rel: str, size: int) -> Scenario:
+    """The real harness; then ``rel`` (a sparse file of ``size`` bytes: no disk, zeros to read) is added to its
+    results and the checksum manifest written again, as a run with a GiB trace or accuracy log leaves them."""
+
+    async def add(ctx: Ctx, run_dir: Path) -> None:
+        from mlrepro.harness.checksums import write_manifest
+
+        path = run_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            f.truncate(size)
+        await asyncio.get_running_loop().run_in_executor(None, write_manifest, run_dir)
+
+    async def scenario(ctx: Ctx) -> None:
+        await harness_job(ctx, after=add)
+
+    return scenario
 
 
 def evicted_then_harness(ctx_message: str = "Preempted in order to admit critical pod") -> Scenario:
@@ -315,13 +498,16 @@ def oom_killed() -> Scenario:
     return scenario
 
 
-def exits(code: int, *lines: str) -> Scenario:
-    """The container prints ``lines`` and exits with ``code`` (no retries left)."""
+def exits(code: int, *lines: str, unterminated: str = "") -> Scenario:
+    """The container prints ``lines`` (then ``unterminated``, with no newline after it) and exits with ``code``
+    (no retries left)."""
 
     async def scenario(ctx: Ctx) -> None:
         ctx.new_pod()
-        ctx.running()
+        buf = ctx.running()
         ctx.log(*lines)
+        if unterminated:
+            buf.write_unterminated(unterminated)
         await ctx.pause(0.05)
         ctx.terminated(code)
         reason = "PodFailurePolicy" if code == 3 else "BackoffLimitExceeded"

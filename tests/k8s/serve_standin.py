@@ -1,9 +1,11 @@
 """Run the API stand-in and its fake kubelet as a process of its own (benchmarks/k8s_sweep.py).
 
-    python tests/k8s/serve_standin.py --claims DIR [--template RUN_DIR]
+    python tests/k8s/serve_standin.py --claims DIR [--template RUN_DIR] [--tls DIR]
 
-Prints ``{"url": ...}`` on one line, then serves until standard input closes. With ``--template``, every Job
-succeeds at once with a copy of that harness run as its results; without, the real harness runs.
+Prints ``{"url": ...}`` on one line (with ``--tls``: also ``"ca"``, the CA's PEM file, and the URL is https),
+then serves until standard input closes. With ``--template``, every Job succeeds at once with a copy of that
+harness run as its results; without, the real harness runs. ``--tls DIR``: a CA and server certificate are made
+in DIR (standin_tls.py) and the API is served over https/wss only, as a real cluster's.
 GET /standin/stats answers the watch connections opened per resource and the number of requests.
 """
 
@@ -24,13 +26,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--claims", type=Path, required=True)
     ap.add_argument("--template", type=Path)
+    ap.add_argument("--tls", type=Path, help="make a CA and certificate here and serve https/wss")
     args = ap.parse_args()
     standin = StandIn(claims_root=args.claims)
     standin.requests_log = _Counter()
-    server = StandInServer(standin).start()
+    tls = None
+    if args.tls is not None:
+        from standin_tls import make_tls
+
+        tls = make_tls(args.tls)
+    server = StandInServer(standin, tls=tls).start()
     scenario = from_template(args.template) if args.template else harness_job
     server.call(lambda: FakeKubelet(standin, lambda _job: scenario))
-    print(json.dumps({"url": server.url}), flush=True)
+    print(json.dumps({"url": server.url, **({"ca": str(tls.ca)} if tls else {})}), flush=True)
     try:
         sys.stdin.read()
     finally:

@@ -11,12 +11,20 @@ namespace/name/subresource, API discovery and Kubernetes-style error bodies. Thi
 - server-side apply (create when missing; a Job's pod template is immutable: 422, as a real server says),
   merge patches, PUT, and DELETE with propagation (Background/Foreground delete the dependents, by
   ownerReferences; a Job's default orphans them, as batch/v1 does);
-- ``pods/log`` (plain or a chunked ``follow`` stream) and ``pods/exec`` over WebSocket (v4/v5.channel.k8s.io:
-  byte 1 stdout, 2 stderr, 3 the status), serving ``tar cf - -C /results DIR`` from the claim's directory;
+- ``pods/log`` (plain or a chunked ``follow`` stream, ``timestamps``; a last line without a newline; a follow
+  stream that goes silent as a dropped connection does) and ``pods/exec`` over WebSocket (v4/v5.channel.k8s.io:
+  byte 1 stdout, 2 stderr, 3 the status), serving ``tar cf - -C /results DIR`` from the claim's directory as a
+  stream (any size: a sparse file of GiBs costs no memory) and ``test -d``;
+- TLS only (https and wss; :class:`StandInServer` with a ``standin_tls.Tls``), as every real API server;
+- authorization and admission (policies.py): an RBAC rule that does not grant a call answers 403 with the
+  authorizer's message; pods mlrepro creates pass the namespace's admission rules (Pod Security "restricted"
+  always, a ResourceQuota, a LimitRange, as a test sets them) or get 403 with the plugin's message; the Job
+  controller (kubelet.py) records a refused pod as a FailedCreate event on the Job;
+- watch requests that end at once with no event (``empty_watches``, per resource), as a proxy closing them does;
 - a log of every request (method, path, verb, resource, user agent) for the RBAC and schema checks.
 
-Not emulated: admission and validation (the tests validate what the runner sends with kubernetes-validate),
-field ownership of server-side apply, the scheduler, controllers and kubelets (see kubelet.py).
+Not emulated: validation (the tests validate what the runner sends with kubernetes-validate), field ownership of
+server-side apply, controllers and kubelets (kubelet.py plays them, nodes.py schedules).
 """
 
 from __future__ import annotations
@@ -26,11 +34,12 @@ import copy
 import io
 import itertools
 import json
+import os
 import tarfile
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +50,8 @@ import aiohttp.web
 import attrs
 import kmock
 import yaml
+from nodes import DEFAULT_STORAGE_CLASS, STORAGE_CLASSES, Node, StorageClass, default_nodes
+from policies import PodSecurity, RbacDenial
 
 KINDS = {  # plural -> (kind, namespaced)
     "configmaps": ("ConfigMap", True), "persistentvolumeclaims": ("PersistentVolumeClaim", True),
@@ -59,17 +70,32 @@ ORIGINAL_TYPE = "X-Standin-Content-Type"
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.status, self.reason, self.message = status, reason, message
+        self.status, self.reason, self.message, self.details = status, reason, message, details
 
     def body(self) -> dict[str, Any]:
-        return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "code": self.status,
+        body = {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "code": self.status,
                 "reason": self.reason, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+def forbidden(plural: str, group: str, name: str | None, cause: str) -> ApiError:
+    """What ``apierrors.NewForbidden`` makes of a refusal (k8s.io/apimachinery/pkg/api/errors/errors.go)."""
+    qualified = f"{plural}.{group}" if group else plural
+    message = f'{qualified} "{name}" is forbidden: {cause}' if name else f"{qualified} is forbidden: {cause}"
+    details = {"kind": plural, **({"group": group} if group else {}), **({"name": name} if name else {})}
+    return ApiError(403, "Forbidden", message, details)
 
 
 def now_rfc3339() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_rfc3339_nano() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -116,9 +142,10 @@ def matches(obj: dict[str, Any], labels_sel: list[tuple[str, str, str | None]],
             return False
         if op == "!exists" and key in labels:
             return False
-    meta = obj.get("metadata") or {}
     for op, key, value in fields_sel:
-        actual = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace")}.get(key)
+        actual: Any = obj
+        for part in key.split("."):           # metadata.name, involvedObject.uid, reason, ...
+            actual = actual.get(part) if isinstance(actual, dict) else None
         if (op == "=" and actual != value) or (op == "!=" and actual == value):
             return False
     return True
@@ -141,17 +168,42 @@ class Watch:
 
 @dataclass
 class LogBuffer:
+    """A container's log: lines (each with the kubelet's timestamp), and what was written after the last
+    newline. ``stall_follow_after``: the first followed stream goes silent after that many lines and never ends,
+    as a connection a proxy dropped without a word (the next stream is served normally)."""
+
     lines: list[str] = field(default_factory=list)
+    times: list[str] = field(default_factory=list)
+    unterminated: str = ""
+    unterminated_time: str = ""
     done: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    stall_follow_after: int | None = None
+    follows: int = 0
 
     def add(self, line: str) -> None:
         self.lines.append(line)
+        self.times.append(now_rfc3339_nano())
+        self.changed.set()
+
+    def write_unterminated(self, text: str) -> None:
+        """The container's last output, with no newline after it (``print(..., end="")``)."""
+        self.unterminated, self.unterminated_time = text, now_rfc3339_nano()
         self.changed.set()
 
     def finish(self) -> None:
         self.done = True
         self.changed.set()
+
+    def text(self, timestamps: bool, start: int = 0, end: int | None = None) -> str:
+        end = len(self.lines) if end is None else end
+        prefix = (lambda i: self.times[i] + " ") if timestamps else (lambda i: "")
+        return "".join(prefix(i) + self.lines[i] + "\n" for i in range(start, end))
+
+    def tail(self, timestamps: bool) -> str:
+        if not self.unterminated:
+            return ""
+        return (self.unterminated_time + " " if timestamps else "") + self.unterminated
 
 
 @dataclass(frozen=True)
@@ -307,6 +359,14 @@ class StandIn(kmock.KubernetesScaffold):
     bookmark_every_s: float = 2.0
     claims_root: Path | None = None       # <root>/<namespace>/<claim>/ is the content of a claim
     exec_handler: Callable[..., Any] | None = None
+    nodes: list[Node] = attrs.field(factory=default_nodes)
+    claim_nodes: dict[str, str] = attrs.field(factory=dict)          # node-local claim -> its node
+    storage_classes: dict[str, StorageClass] = attrs.field(factory=lambda: dict(STORAGE_CLASSES))
+    rbac_denials: list[RbacDenial] = attrs.field(factory=list)
+    admission: list[Any] = attrs.field(factory=lambda: [PodSecurity()])   # rules of policies.py, for pods
+    empty_watches: dict[str, int] = attrs.field(factory=dict)   # plural -> the next N watches end at once, empty
+    watch_times: list[tuple[str, float]] = attrs.field(factory=list)  # (plural, loop time) of each watch request
+    collected: list[tuple[str, str | None]] = attrs.field(factory=list)   # (helper pod, node) of each tar served
     requests_log: list[RequestRecord] = attrs.field(factory=list)
     watch_connections: dict[str, int] = attrs.field(factory=dict)
     logs: dict[tuple[str, str], LogBuffer] = attrs.field(factory=dict)
@@ -348,6 +408,12 @@ class StandIn(kmock.KubernetesScaffold):
             agent=raw.headers.get("User-Agent", ""), content_type=raw.headers.get("Content-Type", ""),
             body=self._body(request)))
         try:
+            denial = next((d for d in self.rbac_denials
+                           if d.matches(group, f"{plural}/{sub}" if sub else plural, verb)), None)
+            if denial is not None:
+                raise ApiError(403, "Forbidden", denial.message(request.namespace, request.name),
+                               {"kind": plural, **({"group": group} if group else {}),
+                                **({"name": request.name} if request.name else {})})
             if plural not in KINDS:
                 raise ApiError(404, "NotFound", f"the server could not find the requested resource ({plural})")
             if sub == "log":
@@ -398,6 +464,7 @@ class StandIn(kmock.KubernetesScaffold):
         if verb == "create":
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the body is not an object")
+            self.admit(group, plural, ns, body)
             return st.create(group, plural, ns, body)
         if verb == "update":
             return st.replace(group, plural, ns, name or "", body)
@@ -408,6 +475,8 @@ class StandIn(kmock.KubernetesScaffold):
             if ctype.startswith("application/apply-patch"):
                 if not query.get("fieldManager"):
                     raise ApiError(400, "BadRequest", "fieldManager is required for apply requests")
+                if (group, plural, ns, name or "") not in st.objects:
+                    self.admit(group, plural, ns, body)        # an apply that creates is admitted as a create
                 return st.apply(group, plural, ns, name or "", body)
             if ctype.startswith(("application/merge-patch", "application/strategic-merge-patch")):
                 return st.patch(group, plural, ns, name or "", body, status_only=sub == "status")
@@ -418,11 +487,41 @@ class StandIn(kmock.KubernetesScaffold):
             return {"apiVersion": "v1", "kind": "Status", "status": "Success", "metadata": {}}
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
 
+    def refusal(self, plural: str, ns: str | None, obj: dict[str, Any]) -> str | None:
+        """The cause an admission rule gives for creating ``obj`` (pods only), or None: admitted."""
+        if plural != "pods":
+            return None
+        for rule in self.admission:
+            cause = rule.admit(self.state, ns, obj)
+            if cause:
+                return cause
+        return None
+
+    def admit(self, group: str, plural: str, ns: str | None, obj: dict[str, Any]) -> None:
+        """Raise the 403 the API server answers when admission refuses ``obj``."""
+        cause = self.refusal(plural, ns, obj)
+        if cause:
+            raise forbidden(plural, group, (obj.get("metadata") or {}).get("name"), cause)
+
+    def storage_class(self, ns: str, claim: str) -> tuple[StorageClass, str]:
+        """The storage class of a claim (its PVC's, else the default) and the claim's access mode."""
+        pvc = self.state.objects.get(("", "persistentvolumeclaims", ns, claim)) or {}
+        spec = pvc.get("spec") or {}
+        name = spec.get("storageClassName") or DEFAULT_STORAGE_CLASS
+        return self.storage_classes[name], (spec.get("accessModes") or ["ReadWriteOnce"])[0]
+
+    def node(self, name: str) -> Node | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
     # ---- watch ------------------------------------------------------------------------------------------
     async def _watch(self, raw: aiohttp.web.BaseRequest, group: str, plural: str, ns: str | None,
                      query: dict[str, str]) -> aiohttp.web.StreamResponse:
         st = self.state
         self.watch_connections[plural] = self.watch_connections.get(plural, 0) + 1
+        self.watch_times.append((plural, asyncio.get_running_loop().time()))
+        if self.empty_watches.get(plural, 0) > 0:   # as a proxy that closes it at once: 200, no event, the end
+            self.empty_watches[plural] -= 1
+            return aiohttp.web.Response(text="", content_type="application/json")
         rv_text = query.get("resourceVersion") or ""
         rv = int(rv_text) if rv_text.isdigit() else 0
         gone = rv_text not in ("", "0") and rv + 1 < st.compacted_below     # events after rv were forgotten
@@ -504,18 +603,30 @@ class StandIn(kmock.KubernetesScaffold):
             phase = (pod.get("status") or {}).get("phase") or "Pending"
             raise ApiError(400, "BadRequest", f'container "harness" in pod "{name}" is waiting to start: '
                                               f"{'ContainerCreating' if phase == 'Pending' else phase}")
+        timestamps = query.get("timestamps") in ("true", "1", "True")
         if query.get("follow") not in ("true", "1", "True"):
-            return aiohttp.web.Response(text="".join(line + "\n" for line in buf.lines), content_type="text/plain")
+            return aiohttp.web.Response(text=buf.text(timestamps) + buf.tail(timestamps), content_type="text/plain")
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/plain"})
         response.enable_chunked_encoding()
         await response.prepare(raw)
+        buf.follows += 1
+        stall_at = buf.stall_follow_after if buf.follows == 1 else None
+        closer = asyncio.Event()
+        self._closers.append(closer)
         sent = 0
         try:
             while True:
-                while sent < len(buf.lines):
-                    await response.write((buf.lines[sent] + "\n").encode())
-                    sent += 1
+                end = len(buf.lines) if stall_at is None else min(len(buf.lines), stall_at)
+                if sent < end:
+                    await response.write(buf.text(timestamps, sent, end).encode())
+                    sent = end
+                if stall_at is not None and sent >= stall_at:
+                    await closer.wait()           # silent from now on, the connection left open
+                    break
                 if buf.done:
+                    tail = buf.tail(timestamps)
+                    if tail:
+                        await response.write(tail.encode())
                     break
                 buf.changed.clear()
                 if sent < len(buf.lines) or buf.done:
@@ -524,6 +635,9 @@ class StandIn(kmock.KubernetesScaffold):
             await response.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
             pass
+        finally:
+            if closer in self._closers:
+                self._closers.remove(closer)
         return response
 
     # ---- exec -------------------------------------------------------------------------------------------
@@ -534,10 +648,10 @@ class StandIn(kmock.KubernetesScaffold):
             raise ApiError(400, "BadRequest", f"pod {name} is not running")
         ws = aiohttp.web.WebSocketResponse(protocols=("v5.channel.k8s.io", "v4.channel.k8s.io"))
         await ws.prepare(raw)
-        handler = self.exec_handler or tar_exec
+        handler = self.exec_handler or run_in_pod
         try:
             stdout, stderr, code = handler(self, pod, command)
-            for chunk in stdout:
+            for chunk in stdout:                 # a generator: read as sent, so any size streams through
                 await ws.send_bytes(b"\x01" + chunk)
             if stderr:
                 await ws.send_bytes(b"\x02" + stderr)
@@ -546,6 +660,8 @@ class StandIn(kmock.KubernetesScaffold):
                 "message": f"command terminated with non-zero exit code: exit status {code}",
                 "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
             await ws.send_bytes(b"\x03" + json.dumps(status).encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
         finally:
             await ws.close()
         return ws
@@ -574,32 +690,78 @@ class StandIn(kmock.KubernetesScaffold):
         return aiohttp.web.json_response(ApiError(404, "NotFound", f"{path} not found").body(), status=404)
 
 
-def tar_exec(standin: StandIn, pod: dict[str, Any], command: list[str]) -> tuple[list[bytes], bytes, int]:
-    """``tar cf - -C /results NAME`` in a pod that mounts a claim at /results: the claim directory, tarred."""
+EXEC_CHUNK = 32 * 1024          # the API server's exec messages carry at most this much output
+
+
+def run_in_pod(standin: StandIn, pod: dict[str, Any], command: list[str]) -> tuple[Iterator[bytes], bytes, int]:
+    """What the stand-in's container runtime can run: ``tar cf - -C /results NAME`` (the claim mounted at
+    /results, tarred as a stream) and ``test -d /results/NAME``. Returns (stdout chunks, stderr, exit code);
+    records the helper pod and its node when it serves a tar."""
+    if command[:2] == ["test", "-d"] and len(command) == 3:
+        root, rel = _mounted(standin, pod, command[2])
+        return iter(()), b"", 0 if root is not None and (root / rel).is_dir() else 1
     if command[:4] != ["tar", "cf", "-", "-C"] or len(command) != 6:
-        return [], f"stand-in: cannot run {command}\n".encode(), 127
+        return iter(()), f"stand-in: cannot run {command}\n".encode(), 127
+    root, _ = _mounted(standin, pod, command[4])
+    if root is None:
+        return iter(()), f"tar: {command[4]}: Cannot open: No such file or directory\n".encode(), 2
+    if not os.path.lexists(root / command[5]):
+        return iter(()), f"tar: {command[5]}: Cannot stat: No such file or directory\ntar: Exiting with failure status " \
+                         "due to previous errors\n".encode(), 2
+    standin.collected.append((pod["metadata"]["name"], (pod.get("spec") or {}).get("nodeName")))
+    return tar_stream(root, command[5]), b"", 0
+
+
+def _mounted(standin: StandIn, pod: dict[str, Any], path: str) -> tuple[Path | None, str]:
+    """The claim directory mounted at the start of ``path`` in ``pod``, and the rest of the path."""
     mounts = {m["mountPath"]: m["name"] for c in pod["spec"]["containers"] for m in c.get("volumeMounts", [])}
     volumes = {v["name"]: v for v in pod["spec"].get("volumes", [])}
-    volume = volumes.get(mounts.get(command[4], ""), {})
-    claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
-    if claim is None:
-        return [], f"tar: {command[4]}: Cannot open: No such file or directory\n".encode(), 2
-    root = standin.claim_dir(pod["metadata"]["namespace"], claim)
-    if not (root / command[5]).exists():
-        return [], f"tar: {command[5]}: Cannot stat: No such file or directory\ntar: Exiting with failure status " \
-                   "due to previous errors\n".encode(), 2
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(root / command[5], arcname=command[5])
-    data = buf.getvalue()
-    return [data[i:i + 32768] for i in range(0, len(data), 32768)], b"", 0
+    for mount, volume_name in mounts.items():
+        if path == mount or path.startswith(mount.rstrip("/") + "/"):
+            claim = (volumes.get(volume_name, {}).get("persistentVolumeClaim") or {}).get("claimName")
+            if claim is None:
+                return None, ""
+            return standin.claim_dir(pod["metadata"]["namespace"], claim), path[len(mount):].lstrip("/")
+    return None, ""
+
+
+def tar_stream(root: Path, name: str) -> Iterator[bytes]:
+    """``tar cf - -C root name`` as it is written, in EXEC_CHUNK pieces: each member's header, its data read a
+    chunk at a time, the end-of-archive blocks and the padding to a 10 KiB record, as GNU tar does."""
+    writer = tarfile.TarFile(fileobj=io.BytesIO(), mode="w", format=tarfile.GNU_FORMAT)   # for gettarinfo only
+    written = 0
+    paths = [root / name]
+    if (root / name).is_dir() and not (root / name).is_symlink():
+        paths += sorted(p for p in (root / name).rglob("*"))
+    pending = bytearray()
+    for path in paths:
+        info = writer.gettarinfo(str(path), arcname=str(path.relative_to(root)))
+        pending += info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+        if info.isreg():
+            with open(path, "rb") as f:
+                while True:
+                    data = f.read(EXEC_CHUNK)
+                    if not data:
+                        break
+                    pending += data
+                    while len(pending) >= EXEC_CHUNK:
+                        written += EXEC_CHUNK
+                        yield bytes(pending[:EXEC_CHUNK])
+                        del pending[:EXEC_CHUNK]
+            pending += b"\0" * (-info.size % tarfile.BLOCKSIZE)
+    pending += b"\0" * (2 * tarfile.BLOCKSIZE)
+    pending += b"\0" * (-(written + len(pending)) % tarfile.RECORDSIZE)
+    for i in range(0, len(pending), EXEC_CHUNK):
+        yield bytes(pending[i:i + EXEC_CHUNK])
 
 
 class StandInServer:
-    """The stand-in on a loopback port, in an event loop on a daemon thread; ``call`` runs code in that loop."""
+    """The stand-in on a loopback port, in an event loop on a daemon thread; ``call`` runs code in that loop.
+    With ``tls`` (standin_tls.Tls) it serves https/wss with that certificate; its CA goes into the kubeconfig."""
 
-    def __init__(self, standin: StandIn) -> None:
+    def __init__(self, standin: StandIn, tls: Any = None) -> None:
         self.standin = standin
+        self.tls = tls
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="k8s-standin", daemon=True)
         self._server: kmock.Server | None = None
@@ -610,7 +772,10 @@ class StandInServer:
 
         async def up() -> str:
             await self.standin.__aenter__()
-            self._server = kmock.Server(self.standin)
+            if self.tls is not None:
+                self._server = kmock.Server(self.standin, server_cls=_tls_server_class(self.tls.server_context()))
+            else:
+                self._server = kmock.Server(self.standin)
             await self._server.__aenter__()
             return str(self._server.url).rstrip("/")
 
@@ -645,12 +810,25 @@ class StandInServer:
             self.loop.close()
 
     def write_kubeconfig(self, path: Path, namespace: str = "bench", context: str = "standin") -> Path:
+        cluster: dict[str, Any] = {"server": self.url}
+        if self.tls is not None:
+            cluster["certificate-authority-data"] = self.tls.ca_data
         path.write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": context,
-            "clusters": [{"name": "standin", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "standin", "cluster": cluster}],
             "users": [{"name": "tester", "user": {"token": "not-checked"}}],
             "contexts": [{"name": context, "context": {"cluster": "standin", "user": "tester",
                                                        "namespace": namespace}}],
         }))
         return path
 
+
+def _tls_server_class(context: Any) -> type:
+    """kmock's server (aiohttp's RawTestServer) started with an SSL context: https and wss."""
+    import aiohttp.test_utils
+
+    class TlsServer(aiohttp.test_utils.RawTestServer):
+        async def start_server(self, loop: Any = None, **kwargs: Any) -> None:
+            await super().start_server(loop=loop, ssl=context, **kwargs)
+
+    return TlsServer

@@ -63,3 +63,46 @@ def test_410_gone_lists_again_and_goes_on(kube, launch, quick_sets, as_http):
     for plural in ("jobs", "pods"):
         lists = [r for r in watcher_requests(kube, plural) if r.verb == "list"]
         assert len(lists) == 2, plural             # the first list, and the one after 410
+
+
+def delete_job_in_a_gap():
+    """The pod runs; every watch stream is closed, and while nobody watches the Job is deleted (by someone else,
+    its pods with it) and the server forgets its history: resuming gets 410, and the list no longer has them."""
+
+    async def scenario(ctx: Ctx) -> None:
+        ctx.new_pod()
+        ctx.running()
+        ctx.log("harness: a long Server run")
+        await ctx.pause(0.3)                               # the runner has seen it running
+        standin = ctx.kubelet.standin
+        assert standin.close_watches_now() == 2
+        ctx.state.delete("batch", "jobs", ctx.ns, ctx.name, "Background")
+        ctx.state.compact()
+
+    return scenario
+
+
+@pytest.mark.timeout(180)      # without the relist's DELETED the run would wait for its backstop (deadline + 300 s)
+def test_a_job_deleted_while_the_watch_was_gone_ends_the_run(kube, launch, quick_sets):
+    kube.scenario(delete_job_in_a_gap())
+    messages: list[str] = []
+    (run,) = launch(sets=[*quick_sets, "job.deadline_seconds=3600"], messages=messages).runs
+    assert run.status == "cancelled" and run.message == f"Job {run.run_id} was deleted before it ended"
+    for plural in ("jobs", "pods"):
+        assert [r.verb for r in watcher_requests(kube, plural)].count("list") == 2, plural   # the relist
+
+
+def test_streams_that_end_at_once_are_reopened_after_a_growing_delay(kube, launch, quick_sets):
+    first_delay_s = 0.5                                    # docs/kubernetes.md: 0.5 s, 1 s, 2 s ... up to 30 s
+    kube.standin.empty_watches.update(jobs=3, pods=3)     # a proxy that closes each watch at once, three times
+    (run,) = launch(sets=quick_sets).runs
+    assert run.status == "succeeded", run.message          # nothing was missed: resumed from the listed version
+    for plural in ("jobs", "pods"):
+        times = [t for p, t in kube.standin.watch_times if p == plural][:4]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert len(gaps) == 3, plural
+        for i, gap in enumerate(gaps):                     # 0.5 s, 1 s, 2 s: at least, whatever the machine
+            assert gap >= first_delay_s * 2 ** i * 0.95, (plural, gaps)
+    from mlrepro.runners.kubernetes.watch import EMPTY_STREAM_DELAY_S
+
+    assert EMPTY_STREAM_DELAY_S == first_delay_s

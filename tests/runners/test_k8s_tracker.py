@@ -1,6 +1,7 @@
 """One cluster run's state from its events (no API server: the clock is passed in), for the cases the stand-in
 tests do not reach: a Job that fails without a pod, a deadline passed while pending, the pending timeout, a
-Job deleted by someone else, a controller that never ends the Job."""
+Job deleted by someone else, a controller that never ends the Job, a Job that makes no pod (its FailedCreate
+events, or none)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def test_deadline_passed_while_the_pod_was_pending():
 
 def test_pending_timeout_counts_from_when_the_pod_got_stuck():
     t = RunTracker("r1", "r1", pending_timeout_s=30, backstop_s=None, now=0)
-    assert t.next_timer(now=0) is None                     # nothing to time yet
+    assert t.next_timer(now=0) == 30                       # no pod yet: its events are read after 30 s
     step = t.on_event(Event("Pod", "ADDED", pod("r1-a", **UNSCHEDULABLE)), now=10)
     assert step.messages == ["pod r1-a: Pending (unschedulable: 0/2 nodes are available: 2 node(s) didn't match "
                              "Pod's node affinity.)"]
@@ -81,3 +82,39 @@ def test_other_jobs_and_watch_errors_do_not_end_the_run():
     assert t.on_event(Event("Job", "MODIFIED", job("r2", Complete="")), now=1).outcome is None
     step = t.on_event(Event("Job", "ERROR", {}, "watch jobs: 500 etcd unavailable"), now=2)
     assert step.outcome is None and step.messages == ["watch interrupted (watch jobs: 500 etcd unavailable); resuming"]
+
+
+def failed_create(message: str, count: int = 1, when: str = "2026-01-01T00:00:05Z") -> dict:
+    return {"metadata": {"name": "r1.1", "resourceVersion": "7"}, "type": "Warning", "reason": "FailedCreate",
+            "message": f"Error creating: {message}", "count": count, "lastTimestamp": when,
+            "involvedObject": {"kind": "Job", "name": "r1"}}
+
+
+def test_no_pod_for_the_pending_timeout_reads_the_events_and_fails_with_the_refusal():
+    t = RunTracker("r1", "r1", pending_timeout_s=30, backstop_s=None, now=0)
+    t.on_event(Event("Job", "ADDED", job()), now=1)
+    assert t.on_timer(now=29).read_events is False
+    step = t.on_timer(now=30)
+    assert step.read_events and step.outcome is None
+    quota = 'pods "r1-x" is forbidden: exceeded quota: gpus, requested: requests.nvidia.com/gpu=1, used: ' \
+            "requests.nvidia.com/gpu=8, limited: requests.nvidia.com/gpu=8"
+    events = [failed_create("pods \"r1-w\" is forbidden: an older message", when="2026-01-01T00:00:01Z"),
+              failed_create(quota, count=4)]
+    outcome = t.on_events(events, now=31).outcome
+    assert outcome is not None and outcome.status == RunStatus.failed and outcome.exit_code is None
+    assert outcome.message == ("Job r1 made no pod in 31 s: the Job controller cannot create its pod (FailedCreate, "
+                               f"5 attempts): refused by ResourceQuota gpus: {quota} (free quota in the namespace, or "
+                               "lower the profile's resources)")
+
+
+def test_no_pod_and_no_failed_create_event_waits_on_and_says_so_once():
+    t = RunTracker("r1", "r1", pending_timeout_s=30, backstop_s=None, now=0)
+    t.on_event(Event("Job", "ADDED", {**job(), "spec": {"suspend": True}}), now=1)
+    assert t.on_timer(now=30).read_events
+    first = t.on_events([], now=30)
+    assert first.outcome is None and first.messages == ["Job r1: no pod after 30 s (it is suspended (queued?)); "
+                                                        "still waiting"]
+    assert t.next_timer(now=30) == 30                    # asked again after another pending timeout
+    assert t.on_timer(now=60).read_events and t.on_events([], now=60).messages == []
+    t.on_event(Event("Pod", "ADDED", pod("r1-a")), now=61)
+    assert t.next_timer(now=61) is None                  # a pod came: nothing more to time

@@ -6,17 +6,25 @@ and skipping the client's model classes keeps a 1,000-Job sweep cheap. Failures 
 one line naming the call, the object and the API server's message.
 
     apply(obj)                      server-side apply (fieldManager mlrepro, force): idempotent create/update
-    get(kind, name) / list(kind, selector) / watch(kind, selector, rv, timeout)
+    get(kind, name) / list(kind, selector) / watch(kind, selector, rv, timeout) / events_of(kind, name, uid)
     delete(kind, name, propagation) create_pod(obj) pod_log(name, follow) exec_stream(pod, command)
+
+A refused request says who refused it (RBAC, a ResourceQuota, a LimitRange, Pod Security admission, a webhook:
+admission.py reads the Status the server returns), so a 403 is not blamed on the Role unless RBAC said it.
 """
 
 from __future__ import annotations
 
+import calendar
 import json
-from collections.abc import Iterator
+import re
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlrepro.image.errors import one_line
+from mlrepro.runners.kubernetes.admission import Refusal, status_refusal
 from mlrepro.runners.kubernetes.config import FIELD_MANAGER, ClusterConnection
 from mlrepro.runners.kubernetes.errors import KubernetesError
 
@@ -24,6 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from kubernetes.stream.ws_client import WSClient
 
 REQUEST_TIMEOUT = (10, 60)        # connect, read (seconds) of ordinary requests
+LOG_READ_TIMEOUT_S = 60.0
+"""A followed log that sends nothing this long is re-opened (runner.logs): a connection a proxy or NAT dropped
+without a word would otherwise block forever, and a quiet benchmark costs one reconnection a minute."""
 APPLY_PATCH = "application/apply-patch+yaml"
 
 
@@ -38,6 +49,7 @@ KINDS: dict[str, Kind] = {
     "ConfigMap": Kind("core", "configmaps", "config_map"),
     "PersistentVolumeClaim": Kind("core", "persistentvolumeclaims", "persistent_volume_claim"),
     "Pod": Kind("core", "pods", "pod"),
+    "Event": Kind("core", "events", "event"),
     "Job": Kind("batch", "jobs", "job"),
     "ResourceClaimTemplate": Kind("resource", "resourceclaimtemplates", "resource_claim_template"),
 }
@@ -52,14 +64,23 @@ API_CALLS: tuple[tuple[str, str, str], ...] = (
     ("batch", "jobs", "watch"), ("batch", "jobs", "delete"),
     ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"), ("", "pods", "create"), ("", "pods", "delete"),
     ("", "pods/log", "get"), ("", "pods/exec", "create"), ("", "pods/exec", "get"),
+    ("", "events", "list"),
     ("resource.k8s.io", "resourceclaimtemplates", "create"), ("resource.k8s.io", "resourceclaimtemplates", "patch"),
     ("resource.k8s.io", "resourceclaimtemplates", "delete"),
 )
 
 
-def one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+class AdmissionRefused(KubernetesError):
+    """The API server refused a request and said who (``refusal``): RBAC, a ResourceQuota, a LimitRange, Pod
+    Security admission, a webhook (exit 1)."""
+
+    def __init__(self, message: str, status: int | None, refusal: Refusal) -> None:
+        super().__init__(message, status)
+        self.refusal = refusal
+
+
+class LogReadTimeout(KubernetesError):
+    """A followed log sent nothing for LOG_READ_TIMEOUT_S seconds (the connection may be gone silently)."""
 
 
 class Cluster:
@@ -117,11 +138,18 @@ class Cluster:
                 return None
             raise
 
-    def list(self, kind: str, label_selector: str = "") -> tuple[list[dict[str, Any]], str]:
+    def list(self, kind: str, label_selector: str = "", field_selector: str = "") -> tuple[list[dict[str, Any]], str]:
         """(items, the list's resourceVersion)."""
         doc = self._json(f"list {KINDS[kind].plural}", self._method("list", kind), self.namespace,
-                         label_selector=label_selector or None)
+                         label_selector=label_selector or None, field_selector=field_selector or None)
         return list(doc.get("items") or []), str((doc.get("metadata") or {}).get("resourceVersion") or "")
+
+    def events_of(self, kind: str, name: str, uid: str = "") -> list[dict[str, Any]]:
+        """The core/v1 events about one object (as ``kubectl describe`` selects them: involvedObject kind, name
+        and, when known, uid: an earlier object of the same name is left out)."""
+        fields = f"involvedObject.kind={kind},involvedObject.name={name}" + (f",involvedObject.uid={uid}" if uid else "")
+        items, _ = self.list("Event", field_selector=fields)
+        return items
 
     def watch(self, kind: str, label_selector: str, resource_version: str, timeout_s: int) -> WatchStream:
         """Open a watch from ``resource_version``; iterate the returned stream for event dicts. Raises
@@ -148,33 +176,43 @@ class Cluster:
         return self._json(f"create Pod {obj['metadata']['name']}", self._apis["core"].create_namespaced_pod,
                           self.namespace, obj)
 
-    def pod_log(self, name: str, follow: bool = False, container: str | None = None) -> Iterator[str]:
-        """The pod's log lines; with ``follow`` the stream stays open until the container ends."""
-        from kubernetes.watch.watch import iter_resp_lines
+    def pod_log(self, name: str, follow: bool = False, container: str | None = None, *,
+                timestamps: bool = False) -> Iterator[str]:
+        """The pod's log lines, the last one too when it has no newline; with ``follow`` the stream stays open
+        until the container ends. ``timestamps``: each line starts with the kubelet's RFC 3339 time and a space.
+        A followed log that sends nothing for LOG_READ_TIMEOUT_S raises LogReadTimeout (the caller decides
+        whether to open it again)."""
+        from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-        # a followed log may be quiet for as long as the benchmark runs: no read timeout then
-        resp = self._call(f"log of Pod {name}", self._apis["core"].read_namespaced_pod_log, name, self.namespace,
-                          container=container, follow=follow, _preload_content=False, timeout=not follow)
+        what = f"log of Pod {name}"
+        timeout = (REQUEST_TIMEOUT[0], LOG_READ_TIMEOUT_S) if follow else REQUEST_TIMEOUT
+        resp = self._call(what, self._apis["core"].read_namespaced_pod_log, name, self.namespace,
+                          container=container, follow=follow, timestamps=timestamps or None,
+                          _preload_content=False, _request_timeout=timeout)
         try:
-            yield from iter_resp_lines(resp)
+            yield from lines_of(resp.stream(amt=None, decode_content=False))
+        except (ReadTimeoutError, TimeoutError) as exc:
+            raise LogReadTimeout(f"{what}: nothing for {LOG_READ_TIMEOUT_S:.0f} s ({one_line(str(exc))})") from None
+        except ProtocolError as exc:           # urllib3: reset or cut short (its read timeout is the above)
+            raise KubernetesError(f"{what}: the stream broke: {one_line(str(exc))}") from None
         finally:
             resp.close()
             resp.release_conn()
 
     def exec_stream(self, pod: str, command: list[str], container: str | None = None) -> WSClient:
-        """Run ``command`` in the pod (the ``pods/exec`` subresource over WebSocket); a binary WSClient.
+        """Run ``command`` in the pod (the ``pods/exec`` subresource over WebSocket); a binary WSClient that keeps
+        no copy of what it receives (``capture_all=False``). Read it with execstream.ExecStream.
 
         On an ApiClient of its own: the client's ``stream()`` swaps the request function of the ApiClient it is
         given while it connects, which would send other threads' requests over WebSocket too."""
         from kubernetes import client
-        from kubernetes.stream import stream
 
         own = client.CoreV1Api(client.ApiClient(self.connection.api_client.configuration))
 
         def call() -> WSClient:
-            return stream(own.connect_get_namespaced_pod_exec, pod, self.namespace,
-                          command=command, container=container, stderr=True, stdin=False, stdout=True, tty=False,
-                          _preload_content=False, binary=True)
+            return _stream_without_capture()(own.connect_get_namespaced_pod_exec, pod, self.namespace,
+                                             command=command, container=container, stderr=True, stdin=False,
+                                             stdout=True, tty=False, _preload_content=False, binary=True)
 
         return self._call(f"exec in Pod {pod}", call, timeout=False)
 
@@ -225,17 +263,74 @@ class WatchStream:
             pass
 
 
+def lines_of(chunks: Iterable[bytes | str]) -> Iterator[str]:
+    """Text lines of a byte stream, as they complete; the last one also when no newline ends it (the client's
+    ``iter_resp_lines`` drops it: a log whose last line has no newline would lose it). Invalid UTF-8 becomes
+    U+FFFD; a trailing ``\r`` is kept (the log's own bytes)."""
+    buf = bytearray()
+    for chunk in chunks:
+        buf.extend(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
+        start = 0
+        while (end := buf.find(b"\n", start)) != -1:
+            yield buf[start:end].decode("utf-8", "replace")
+            start = end + 1
+        del buf[:start]
+    if buf:
+        yield buf.decode("utf-8", "replace")
+
+
+_TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d) ")
+
+
+def split_timestamp(line: str) -> tuple[tuple[int, int] | None, str]:
+    """``(seconds since the epoch, nanoseconds)`` and the text of a log line read with ``timestamps=true``
+    (``2026-11-28T10:00:00.123456789Z text``: RFC 3339 with up to nanoseconds, then one space); (None, line)
+    when it has no timestamp."""
+    m = _TIMESTAMP.match(line)
+    if m is None:
+        return None, line
+    seconds = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
+    zone = m.group(3)
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    return (seconds, int((m.group(2) or "").ljust(9, "0"))), line[m.end():]
+
+
+def _stream_without_capture() -> Any:
+    """The client's ``stream()`` with its WebSocket transport told ``capture_all=False``.
+
+    ``stream()`` does not pass ``capture_all`` on (the generated API method rejects unknown keywords;
+    kubernetes-client/python issue #2302, closed unfixed), so the transport it wraps, ``ws_client.websocket_call``
+    (which reads ``capture_all`` from its keywords), is given it here through the same wrapper ``stream`` is made
+    of (``functools.partial(_websocket_request, websocket_call, None)``, kubernetes/base/stream/stream.py).
+    Should a client build ``stream`` otherwise, the plain ``stream`` is used: execstream.ExecStream never calls
+    ``update()``, the only method that fills the capture."""
+    import functools
+
+    from kubernetes.stream import stream, ws_client
+
+    wrapper = getattr(stream, "func", None)
+    if not (isinstance(stream, functools.partial) and stream.args[:1] == (ws_client.websocket_call,)
+            and callable(wrapper)):
+        return stream
+    return functools.partial(wrapper, functools.partial(ws_client.websocket_call, capture_all=False), *stream.args[1:])
+
+
 def _api_error(what: str, exc: Any) -> KubernetesError:
     message = exc.reason or ""
+    body: Any = None
     try:
         body = json.loads(exc.body or "{}")
         message = body.get("message") or message
-    except (TypeError, ValueError):
-        pass
+    except (TypeError, ValueError, AttributeError):
+        body = None
     status = getattr(exc, "status", None)
-    if status == 403:
-        return KubernetesError(f"{what}: forbidden: {one_line(message)} (the Role in manifests/rbac.yaml lists what "
-                               "mlrepro needs)", status)
+    refusal = status_refusal(body) if isinstance(body, dict) else None
+    if refusal is None and status == 403:
+        refusal = status_refusal({"code": 403, "message": message})
+    if refusal is not None:
+        return AdmissionRefused(f"{what}: {refusal.describe()}", status, refusal)
     if status == 0:  # the WebSocket helpers report connection failures as status 0
         return KubernetesError(f"{what}: {one_line(message)}", status)
     return KubernetesError(f"{what}: {status} {one_line(message)}", status)

@@ -11,12 +11,13 @@ Namespace: ``--namespace``, else the context's namespace, else (in-cluster) the 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlrepro.runners.base import KubeTarget
-from mlrepro.runners.kubernetes.errors import KubeConfigError
+from mlrepro.runners.kubernetes.errors import ClientTooOldError, KubeConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from kubernetes.client import ApiClient
@@ -24,6 +25,13 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_KUBECONFIG = "~/.kube/config"
 IN_CLUSTER_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 FIELD_MANAGER = "mlrepro"
+
+CLIENT_FLOOR = (37, 0, 2)
+"""The oldest ``kubernetes`` client mlrepro works with (pyproject.toml states it too, for pip; a test keeps the two
+equal): ``client.ResourceV1Api`` (resource.k8s.io/v1, DRA) exists from 34.1.0; the ``_content_type=`` of
+server-side apply is accepted from 36.0.0 (before: ApiTypeError, a TypeError, not an API error); WebSocket exec
+over TLS delivers messages already decrypted in the SSL socket from 37.0.2 (kubernetes-client/python PR #2650,
+issue #2414: before, ``WSClient.update()`` could wait for bytes that had already arrived)."""
 
 
 @dataclass
@@ -47,12 +55,35 @@ def kubeconfig_files(target: KubeTarget) -> list[Path]:
     return [Path(p).expanduser() for p in candidates if Path(p).expanduser().is_file()]
 
 
+def check_client(installed: str | None = None) -> None:
+    """Raise ClientTooOldError when the ``kubernetes`` client (``installed``, else the installed distribution's
+    version) is older than CLIENT_FLOOR; a client that cannot be asked is let through."""
+    if installed is None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("kubernetes")
+        except PackageNotFoundError:
+            return
+    m = re.match(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?(.*)", installed)
+    if m is None:
+        return
+    parts = tuple(int(g or 0) for g in m.groups()[:3])
+    pre = re.match(r"[-_.]?(a|b|c|rc|alpha|beta|pre|preview|dev)", m.group(4) or "")
+    if parts + (-1 if pre else 0,) < CLIENT_FLOOR + (0,):      # 37.0.2rc1 comes before 37.0.2 (PEP 440)
+        floor = ".".join(map(str, CLIENT_FLOOR))
+        raise ClientTooOldError(f"the kubernetes client {installed} is older than {floor}, which the cluster path "
+                                f"needs (exec over TLS, DRA, server-side apply): pip install 'kubernetes>={floor}'")
+
+
 def connect(target: KubeTarget) -> ClusterConnection:
     """An API client for ``target`` (see the module docstring). Raises KubeConfigError (exit 2) when no
-    configuration can be found or the context does not exist."""
+    configuration can be found or the context does not exist, ClientTooOldError (exit 2) for a client older
+    than CLIENT_FLOOR."""
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
+    check_client()
     configuration = client.Configuration()
     files = kubeconfig_files(target)
     if not files:

@@ -9,6 +9,10 @@ class KubeConfigError(BadInputError):
     """No usable kubeconfig / context / in-cluster configuration (exit 2)."""
 
 
+class ClientTooOldError(BadInputError):
+    """The installed ``kubernetes`` client is older than the floor mlrepro needs (exit 2)."""
+
+
 class ImageNotPushedError(BadInputError):
     """The cluster needs an image from a registry, and none was pushed for this profile (exit 2)."""
 

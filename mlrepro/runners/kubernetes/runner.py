@@ -5,9 +5,11 @@ through the Watch API, diagnosed when it does not end well, and collected from i
     launch    server-side apply of ConfigMap, PersistentVolumeClaim, [ResourceClaimTemplate], Job: the same
               objects as `mlrepro generate` (render_manifests of the run's JobSpec); idempotent
     wait      the Job's and its pods' events from the shared watchers (watch.py): phase changes as they
-              happen, and the outcome with its diagnosis (diagnose.py, tracker.py)
-    logs      the pod's log (follow: streamed while it runs, across retries)
-    fetch     through a helper pod that mounts the claim (collect.py)
+              happen, and the outcome with its diagnosis (diagnose.py, tracker.py); a Job that makes no pod
+              for the pending timeout: its FailedCreate events say why (admission.py)
+    logs      the pod's log (follow: streamed while it runs, across retries; re-opened when it goes quiet)
+    fetch     through a helper pod that mounts the claim on the run's node, with the run's tolerations
+              (collect.py)
     cancel    delete the Job with propagation Background (its pods go too), its ConfigMap and claim template
     cleanup   the ConfigMap and claim template of an ended run (the Job goes by its TTL; the claim stays)
     attach    a recorded run: its namespace and context come from its results location
@@ -18,16 +20,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlrepro.errors import BadInputError
 from mlrepro.runners.base import Progress, RunHandle, RunnerConfig, RunOutcome, RunStatus, no_progress
-from mlrepro.runners.kubernetes.api import Cluster
+from mlrepro.runners.kubernetes.api import Cluster, LogReadTimeout, split_timestamp
 from mlrepro.runners.kubernetes.config import connect
-from mlrepro.runners.kubernetes.diagnose import job_finished, pod_state
+from mlrepro.runners.kubernetes.diagnose import PodState, job_finished, pod_state
 from mlrepro.runners.kubernetes.errors import KubernetesError
 from mlrepro.runners.kubernetes.tracker import RunTracker, Step
 from mlrepro.runners.kubernetes.watch import RUN_ID_LABEL, Event, Monitor
@@ -38,10 +40,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from mlrepro.profiles.loader import ResolvedProfile
     from mlrepro.render.jobspec import JobSpec
     from mlrepro.results.rundir import HarnessRun
+    from mlrepro.runners.kubernetes.collect import Placement
     from mlrepro.state.store import RunRecord
 
 BACKSTOP_GRACE_S = 300       # after the Job's activeDeadlineSeconds, stop waiting for the controller to say so
 SUBMIT_THREADS = 8           # concurrent API requests while a sweep is submitted
+LOG_REOPEN_DELAY_S = (0.5, 10.0)   # a followed log that ended with nothing new, its pod still running: first, last delay
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class _Launched:
     uid: int
     arch: str
     has_claim_template: bool
+    tolerations: tuple[dict[str, Any], ...] = ()
 
 
 class KubernetesRunner:
@@ -67,6 +72,7 @@ class KubernetesRunner:
         self._subscriptions: dict[str, queue.SimpleQueue[Event]] = {}
         self._lock = threading.Lock()
         self._server_version: str | None = None
+        self._nodes: dict[str, str] = {}            # run id -> the node its last counted pod ran on
 
     # ---- prepare / check --------------------------------------------------------------------------------
     def prepare(self, resolved: ResolvedProfile, progress: Progress = no_progress) -> str:
@@ -153,7 +159,8 @@ class KubernetesRunner:
         pod = job.pod
         self._launched[run_id] = _Launched(job_name=job.name, deadline_s=job.policy.deadline_seconds,
                                            uid=pod.security.uid, arch=pod.platform.split("/", 1)[1],
-                                           has_claim_template=pod.device_claim is not None)
+                                           has_claim_template=pod.device_claim is not None,
+                                           tolerations=tuple(t.to_k8s() for t in pod.scheduling.tolerations))
         return RunHandle(run_id=run_id, target=self.target, ref=f"{self.namespace}/{job.name}",
                          results=Pvc(claim=pod.results_volume.source.claim_name,  # type: ignore[union-attr]
                                      namespace=self.namespace, context=self.context),
@@ -189,6 +196,10 @@ class KubernetesRunner:
                 if step.refresh_pods:
                     step = tracker.set_pods(self._pods(run_id), time.monotonic())
                     continue
+                if step.read_events:
+                    events, unreadable = self._job_events(tracker)
+                    step = tracker.on_events(events, time.monotonic(), unreadable)
+                    continue
                 timeout = tracker.next_timer(time.monotonic())
                 try:
                     event = q.get(timeout=timeout)
@@ -203,8 +214,20 @@ class KubernetesRunner:
                 self._delete_run_objects(handle)    # given up on (stuck, backstop): do not leave it pending
         finally:
             self._unsubscribe(run_id)
+        last = _last_counted(tracker.pods.values())
+        if last is not None and last.node:
+            self._nodes[run_id] = last.node
         self._save_log(handle, tracker)
         return outcome
+
+    def _job_events(self, tracker: RunTracker) -> tuple[list[dict[str, Any]], str]:
+        """The Job's events (for its FailedCreate), and why they could not be read ("" when they could: a Role
+        from before events list was granted lets the run wait on, saying so)."""
+        uid = ((tracker.job or {}).get("metadata") or {}).get("uid") or ""
+        try:
+            return self.cluster.events_of("Job", tracker.job_name, uid), ""
+        except KubernetesError as exc:
+            return [], str(exc)
 
     def _seed(self, tracker: RunTracker) -> Step:
         """An attached run (not launched by this process): start from the Job's and pods' current state."""
@@ -223,12 +246,11 @@ class KubernetesRunner:
 
     def _save_log(self, handle: RunHandle, tracker: RunTracker) -> None:
         """Keep the output of the run's last (counted) pod on this machine."""
-        pods = sorted(tracker.pods.values(), key=lambda p: (not p.disrupted, p.created, p.name))
-        started = [p for p in pods if p.phase in ("Running", "Succeeded", "Failed") and not p.stuck]
-        if not started:
+        last = _last_counted(tracker.pods.values())
+        if last is None:
             return
         try:
-            lines = list(self.cluster.pod_log(started[-1].name))
+            lines = list(self.cluster.pod_log(last.name))
         except KubernetesError:
             return
         handle.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -249,7 +271,10 @@ class KubernetesRunner:
                         continue
                     done.add(state.name)
                     try:
-                        yield from self.cluster.pod_log(state.name, follow=follow and state.phase == "Running")
+                        if follow and state.phase == "Running":
+                            yield from self._follow_log(state.name)
+                        else:
+                            yield from self.cluster.pod_log(state.name)
                     except KubernetesError:
                         continue
                 if q is None:
@@ -266,31 +291,82 @@ class KubernetesRunner:
             if q is not None:
                 self.monitor.unsubscribe(run_id, q)
 
+    def _follow_log(self, pod: str) -> Iterator[str]:
+        """The log of a running pod, live, until its container ends. A stream that goes quiet for
+        api.LOG_READ_TIMEOUT_S (perhaps dropped without a word by a proxy) or ends while the pod still runs is
+        opened again: with ``timestamps=true`` each line carries the kubelet's time, so the lines already given
+        are skipped (the log API has no resume point; ``sinceSeconds`` would depend on two clocks)."""
+        last: tuple[int, int] | None = None     # the time of the last line given ...
+        at_last = 0                             # ... and how many lines given had that time
+        delay = LOG_REOPEN_DELAY_S[0]
+        while True:
+            skip, new = at_last, 0
+            try:
+                for raw in self.cluster.pod_log(pod, follow=True, timestamps=True):
+                    when, text = split_timestamp(raw)
+                    if last is not None and when is not None:
+                        if when < last:
+                            continue
+                        if when == last and skip > 0:
+                            skip -= 1
+                            continue
+                    if when is not None:
+                        last, at_last = when, (at_last + 1 if when == last else 1)
+                    new += 1
+                    yield text
+            except LogReadTimeout:
+                pass
+            obj = self.cluster.get("Pod", pod)
+            if obj is None or pod_state(obj).phase != "Running":
+                return
+            if new:
+                delay = LOG_REOPEN_DELAY_S[0]
+            else:                                                   # a stream that ends at once: not a hot loop
+                time.sleep(delay)
+                delay = min(delay * 2, LOG_REOPEN_DELAY_S[1])
+
     # ---- results ----------------------------------------------------------------------------------------
     def fetch_results(self, handle: RunHandle, dest: Path) -> HarnessRun:
-        from mlrepro.runners.kubernetes.collect import fetch_from_claim
+        from mlrepro.runners.kubernetes.collect import Placement, fetch_from_claim
 
         assert isinstance(handle.results, Pvc)
         launched = self._launched.get(handle.run_id)
-        uid, arch, image = (launched.uid, launched.arch, handle.image) if launched else self._pod_facts(handle)
+        if launched is not None:
+            placement = Placement(arch=launched.arch, uid=launched.uid, tolerations=launched.tolerations,
+                                  node=self._nodes.get(handle.run_id) or self._run_node(handle.run_id))
+            image = handle.image
+        else:
+            placement, image = self._pod_facts(handle)
         key = f"collect:{handle.run_id}"
         q = self.monitor.subscribe(key)
         try:
             return fetch_from_claim(self.cluster, q, handle.run_id, handle.results.claim, image or handle.image, dest,
-                                    start_timeout_s=self.config.pending_timeout_s, arch=arch, uid=uid)
+                                    start_timeout_s=self.config.pending_timeout_s, placement=placement)
         finally:
             self.monitor.unsubscribe(key, q)
 
-    def _pod_facts(self, handle: RunHandle) -> tuple[int | None, str | None, str]:
-        """uid, architecture and image of a recorded run's pod, from its Job while it exists."""
+    def _run_node(self, run_id: str) -> str | None:
+        """The node the run's last counted pod ran on, while its pods exist (the Job's TTL)."""
+        try:
+            last = _last_counted(pod_state(p) for p in self._pods(run_id))
+        except KubernetesError:
+            return None
+        return last.node if last is not None and last.node else None
+
+    def _pod_facts(self, handle: RunHandle) -> tuple[Placement, str]:
+        """Where a recorded run's helper pod goes (uid, architecture, tolerations from its Job while it exists;
+        its node while its pods exist), and its image."""
+        from mlrepro.runners.kubernetes.collect import Placement
+
         job = self.cluster.get("Job", self._job_name(handle))
         if job is None:
-            return None, None, handle.image
+            return Placement(), handle.image
         spec = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
         uid = (spec.get("securityContext") or {}).get("runAsUser")
         arch = (spec.get("nodeSelector") or {}).get("kubernetes.io/arch")
         image = ((spec.get("containers") or [{}])[0]).get("image") or handle.image
-        return uid, arch, image
+        return Placement(arch=arch, uid=uid, tolerations=tuple(spec.get("tolerations") or ()),
+                         node=self._run_node(handle.run_id)), image
 
     # ---- cancel / cleanup / attach -------------------------------------------------------------------------
     def cancel(self, handle: RunHandle) -> None:
@@ -361,3 +437,10 @@ class KubernetesRunner:
         finally:
             self.monitor.close()
 
+
+def _last_counted(pods: Iterable[PodState]) -> PodState | None:
+    """The pod whose output and node count for the run: the last that started, a disrupted one only if no
+    other did."""
+    ordered = sorted(pods, key=lambda p: (not p.disrupted, p.created, p.name))
+    started = [p for p in ordered if p.phase in ("Running", "Succeeded", "Failed") and not p.stuck]
+    return started[-1] if started else None

@@ -2,7 +2,10 @@
 
 Pure logic (no API calls, the clock passed in), so each diagnosis is a plain unit of behaviour:
 :meth:`RunTracker.on_event` takes a Job or pod event and returns progress lines and, once known, the outcome;
-:meth:`RunTracker.on_timer` gives up on a pod that has been unable to start for ``pending_timeout_s``.
+:meth:`RunTracker.on_timer` gives up on a pod that has been unable to start for ``pending_timeout_s``, and when
+the Job has made no pod at all for that long asks for its events (:meth:`RunTracker.on_events`): a pod that
+admission refused (Pod Security, a ResourceQuota, a LimitRange, a webhook) never exists, and the Job has no
+condition to say so, only FailedCreate events; without one the Job may be queued (suspended) and is waited for.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlrepro.runners.base import RunOutcome, RunStatus
+from mlrepro.runners.kubernetes.admission import failed_create
 from mlrepro.runners.kubernetes.diagnose import PodState, job_finished, job_outcome, pod_state, stuck_outcome
 from mlrepro.runners.kubernetes.watch import Event
 
@@ -21,6 +25,8 @@ class Step:
     outcome: RunOutcome | None = None
     refresh_pods: bool = False
     """The Job ended: read its pods once more before judging (their last update may still be in flight)."""
+    read_events: bool = False
+    """No pod after the pending timeout: read the Job's events and pass them to :meth:`RunTracker.on_events`."""
 
 
 class RunTracker:
@@ -35,6 +41,9 @@ class RunTracker:
         self._stuck_since: dict[str, float] = {}
         self._disruptions_told: set[str] = set()
         self.job_seen = False
+        self._started = now
+        self._no_pod_since: float | None = now      # until the first pod: when the wait for one (re)started
+        self._no_pod_told = False
 
     # ---- events -----------------------------------------------------------------------------------------
     def on_event(self, event: Event, now: float) -> Step:
@@ -73,6 +82,7 @@ class RunTracker:
 
     def _pod(self, state: PodState, now: float, step: Step) -> None:
         self.pods[state.name] = state
+        self._no_pod_since = None
         if self._told.get(state.name) != state.key:
             self._told[state.name] = state.key
             step.messages.append(state.describe())
@@ -91,6 +101,8 @@ class RunTracker:
     def next_timer(self, now: float) -> float | None:
         """Seconds until :meth:`on_timer` has something to decide (None: nothing pending)."""
         times = [since + self.pending_timeout_s for since in self._stuck_since.values()]
+        if self._no_pod_since is not None:
+            times.append(self._no_pod_since + self.pending_timeout_s)
         if self.backstop_at is not None:
             times.append(self.backstop_at)
         return max(0.0, min(times) - now) if times else None
@@ -101,7 +113,31 @@ class RunTracker:
             if now - since >= self.pending_timeout_s:
                 step.outcome = stuck_outcome(self.pods[name], now - since)
                 return step
+        if self._no_pod_since is not None and now - self._no_pod_since >= self.pending_timeout_s:
+            step.read_events = True
+            self._no_pod_since = now                     # asked again after another pending timeout
+            return step
         if self.backstop_at is not None and now >= self.backstop_at:
             step.outcome = RunOutcome(RunStatus.timeout, None, f"Job {self.job_name} did not end by its deadline "
                                                                "(is the Job controller running?)")
+        return step
+
+    def on_events(self, events: list[dict[str, Any]], now: float, unreadable: str = "") -> Step:
+        """The Job's events, read because it has made no pod for the pending timeout: a FailedCreate event ends
+        the run with its message (the Job is then deleted by the runner); none: the wait goes on, said once.
+        ``unreadable``: why the events could not be read (the wait goes on too)."""
+        step = Step()
+        if self.pods:                                    # a pod came meanwhile
+            return step
+        refused = failed_create(events)
+        waited = now - self._started
+        if refused is not None:
+            step.outcome = RunOutcome(RunStatus.failed, None, f"Job {self.job_name} made no pod in {waited:.0f} s: "
+                                                              f"{refused.describe()}")
+        elif not self._no_pod_told:
+            self._no_pod_told = True
+            suspended = bool(((self.job or {}).get("spec") or {}).get("suspend"))
+            why = ("it is suspended (queued?)" if suspended else f"its events cannot be read: {unreadable}"
+                   if unreadable else "no FailedCreate event: its controller may be slow")
+            step.messages.append(f"Job {self.job_name}: no pod after {waited:.0f} s ({why}); still waiting")
         return step

@@ -3,8 +3,11 @@
 :class:`KindWatcher` lists the objects matching a label selector, then watches from the list's
 resourceVersion; when the server closes the stream (it may, at any time, and does after ``timeoutSeconds``)
 it resumes from the last resourceVersion it saw (bookmarks keep it fresh); on ``410 Gone`` (that version
-was compacted away) it lists again and reports the current objects, so nothing between is missed. No
-sleep-polling: a thread blocks on the stream.
+was compacted away) it lists again and reports the current objects, and every object it knew that the list no
+longer has as DELETED (a Job deleted in the gap would otherwise never be seen to go), so nothing between is
+missed. A stream that ends without a single event (a proxy closing it at once, an overloaded server) is opened
+again after a delay that doubles each time (0.5 s up to 30 s), not in a hot loop. No sleep-polling: a thread
+blocks on the stream.
 
 :class:`Monitor` owns one watcher for Jobs and one for pods (label ``app.kubernetes.io/name=mlrepro``)
 and hands each event to the run it belongs to (label ``mlrepro.io/run-id``) through a queue: a sweep of
@@ -29,13 +32,15 @@ COLLECT_FOR_LABEL = "mlrepro.io/collect-for"   # helper pods: routed to the key 
 MANAGED_SELECTOR = "app.kubernetes.io/name=mlrepro"   # kept by Helm (which rewrites managed-by on what it installs)
 WATCH_TIMEOUT_S = 300            # server-side timeoutSeconds of one watch request; then resumed
 MAX_RETRY_DELAY_S = 30.0
+EMPTY_STREAM_DELAY_S = 0.5       # first delay after a stream that ended with no event; doubles up to MAX_RETRY_DELAY_S
 GIVE_UP_AFTER = 8                # consecutive failed (re)connections before the runs waiting are told
 
 
 @dataclass(frozen=True)
 class Event:
     """What a run's waiter receives. ``type``: ADDED | MODIFIED | DELETED | SYNC (the state after a relist)
-    | ERROR (the watch cannot continue: ``error`` says why)."""
+    | ERROR (the watch cannot continue: ``error`` says why). A DELETED found by a relist (the object went while
+    no watch was open) carries the object's last known metadata only."""
 
     kind: str
     type: str
@@ -53,6 +58,8 @@ class KindWatcher:
         self.resource_version = ""
         self.connections = 0             # watch requests opened (resumes included)
         self.relists = 0
+        self.empty_streams = 0           # consecutive streams that ended with no event
+        self._known: dict[tuple[str, str], dict[str, Any]] = {}   # (namespace, name) -> last metadata seen
         self._stop = threading.Event()
         self._wake = wake or threading.Event()
         self._stream: WatchStream | None = None
@@ -76,10 +83,23 @@ class KindWatcher:
     def _relist(self) -> None:
         items, rv = self.cluster.list(self.kind, self.selector)
         self.relists += 1
+        listed = {_key(obj) for obj in items}
+        for key in [k for k in self._known if k not in listed]:     # gone while nobody watched
+            self._emit(Event(self.kind, "DELETED", {"metadata": self._known[key]}))
         for obj in items:
-            self.deliver(Event(self.kind, "SYNC", obj))
+            self._emit(Event(self.kind, "SYNC", obj))
         self.resource_version = rv
         self._ready.set()
+
+    def _emit(self, event: Event) -> None:
+        """Deliver ``event`` and remember (or forget) the object, for the next relist."""
+        meta = event.obj.get("metadata") or {}
+        if event.type == "DELETED":
+            self._known.pop(_key(event.obj), None)
+        elif meta.get("name"):
+            self._known[_key(event.obj)] = {k: meta[k] for k in ("name", "namespace", "uid", "labels",
+                                                                 "resourceVersion") if k in meta}
+        self.deliver(event)
 
     def _run(self) -> None:
         failures = 0
@@ -91,15 +111,21 @@ class KindWatcher:
                     need_list = False
                 self._stream = self.cluster.watch(self.kind, self.selector, self.resource_version, self.timeout_s)
                 self.connections += 1
+                events = 0
                 for event in self._stream:
-                    failures = 0
+                    failures, events = 0, events + 1
                     obj = event.get("object") or {}
                     rv = (obj.get("metadata") or {}).get("resourceVersion")
                     if rv:
                         self.resource_version = str(rv)
                     if event.get("type") != "BOOKMARK":
-                        self.deliver(Event(self.kind, str(event.get("type")), obj))
-                # the server ended the stream (timeoutSeconds, restart, load balancer): resume from the last RV
+                        self._emit(Event(self.kind, str(event.get("type")), obj))
+                # the server ended the stream (timeoutSeconds, restart, load balancer): resume from the last RV,
+                # at once after a stream that said something, after a growing delay after one that said nothing
+                self.empty_streams = 0 if events else self.empty_streams + 1
+                if self.empty_streams and not self._stop.is_set():
+                    self._wake.wait(min(MAX_RETRY_DELAY_S, EMPTY_STREAM_DELAY_S * 2 ** (self.empty_streams - 1)))
+                    self._wake.clear()
             except KubernetesError as exc:
                 if self._stop.is_set():
                     return
@@ -115,6 +141,11 @@ class KindWatcher:
                 self._wake.clear()
             finally:
                 self._stream = None
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
 class Monitor:
