@@ -44,10 +44,10 @@ def main() -> int:
     import kubernetes.stream  # noqa: F401
 
     import mlrepro.cli.main as cli
+    import mlrepro.flow.recorded  # noqa: F401
     import mlrepro.results.submission  # noqa: F401
     import mlrepro.runners.kubernetes.collect  # noqa: F401
     import mlrepro.runners.kubernetes.runner  # noqa: F401
-    import mlrepro.flow.recorded  # noqa: F401
 
     gc.collect()
     reset_peak()

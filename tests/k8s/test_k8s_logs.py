@@ -53,8 +53,8 @@ def silent_connection() -> object:
 
 
 def test_logs_follow_reopens_a_silent_stream_and_gives_each_line_once(kube, launch, quick_sets, monkeypatch):
-    from mlrepro.state.store import open_store
     from mlrepro.runners.kubernetes import api
+    from mlrepro.state.store import open_store
 
     monkeypatch.setattr(api, "LOG_READ_TIMEOUT_S", 1.0)      # the default (60 s) is for quiet benchmarks
     kube.scenario(silent_connection())
