@@ -26,7 +26,7 @@ sent), ``no_usage`` (no usage chunk), ``wrong_usage`` (usage one token more than
 Each request is recorded (``GET /test/records``; ``POST /test/reset``): its arrival, every write's
 ``time.monotonic_ns()`` and token count, the fault, and the highest number of requests in flight at once.
 CLI: ``python llm_test_server.py --port 0 [--ttft-ms ...]`` prints ``PORT <n>`` and serves until stdin closes
-or SIGTERM/SIGINT.
+or SIGTERM/SIGINT, on a select(2) event loop: its timers keep microseconds, where epoll's round up to 1 ms.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import selectors
 import signal
 import sys
 import time
@@ -68,8 +69,9 @@ class Record:
     path: str
     fault: str | None
     recv_ns: int
-    tag: str | None = None                 # the request body's "user" field: lets a test find its request
+    tag: str | None = None      # the body's "user" field, else an X-Request-ID header: finds a request again
     prompt_kind: str = ""
+    params: dict[str, Any] = field(default_factory=dict)     # the body less prompt/messages/test
     n_tokens: int = 0
     writes: list[tuple[int, int]] = field(default_factory=list)    # (time, tokens in that chunk) for content
     end_ns: int | None = None
@@ -159,7 +161,8 @@ class LLMTestServer:
             if isinstance(body.get("test"), dict):
                 plan = replace(plan, **body["test"])
             rec = Record(seq=len(self.records), path=request.path, fault=plan.fault, recv_ns=recv_ns,
-                         tag=body.get("user"))
+                         tag=body.get("user") or request.headers.get("X-Request-ID"),
+                         params={k: v for k, v in body.items() if k not in ("prompt", "messages", "test")})
             self.records.append(rec)
             return await self._stream(request, body, plan, rec, chat, loop, t0)
         finally:
@@ -293,7 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="test-model")
     a = p.parse_args(argv)
     plan = Plan(ttft_ms=a.ttft_ms, tpot_ms=a.tpot_ms, tokens_per_chunk=a.tokens_per_chunk, n_tokens=a.n_tokens)
-    asyncio.run(_serve_forever(LLMTestServer(plan, text_only=a.text_only, model=a.model), a.host, a.port))
+    # select(2) takes its timeout in microseconds; epoll, asyncio's default, rounds it up to a whole
+    # millisecond, which would make every scheduled write up to 1 ms late. (select: < 1024 connections.)
+    loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
+    try:
+        loop.run_until_complete(_serve_forever(LLMTestServer(plan, text_only=a.text_only, model=a.model),
+                                               a.host, a.port))
+    finally:
+        loop.close()
     return 0
 
 
