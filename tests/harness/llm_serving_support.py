@@ -107,17 +107,21 @@ class TransformersServe:
 
 @contextmanager
 def transformers_serve(gguf: Path, log: Path, *, binary: str | None = None, ready_s: float = 300.0,
-                       extra_args: tuple[str, ...] = ()) -> Iterator[TransformersServe]:
+                       extra_args: tuple[str, ...] = (), cpus: set[int] | None = None) -> Iterator[TransformersServe]:
     """``transformers serve DIR:FILE.gguf`` on a free loopback port, ready (``/health`` answers 200) or
-    RuntimeError with the end of its log; terminated on exit."""
+    RuntimeError with the end of its log; terminated on exit. ``cpus``: pin the server to these CPUs (and
+    as many torch threads), so a client measured beside it does not take its CPU."""
+    import os
     import time
 
     exe = binary or str(Path(sys.executable).with_name("transformers"))
     model = f"{gguf.parent}:{gguf.name}"
     port = free_port()
     with log.open("wb") as out:
+        env = {**os.environ, "OMP_NUM_THREADS": str(len(cpus))} if cpus else None
         proc = subprocess.Popen([exe, "serve", model, "--host", "127.0.0.1", "--port", str(port), *extra_args],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     try:
         deadline = time.monotonic() + ready_s
         while True:

@@ -72,6 +72,7 @@ class Record:
     tag: str | None = None      # the body's "user" field, else an X-Request-ID header: finds a request again
     prompt_kind: str = ""
     params: dict[str, Any] = field(default_factory=dict)     # the body less prompt/messages/test
+    peer_port: int | None = None                              # the client's port: connection reuse shows
     n_tokens: int = 0
     writes: list[tuple[int, int]] = field(default_factory=list)    # (time, tokens in that chunk) for content
     end_ns: int | None = None
@@ -162,7 +163,9 @@ class LLMTestServer:
                 plan = replace(plan, **body["test"])
             rec = Record(seq=len(self.records), path=request.path, fault=plan.fault, recv_ns=recv_ns,
                          tag=body.get("user") or request.headers.get("X-Request-ID"),
-                         params={k: v for k, v in body.items() if k not in ("prompt", "messages", "test")})
+                         params={k: v for k, v in body.items() if k not in ("prompt", "messages", "test")},
+                         peer_port=(request.transport.get_extra_info("peername") or (None, None))[1]
+                         if request.transport is not None else None)
             self.records.append(rec)
             return await self._stream(request, body, plan, rec, chat, loop, t0)
         finally:

@@ -199,7 +199,10 @@ def test_chat_first_token_is_the_first_content_not_the_role_chunk(server: Runnin
 def test_concurrency_is_bounded(server: RunningServer) -> None:
     results, _, client = run(server, [{"ttft_ms": 60.0, "tpot_ms": 10.0}] * 12, max_tokens=4, max_concurrency=3)
     assert all(r.ok for r in results)
-    assert server.records()["max_in_flight"] == 3 == client.max_in_flight
+    recs = server.records()
+    assert recs["max_in_flight"] == 3 == client.max_in_flight
+    # ending a stream at [DONE] returns its connection to the pool: no connection per request
+    assert len({r["peer_port"] for r in recs["records"]}) <= 3
     # the requests queued behind the limit were sent later than submitted
     assert sum(r.sent_ns - r.submit_ns > 50e6 for r in results) >= 6
 
@@ -267,3 +270,13 @@ def test_a_request_without_the_configured_prompt_form_is_refused(server: Running
         with pytest.raises(ValueError, match="prompt_token_ids is needed"):
             client.submit(GenerationRequest(0, 1, prompt_text="only text"))
         assert client.pending == 0
+
+
+def test_close_from_a_callback_is_refused_not_a_deadlock(server: RunningServer) -> None:
+    client = StreamingClient(ClientConfig(server.base_url, "test-model")).start()
+    try:
+        client.submit(GenerationRequest(0, 2, prompt_text="x"), on_done=lambda r: client.close())
+        assert client.wait_idle(30)
+        assert client.callback_errors == 1 and "another thread" in str(client.last_callback_error)
+    finally:
+        client.close()

@@ -242,7 +242,7 @@ class StreamingClient:
         self._sem = asyncio.Semaphore(self.config.max_concurrency)
         connector = aiohttp.TCPConnector(limit=self.config.max_concurrency, limit_per_host=0,
                                          ttl_dns_cache=None)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=False)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
 
     async def _shutdown(self) -> None:
         for task in list(self._tasks):
@@ -254,7 +254,10 @@ class StreamingClient:
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop: requests still queued or in flight end with a ``cancelled`` error (their ``on_done`` is
-        called), the connections close and the loop thread ends. Idempotent."""
+        called), the connections close and the loop thread ends. Idempotent. Raises RuntimeError when called
+        from a callback (the loop thread)."""
+        if self._thread is not None and threading.current_thread() is self._thread:
+            raise RuntimeError("close() from a client callback would wait for itself: call it from another thread")
         with self._cv:
             if self._closed:
                 return
