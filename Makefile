@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: install installed test test-fast test-k8s e2e-kind lint manifests golden lock bench demo base-images clean
+.PHONY: install installed test test-fast test-k8s e2e-kind lint manifests golden lock bench bench-llm demo base-images clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ bench: ## benchmarks; figures go to benchmarks/results/ and the README
 	$(BIN)/python benchmarks/prune_cache.py
 	$(BIN)/python benchmarks/launch_overhead.py
 	$(BIN)/python benchmarks/k8s_sweep.py
+
+bench-llm: installed ## the LLM client against AIPerf and inference-perf (their venvs under .bench-venv/); docs/llm-client.md
+	bash benchmarks/install_llm_bench_tools.sh
+	$(BIN)/python benchmarks/llm_client.py
 
 base-images: ## local Debian bases for air-gapped builds
 	$(BIN)/mlrepro base-images
