@@ -8,9 +8,11 @@ import pytest
 from kubelet import Ctx, harness_job
 
 
-def drop_watches_then_run(compact: bool):
+def drop_watches_then_run(compact: bool, messages: list[str]):
     """Close every watch stream after the pod exists; while the runner reconnects, the pod starts (the event
-    it must not miss); with ``compact`` the server also forgets its history (so resuming gets 410)."""
+    it must not miss); with ``compact`` the server also forgets its history (so resuming gets 410). The pod goes
+    once the runner has said it saw it running (``messages``: what the launch printed), however long the
+    machine takes to reconnect."""
 
     async def scenario(ctx: Ctx) -> None:
         ctx.new_pod()
@@ -22,7 +24,10 @@ def drop_watches_then_run(compact: bool):
         ctx.job_status(active=1, ready=1)
         if compact:
             ctx.state.compact()
-        await ctx.pause(0.3)
+        for _ in range(1200):                          # at most a minute: then the test's assertion says why
+            if any("node-after-the-gap" in m for m in list(messages)):
+                break
+            await ctx.pause(0.05)
         ctx.pod = None
         ctx.state.delete("", "pods", ctx.ns, ctx.pods[-1], "Background")
         await harness_job(ctx)                         # a fresh pod runs the real harness to the end
@@ -37,8 +42,8 @@ def watcher_requests(kube, plural):
 
 
 def test_a_watch_closed_mid_run_resumes_from_the_last_resource_version(kube, launch, quick_sets):
-    kube.scenario(drop_watches_then_run(compact=False))
     messages: list[str] = []
+    kube.scenario(drop_watches_then_run(compact=False, messages=messages))
     result = launch(sets=quick_sets, messages=messages)
     (run,) = result.runs
     assert run.status == "succeeded", run.message
@@ -54,8 +59,8 @@ def test_a_watch_closed_mid_run_resumes_from_the_last_resource_version(kube, lau
 @pytest.mark.parametrize("as_http", [False, True], ids=["error-event", "http-status"])
 def test_410_gone_lists_again_and_goes_on(kube, launch, quick_sets, as_http):
     kube.standin.gone_as_http = as_http
-    kube.scenario(drop_watches_then_run(compact=True))
     messages: list[str] = []
+    kube.scenario(drop_watches_then_run(compact=True, messages=messages))
     result = launch(sets=quick_sets, messages=messages)
     (run,) = result.runs
     assert run.status == "succeeded", run.message
