@@ -94,7 +94,21 @@ class ResolvedProfile:
         return self.profile.model_dump(mode="json")
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        """The resolved profile as YAML that loads back to the same data (:data:`_Dumper`)."""
+        return yaml.dump(self.to_dict(), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, except that a string holding a character YAML 1.1 reads as a line break (NEL, U+2028,
+    U+2029) is double-quoted: written raw in a plain or single-quoted scalar it would be folded on loading."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = '"' if any(c in data for c in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
 
 
 def builtin_profile_names() -> list[str]:
