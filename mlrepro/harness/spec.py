@@ -11,13 +11,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlrepro.harness.scenarios import (  # noqa: F401 - re-exported: the one list every module derives from
+    LOADGEN_SCENARIOS,
+    SCENARIOS,
+    is_server_like,
+    loadgen_scenario,
+)
 from mlrepro.harness.userconf import SETTING_KEYS as _SETTING_KEYS
 from mlrepro.harness.userconf import setting_line
 
 SCHEMA = "mlrepro.run/v1"
-SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
+# SCENARIOS: the scenarios a spec may name (the list every module derives from): LoadGen's four and Interactive
+# (LoadGen's Server with the model's ``-interactive`` mlperf.conf entries, mlrepro.harness.scenarios)
 DEVICES = ("cpu", "cuda")
-BACKENDS = ("onnxruntime", "torch", "none")
+#: onnxruntime / torch: the classification workloads; transformers / vllm: the LLM workloads
+#: (:mod:`mlrepro.harness.workloads.llm`); none: no framework (the null workload)
+BACKENDS = ("onnxruntime", "torch", "transformers", "vllm", "none")
 
 #: modes a profile and ``--mode`` may name; "calibrate" (``mlrepro calibrate``) finds targets and runs no timed test;
 #: "audit" (``mlrepro compliance``) runs only the compliance tests of an earlier run, with its user.conf
@@ -36,7 +45,7 @@ class SpecError(ValueError):
 @dataclass(frozen=True)
 class WorkloadSpec:
     name: str                                  # entry point name in group "mlrepro.workloads"
-    backend: str = "onnxruntime"               # onnxruntime | torch | none
+    backend: str = "onnxruntime"               # onnxruntime | torch | transformers | vllm | none
     device: str = "cpu"                        # cpu | cuda
     model_path: str | None = None              # user-provided model file (real MLPerf workloads)
     dataset_path: str | None = None            # user-provided dataset directory
@@ -151,7 +160,7 @@ def parse_spec(data: Any, where: str = "spec") -> RunSpec:
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
             raise SpecError(f"{where}.settings.{k}: expected a non-negative number, got {v!r}")
         try:
-            setting_line("*", scenario, k, v)
+            setting_line("*", loadgen_scenario(scenario), k, v)
         except ValueError as exc:
             raise SpecError(f"{where}.settings.{k}: {exc}") from None
     for k in ("profile_name", "profile_hash", "mlperf_model", "user_conf", "image", "framework_pin"):
