@@ -45,9 +45,9 @@ from mlrepro.harness.record import RecordInputs, SubRunOutcome, build_record, ut
 from mlrepro.harness.registry import load_workload_class
 from mlrepro.harness.spec import RunSpec, SpecError
 from mlrepro.harness.sysinfo import collect_system
-from mlrepro.harness.targets import TargetsOutcome, decide_targets, recalibrate_after_invalid
-from mlrepro.harness.userconf import UserConfError, compose_user_conf
-from mlrepro.harness.workloads.base import Workload, WorkloadConfigError, WorkloadError
+from mlrepro.harness.targets import TargetsOutcome, TokenPolicy, decide_targets, recalibrate_after_invalid
+from mlrepro.harness.userconf import UserConfError, compose_user_conf, effective_settings, parse_user_conf
+from mlrepro.harness.workloads.base import TokenWorkload, Workload, WorkloadConfigError, WorkloadError
 
 
 class Interrupted(KeyboardInterrupt):
@@ -197,14 +197,16 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
             f"performance sample count {workload.performance_sample_count}")
 
         lg = import_loadgen()
-        model = spec.mlperf_model or cls.mlperf_model
+        model = spec.mlperf_model or cls.loadgen_model_for(spec.scenario)
+        check_latency_bounds(cls, spec, model)
         base_conf = base_user_conf(spec, model)
         timed = timed_settings(lg, base_conf, model, spec.scenario)
         fingerprint = system_fingerprint(system, spec.workload.backend, spec.workload.device,
                                          spec.workload.batch_size)
         probe = LoadgenProber(lg, workload, spec, model, layout.calibration_dir,
                               layout.relative(layout.calibration_dir), fail_fast=fail_fast, progress=say)
-        targets = decide_targets(spec, model, base_conf, fingerprint, probe, timed, say)
+        tokens = TokenPolicy(bounds=cls.latency_bounds) if isinstance(workload, TokenWorkload) else None
+        targets = decide_targets(spec, model, base_conf, fingerprint, probe, timed, say, tokens)
         failed = [d for d in targets.decisions if d.source == "calibrated" and d.value is None]
         if failed:
             raise _SubRunFailed(exit_codes.EXIT_RUNTIME, f"calibration of {failed[0].setting} failed: "
@@ -305,7 +307,8 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
     inputs = RecordInputs(spec=spec, started_at=started, finished_at=finished, duration_s=time.monotonic() - t0,
                           exit_code=exit_code, error=error, subruns=subruns,
                           workload_benchmark=getattr(cls, "benchmark", None) if cls else None,
-                          workload_mlperf_model=(spec.mlperf_model or cls.mlperf_model) if cls else None,
+                          workload_mlperf_model=(spec.mlperf_model or cls.loadgen_model_for(spec.scenario))
+                          if cls else None,
                           workload_describe=describe, user_conf_sha256=user_conf_sha, conf_loading=conf_loading,
                           harness_version=mlrepro.__version__, system_file=layout.relative(layout.system_json)
                           if layout.system_json.exists() else None,
@@ -323,6 +326,27 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
     say(f"mlrepro-harness: {status}" + (f": {error}" if error else ""))
     return HarnessResult(exit_code=exit_code, status=status, run_dir=layout.run_dir, record=record,
                          subruns=tuple(subruns), error=error, loadgen_detached=detached)
+
+
+def check_latency_bounds(cls: type[Workload], spec: RunSpec, model: str) -> None:
+    """A workload whose TTFT/TPOT bounds are the round's (``latency_bounds = "mlperf.conf"``: every closed LLM
+    benchmark) must not have them changed by the profile (``benchmark.settings`` or a user.conf line LoadGen reads
+    for this model), and a workload that lists its scenarios must be run in one of them. Raises
+    WorkloadConfigError."""
+    scenarios = getattr(cls, "scenarios", ())
+    if scenarios and spec.scenario not in scenarios:
+        raise WorkloadConfigError(f"workload {spec.workload.name!r} has no {spec.scenario} scenario "
+                                  f"(its scenarios: {', '.join(scenarios)})")
+    if getattr(cls, "latency_bounds", None) != "mlperf.conf":
+        return
+    try:
+        given = effective_settings(parse_user_conf(base_user_conf(spec, model)), model, spec.scenario)
+    except WorkloadConfigError:
+        return                        # reported by base_user_conf itself
+    changed = [k for k in ("ttft_latency", "tpot_latency") if k in given]
+    if changed:
+        raise WorkloadConfigError(f"benchmark {cls.benchmark}: {changed[0]} is fixed by the round (LoadGen's "
+                                  f"mlperf.conf for {model}); remove it from benchmark.settings / user_conf")
 
 
 def base_user_conf(spec: RunSpec, model: str) -> str:

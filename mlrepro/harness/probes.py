@@ -85,6 +85,12 @@ def probe_result(label: str, scenario: str, overrides: Mapping[str, float], logs
                  directory: str = "") -> ProbeResult:
     """What calibration needs from a probe's LoadGen logs."""
     s = logs.summary
+    res = logs.detail.results if logs.detail is not None else {}
+
+    def num(key: str) -> float | None:
+        v = res.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
     return ProbeResult(
         label=label, scenario=scenario, settings=dict(overrides), validity=logs.validity, wall_s=round(wall_s, 4),
         samples_per_second=s.samples_per_second if s else None,
@@ -95,5 +101,9 @@ def probe_result(label: str, scenario: str, overrides: Mapping[str, float], logs
         perf_constraints_met=s.performance_constraints_satisfied if s else None,
         early_stopping_met=s.early_stopping_satisfied if s else None,
         result_latency_ns=s.result_latency_ns if s else None,
+        ttft_p99_ns=num("result_first_token_99.00_percentile_latency_ns"),
+        tpot_p99_ns=num("result_time_per_output_token_99.00_percentile_ns"),
+        latency_p99_ns=num("result_99.00_percentile_latency_ns"),
+        tokens_per_second=num("result_tokens_per_second") or num("result_completed_tokens_per_second"),
         directory=directory,
     )
