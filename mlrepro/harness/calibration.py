@@ -101,7 +101,7 @@ class Policy:
     # LLMs (token latencies): a probe is a generation per sample, so probes are counted in samples, not seconds
     llm_offline_batches: int = 2          # Offline probe: this many batches of the spec's batch size
     llm_unloaded_queries: int = 8         # SingleStream probe of one query at a time: the unloaded latencies
-    llm_server_probe_queries: int = 32    # Server probes judged by LoadGen's TTFT/TPOT p99 verdict (the
+    llm_server_probe_queries: int = 24    # Server probes judged by LoadGen's TTFT/TPOT p99 verdict (the
                                           # "Performance constraints satisfied" line), not by VALID: early
                                           # stopping needs 459 queries (p99), which only the timed run runs
     llm_server_tolerance: float = 0.25    # bisection ends when hi / lo <= 1 + this
@@ -381,14 +381,14 @@ def needs_target(scenario: str, purpose: str) -> bool:
 
 def calibrate(scenario: str, purpose: str, probe: ProbeFn, timed: Mapping[str, float],
               policy: Policy = DEFAULT_POLICY, batch_size: int = 1, *, tokens: bool = False,
-              bounds: Mapping[str, float] | None = None) -> TargetDecision:
+              bounds: Mapping[str, float] | None = None, unloaded: ProbeResult | None = None) -> TargetDecision:
     """Measure the scenario's target with ``probe`` runs. ``timed``: the timed run's effective settings
     (``min_duration_ms``, ``min_query_count``, in TestSettings units). ``tokens``: an LLM (token latencies,
     :func:`calibrate_llm`); ``bounds``: the TTFT/TPOT bounds Server probes must carry (calibrated demo bounds).
     Never raises for a failed measurement: the decision then has ``value`` None (or Server's last probed QPS)
     and a ``note`` saying why."""
     if tokens:
-        return calibrate_llm(scenario, purpose, probe, timed, policy, batch_size, bounds or {})
+        return calibrate_llm(scenario, purpose, probe, timed, policy, batch_size, bounds or {}, unloaded)
     t0 = time.monotonic()
     if scenario == "Offline":
         d = _offline(probe, timed, policy, batch_size)
@@ -467,11 +467,17 @@ def system_fingerprint(system: Mapping[str, Any], backend: str, device: str, bat
 
 # --------------------------------------------------------------------------------------------- LLMs
 
+#: LLM probes run without equal-issue mode (mlperf.conf's ``sample_concatenate_permutation = 1`` rounds every
+#: query count up to a multiple of the dataset size: 32 queries for an 8-query probe of the demo); the timed run
+#: keeps mlperf.conf's setting
+NO_EQUAL_ISSUE = {"sample_concatenate_permutation": 0}
+
 def _llm_offline(probe: ProbeFn, timed: Mapping[str, float], policy: Policy, batch: int) -> TargetDecision:
     """One Offline probe of ``llm_offline_batches`` batches (LoadGen issues exactly that many samples with
     target_qps 1 and min_duration 0): samples/s -> ``offline_expected_qps = T x (1 + headroom)``."""
     n = max(1, policy.llm_offline_batches) * max(1, batch)
-    r = probe("Offline", "offline-1", {"min_duration_ms": 0, "min_query_count": n, "offline_expected_qps": 1})
+    r = probe("Offline", "offline-1", {"min_duration_ms": 0, "min_query_count": n, "offline_expected_qps": 1,
+                                       **NO_EQUAL_ISSUE})
     if not r.samples_per_second:
         return _failed("offline_expected_qps", [r], "the probe measured no throughput")
     return TargetDecision("offline_expected_qps", r.samples_per_second * (1 + policy.offline_headroom), CALIBRATED,
@@ -484,7 +490,7 @@ def unloaded_probe(probe: ProbeFn, policy: Policy, label: str = "unloaded") -> P
     """A SingleStream probe of ``llm_unloaded_queries`` queries, one at a time: the unloaded latencies (TTFT, TPOT,
     a whole query) as LoadGen measures them."""
     return probe("SingleStream", label, {"min_duration_ms": 0, "min_query_count": policy.llm_unloaded_queries,
-                                         "single_stream_expected_latency_ns": 1e9})
+                                         "single_stream_expected_latency_ns": 1e9, **NO_EQUAL_ISSUE})
 
 
 def calibrated_bounds(r: ProbeResult, policy: Policy) -> list[TargetDecision]:
@@ -508,13 +514,14 @@ def calibrated_bounds(r: ProbeResult, policy: Policy) -> list[TargetDecision]:
     return out
 
 
-def _llm_server(probe: ProbeFn, timed: Mapping[str, float], policy: Policy,
-                bounds: Mapping[str, float]) -> TargetDecision:
+def _llm_server(probe: ProbeFn, timed: Mapping[str, float], policy: Policy, bounds: Mapping[str, float],
+                unloaded: ProbeResult | None = None) -> TargetDecision:
     """Server / Interactive target QPS of an LLM: the highest QPS at which LoadGen's TTFT and TPOT p99 verdicts
     hold ("Performance constraints satisfied"), by the same bracket-then-bisect as :func:`_server`, with probes
     of ``llm_server_probe_queries`` queries (a verdict, not a VALID run: early stopping needs 459 queries at
-    p99, see docs/llm.md) and one vote per target. Starts at 0.8 x the unloaded query rate."""
-    single = unloaded_probe(probe, policy, "server-unloaded")
+    p99, see docs/llm.md) and one vote per target. Starts at 0.8 x the unloaded query rate (``unloaded``: the
+    probe the calibrated bounds came from, else a new one)."""
+    single = unloaded if unloaded is not None else unloaded_probe(probe, policy, "server-unloaded")
     probes = [single]
     rate = 1e9 / single.mean_latency_ns if single.mean_latency_ns else None
     if not rate:
@@ -531,7 +538,7 @@ def _llm_server(probe: ProbeFn, timed: Mapping[str, float], policy: Policy,
                 break
             q = math.sqrt(lo * hi)
         last = probe("Server", f"server-{i + 1}", {"min_duration_ms": 0, "min_query_count": n,
-                                                   "server_target_qps": q, **bounds})
+                                                   "server_target_qps": q, **bounds, **NO_EQUAL_ISSUE})
         probes.append(last)
         if last.perf_constraints_met:
             lo = q
@@ -557,7 +564,7 @@ def _llm_server(probe: ProbeFn, timed: Mapping[str, float], policy: Policy,
 
 
 def calibrate_llm(scenario: str, purpose: str, probe: ProbeFn, timed: Mapping[str, float], policy: Policy,
-                  batch_size: int, bounds: Mapping[str, float]) -> TargetDecision:
+                  batch_size: int, bounds: Mapping[str, float], unloaded: ProbeResult | None = None) -> TargetDecision:
     """The target of an LLM run (token latencies): Offline from one probe's throughput, SingleStream from the
     unloaded query rate, Server / Interactive by :func:`_llm_server` (accuracy runs: half the unloaded rate)."""
     t0 = time.monotonic()
@@ -573,14 +580,14 @@ def calibrate_llm(scenario: str, purpose: str, probe: ProbeFn, timed: Mapping[st
                                measured=r.mean_latency_ns, measured_unit="ns per query (unloaded mean)",
                                method="llm-query-latency", margin=policy.latency_headroom, probes=[r])
     elif purpose == "accuracy":
-        r = unloaded_probe(probe, policy, "server-unloaded")
+        r = unloaded if unloaded is not None else unloaded_probe(probe, policy, "server-unloaded")
         rate = 1e9 / r.mean_latency_ns if r.mean_latency_ns else None
         d = (TargetDecision("server_target_qps", rate * 0.5, CALIBRATED, unit="queries/s", measured=rate,
                             measured_unit="unloaded query rate, queries/s", method="accuracy-schedule", margin=0.5,
                             probes=[r], note="accuracy run: queries scheduled at half the unloaded query rate")
              if rate else _failed("server_target_qps", [r], "the probe measured no query latency"))
     else:
-        d = _llm_server(probe, timed, policy, bounds)
+        d = _llm_server(probe, timed, policy, bounds, unloaded)
     d.cost_s = time.monotonic() - t0
     d.unit = TARGET_UNIT[d.setting]
     return d

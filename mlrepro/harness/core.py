@@ -188,6 +188,8 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
             raise WorkloadConfigError(f"workload {spec.workload.name!r} does not support backend "
                                       f"{spec.workload.backend!r} (supported: {', '.join(cls.backends)})")
         workload = cls(spec.workload)
+        if isinstance(workload, TokenWorkload):
+            workload.scenario = spec.scenario
         workload.load()
         try:
             describe = workload.describe()

@@ -555,7 +555,25 @@ class _TokenDispatcher:
             self._state.fail(exc)
             self._r.empty([i for i, d in zip(ids, done) if not d])
 
+    def _submit(self, ids: list[int], indices: list[int]) -> None:
+        """A concurrent workload (vLLM's async engine): hand each sample over as it is issued."""
+        if self._state.failed:
+            self._r.empty(ids)
+            return
+        try:
+            self._w.submit(indices, lambda row, t: self._r.first(ids[row], t),
+                           lambda row, t: self._r.done(ids[row], t), self._fail)
+        except BaseException as exc:  # noqa: BLE001 - must not propagate into LoadGen
+            self._fail(exc)
+            self._r.empty(ids)
+
+    def _fail(self, exc: BaseException) -> None:
+        self._state.fail(exc)
+
     def issue(self, ids: list[int], indices: list[int]) -> None:
+        if self._streaming and self._w.concurrent:
+            self._submit(ids, indices)
+            return
         if not self._streaming:
             b = self._batch
             for start in range(0, len(ids), b):

@@ -33,7 +33,7 @@ BACKENDS = ("onnxruntime", "torch", "transformers", "vllm", "none")
 MODES = ("performance", "accuracy", "submission")
 RUN_MODES = MODES + ("calibrate", "audit")
 #: compliance tests the harness runs (mlrepro.harness.compliance)
-AUDIT_TESTS = ("TEST01", "TEST04")
+AUDIT_TESTS = ("TEST01", "TEST04", "TEST06")      # TEST06: LLMs (first token, EOS, sample length)
 #: LoadGen TestSettings attributes a spec may override; each reaches LoadGen as a user.conf line (userconf.py)
 SETTING_KEYS = _SETTING_KEYS
 

@@ -141,6 +141,7 @@ def decide_targets(spec: RunSpec, model: str, base_conf: str, fingerprint: str, 
             return TargetsOutcome(fingerprint=fingerprint, policy=policy, decisions=failed + extra,
                                   timed=dict(timed))
     bounds = {d.setting: d.value for d in extra if d.source in (CACHED, CALIBRATED) and d.value is not None}
+    unloaded = next((d.probes[0] for d in extra if d.source == CALIBRATED and d.probes), None)
     if setting in given:
         where = "benchmark.settings" if setting in spec.settings else "benchmark.user_conf"
         decision = pinned(setting, given[setting], where)
@@ -154,7 +155,7 @@ def decide_targets(spec: RunSpec, model: str, base_conf: str, fingerprint: str, 
             say(f"mlrepro-harness: calibrating {setting} ({spec.scenario}, "
                 f"{'find-peak' if policy.find_peak else 'default'} policy)")
             decision = calibrate(spec.scenario, purpose, probe, timed, policy, spec.workload.batch_size,
-                                 tokens=tokens is not None, bounds=bounds)
+                                 tokens=tokens is not None, bounds=bounds, unloaded=unloaded)
     say(f"mlrepro-harness: target {decision.line()}")
     return TargetsOutcome(fingerprint=fingerprint, policy=policy, decisions=[decision, *extra], timed=dict(timed),
                           tokens=tokens)

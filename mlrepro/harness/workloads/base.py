@@ -129,6 +129,27 @@ class TokenWorkload(Workload):
 
     #: the harness reports first tokens and token counts to LoadGen (loadgen_runner's token path)
     token_latencies = True
+    #: the scenario of the run (set by the harness before load(): a backend may choose its engine by it)
+    scenario = "Offline"
+    #: True when the workload takes samples one by one as LoadGen issues them (``submit``; vLLM's async engine)
+    concurrent = False
+    #: where its TTFT/TPOT bounds come from: "mlperf.conf" (the round's, never changed) or "calibrated"
+    #: (open-division models only: measured on the system, mlrepro.harness.calibration.calibrated_bounds)
+    latency_bounds = "mlperf.conf"
+    #: mlperf.conf's model for Interactive ("" = ``<mlperf_model>-interactive``)
+    mlperf_model_interactive = ""
+
+    @classmethod
+    def loadgen_model_for(cls, scenario: str) -> str:
+        if scenario == "Interactive":
+            return cls.mlperf_model_interactive or f"{cls.mlperf_model}-interactive"
+        return cls.mlperf_model
+
+    def submit(self, indices: Sequence[int], on_first: TokenCallback | None, on_done: TokenCallback,
+               on_error: Callable[[BaseException], None]) -> None:
+        """Start generating ``indices`` and return at once (only when ``concurrent``); the callbacks come from
+        the workload's own thread, ``on_error`` on a failure."""
+        raise WorkloadError(f"{type(self).__name__} does not take samples concurrently")
 
     @abstractmethod
     def generate(self, indices: Sequence[int], on_first: TokenCallback | None, on_done: TokenCallback) -> None:

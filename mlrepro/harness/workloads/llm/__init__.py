@@ -168,7 +168,7 @@ class LLMWorkload(TokenWorkload):
                 raise WorkloadConfigError(f"workload.options.gpu_memory_utilization: expected a number in (0, 1], "
                                           f"got {util!r}")
             return VLLMBackend(device=spec.device, tensor_parallel_size=tp, gpu_memory_utilization=float(util),
-                               dtype=str_option(spec, "dtype", None))
+                               dtype=str_option(spec, "dtype", None), scenario=self.scenario)
         from mlrepro.harness.workloads.llm.backend_transformers import TransformersBackend
         return TransformersBackend(device=spec.device, threads=threads, dtype=str_option(spec, "dtype", None))
 
@@ -206,6 +206,17 @@ class LLMWorkload(TokenWorkload):
 
     def generate(self, indices: Sequence[int], on_first: TokenCallback | None, on_done: TokenCallback) -> None:
         self.backend.generate(self.prompts(indices), self.max_new_tokens, self.min_new_tokens, on_first, on_done)
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether the backend takes samples one by one as they come (vLLM's async engine): see :meth:`submit`."""
+        return bool(getattr(self._backend, "concurrent", False)) and getattr(self._backend, "engine", None) is not None
+
+    def submit(self, indices: Sequence[int], on_first: TokenCallback | None, on_done: TokenCallback,
+               on_error: Any) -> None:
+        """Start the generation of ``indices`` and return at once (a concurrent backend only)."""
+        self.backend.submit(self.prompts(indices), self.max_new_tokens, self.min_new_tokens, on_first, on_done,
+                            on_error)
 
     def warmup(self, indices: Sequence[int]) -> None:
         """One short generation (2 tokens) of the first loaded sample: first-call costs, not a measurement."""

@@ -17,6 +17,7 @@ torch and transformers are imported only when the backend loads.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +28,9 @@ from mlrepro.harness.workloads.base import TokenCallback, WorkloadConfigError, W
 from mlrepro.harness.workloads.llm.model import ModelRef
 
 _DTYPES = ("float32", "bfloat16", "float16")
+#: the last loaded (tokenizer, model) per (model file, device, dtype): one process loads a model once, whatever
+#: the number of runs it makes of it (calibration probes, tests, benchmarks); a new key replaces the old one
+_LOADED: dict[tuple[str, str, str | None], tuple[Any, Any, float]] = {}
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -93,6 +97,7 @@ class TransformersBackend:
         self.pad_id = 0
         self.vocab_size = 0
         self.load_s: float | None = None
+        self.reused = False                 # the model came from this process's earlier load (_LOADED)
         #: (first-token seconds, done seconds) per row of the last generate(), from its start (benchmarks)
         self.last_timings: list[tuple[float | None, float | None]] = []
         self._torch: Any = None
@@ -112,8 +117,15 @@ class TransformersBackend:
             torch.set_num_threads(self.threads)
         transformers.utils.logging.disable_progress_bar()
         transformers.utils.logging.set_verbosity_error()
+        os.environ.setdefault("TQDM_DISABLE", "1")    # the GGUF de-quantization bar ignores the switch above
         kw: dict[str, Any] = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
         where = ref.path
+        key = (str(ref.path.resolve()), self.device, self.dtype)
+        if key in _LOADED:
+            self.tokenizer, self.model, self.load_s = _LOADED[key]
+            self._setup()
+            self.reused = True
+            return
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(ref.directory), **kw)
         except Exception as exc:  # noqa: BLE001 - any reader failure is this file's problem
@@ -133,13 +145,19 @@ class TransformersBackend:
             raise WorkloadConfigError(f"{where}: transformers {transformers.__version__} cannot load this "
                                       f"{ref.format.upper()} model ({type(exc).__name__}: {_short(exc)})") from None
         self.model = model
+        self.load_s = time.perf_counter() - t0
+        _LOADED.clear()
+        _LOADED[key] = (self.tokenizer, model, self.load_s)
+        self._setup()
+
+    def _setup(self) -> None:
+        model = self.model
         gen = model.generation_config
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos = frozenset([eos] if isinstance(eos, int) else (eos or []))
         pad = gen.pad_token_id if gen.pad_token_id is not None else self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else (min(self.eos) if self.eos else 0))
         self.vocab_size = int(model.get_input_embeddings().weight.shape[0])
-        self.load_s = time.perf_counter() - t0
 
     def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, min_new_tokens: int,
                  on_first: TokenCallback | None, on_done: TokenCallback) -> None:
@@ -178,7 +196,7 @@ class TransformersBackend:
         return {"framework": "transformers", "transformers": transformers.__version__, "torch": torch.__version__,
                 "device": self.device, "threads": torch.get_num_threads(), "dtype": str(self.model.dtype)
                 if self.model is not None else None, "vocab_size": self.vocab_size, "eos_token_ids": sorted(self.eos),
-                "load_s": round(self.load_s, 3) if self.load_s is not None else None}
+                "load_s": round(self.load_s, 3) if self.load_s is not None else None, "model_reused": self.reused}
 
     def close(self) -> None:
         self.model = None
