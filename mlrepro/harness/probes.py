@@ -73,6 +73,11 @@ class LoadgenProber:
 def describe(r: ProbeResult) -> str:
     """One line: what the probe asked and what it measured (``2,000 qps -> VALID in 1.2 s``)."""
     asked = r.settings.get("server_target_qps")
+    if asked is not None and (r.ttft_p99_ns is not None or r.tpot_p99_ns is not None):
+        verdict = {True: "within the bounds", False: "above the bounds", None: "no verdict"}[r.perf_constraints_met]
+        ttft = f"{r.ttft_p99_ns / 1e6:,.0f}" if r.ttft_p99_ns is not None else "?"
+        tpot = f"{r.tpot_p99_ns / 1e6:,.1f}" if r.tpot_p99_ns is not None else "?"
+        return f"{asked:,.3g} queries/s -> TTFT p99 {ttft} ms, TPOT p99 {tpot} ms: {verdict} ({r.wall_s:.1f} s)"
     if asked is not None:
         return f"{asked:,.0f} queries/s -> {r.validity or 'no result'} ({r.wall_s:.1f} s)"
     if r.samples_per_second:

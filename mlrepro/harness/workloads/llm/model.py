@@ -82,11 +82,11 @@ def resolve_model(spec: str) -> ModelRef:
         ggufs = sorted(x.name for x in p.glob("*.gguf"))
         hint = f" (it holds {ggufs[0]}: give '{p}:{ggufs[0]}')" if ggufs else ""
         raise WorkloadConfigError(f"{p}: neither a Hugging Face model directory (no config.json) nor a GGUF file{hint}")
+    head, sep, tail = spec.rpartition(":")
+    if not p.exists() and sep and head and tail.endswith(".gguf"):
+        return _gguf(Path(head) / tail, spec)
     if p.suffix == ".gguf":
         return _gguf(p, spec)
-    head, sep, tail = spec.rpartition(":")
-    if sep and head and tail.endswith(".gguf"):
-        return _gguf(Path(head) / tail, spec)
     if p.exists():
         raise WorkloadConfigError(f"{p}: neither a Hugging Face model directory (with config.json) nor a GGUF file")
     raise WorkloadConfigError(f"{p}: model not found (workload.model_path: a Hugging Face directory, a .gguf file "
