@@ -515,21 +515,28 @@ def calibrated_bounds(r: ProbeResult, policy: Policy) -> list[TargetDecision]:
 
 
 def _llm_server(probe: ProbeFn, timed: Mapping[str, float], policy: Policy, bounds: Mapping[str, float],
-                unloaded: ProbeResult | None = None) -> TargetDecision:
+                unloaded: ProbeResult | None = None, batch: int = 1) -> TargetDecision:
     """Server / Interactive target QPS of an LLM: the highest QPS at which LoadGen's TTFT and TPOT p99 verdicts
     hold ("Performance constraints satisfied"), by the same bracket-then-bisect as :func:`_server`, with probes
     of ``llm_server_probe_queries`` queries (a verdict, not a VALID run: early stopping needs 459 queries at
-    p99, see docs/llm.md) and one vote per target. Starts at 0.8 x the unloaded query rate (``unloaded``: the
-    probe the calibrated bounds came from, else a new one)."""
+    p99, see docs/llm.md) and one vote per target. The batched throughput (an Offline probe of
+    ``llm_offline_batches`` batches) is the upper end of the bracket from the start: no rate above it is
+    sustainable, and a short probe there can look fine before its backlog builds up. Starts at the lower of 0.8 x
+    the unloaded query rate (``unloaded``: the probe the calibrated bounds came from, else a new one) and half
+    that throughput."""
     single = unloaded if unloaded is not None else unloaded_probe(probe, policy, "server-unloaded")
     probes = [single]
     rate = 1e9 / single.mean_latency_ns if single.mean_latency_ns else None
     if not rate:
         return _failed("server_target_qps", probes, "the unloaded probe measured no query latency")
+    # the batched throughput caps the search: above it no queue is stable, whatever a short probe's p99 says
+    # (a probe of a few dozen queries ends before the backlog of an unsustainable rate shows in its latencies)
+    cap = _llm_offline(probe, timed, policy, batch)
+    probes += cap.probes
     n = policy.llm_server_probe_queries
     lo: float | None = None
-    hi: float | None = None
-    q = rate * 0.8
+    hi: float | None = cap.measured if cap.measured else None
+    q = min(rate * 0.8, hi * 0.5) if hi else rate * 0.8
     floor = q / 2 ** policy.server_max_halvings
     last: ProbeResult | None = None
     for i in range(policy.llm_server_max_probes):
@@ -587,7 +594,7 @@ def calibrate_llm(scenario: str, purpose: str, probe: ProbeFn, timed: Mapping[st
                             probes=[r], note="accuracy run: queries scheduled at half the unloaded query rate")
              if rate else _failed("server_target_qps", [r], "the probe measured no query latency"))
     else:
-        d = _llm_server(probe, timed, policy, bounds, unloaded)
+        d = _llm_server(probe, timed, policy, bounds, unloaded, batch_size)
     d.cost_s = time.monotonic() - t0
     d.unit = TARGET_UNIT[d.setting]
     return d
