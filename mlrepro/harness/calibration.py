@@ -101,16 +101,17 @@ class Policy:
     # LLMs (token latencies): a probe is a generation per sample, so probes are counted in samples, not seconds
     llm_offline_batches: int = 2          # Offline probe: this many batches of the spec's batch size
     llm_unloaded_queries: int = 8         # SingleStream probe of one query at a time: the unloaded latencies
-    llm_server_probe_queries: int = 24    # Server probes judged by LoadGen's TTFT/TPOT p99 verdict (the
+    llm_server_probe_queries: int = 32    # Server probes judged by LoadGen's TTFT/TPOT p99 verdict (the
                                           # "Performance constraints satisfied" line), not by VALID: early
                                           # stopping needs 459 queries (p99), which only the timed run runs
     llm_server_tolerance: float = 0.25    # bisection ends when hi / lo <= 1 + this
     llm_server_max_probes: int = 8
-    llm_server_margin: float = 0.2        # target QPS = highest probe within the bounds x (1 - margin)
-    llm_bound_ttft_factor: float = 3.0    # calibrated bounds (open-division demo): TTFT bound = factor x the
-                                          # unloaded p99 of a whole query's latency (a query arriving while a
-                                          # batch generates waits for it), TPOT bound = factor x unloaded TPOT p99
-    llm_bound_tpot_factor: float = 3.0
+    llm_server_margin: float = 0.3        # target QPS = highest probe within the bounds x (1 - margin)
+    llm_bound_ttft_factor: float = 2.0    # calibrated bounds (open-division demo): TTFT bound = factor x (the time
+                                          # of one batch of the spec's batch size + the unloaded TTFT p99): a
+                                          # query arriving while a batch generates waits for it, then is prefilled
+    llm_bound_tpot_factor: float = 4.0    # TPOT bound = factor x the unloaded TPOT p99 (a batched decode step
+                                          # costs up to ~2x a single one on a CPU)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -381,14 +382,15 @@ def needs_target(scenario: str, purpose: str) -> bool:
 
 def calibrate(scenario: str, purpose: str, probe: ProbeFn, timed: Mapping[str, float],
               policy: Policy = DEFAULT_POLICY, batch_size: int = 1, *, tokens: bool = False,
-              bounds: Mapping[str, float] | None = None, unloaded: ProbeResult | None = None) -> TargetDecision:
+              bounds: Mapping[str, float] | None = None, unloaded: ProbeResult | None = None,
+              batched: ProbeResult | None = None) -> TargetDecision:
     """Measure the scenario's target with ``probe`` runs. ``timed``: the timed run's effective settings
     (``min_duration_ms``, ``min_query_count``, in TestSettings units). ``tokens``: an LLM (token latencies,
     :func:`calibrate_llm`); ``bounds``: the TTFT/TPOT bounds Server probes must carry (calibrated demo bounds).
     Never raises for a failed measurement: the decision then has ``value`` None (or Server's last probed QPS)
     and a ``note`` saying why."""
     if tokens:
-        return calibrate_llm(scenario, purpose, probe, timed, policy, batch_size, bounds or {}, unloaded)
+        return calibrate_llm(scenario, purpose, probe, timed, policy, batch_size, bounds or {}, unloaded, batched)
     t0 = time.monotonic()
     if scenario == "Offline":
         d = _offline(probe, timed, policy, batch_size)
@@ -486,6 +488,13 @@ def _llm_offline(probe: ProbeFn, timed: Mapping[str, float], policy: Policy, bat
                           note=f"{r.tokens_per_second:.4g} tokens/s" if r.tokens_per_second else "")
 
 
+def batched_probe(probe: ProbeFn, policy: Policy, batch: int) -> ProbeResult:
+    """An Offline probe of ``llm_offline_batches`` batches: the batched throughput (samples/s)."""
+    n = max(1, policy.llm_offline_batches) * max(1, batch)
+    return probe("Offline", "batched", {"min_duration_ms": 0, "min_query_count": n, "offline_expected_qps": 1,
+                                        **NO_EQUAL_ISSUE})
+
+
 def unloaded_probe(probe: ProbeFn, policy: Policy, label: str = "unloaded") -> ProbeResult:
     """A SingleStream probe of ``llm_unloaded_queries`` queries, one at a time: the unloaded latencies (TTFT, TPOT,
     a whole query) as LoadGen measures them."""
@@ -493,29 +502,32 @@ def unloaded_probe(probe: ProbeFn, policy: Policy, label: str = "unloaded") -> P
                                          "single_stream_expected_latency_ns": 1e9, **NO_EQUAL_ISSUE})
 
 
-def calibrated_bounds(r: ProbeResult, policy: Policy) -> list[TargetDecision]:
+def calibrated_bounds(r: ProbeResult, batched: ProbeResult, policy: Policy, batch: int) -> list[TargetDecision]:
     """The demo's TTFT/TPOT bounds (open division only: a closed benchmark's are mlperf.conf's) from an unloaded
-    probe: TTFT bound = ``llm_bound_ttft_factor`` x the unloaded p99 latency of a whole query (under load a query
-    can wait for the batch being generated), TPOT bound = ``llm_bound_tpot_factor`` x the unloaded TPOT p99, both
+    probe ``r`` and a batched (Offline) probe: TTFT bound = ``llm_bound_ttft_factor`` x (one batch's time at the
+    batched throughput + the unloaded TTFT p99), TPOT bound = ``llm_bound_tpot_factor`` x the unloaded TPOT p99,
     rounded up to whole milliseconds (user.conf's ``ttft_latency`` / ``tpot_latency`` are integers in ms).
     Machine-relative by construction: a 10x slower machine gets 10x wider bounds."""
+    batch_ns = batch * 1e9 / batched.samples_per_second if batched.samples_per_second else None
+    ttft = batch_ns + r.ttft_p99_ns if batch_ns and r.ttft_p99_ns else None
     out = []
     for setting, measured, factor, what in (
-            ("ttft_latency", r.latency_p99_ns, policy.llm_bound_ttft_factor, "unloaded p99 latency of a query"),
+            ("ttft_latency", ttft, policy.llm_bound_ttft_factor, "one batch's time + the unloaded TTFT p99"),
             ("tpot_latency", r.tpot_p99_ns, policy.llm_bound_tpot_factor, "unloaded TPOT p99")):
         if not measured:
-            out.append(_failed(setting, [r], f"the unloaded probe measured no {what}"))
+            out.append(_failed(setting, [r, batched], f"the probes measured no {what}"))
             continue
         value = math.ceil(measured * factor / 1e6) * 1e6
         out.append(TargetDecision(setting, value, CALIBRATED, unit="ns", measured=measured, measured_unit=f"ns, {what}",
-                                  method="unloaded-x-factor", margin=factor, probes=[r],
+                                  method="measured-x-factor", margin=factor, probes=[r, batched],
                                   note="open-division demo bound measured on this system (the round's bound "
                                        "is for the closed benchmark's model)"))
     return out
 
 
 def _llm_server(probe: ProbeFn, timed: Mapping[str, float], policy: Policy, bounds: Mapping[str, float],
-                unloaded: ProbeResult | None = None, batch: int = 1) -> TargetDecision:
+                unloaded: ProbeResult | None = None, batch: int = 1,
+                batched: ProbeResult | None = None) -> TargetDecision:
     """Server / Interactive target QPS of an LLM: the highest QPS at which LoadGen's TTFT and TPOT p99 verdicts
     hold ("Performance constraints satisfied"), by the same bracket-then-bisect as :func:`_server`, with probes
     of ``llm_server_probe_queries`` queries (a verdict, not a VALID run: early stopping needs 459 queries at
@@ -531,11 +543,12 @@ def _llm_server(probe: ProbeFn, timed: Mapping[str, float], policy: Policy, boun
         return _failed("server_target_qps", probes, "the unloaded probe measured no query latency")
     # the batched throughput caps the search: above it no queue is stable, whatever a short probe's p99 says
     # (a probe of a few dozen queries ends before the backlog of an unsustainable rate shows in its latencies)
-    cap = _llm_offline(probe, timed, policy, batch)
-    probes += cap.probes
+    if batched is None:
+        batched = _llm_offline(probe, timed, policy, batch).probes[0]
+    probes.append(batched)
     n = policy.llm_server_probe_queries
     lo: float | None = None
-    hi: float | None = cap.measured if cap.measured else None
+    hi: float | None = batched.samples_per_second or None
     q = min(rate * 0.8, hi * 0.5) if hi else rate * 0.8
     floor = q / 2 ** policy.server_max_halvings
     last: ProbeResult | None = None
@@ -571,7 +584,8 @@ def _llm_server(probe: ProbeFn, timed: Mapping[str, float], policy: Policy, boun
 
 
 def calibrate_llm(scenario: str, purpose: str, probe: ProbeFn, timed: Mapping[str, float], policy: Policy,
-                  batch_size: int, bounds: Mapping[str, float], unloaded: ProbeResult | None = None) -> TargetDecision:
+                  batch_size: int, bounds: Mapping[str, float], unloaded: ProbeResult | None = None,
+                  batched: ProbeResult | None = None) -> TargetDecision:
     """The target of an LLM run (token latencies): Offline from one probe's throughput, SingleStream from the
     unloaded query rate, Server / Interactive by :func:`_llm_server` (accuracy runs: half the unloaded rate)."""
     t0 = time.monotonic()
@@ -594,7 +608,7 @@ def calibrate_llm(scenario: str, purpose: str, probe: ProbeFn, timed: Mapping[st
                             probes=[r], note="accuracy run: queries scheduled at half the unloaded query rate")
              if rate else _failed("server_target_qps", [r], "the probe measured no query latency"))
     else:
-        d = _llm_server(probe, timed, policy, bounds, unloaded, batch_size)
+        d = _llm_server(probe, timed, policy, bounds, unloaded, batch_size, batched)
     d.cost_s = time.monotonic() - t0
     d.unit = TARGET_UNIT[d.setting]
     return d

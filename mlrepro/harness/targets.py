@@ -31,6 +31,7 @@ from mlrepro.harness.calibration import (
     Policy,
     ProbeFn,
     TargetDecision,
+    batched_probe,
     cached,
     calibrate,
     calibrated_bounds,
@@ -111,9 +112,10 @@ def _bound_decisions(spec: RunSpec, given: Mapping[str, float], entry: Mapping[s
         return [pinned(k, given[k], where) for k in BOUND_SETTINGS]
     if all(entry.get(k) for k in BOUND_SETTINGS) and not spec.calibration.recalibrate:
         return [cached(k, float(entry[k]), entry) for k in BOUND_SETTINGS]
-    say("mlrepro-harness: calibrating the demo's TTFT/TPOT bounds (an unloaded probe)")
+    say("mlrepro-harness: calibrating the demo's TTFT/TPOT bounds (an unloaded and a batched probe)")
     t0 = time.monotonic()
-    out = calibrated_bounds(unloaded_probe(probe, policy, "bounds-unloaded"), policy)
+    out = calibrated_bounds(unloaded_probe(probe, policy, "bounds-unloaded"),
+                            batched_probe(probe, policy, spec.workload.batch_size), policy, spec.workload.batch_size)
     for d in out:
         d.cost_s = (time.monotonic() - t0) / len(out)
     return out
@@ -142,6 +144,7 @@ def decide_targets(spec: RunSpec, model: str, base_conf: str, fingerprint: str, 
                                   timed=dict(timed))
     bounds = {d.setting: d.value for d in extra if d.source in (CACHED, CALIBRATED) and d.value is not None}
     unloaded = next((d.probes[0] for d in extra if d.source == CALIBRATED and d.probes), None)
+    batched = next((d.probes[1] for d in extra if d.source == CALIBRATED and len(d.probes) > 1), None)
     if setting in given:
         where = "benchmark.settings" if setting in spec.settings else "benchmark.user_conf"
         decision = pinned(setting, given[setting], where)
@@ -155,7 +158,7 @@ def decide_targets(spec: RunSpec, model: str, base_conf: str, fingerprint: str, 
             say(f"mlrepro-harness: calibrating {setting} ({spec.scenario}, "
                 f"{'find-peak' if policy.find_peak else 'default'} policy)")
             decision = calibrate(spec.scenario, purpose, probe, timed, policy, spec.workload.batch_size,
-                                 tokens=tokens is not None, bounds=bounds, unloaded=unloaded)
+                                 tokens=tokens is not None, bounds=bounds, unloaded=unloaded, batched=batched)
     say(f"mlrepro-harness: target {decision.line()}")
     return TargetsOutcome(fingerprint=fingerprint, policy=policy, decisions=[decision, *extra], timed=dict(timed),
                           tokens=tokens)
