@@ -47,6 +47,7 @@ lock: ## re-resolve the hashed dependency locks of the built-in profiles (needs 
 bench: ## benchmarks; figures go to benchmarks/results/ and the README
 	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/harness_overhead.py
+	$(BIN)/python benchmarks/llm_harness.py
 	$(BIN)/python benchmarks/calibration.py
 	$(BIN)/python benchmarks/collect_scale.py
 	$(BIN)/python benchmarks/check_scale.py

@@ -377,7 +377,7 @@ def _failed(setting: str, probes: list[ProbeResult], reason: str) -> TargetDecis
 def needs_target(scenario: str, purpose: str) -> bool:
     """Whether a run of ``purpose`` (performance | accuracy) needs the scenario's target at all: accuracy runs
     issue every sample once and ignore it, except Server, whose schedule it sets."""
-    return purpose != "accuracy" or scenario == "Server"
+    return purpose != "accuracy" or scenario in ("Server", "Interactive")
 
 
 def calibrate(scenario: str, purpose: str, probe: ProbeFn, timed: Mapping[str, float],

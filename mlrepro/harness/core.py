@@ -39,7 +39,7 @@ from mlrepro.harness.loadgen_runner import (
     read_settings,
     set_mode,
 )
-from mlrepro.harness.logparse import parse_log_dir
+from mlrepro.harness.logparse import parse_log_dir, token_metrics
 from mlrepro.harness.probes import LoadgenProber, ProbeFailed
 from mlrepro.harness.record import RecordInputs, SubRunOutcome, build_record, utc_now, write_record
 from mlrepro.harness.registry import load_workload_class
@@ -115,6 +115,17 @@ def _summary_line(spec: RunSpec, o: SubRunOutcome) -> str:
                 parts.append(f"completed samples/s={s.completed_samples_per_second:g}")
             if s.result_latency_ns is not None:
                 parts.append(f"p{s.result_latency_percentile:g} latency={s.result_latency_ns / 1e6:.3f} ms")
+        tokens = token_metrics(o.logs.detail) if o.logs else None
+        if tokens:
+            rate = tokens["tokens_per_second"] or tokens["completed_tokens_per_second"]
+            if rate is not None:
+                parts.append(f"tokens/s={rate:g}")
+            for name in ("ttft", "tpot"):
+                p99, bound = tokens[f"{name}_p99_ns"], tokens[f"{name}_bound_ns"]
+                if p99 is not None:
+                    parts.append(f"{name.upper()} p99={p99 / 1e6:.1f} ms" + (f" (bound {bound / 1e6:g} ms)"
+                                                                            if bound and spec.scenario != "Offline"
+                                                                            else ""))
     if o.accuracy is not None:
         parts.append(o.accuracy.result.line())
     if o.dispatch:

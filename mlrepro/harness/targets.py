@@ -193,7 +193,7 @@ def recalibrate_after_invalid(outcome: TargetsOutcome, spec: RunSpec, probe: Pro
                        1e9 / old.measured if old.method == new.method and old.measured else 0.0)
             new.margin = 2 * policy.latency_headroom
             new.measured, new.value = 1e9 / rate, 1e9 / (rate * (1 + new.margin))
-        elif spec.scenario == "Server" and old.value is not None:
+        elif is_server_like(spec.scenario) and old.value is not None:
             # the last attempt errs on the low side: below the highest VALID probe, the target that failed and
             # what the failed run completed per second (a run that fell behind shows the system's rate then)
             rates = [old.value] + [r for r in (new.measured, s.completed_samples_per_second) if r]
