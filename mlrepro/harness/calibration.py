@@ -107,6 +107,9 @@ class Policy:
     llm_server_tolerance: float = 0.25    # bisection ends when hi / lo <= 1 + this
     llm_server_max_probes: int = 8
     llm_server_margin: float = 0.3        # target QPS = highest probe within the bounds x (1 - margin)
+    llm_server_max_utilization: float = 0.6   # ... searched below this fraction of the batched throughput: with
+                                          # Poisson arrivals and partial batches a queue near full-batch throughput
+                                          # grows over a 480-query run (seen: 0.6 x it failed TTFT p99 here)
     llm_bound_ttft_factor: float = 2.0    # calibrated bounds (open-division demo): TTFT bound = factor x (the time
                                           # of one batch of the spec's batch size + the unloaded TTFT p99): a
                                           # query arriving while a batch generates waits for it, then is prefilled
@@ -532,8 +535,9 @@ def _llm_server(probe: ProbeFn, timed: Mapping[str, float], policy: Policy, boun
     hold ("Performance constraints satisfied"), by the same bracket-then-bisect as :func:`_server`, with probes
     of ``llm_server_probe_queries`` queries (a verdict, not a VALID run: early stopping needs 459 queries at
     p99, see docs/llm.md) and one vote per target. The batched throughput (an Offline probe of
-    ``llm_offline_batches`` batches) is the upper end of the bracket from the start: no rate above it is
-    sustainable, and a short probe there can look fine before its backlog builds up. Starts at the lower of 0.8 x
+    ``llm_offline_batches`` batches) x ``llm_server_max_utilization`` is the upper end of the bracket from the
+    start: no rate near it is sustainable over a long run, and a short probe there can look fine before its
+    backlog builds up. Starts at the lower of 0.8 x
     the unloaded query rate (``unloaded``: the probe the calibrated bounds came from, else a new one) and half
     that throughput."""
     single = unloaded if unloaded is not None else unloaded_probe(probe, policy, "server-unloaded")
@@ -548,7 +552,8 @@ def _llm_server(probe: ProbeFn, timed: Mapping[str, float], policy: Policy, boun
     probes.append(batched)
     n = policy.llm_server_probe_queries
     lo: float | None = None
-    hi: float | None = batched.samples_per_second or None
+    hi: float | None = batched.samples_per_second * policy.llm_server_max_utilization \
+        if batched.samples_per_second else None
     q = min(rate * 0.8, hi * 0.5) if hi else rate * 0.8
     floor = q / 2 ** policy.server_max_halvings
     last: ProbeResult | None = None
