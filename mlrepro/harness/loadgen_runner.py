@@ -512,7 +512,8 @@ class _TokenDispatcher:
 
     Offline (``streaming`` False): in LoadGen's issue thread, batch by batch (``batch_size`` samples per
     generate(), the spec's batch size: never one sample at a time), each sample completed as soon as its row ends.
-    Server / Interactive / SingleStream: the issue callback queues; the worker thread takes every queued sample
+    SingleStream (``inline``): streamed, in LoadGen's issue thread (one query at a time: nothing to queue).
+    Server / Interactive: the issue callback queues; the worker thread takes every queued sample
     (at most ``batch_size``) into one streamed generate(): first tokens are reported as they appear, rows as they
     end. Samples arriving meanwhile wait for the next batch (their TTFT includes the wait, as LoadGen measures
     from the scheduled time)."""
@@ -520,17 +521,18 @@ class _TokenDispatcher:
     name = "token"
 
     def __init__(self, workload: TokenWorkload, responder: _TokenResponder, batch_size: int, state: _RunState,
-                 streaming: bool) -> None:
+                 streaming: bool, inline: bool = False) -> None:
         self._w = workload
         self._r = responder
         self._batch = batch_size
         self._state = state
         self._streaming = streaming
+        self._inline = inline or not streaming
         self._queue: collections.deque[tuple[int, int]] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
         self._stopped = threading.Event()
-        if streaming:
+        if not self._inline:
             _WORKER_THREAD.submit(self._run)
         else:
             self._stopped.set()
@@ -574,7 +576,7 @@ class _TokenDispatcher:
         if self._streaming and self._w.concurrent:
             self._submit(ids, indices)
             return
-        if not self._streaming:
+        if self._inline:
             b = self._batch
             for start in range(0, len(ids), b):
                 self._generate(ids[start:start + b], indices[start:start + b])
@@ -799,8 +801,11 @@ class LoadgenSession:
             token_responder = _TokenResponder(self.lg)
             self._responder = token_responder    # type: ignore[assignment] - same .completed counter
             self.dispatch = "token-batch" if self.scenario == "Offline" else "token-stream"
+            # SingleStream issues the next query only after this one: generate in LoadGen's issue thread (a hand-off
+            # to the worker cost ~7 ms of TTFT on a busy 2-core machine); Server / Interactive queue for the worker
             return _TokenDispatcher(self.workload, token_responder, batch, self.state,
-                                    streaming=self.scenario != "Offline")
+                                    streaming=self.scenario != "Offline",
+                                    inline=self.scenario in ("SingleStream", "MultiStream"))
         responder = self._responder = _Responder(self.lg, self.workload.predict, self.state)
         if is_server_like(self.scenario) and choose_server_dispatch(self.warmup_s) == "worker":
             self.dispatch = "worker"
