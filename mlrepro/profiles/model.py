@@ -12,7 +12,7 @@ from mlrepro.harness.userconf import UserConfError, parse_user_conf, setting_lin
 from mlrepro.profiles.quantity import parse_quantity
 
 Platform = Literal["linux/amd64", "linux/arm64"]
-Scenario = Literal["SingleStream", "MultiStream", "Server", "Offline"]
+Scenario = Literal["SingleStream", "MultiStream", "Server", "Offline", "Interactive"]   # = harness.spec.SCENARIOS
 Mode = Literal["performance", "accuracy", "submission"]
 assert set(SCENARIOS) == set(Scenario.__args__) and set(MODES) == set(Mode.__args__)  # type: ignore[attr-defined]
 
