@@ -17,7 +17,8 @@ torch and transformers are imported only when the backend loads.
 
 from __future__ import annotations
 
-import os
+import contextlib
+import io
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -117,7 +118,6 @@ class TransformersBackend:
             torch.set_num_threads(self.threads)
         transformers.utils.logging.disable_progress_bar()
         transformers.utils.logging.set_verbosity_error()
-        os.environ.setdefault("TQDM_DISABLE", "1")    # the GGUF de-quantization bar ignores the switch above
         kw: dict[str, Any] = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
         where = ref.path
         key = (str(ref.path.resolve()), self.device, self.dtype)
@@ -136,7 +136,9 @@ class TransformersBackend:
         if self.dtype:
             kw["dtype"] = getattr(torch, self.dtype)
         try:
-            model = AutoModelForCausalLM.from_pretrained(str(ref.directory), **kw)
+            # transformers draws a progress bar of its own while de-quantizing a GGUF (tqdm, not switchable)
+            with contextlib.redirect_stderr(io.StringIO()):
+                model = AutoModelForCausalLM.from_pretrained(str(ref.directory), **kw)
             model = model.to(self.device).eval()
         except Exception as exc:  # noqa: BLE001
             if _is_oom(exc):
