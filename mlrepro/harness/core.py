@@ -46,7 +46,7 @@ from mlrepro.harness.registry import load_workload_class
 from mlrepro.harness.spec import RunSpec, SpecError
 from mlrepro.harness.sysinfo import collect_system
 from mlrepro.harness.targets import TargetsOutcome, TokenPolicy, decide_targets, recalibrate_after_invalid
-from mlrepro.harness.userconf import UserConfError, compose_user_conf, effective_settings, parse_user_conf
+from mlrepro.harness.userconf import UserConfError, compose_user_conf
 from mlrepro.harness.workloads.base import TokenWorkload, Workload, WorkloadConfigError, WorkloadError
 
 
@@ -211,9 +211,10 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
 
         lg = import_loadgen()
         model = spec.mlperf_model or cls.loadgen_model_for(spec.scenario)
-        check_latency_bounds(cls, spec, model)
+        check_scenario(cls, spec)
         base_conf = base_user_conf(spec, model)
         timed = timed_settings(lg, base_conf, model, spec.scenario)
+        check_latency_bounds(cls, spec, model, timed, lambda: timed_settings(lg, "", model, spec.scenario))
         fingerprint = system_fingerprint(system, spec.workload.backend, spec.workload.device,
                                          spec.workload.batch_size)
         probe = LoadgenProber(lg, workload, spec, model, layout.calibration_dir,
@@ -341,25 +342,28 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
                          subruns=tuple(subruns), error=error, loadgen_detached=detached)
 
 
-def check_latency_bounds(cls: type[Workload], spec: RunSpec, model: str) -> None:
-    """A workload whose TTFT/TPOT bounds are the round's (``latency_bounds = "mlperf.conf"``: every closed LLM
-    benchmark) must not have them changed by the profile (``benchmark.settings`` or a user.conf line LoadGen reads
-    for this model), and a workload that lists its scenarios must be run in one of them. Raises
-    WorkloadConfigError."""
+def check_scenario(cls: type[Workload], spec: RunSpec) -> None:
+    """A workload that lists its scenarios (the LLM entries) runs only those. Raises WorkloadConfigError."""
     scenarios = getattr(cls, "scenarios", ())
     if scenarios and spec.scenario not in scenarios:
         raise WorkloadConfigError(f"workload {spec.workload.name!r} has no {spec.scenario} scenario "
                                   f"(its scenarios: {', '.join(scenarios)})")
-    if getattr(cls, "latency_bounds", None) != "mlperf.conf":
+
+
+def check_latency_bounds(cls: type[Workload], spec: RunSpec, model: str, timed: dict[str, float],
+                         round_settings: Callable[[], dict[str, float]]) -> None:
+    """A workload whose TTFT/TPOT bounds are the round's (``latency_bounds = "mlperf.conf"``: every closed LLM
+    benchmark) runs with exactly mlperf.conf's: ``timed`` (LoadGen's effective settings with the run's user.conf)
+    must hold the values ``round_settings()`` (mlperf.conf alone) gives. A profile line restating them changes
+    nothing and passes. Raises WorkloadConfigError."""
+    if getattr(cls, "latency_bounds", None) != "mlperf.conf" or spec.scenario not in ("Server", "Interactive"):
         return
-    try:
-        given = effective_settings(parse_user_conf(base_user_conf(spec, model)), model, spec.scenario)
-    except WorkloadConfigError:
-        return                        # reported by base_user_conf itself
-    changed = [k for k in ("ttft_latency", "tpot_latency") if k in given]
-    if changed:
-        raise WorkloadConfigError(f"benchmark {cls.benchmark}: {changed[0]} is fixed by the round (LoadGen's "
-                                  f"mlperf.conf for {model}); remove it from benchmark.settings / user_conf")
+    given = round_settings()
+    for k in ("ttft_latency", "tpot_latency"):
+        if timed.get(k) != given.get(k):
+            raise WorkloadConfigError(f"benchmark {cls.benchmark}: {k} is fixed by the round at "
+                                      f"{given.get(k, 0) / 1e6:g} ms (LoadGen's mlperf.conf for {model}); "
+                                      f"benchmark.settings / user_conf make it {timed.get(k, 0) / 1e6:g} ms")
 
 
 def base_user_conf(spec: RunSpec, model: str) -> str:

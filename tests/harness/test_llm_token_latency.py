@@ -126,3 +126,18 @@ def test_test06_catches_padding_and_wrong_counts(tmp_path: Path) -> None:
     log.write_text(json.dumps([entry([5, 6, 2], 4, [7])]))
     v = verify_test06(log, "Interactive", (2,))
     assert "First token check pass: False" in v.text and "Sample length check pass: False" in v.text
+
+
+def test_the_rounds_bounds_are_never_changed(make_spec, tmp_path: Path) -> None:
+    """A workload with the round's bounds (mlperf.conf) refuses a profile that changes them (exit 3, one line);
+    restating mlperf.conf's value changes nothing and runs."""
+    from mlrepro.harness.spec import parse_spec
+
+    base = json.loads(_spec(make_spec, "Interactive").to_json())
+    changed = parse_spec({**base, "run_id": "bounds-changed", "settings": {**base["settings"], "ttft_latency": 5e9}})
+    result = run_harness(changed, tmp_path, log=QUIET)
+    assert result.exit_code == 3 and "ttft_latency is fixed by the round at 500 ms" in result.error, result.error
+    same = parse_spec({**base, "run_id": "bounds-restated",
+                       "settings": {**base["settings"], "ttft_latency": 5e8, "tpot_latency": 3e7}})
+    result = run_harness(same, tmp_path, log=QUIET)
+    assert result.exit_code == 0, result.error
