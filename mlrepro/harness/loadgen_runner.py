@@ -21,6 +21,11 @@ Dispatch per scenario:
   the first sample load), else ``worker``: a worker thread drains a queue in dynamic batches of up to
   ``batch_size``. ``MLREPRO_SERVER_DISPATCH=inline|worker`` forces either; the choice is recorded.
 
+* LLMs (a :class:`~mlrepro.harness.workloads.base.TokenWorkload`): the token path (:class:`_TokenDispatcher`,
+  :class:`_TokenResponder`): ``FirstTokenComplete`` at each sample's first token and ``QuerySamplesComplete`` with
+  its token count, int64 token-id payloads; Offline batched in the issue thread, SingleStream streamed there,
+  Server / Interactive streamed from the worker in dynamic batches (or handed one by one to a concurrent backend).
+
 Callbacks never let an exception escape into LoadGen (that would abort the process): the first failure is kept,
 remaining queries are completed with empty responses so LoadGen can finish, and the caller reports the failure.
 LoadGen runs in a separate thread so the main thread stays responsive to SIGTERM/SIGINT: always the same one
