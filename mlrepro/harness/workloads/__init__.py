@@ -1,8 +1,9 @@
 """Workloads: model + dataset + accuracy function, found through the ``mlrepro.workloads`` entry points.
 
 Built in (see pyproject.toml): ``reference-digits`` (:mod:`.reference`), ``null`` (:mod:`.null`),
-``resnet50`` (:mod:`.resnet50`), and the LLMs (:mod:`.llm`, data in ``llm/benchmarks.json``). The harness registry loads them by entry-point name; importing this package
-pulls in only the contract (no framework, no model).
+``resnet50`` (:mod:`.resnet50`), and the LLMs (:mod:`.llm`, data in ``llm/benchmarks.json``). The harness
+registry loads them by entry-point name; importing this package pulls in only the contract (no framework, no
+model).
 """
 
 from mlrepro.harness.workloads.base import (
