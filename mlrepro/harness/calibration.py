@@ -52,15 +52,21 @@ from typing import Any
 TARGET_SETTING: dict[str, str] = {
     "Offline": "offline_expected_qps",
     "Server": "server_target_qps",
+    "Interactive": "server_target_qps",      # LoadGen's Server with the -interactive model
     "SingleStream": "single_stream_expected_latency_ns",
     "MultiStream": "multi_stream_expected_latency_ns",
 }
 TARGET_UNIT: dict[str, str] = {
     "offline_expected_qps": "samples/s", "server_target_qps": "queries/s",
     "single_stream_expected_latency_ns": "ns", "multi_stream_expected_latency_ns": "ns",
+    "ttft_latency": "ns", "tpot_latency": "ns",
 }
+#: the token latency bounds of Server / Interactive runs (TestSettings names, ns)
+BOUND_SETTINGS = ("ttft_latency", "tpot_latency")
 
 PINNED, CACHED, CALIBRATED, NOT_NEEDED = "pinned", "cached", "calibrated", "not-needed"
+#: a bound the round fixes (mlperf.conf's ``<model>.Server.ttft_latency``): recorded, never changed
+ROUND = "mlperf.conf"
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,23 @@ class Policy:
     offline_probe_max_s: float = 5.0      # the last Offline probe lasts the timed min duration, at most this
     max_probes: int = 8                   # Offline / SingleStream / MultiStream
     find_peak: bool = False
+    # LLMs (token latencies): a probe is a generation per sample, so probes are counted in samples, not seconds
+    llm_offline_batches: int = 2          # Offline probe: this many batches of the spec's batch size
+    llm_unloaded_queries: int = 8         # SingleStream probe of one query at a time: the unloaded latencies
+    llm_server_probe_queries: int = 32    # Server probes judged by LoadGen's TTFT/TPOT p99 verdict (the
+                                          # "Performance constraints satisfied" line), not by VALID: early
+                                          # stopping needs 459 queries (p99), which only the timed run runs
+    llm_server_tolerance: float = 0.25    # bisection ends when hi / lo <= 1 + this
+    llm_server_max_probes: int = 8
+    llm_server_margin: float = 0.3        # target QPS = highest probe within the bounds x (1 - margin)
+    llm_server_max_utilization: float = 0.6   # ... searched below this fraction of the batched throughput: with
+                                          # Poisson arrivals and partial batches a queue near full-batch throughput
+                                          # grows over a 480-query run (seen: 0.6 x it failed TTFT p99 here)
+    llm_bound_ttft_factor: float = 2.0    # calibrated bounds (open-division demo): TTFT bound = factor x (the time
+                                          # of one batch of the spec's batch size + the unloaded TTFT p99): a
+                                          # query arriving while a batch generates waits for it, then is prefilled
+    llm_bound_tpot_factor: float = 4.0    # TPOT bound = factor x the unloaded TPOT p99 (a batched decode step
+                                          # costs up to ~2x a single one on a CPU)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +142,10 @@ class ProbeResult:
     perf_constraints_met: bool | None = None
     early_stopping_met: bool | None = None
     result_latency_ns: float | None = None
+    ttft_p99_ns: float | None = None              # token latencies (LLMs): LoadGen's first-token p99
+    tpot_p99_ns: float | None = None              # ... and time-per-output-token p99
+    latency_p99_ns: float | None = None           # a whole query's p99 latency
+    tokens_per_second: float | None = None        # Offline: result_tokens_per_second; Server: completed
     directory: str = ""
     error: str | None = None
 
@@ -353,19 +380,25 @@ def _failed(setting: str, probes: list[ProbeResult], reason: str) -> TargetDecis
 def needs_target(scenario: str, purpose: str) -> bool:
     """Whether a run of ``purpose`` (performance | accuracy) needs the scenario's target at all: accuracy runs
     issue every sample once and ignore it, except Server, whose schedule it sets."""
-    return purpose != "accuracy" or scenario == "Server"
+    return purpose != "accuracy" or scenario in ("Server", "Interactive")
 
 
 def calibrate(scenario: str, purpose: str, probe: ProbeFn, timed: Mapping[str, float],
-              policy: Policy = DEFAULT_POLICY, batch_size: int = 1) -> TargetDecision:
+              policy: Policy = DEFAULT_POLICY, batch_size: int = 1, *, tokens: bool = False,
+              bounds: Mapping[str, float] | None = None, unloaded: ProbeResult | None = None,
+              batched: ProbeResult | None = None) -> TargetDecision:
     """Measure the scenario's target with ``probe`` runs. ``timed``: the timed run's effective settings
-    (``min_duration_ms``, ``min_query_count``, in TestSettings units). Never raises for a failed measurement:
-    the decision then has ``value`` None (or Server's last probed QPS) and a ``note`` saying why."""
+    (``min_duration_ms``, ``min_query_count``, in TestSettings units). ``tokens``: an LLM (token latencies,
+    :func:`calibrate_llm`); ``bounds``: the TTFT/TPOT bounds Server probes must carry (calibrated demo bounds).
+    Never raises for a failed measurement: the decision then has ``value`` None (or Server's last probed QPS)
+    and a ``note`` saying why."""
+    if tokens:
+        return calibrate_llm(scenario, purpose, probe, timed, policy, batch_size, bounds or {}, unloaded, batched)
     t0 = time.monotonic()
     if scenario == "Offline":
         d = _offline(probe, timed, policy, batch_size)
     elif scenario in ("SingleStream", "MultiStream"):
-        d = _stream(probe, scenario, timed, policy)
+        d = _stream(probe, scenario, timed, policy)   # Server and Interactive below
     elif purpose == "accuracy":
         d = _server_accuracy(probe, timed, policy)
     else:
@@ -435,3 +468,152 @@ def system_fingerprint(system: Mapping[str, Any], backend: str, device: str, bat
     }
     canonical = json.dumps(facts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------- LLMs
+
+#: LLM probes run without equal-issue mode (mlperf.conf's ``sample_concatenate_permutation = 1`` rounds every
+#: query count up to a multiple of the dataset size: 32 queries for an 8-query probe of the demo); the timed run
+#: keeps mlperf.conf's setting
+NO_EQUAL_ISSUE = {"sample_concatenate_permutation": 0}
+
+def _llm_offline(probe: ProbeFn, timed: Mapping[str, float], policy: Policy, batch: int) -> TargetDecision:
+    """One Offline probe of ``llm_offline_batches`` batches (LoadGen issues exactly that many samples with
+    target_qps 1 and min_duration 0): samples/s -> ``offline_expected_qps = T x (1 + headroom)``."""
+    n = max(1, policy.llm_offline_batches) * max(1, batch)
+    r = probe("Offline", "offline-1", {"min_duration_ms": 0, "min_query_count": n, "offline_expected_qps": 1,
+                                       **NO_EQUAL_ISSUE})
+    if not r.samples_per_second:
+        return _failed("offline_expected_qps", [r], "the probe measured no throughput")
+    return TargetDecision("offline_expected_qps", r.samples_per_second * (1 + policy.offline_headroom), CALIBRATED,
+                          unit="samples/s", measured=r.samples_per_second, measured_unit="samples/s",
+                          method="llm-offline-throughput", margin=policy.offline_headroom, probes=[r],
+                          note=f"{r.tokens_per_second:.4g} tokens/s" if r.tokens_per_second else "")
+
+
+def batched_probe(probe: ProbeFn, policy: Policy, batch: int) -> ProbeResult:
+    """An Offline probe of ``llm_offline_batches`` batches: the batched throughput (samples/s)."""
+    n = max(1, policy.llm_offline_batches) * max(1, batch)
+    return probe("Offline", "batched", {"min_duration_ms": 0, "min_query_count": n, "offline_expected_qps": 1,
+                                        **NO_EQUAL_ISSUE})
+
+
+def unloaded_probe(probe: ProbeFn, policy: Policy, label: str = "unloaded") -> ProbeResult:
+    """A SingleStream probe of ``llm_unloaded_queries`` queries, one at a time: the unloaded latencies (TTFT, TPOT,
+    a whole query) as LoadGen measures them."""
+    return probe("SingleStream", label, {"min_duration_ms": 0, "min_query_count": policy.llm_unloaded_queries,
+                                         "single_stream_expected_latency_ns": 1e9, **NO_EQUAL_ISSUE})
+
+
+def calibrated_bounds(r: ProbeResult, batched: ProbeResult, policy: Policy, batch: int) -> list[TargetDecision]:
+    """The demo's TTFT/TPOT bounds (open division only: a closed benchmark's are mlperf.conf's) from an unloaded
+    probe ``r`` and a batched (Offline) probe: TTFT bound = ``llm_bound_ttft_factor`` x (one batch's time at the
+    batched throughput + the unloaded TTFT p99), TPOT bound = ``llm_bound_tpot_factor`` x the unloaded TPOT p99,
+    rounded up to whole milliseconds (user.conf's ``ttft_latency`` / ``tpot_latency`` are integers in ms).
+    Machine-relative by construction: a 10x slower machine gets 10x wider bounds."""
+    batch_ns = batch * 1e9 / batched.samples_per_second if batched.samples_per_second else None
+    ttft = batch_ns + r.ttft_p99_ns if batch_ns and r.ttft_p99_ns else None
+    out = []
+    for setting, measured, factor, what in (
+            ("ttft_latency", ttft, policy.llm_bound_ttft_factor, "one batch's time + the unloaded TTFT p99"),
+            ("tpot_latency", r.tpot_p99_ns, policy.llm_bound_tpot_factor, "unloaded TPOT p99")):
+        if not measured:
+            out.append(_failed(setting, [r, batched], f"the probes measured no {what}"))
+            continue
+        value = math.ceil(measured * factor / 1e6) * 1e6
+        out.append(TargetDecision(setting, value, CALIBRATED, unit="ns", measured=measured, measured_unit=f"ns, {what}",
+                                  method="measured-x-factor", margin=factor, probes=[r, batched],
+                                  note="open-division demo bound measured on this system (the round's bound "
+                                       "is for the closed benchmark's model)"))
+    return out
+
+
+def _llm_server(probe: ProbeFn, timed: Mapping[str, float], policy: Policy, bounds: Mapping[str, float],
+                unloaded: ProbeResult | None = None, batch: int = 1,
+                batched: ProbeResult | None = None) -> TargetDecision:
+    """Server / Interactive target QPS of an LLM: the highest QPS at which LoadGen's TTFT and TPOT p99 verdicts
+    hold ("Performance constraints satisfied"), by the same bracket-then-bisect as :func:`_server`, with probes
+    of ``llm_server_probe_queries`` queries (a verdict, not a VALID run: early stopping needs 459 queries at
+    p99, see docs/llm.md) and one vote per target. The batched throughput (an Offline probe of
+    ``llm_offline_batches`` batches) x ``llm_server_max_utilization`` is the upper end of the bracket from the
+    start: no rate near it is sustainable over a long run, and a short probe there can look fine before its
+    backlog builds up. Starts at the lower of 0.8 x
+    the unloaded query rate (``unloaded``: the probe the calibrated bounds came from, else a new one) and half
+    that throughput."""
+    single = unloaded if unloaded is not None else unloaded_probe(probe, policy, "server-unloaded")
+    probes = [single]
+    rate = 1e9 / single.mean_latency_ns if single.mean_latency_ns else None
+    if not rate:
+        return _failed("server_target_qps", probes, "the unloaded probe measured no query latency")
+    # the batched throughput caps the search: above it no queue is stable, whatever a short probe's p99 says
+    # (a probe of a few dozen queries ends before the backlog of an unsustainable rate shows in its latencies)
+    if batched is None:
+        batched = _llm_offline(probe, timed, policy, batch).probes[0]
+    probes.append(batched)
+    n = policy.llm_server_probe_queries
+    lo: float | None = None
+    hi: float | None = batched.samples_per_second * policy.llm_server_max_utilization \
+        if batched.samples_per_second else None
+    q = min(rate * 0.8, hi * 0.5) if hi else rate * 0.8
+    floor = q / 2 ** policy.server_max_halvings
+    last: ProbeResult | None = None
+    for i in range(policy.llm_server_max_probes):
+        if lo is not None and hi is not None:
+            if hi / lo <= 1 + policy.llm_server_tolerance:
+                break
+            q = math.sqrt(lo * hi)
+        last = probe("Server", f"server-{i + 1}", {"min_duration_ms": 0, "min_query_count": n,
+                                                   "server_target_qps": q, **bounds, **NO_EQUAL_ISSUE})
+        probes.append(last)
+        if last.perf_constraints_met:
+            lo = q
+            if hi is None:
+                q *= 1.5
+        else:
+            hi = q
+            if lo is None:
+                q /= 2
+                if q < floor:
+                    break
+    if lo is None:
+        lowest = min(p.settings["server_target_qps"] for p in probes if "server_target_qps" in p.settings)
+        d = _failed("server_target_qps", probes, f"no Server probe met the TTFT/TPOT bounds down to "
+                                                 f"{_fmt(lowest)} queries/s: the system cannot meet them")
+        d.value = lowest
+        return d
+    note = "" if hi is not None else "stopped before a probe above the bounds bounded the search"
+    return TargetDecision("server_target_qps", lo * (1 - policy.llm_server_margin), CALIBRATED, unit="queries/s",
+                          measured=lo, measured_unit="highest QPS within the TTFT/TPOT p99 bounds, queries/s",
+                          method="llm-server-bisection", margin=policy.llm_server_margin,
+                          tolerance=policy.llm_server_tolerance, probes=probes, note=note)
+
+
+def calibrate_llm(scenario: str, purpose: str, probe: ProbeFn, timed: Mapping[str, float], policy: Policy,
+                  batch_size: int, bounds: Mapping[str, float], unloaded: ProbeResult | None = None,
+                  batched: ProbeResult | None = None) -> TargetDecision:
+    """The target of an LLM run (token latencies): Offline from one probe's throughput, SingleStream from the
+    unloaded query rate, Server / Interactive by :func:`_llm_server` (accuracy runs: half the unloaded rate)."""
+    t0 = time.monotonic()
+    if scenario == "Offline":
+        d = _llm_offline(probe, timed, policy, batch_size)
+    elif scenario in ("SingleStream", "MultiStream"):
+        r = unloaded_probe(probe, policy, scenario.lower())
+        setting = TARGET_SETTING[scenario]
+        if not r.mean_latency_ns:
+            d = _failed(setting, [r], "the probe measured no query latency")
+        else:
+            d = TargetDecision(setting, r.mean_latency_ns / (1 + policy.latency_headroom), CALIBRATED, unit="ns",
+                               measured=r.mean_latency_ns, measured_unit="ns per query (unloaded mean)",
+                               method="llm-query-latency", margin=policy.latency_headroom, probes=[r])
+    elif purpose == "accuracy":
+        r = unloaded if unloaded is not None else unloaded_probe(probe, policy, "server-unloaded")
+        rate = 1e9 / r.mean_latency_ns if r.mean_latency_ns else None
+        d = (TargetDecision("server_target_qps", rate * 0.5, CALIBRATED, unit="queries/s", measured=rate,
+                            measured_unit="unloaded query rate, queries/s", method="accuracy-schedule", margin=0.5,
+                            probes=[r], note="accuracy run: queries scheduled at half the unloaded query rate")
+             if rate else _failed("server_target_qps", [r], "the probe measured no query latency"))
+    else:
+        d = _llm_server(probe, timed, policy, bounds, unloaded, batch_size, batched)
+    d.cost_s = time.monotonic() - t0
+    d.unit = TARGET_UNIT[d.setting]
+    return d

@@ -39,15 +39,15 @@ from mlrepro.harness.loadgen_runner import (
     read_settings,
     set_mode,
 )
-from mlrepro.harness.logparse import parse_log_dir
+from mlrepro.harness.logparse import parse_log_dir, token_metrics
 from mlrepro.harness.probes import LoadgenProber, ProbeFailed
 from mlrepro.harness.record import RecordInputs, SubRunOutcome, build_record, utc_now, write_record
 from mlrepro.harness.registry import load_workload_class
 from mlrepro.harness.spec import RunSpec, SpecError
 from mlrepro.harness.sysinfo import collect_system
-from mlrepro.harness.targets import TargetsOutcome, decide_targets, recalibrate_after_invalid
+from mlrepro.harness.targets import TargetsOutcome, TokenPolicy, decide_targets, recalibrate_after_invalid
 from mlrepro.harness.userconf import UserConfError, compose_user_conf
-from mlrepro.harness.workloads.base import Workload, WorkloadConfigError, WorkloadError
+from mlrepro.harness.workloads.base import TokenWorkload, Workload, WorkloadConfigError, WorkloadError
 from mlrepro.harness.writable import ResultsNotWritable, check_writable
 
 
@@ -116,6 +116,17 @@ def _summary_line(spec: RunSpec, o: SubRunOutcome) -> str:
                 parts.append(f"completed samples/s={s.completed_samples_per_second:g}")
             if s.result_latency_ns is not None:
                 parts.append(f"p{s.result_latency_percentile:g} latency={s.result_latency_ns / 1e6:.3f} ms")
+        tokens = token_metrics(o.logs.detail) if o.logs else None
+        if tokens:
+            rate = tokens["tokens_per_second"] or tokens["completed_tokens_per_second"]
+            if rate is not None:
+                parts.append(f"tokens/s={rate:g}")
+            for name in ("ttft", "tpot"):
+                p99, bound = tokens[f"{name}_p99_ns"], tokens[f"{name}_bound_ns"]
+                if p99 is not None:
+                    parts.append(f"{name.upper()} p99={p99 / 1e6:.1f} ms" + (f" (bound {bound / 1e6:g} ms)"
+                                                                            if bound and spec.scenario != "Offline"
+                                                                            else ""))
     if o.accuracy is not None:
         parts.append(o.accuracy.result.line())
     if o.dispatch:
@@ -196,6 +207,8 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
             raise WorkloadConfigError(f"workload {spec.workload.name!r} does not support backend "
                                       f"{spec.workload.backend!r} (supported: {', '.join(cls.backends)})")
         workload = cls(spec.workload)
+        if isinstance(workload, TokenWorkload):
+            workload.scenario = spec.scenario
         workload.load()
         try:
             describe = workload.describe()
@@ -205,14 +218,17 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
             f"performance sample count {workload.performance_sample_count}")
 
         lg = import_loadgen()
-        model = spec.mlperf_model or cls.mlperf_model
+        model = spec.mlperf_model or cls.loadgen_model_for(spec.scenario)
+        check_scenario(cls, spec)
         base_conf = base_user_conf(spec, model)
         timed = timed_settings(lg, base_conf, model, spec.scenario)
+        check_latency_bounds(cls, spec, model, timed, lambda: timed_settings(lg, "", model, spec.scenario))
         fingerprint = system_fingerprint(system, spec.workload.backend, spec.workload.device,
                                          spec.workload.batch_size)
         probe = LoadgenProber(lg, workload, spec, model, layout.calibration_dir,
                               layout.relative(layout.calibration_dir), fail_fast=fail_fast, progress=say)
-        targets = decide_targets(spec, model, base_conf, fingerprint, probe, timed, say)
+        tokens = TokenPolicy(bounds=cls.latency_bounds) if isinstance(workload, TokenWorkload) else None
+        targets = decide_targets(spec, model, base_conf, fingerprint, probe, timed, say, tokens)
         failed = [d for d in targets.decisions if d.source == "calibrated" and d.value is None]
         if failed:
             raise _SubRunFailed(exit_codes.EXIT_RUNTIME, f"calibration of {failed[0].setting} failed: "
@@ -313,7 +329,8 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
     inputs = RecordInputs(spec=spec, started_at=started, finished_at=finished, duration_s=time.monotonic() - t0,
                           exit_code=exit_code, error=error, subruns=subruns,
                           workload_benchmark=getattr(cls, "benchmark", None) if cls else None,
-                          workload_mlperf_model=(spec.mlperf_model or cls.mlperf_model) if cls else None,
+                          workload_mlperf_model=(spec.mlperf_model or cls.loadgen_model_for(spec.scenario))
+                          if cls else None,
                           workload_describe=describe, user_conf_sha256=user_conf_sha, conf_loading=conf_loading,
                           harness_version=mlrepro.__version__, system_file=layout.relative(layout.system_json)
                           if layout.system_json.exists() else None,
@@ -331,6 +348,30 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
     say(f"mlrepro-harness: {status}" + (f": {error}" if error else ""))
     return HarnessResult(exit_code=exit_code, status=status, run_dir=layout.run_dir, record=record,
                          subruns=tuple(subruns), error=error, loadgen_detached=detached)
+
+
+def check_scenario(cls: type[Workload], spec: RunSpec) -> None:
+    """A workload that lists its scenarios (the LLM entries) runs only those. Raises WorkloadConfigError."""
+    scenarios = getattr(cls, "scenarios", ())
+    if scenarios and spec.scenario not in scenarios:
+        raise WorkloadConfigError(f"workload {spec.workload.name!r} has no {spec.scenario} scenario "
+                                  f"(its scenarios: {', '.join(scenarios)})")
+
+
+def check_latency_bounds(cls: type[Workload], spec: RunSpec, model: str, timed: dict[str, float],
+                         round_settings: Callable[[], dict[str, float]]) -> None:
+    """A workload whose TTFT/TPOT bounds are the round's (``latency_bounds = "mlperf.conf"``: every closed LLM
+    benchmark) runs with exactly mlperf.conf's: ``timed`` (LoadGen's effective settings with the run's user.conf)
+    must hold the values ``round_settings()`` (mlperf.conf alone) gives. A profile line restating them changes
+    nothing and passes. Raises WorkloadConfigError."""
+    if getattr(cls, "latency_bounds", None) != "mlperf.conf" or spec.scenario not in ("Server", "Interactive"):
+        return
+    given = round_settings()
+    for k in ("ttft_latency", "tpot_latency"):
+        if timed.get(k) != given.get(k):
+            raise WorkloadConfigError(f"benchmark {cls.benchmark}: {k} is fixed by the round at "
+                                      f"{given.get(k, 0) / 1e6:g} ms (LoadGen's mlperf.conf for {model}); "
+                                      f"benchmark.settings / user_conf make it {timed.get(k, 0) / 1e6:g} ms")
 
 
 def base_user_conf(spec: RunSpec, model: str) -> str:

@@ -8,7 +8,7 @@ results volume, ``--results``)::
         user.conf                the user.conf the timed run loaded after mlperf.conf (userconf.compose_user_conf:
                                  the profile's lines, the setting overrides, the calibrated targets)
         system.json              system description captured where the harness ran (sysinfo.collect_system())
-        <Scenario>/
+        <Scenario>/              (Interactive: its own folder; LoadGen runs it as Server)
             performance/run_1/   performance run (modes "performance" and "submission")
                 mlperf_log_summary.txt
                 mlperf_log_detail.txt
@@ -21,7 +21,8 @@ results volume, ``--results``)::
                 mlperf_log_detail.txt
                 mlperf_log_accuracy.json     full, never truncated (collect truncates for the tree)
                 accuracy.txt                 "<metric>=<value><unit>" then "hash=<sha256 of mlperf_log_accuracy.json>"
-            TEST01/ TEST04/      compliance tests (spec.compliance; mode "audit" runs only these)
+            TEST01/ TEST04/      compliance tests (spec.compliance; mode "audit" runs only these); TEST06/ for
+                                 LLMs (verify_accuracy.txt: first token, EOS, sample length checks)
                 audit.config                 the test's LoadGen settings, handed to LoadGen for this run only
                 performance/run_1/           the audit run's logs (TEST01: mlperf_log_accuracy.json holds the
                                              sampled responses)

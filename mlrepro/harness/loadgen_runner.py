@@ -21,6 +21,11 @@ Dispatch per scenario:
   the first sample load), else ``worker``: a worker thread drains a queue in dynamic batches of up to
   ``batch_size``. ``MLREPRO_SERVER_DISPATCH=inline|worker`` forces either; the choice is recorded.
 
+* LLMs (a :class:`~mlrepro.harness.workloads.base.TokenWorkload`): the token path (:class:`_TokenDispatcher`,
+  :class:`_TokenResponder`): ``FirstTokenComplete`` at each sample's first token and ``QuerySamplesComplete`` with
+  its token count, int64 token-id payloads; Offline batched in the issue thread, SingleStream streamed there,
+  Server / Interactive streamed from the worker in dynamic batches (or handed one by one to a concurrent backend).
+
 Callbacks never let an exception escape into LoadGen (that would abort the process): the first failure is kept,
 remaining queries are completed with empty responses so LoadGen can finish, and the caller reports the failure.
 LoadGen runs in a separate thread so the main thread stays responsive to SIGTERM/SIGINT: always the same one
@@ -51,8 +56,8 @@ from typing import Any
 
 import numpy as np
 
-from mlrepro.harness.scenarios import LOADGEN_SCENARIOS
-from mlrepro.harness.workloads.base import Workload, WorkloadConfigError, WorkloadError
+from mlrepro.harness.scenarios import LOADGEN_SCENARIOS, is_server_like, loadgen_scenario
+from mlrepro.harness.workloads.base import TokenWorkload, Workload, WorkloadConfigError, WorkloadError
 
 INLINE_THRESHOLD_S = 200e-6
 COALESCE_SAMPLES = 1 << 16
@@ -126,8 +131,10 @@ def build_settings(lg: ModuleType, user_conf: Path, model: str, scenario: str, *
     ``official``: use LoadGen's single-conf path (``FromConfig(user.conf)``, which loads mlperf.conf itself) when
     this process has not used it yet; calibration probes pass False and load the same two files explicitly, so
     the timed run's detail log carries no "Multiple conf files" error. Raises UserConfError (a
-    WorkloadConfigError) when LoadGen rejects the user.conf."""
+    WorkloadConfigError) when LoadGen rejects the user.conf. ``scenario`` is a spec scenario (Interactive runs as
+    LoadGen's Server; ``model`` is then the ``-interactive`` one)."""
     global _official_conf_calls
+    scenario = loadgen_scenario(scenario)
     if scenario not in LOADGEN_SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}")
     settings = lg.TestSettings()
@@ -150,7 +157,8 @@ def build_settings(lg: ModuleType, user_conf: Path, model: str, scenario: str, *
 #: TestSettings attributes calibration reads back from LoadGen (the timed run's effective values)
 TIMED_SETTINGS = ("min_duration_ms", "min_query_count", "max_query_count", "server_target_latency_ns",
                   "multi_stream_samples_per_query", "offline_expected_qps", "server_target_qps",
-                  "single_stream_expected_latency_ns", "multi_stream_expected_latency_ns")
+                  "single_stream_expected_latency_ns", "multi_stream_expected_latency_ns", "ttft_latency",
+                  "tpot_latency")
 
 
 def read_settings(built: BuiltSettings) -> dict[str, float]:
@@ -470,6 +478,142 @@ class _WorkerDispatcher:
         self._stopped.wait()
 
 
+class _TokenResponder:
+    """Reports a TokenWorkload's outputs to LoadGen as the reference SUTs do (language/llama3.1-8b/SUT_VLLM.py):
+    ``FirstTokenComplete([QuerySampleResponse(id, ptr, size)])`` at a sample's first token and
+    ``QuerySamplesComplete([QuerySampleResponse(id, ptr, size, n_tokens)])`` at its end (the 4-argument
+    constructor of the Python binding, loadgen/bindings/python_api.cc). Payload: the token ids, int64
+    little-endian. LoadGen copies what it logs inside each call (loadgen.cc ``SampleComplete``/``TokenComplete``),
+    so the array only has to live until the call returns. From these LoadGen computes TTFT (first-token
+    latency) and TPOT = (latency - TTFT) / (n_tokens - 1) (logging.cc ``RecordSampleCompletion``)."""
+
+    def __init__(self, lg: ModuleType) -> None:
+        self._qsr = lg.QuerySampleResponse
+        self._first = lg.FirstTokenComplete
+        self._complete = lg.QuerySamplesComplete
+        self.completed = 0           # samples completed (progress lines, stall watchdog)
+        self.first_tokens = 0        # FirstTokenComplete calls
+
+    def first(self, qid: int, tokens: np.ndarray) -> None:
+        arr = np.ascontiguousarray(tokens, dtype="<i8")
+        self._first([self._qsr(qid, arr.ctypes.data, arr.nbytes)])
+        self.first_tokens += 1
+
+    def done(self, qid: int, tokens: np.ndarray) -> None:
+        arr = np.ascontiguousarray(tokens, dtype="<i8")
+        self._complete([self._qsr(qid, arr.ctypes.data, arr.nbytes, int(arr.shape[0]))])
+        self.completed += 1
+
+    def empty(self, ids: Sequence[int]) -> None:
+        """Complete samples without output after a failure, so that LoadGen can end the test (it logs errors for
+        the missing token counts: the run has failed anyway)."""
+        qsr = self._qsr
+        self._complete([qsr(i, 0, 0) for i in ids])
+        self.completed += len(ids)
+
+
+class _TokenDispatcher:
+    """The LLM path: a TokenWorkload generates, :class:`_TokenResponder` reports.
+
+    Offline (``streaming`` False): in LoadGen's issue thread, batch by batch (``batch_size`` samples per
+    generate(), the spec's batch size: never one sample at a time), each sample completed as soon as its row ends.
+    SingleStream (``inline``): streamed, in LoadGen's issue thread (one query at a time: nothing to queue).
+    Server / Interactive: the issue callback queues; the worker thread takes every queued sample
+    (at most ``batch_size``) into one streamed generate(): first tokens are reported as they appear, rows as they
+    end. Samples arriving meanwhile wait for the next batch (their TTFT includes the wait, as LoadGen measures
+    from the scheduled time)."""
+
+    name = "token"
+
+    def __init__(self, workload: TokenWorkload, responder: _TokenResponder, batch_size: int, state: _RunState,
+                 streaming: bool, inline: bool = False) -> None:
+        self._w = workload
+        self._r = responder
+        self._batch = batch_size
+        self._state = state
+        self._streaming = streaming
+        self._inline = inline or not streaming
+        self._queue: collections.deque[tuple[int, int]] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._stopped = threading.Event()
+        if not self._inline:
+            _WORKER_THREAD.submit(self._run)
+        else:
+            self._stopped.set()
+
+    def _generate(self, ids: Sequence[int], indices: Sequence[int]) -> None:
+        if self._state.failed:
+            self._r.empty(ids)
+            return
+        done = [False] * len(ids)
+
+        def on_done(row: int, tokens: np.ndarray) -> None:
+            done[row] = True
+            self._r.done(ids[row], tokens)
+
+        on_first = (lambda row, tokens: self._r.first(ids[row], tokens)) if self._streaming else None
+        try:
+            self._w.generate(indices, on_first, on_done)
+            if not all(done):
+                raise WorkloadError(f"generate() ended without an output for {done.count(False)} of {len(ids)} "
+                                    "samples")
+        except BaseException as exc:  # noqa: BLE001 - must not propagate into LoadGen
+            self._state.fail(exc)
+            self._r.empty([i for i, d in zip(ids, done) if not d])
+
+    def _submit(self, ids: list[int], indices: list[int]) -> None:
+        """A concurrent workload (vLLM's async engine): hand each sample over as it is issued."""
+        if self._state.failed:
+            self._r.empty(ids)
+            return
+        try:
+            self._w.submit(indices, lambda row, t: self._r.first(ids[row], t),
+                           lambda row, t: self._r.done(ids[row], t), self._fail)
+        except BaseException as exc:  # noqa: BLE001 - must not propagate into LoadGen
+            self._fail(exc)
+            self._r.empty(ids)
+
+    def _fail(self, exc: BaseException) -> None:
+        self._state.fail(exc)
+
+    def issue(self, ids: list[int], indices: list[int]) -> None:
+        if self._streaming and self._w.concurrent:
+            self._submit(ids, indices)
+            return
+        if self._inline:
+            b = self._batch
+            for start in range(0, len(ids), b):
+                self._generate(ids[start:start + b], indices[start:start + b])
+            return
+        with self._cond:
+            self._queue.extend(zip(ids, indices))
+            self._cond.notify()
+
+    def _run(self) -> None:
+        try:
+            q, cond, b = self._queue, self._cond, self._batch
+            while True:
+                with cond:
+                    while not q and not self._stopping:
+                        cond.wait()
+                    if not q:
+                        return
+                    batch = [q.popleft() for _ in range(min(b, len(q)))]
+                self._generate([i for i, _ in batch], [x for _, x in batch])
+        finally:
+            self._stopped.set()
+
+    def flush(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._stopped.wait()
+
+
 def choose_server_dispatch(per_query_s: float | None) -> str:
     forced = os.environ.get(DISPATCH_ENV, "").strip().lower()
     if forced in ("inline", "worker"):
@@ -556,7 +700,7 @@ class _StallWatchdog:
 
     def __init__(self, session: LoadgenSession) -> None:
         self.session = session
-        qps = float(getattr(session.settings, "server_target_qps", 0) or 0) if session.scenario == "Server" else 0
+        qps = float(getattr(session.settings, "server_target_qps", 0) or 0) if is_server_like(session.scenario) else 0
         self.limit_s = max(self.STALL_S, 20 / qps) if qps > 0 else self.STALL_S
         self._seen: tuple[int, int] = (-1, -1)
         self._since = 0.0
@@ -600,7 +744,7 @@ class LoadgenSession:
         self._warmed = False
         self._done = threading.Event()
         self._thread_error: BaseException | None = None
-        self._dispatcher: _InlineDispatcher | _WorkerDispatcher | None = None
+        self._dispatcher: _InlineDispatcher | _WorkerDispatcher | _TokenDispatcher | None = None
         self._responder: _Responder | None = None
         self._one: Callable[[list[int], list[int]], None] | None = None
         self.issued = 0              # samples LoadGen has issued to the SUT (the stall watchdog compares)
@@ -622,7 +766,13 @@ class LoadgenSession:
             self.state.fail(exc)
 
     def _warmup(self, indices: list[int]) -> None:
-        """A few untimed predictions before the test starts (first-call costs); measures one sample's cost."""
+        """A few untimed predictions before the test starts (first-call costs); measures one sample's cost.
+        A TokenWorkload warms up its own way (one short generation): five full generations would cost minutes."""
+        if isinstance(self.workload, TokenWorkload):
+            t0 = time.perf_counter()
+            self.workload.warmup(indices)
+            self.warmup_s = time.perf_counter() - t0
+            return
         predict = self.workload.predict
         best = float("inf")
         for _ in range(WARMUP_CALLS):
@@ -650,10 +800,19 @@ class LoadgenSession:
         if self._dispatcher is not None:
             self._dispatcher.flush()
 
-    def _make_dispatcher(self) -> _InlineDispatcher | _WorkerDispatcher:
-        responder = self._responder = _Responder(self.lg, self.workload.predict, self.state)
+    def _make_dispatcher(self) -> _InlineDispatcher | _WorkerDispatcher | _TokenDispatcher:
         batch = self.workload.spec.batch_size
-        if self.scenario == "Server" and choose_server_dispatch(self.warmup_s) == "worker":
+        if isinstance(self.workload, TokenWorkload):
+            token_responder = _TokenResponder(self.lg)
+            self._responder = token_responder    # type: ignore[assignment] - same .completed counter
+            self.dispatch = "token-batch" if self.scenario == "Offline" else "token-stream"
+            # SingleStream issues the next query only after this one: generate in LoadGen's issue thread (a hand-off
+            # to the worker cost ~7 ms of TTFT on a busy 2-core machine); Server / Interactive queue for the worker
+            return _TokenDispatcher(self.workload, token_responder, batch, self.state,
+                                    streaming=self.scenario != "Offline",
+                                    inline=self.scenario in ("SingleStream", "MultiStream"))
+        responder = self._responder = _Responder(self.lg, self.workload.predict, self.state)
+        if is_server_like(self.scenario) and choose_server_dispatch(self.warmup_s) == "worker":
             self.dispatch = "worker"
             return _WorkerDispatcher(responder, batch)
         self.dispatch = "inline"

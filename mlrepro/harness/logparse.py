@@ -392,6 +392,67 @@ class ParsedLogs:
         return reasons
 
 
+#: LoadGen's token-latency keys (loadgen/results.cc ``PerformanceSummary::LogDetail``, use_token_latencies), as
+#: the detail log writes them; percentiles are "50.00", "90.00", "95.00", "97.00", "99.00", "99.90"
+_TTFT_PCT_RE = re.compile(r"^result_first_token_([\d.]+)_percentile_latency_ns$")
+_TPOT_PCT_RE = re.compile(r"^result_time_per_output_token_([\d.]+)_percentile_ns$")
+
+
+def _number(v: Any) -> float | int | None:
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def token_metrics(detail: Detail | None) -> dict[str, Any] | None:
+    """The token metrics of a run whose LoadGen settings had ``use_token_latencies`` (LLMs), from the detail log;
+    None when the run had none. Keys (units in the names; ns = nanoseconds):
+
+    * ``tokens_per_second`` - Offline's metric (``result_tokens_per_second``: all output tokens / the run's
+      duration); ``completed_tokens_per_second`` - Server / Interactive's (``result_completed_tokens_per_second``);
+    * ``ttft_ns`` / ``tpot_ns`` - time to first token and time per output token: ``min``, ``max``, ``mean``,
+      ``percentiles`` {"50.00": ns, ..., "99.00": ns, "99.90": ns} (TPOT = (latency - TTFT) / (n_tokens - 1),
+      per sample, logging.cc); ``ttft_p99_ns`` / ``tpot_p99_ns`` - the 99.00 percentiles the checker's limit check
+      reads;
+    * ``ttft_bound_ns`` / ``tpot_bound_ns`` - the bounds the run was held to (``requested_server_ttft_latency``
+      / ``..._tpot_latency``; LoadGen judges them in Server / Interactive only);
+    * ``early_stopping_ttft_result`` / ``early_stopping_tpot_result`` - LoadGen's early-stopping verdict texts;
+    * ``token_count`` - output tokens of the run when LoadGen logged it, else None.
+    """
+    if detail is None:
+        return None
+    use = detail.requested.get("requested_use_token_latencies")
+    res = detail.results
+    if use is not True and not any(k.startswith("result_first_token_") for k in res) \
+            and "result_tokens_per_second" not in res:
+        return None
+
+    def dist(prefix: str, pct_re: re.Pattern[str], keys: tuple[str, str, str]) -> dict[str, Any]:
+        pcts = {}
+        for k, v in res.items():
+            m = pct_re.match(k)
+            if m and _number(v) is not None:
+                pcts[m.group(1)] = v
+        return {"min": _number(res.get(keys[0])), "max": _number(res.get(keys[1])),
+                "mean": _number(res.get(keys[2])), "percentiles": dict(sorted(pcts.items(), key=lambda kv: float(kv[0])))}
+
+    ttft = dist("first_token", _TTFT_PCT_RE, ("result_first_token_min_latency_ns", "result_first_token_max_latency_ns",
+                                              "result_first_token_mean_latency_ns"))
+    tpot = dist("tpot", _TPOT_PCT_RE, ("result_time_to_output_token_min", "result_time_to_output_token_max",
+                                       "result_time_to_output_token_mean"))
+    return {
+        "tokens_per_second": _number(res.get("result_tokens_per_second")),
+        "completed_tokens_per_second": _number(res.get("result_completed_tokens_per_second")),
+        "ttft_ns": ttft,
+        "tpot_ns": tpot,
+        "ttft_p99_ns": ttft["percentiles"].get("99.00"),
+        "tpot_p99_ns": tpot["percentiles"].get("99.00"),
+        "ttft_bound_ns": _number(detail.requested.get("requested_server_ttft_latency")),
+        "tpot_bound_ns": _number(detail.requested.get("requested_server_tpot_latency")),
+        "early_stopping_ttft_result": res.get("early_stopping_ttft_result"),
+        "early_stopping_tpot_result": res.get("early_stopping_tpot_result"),
+        "token_count": _number(res.get("result_token_count")),
+    }
+
+
 def parse_log_dir(directory: str | Path) -> ParsedLogs:
     d = Path(directory)
     return ParsedLogs(summary=parse_summary_file(d / "mlperf_log_summary.txt"),

@@ -73,6 +73,11 @@ class LoadgenProber:
 def describe(r: ProbeResult) -> str:
     """One line: what the probe asked and what it measured (``2,000 qps -> VALID in 1.2 s``)."""
     asked = r.settings.get("server_target_qps")
+    if asked is not None and (r.ttft_p99_ns is not None or r.tpot_p99_ns is not None):
+        verdict = {True: "within the bounds", False: "above the bounds", None: "no verdict"}[r.perf_constraints_met]
+        ttft = f"{r.ttft_p99_ns / 1e6:,.0f}" if r.ttft_p99_ns is not None else "?"
+        tpot = f"{r.tpot_p99_ns / 1e6:,.1f}" if r.tpot_p99_ns is not None else "?"
+        return f"{asked:,.3g} queries/s -> TTFT p99 {ttft} ms, TPOT p99 {tpot} ms: {verdict} ({r.wall_s:.1f} s)"
     if asked is not None:
         return f"{asked:,.0f} queries/s -> {r.validity or 'no result'} ({r.wall_s:.1f} s)"
     if r.samples_per_second:
@@ -85,6 +90,12 @@ def probe_result(label: str, scenario: str, overrides: Mapping[str, float], logs
                  directory: str = "") -> ProbeResult:
     """What calibration needs from a probe's LoadGen logs."""
     s = logs.summary
+    res = logs.detail.results if logs.detail is not None else {}
+
+    def num(key: str) -> float | None:
+        v = res.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
     return ProbeResult(
         label=label, scenario=scenario, settings=dict(overrides), validity=logs.validity, wall_s=round(wall_s, 4),
         samples_per_second=s.samples_per_second if s else None,
@@ -95,5 +106,9 @@ def probe_result(label: str, scenario: str, overrides: Mapping[str, float], logs
         perf_constraints_met=s.performance_constraints_satisfied if s else None,
         early_stopping_met=s.early_stopping_satisfied if s else None,
         result_latency_ns=s.result_latency_ns if s else None,
+        ttft_p99_ns=num("result_first_token_99.00_percentile_latency_ns"),
+        tpot_p99_ns=num("result_time_per_output_token_99.00_percentile_ns"),
+        latency_p99_ns=num("result_99.00_percentile_latency_ns"),
+        tokens_per_second=num("result_tokens_per_second") or num("result_completed_tokens_per_second"),
         directory=directory,
     )

@@ -11,9 +11,18 @@ Top-level keys (schema ``mlrepro.record/v1``)::
     compliance [{test, directory, audit_config, validity, audit_config_used, passed, verifications, ...}] | null,
     audit_of (mode "audit": the audited run) | null,
     started_at, finished_at, duration_s (UTC ISO 8601), status {name, exit_code, error},
-    subruns [{kind, directory, validity, results{...}, seeds, loadgen_errors, loadgen_warnings, dispatch, ...}],
+    subruns [{kind, directory, validity, results{..., tokens}, seeds, loadgen_errors, loadgen_warnings, dispatch,
+              ...}],
     accuracy {metric, value, unit, line, log_sha256, samples, dataset_size} | null,
     loadgen {version, errors [...], warnings [...]}, harness {version, python}, system "system.json"
+
+``results.tokens`` (LLMs, token latencies; null otherwise) is :func:`mlrepro.harness.logparse.token_metrics`:
+``tokens_per_second`` (Offline), ``completed_tokens_per_second`` (Server / Interactive), ``ttft_ns`` and
+``tpot_ns`` {min, max, mean, percentiles}, ``ttft_p99_ns``, ``tpot_p99_ns``, ``ttft_bound_ns``,
+``tpot_bound_ns`` (the bounds LoadGen held the run to), ``early_stopping_ttft_result``,
+``early_stopping_tpot_result``. Where the bounds came from (mlperf.conf, or calibrated / cached / pinned for the
+open-division demo) is in ``calibration.targets`` (settings ``ttft_latency`` / ``tpot_latency``) and
+``calibration.latency_bounds``. docs/llm.md documents every field.
 
 ``short_run`` is true when a duration or query-count override was given, or a performance run's effective
 ``min_duration_ms`` is below the 600 s that closed-division results need.
@@ -32,7 +41,7 @@ from typing import Any
 from mlrepro.harness.accuracy import AccuracyOutcome
 from mlrepro.harness.checksums import atomic_write_text
 from mlrepro.harness.exit_codes import NAMES
-from mlrepro.harness.logparse import LogEntry, ParsedLogs
+from mlrepro.harness.logparse import LogEntry, ParsedLogs, token_metrics
 from mlrepro.harness.spec import RunSpec
 
 SCHEMA = "mlrepro.record/v1"
@@ -100,6 +109,7 @@ def subrun_results(logs: ParsedLogs | None) -> dict[str, Any]:
         "performance_constraints_satisfied": s.performance_constraints_satisfied if s else None,
         "query_count": res.get("result_query_count"),
         "invalid_reason": res.get("result_invalid_reason"),
+        "tokens": token_metrics(d),
     }
 
 

@@ -3,8 +3,15 @@ parser, the calibration and the submission tree's folder names all read this tab
 
 Each is run as one of LoadGen's ``TestScenario`` values (the name ``mlperf.conf`` and ``user.conf`` lines use);
 a round's variant of a LoadGen scenario (v5.0 on: ``Interactive`` = Server with the model's ``-interactive``
-entries of mlperf.conf) names the scenario it runs as and the suffix of its model entries. Source: LoadGen
-``test_settings.h`` (TestScenario) and ``mlperf.conf``; the MLPerf inference rules, "Scenarios".
+entries of mlperf.conf: tighter TTFT/TPOT limits, e.g. ``llama3_1-8b-interactive`` 500 ms / 30 ms against Server's
+2000 ms / 100 ms) names the scenario it runs as and the suffix of its model entries, and files its results in a
+folder of its own name. user.conf lines therefore always carry the LoadGen scenario
+(``llama3_1-8b-interactive.Server.target_qps``), never ``Interactive``. Source: LoadGen ``test_settings.h``
+(TestScenario) and ``mlperf.conf``; the MLPerf inference rules, "Scenarios"; the checker's scenario lists
+(tools/submission/submission_checker/constants.py).
+
+This module imports nothing, so that every other one (the user.conf parser that the run spec imports included)
+can take the table from here.
 """
 
 from __future__ import annotations
@@ -44,8 +51,18 @@ STREAM_SCENARIOS: tuple[str, ...] = tuple(s.name for s in TABLE if s.loadgen in 
 
 
 def loadgen_scenario(name: str) -> str:
-    """The LoadGen scenario ``name`` runs as (KeyError for an unknown name)."""
-    return BY_NAME[name].loadgen
+    """The LoadGen scenario ``name`` runs as (``Interactive`` -> ``Server``). Raises ValueError for an unknown
+    scenario."""
+    try:
+        return BY_NAME[name].loadgen
+    except KeyError:
+        raise ValueError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})") from None
+
+
+def is_server_like(name: str) -> bool:
+    """Server and Interactive: LoadGen's Server scenario (a target QPS, latency bounds)."""
+    s = BY_NAME.get(name)
+    return s is not None and s.loadgen == "Server"
 
 
 def loadgen_model(model: str, scenario: str) -> str:

@@ -16,7 +16,9 @@ from typing import Any
 
 from mlrepro.harness import exit_codes
 
-BACKEND_MODULES = {"onnxruntime": "onnxruntime", "torch": "torch", "numpy": "numpy"}
+BACKEND_MODULES = {"onnxruntime": "onnxruntime", "torch": "torch", "numpy": "numpy", "transformers": "transformers"}
+#: backends only looked up, not imported (vLLM's import initialises CUDA and takes seconds)
+FOUND_ONLY = {"vllm": ("vllm", "vllm")}
 
 
 def _version(dist: str) -> str | None:
@@ -36,6 +38,12 @@ def _try_import(module: str) -> dict[str, Any]:
     return {"ok": True, "version": getattr(mod, "__version__", None), "error": None}
 
 
+def _found(module: str, dist: str) -> dict[str, Any]:
+    if importlib.util.find_spec(module) is None:
+        return {"ok": False, "version": None, "error": "not installed"}
+    return {"ok": True, "version": _version(dist), "error": None, "imported": False}
+
+
 def check() -> dict[str, Any]:
     from mlrepro.harness.loadgen_runner import import_loadgen
 
@@ -50,7 +58,8 @@ def check() -> dict[str, Any]:
         "arch": platform.machine(),
         "python": platform.python_version(),
         "loadgen": loadgen,
-        "backends": {name: _try_import(mod) for name, mod in BACKEND_MODULES.items()},
+        "backends": {**{name: _try_import(mod) for name, mod in BACKEND_MODULES.items()},
+                     **{name: _found(mod, dist) for name, (mod, dist) in FOUND_ONLY.items()}},
     }
 
 

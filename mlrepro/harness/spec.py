@@ -11,7 +11,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlrepro.harness.scenarios import SCENARIOS
+from mlrepro.harness.scenarios import (  # noqa: F401 - re-exported: the one list every module derives from
+    LOADGEN_SCENARIOS,
+    SCENARIOS,
+    is_server_like,
+    loadgen_scenario,
+)
 from mlrepro.harness.userconf import SETTING_KEYS as _SETTING_KEYS
 from mlrepro.harness.userconf import setting_line
 
@@ -19,7 +24,9 @@ SCHEMA = "mlrepro.run/v1"
 DEVICES = ("cpu", "cuda", "xpu")
 """Devices a run spec may name: the vendors' torch devices (mlrepro.profiles.vendors: cuda for NVIDIA and AMD's
 ROCm build, xpu for Intel)."""
-BACKENDS = ("onnxruntime", "torch", "none")
+#: onnxruntime / torch: the classification workloads; transformers / vllm: the LLM workloads
+#: (:mod:`mlrepro.harness.workloads.llm`); none: no framework (the null workload)
+BACKENDS = ("onnxruntime", "torch", "transformers", "vllm", "none")
 
 #: modes a profile and ``--mode`` may name; "calibrate" (``mlrepro calibrate``) finds targets and runs no timed test;
 #: "audit" (``mlrepro compliance``) runs only the compliance tests of an earlier run, with its user.conf
@@ -27,6 +34,9 @@ MODES = ("performance", "accuracy", "submission")
 RUN_MODES = MODES + ("calibrate", "audit")
 #: compliance tests the harness runs (mlrepro.harness.compliance.run)
 AUDIT_TESTS = ("TEST01", "TEST04")
+#: every compliance test a spec may request: AUDIT_TESTS and TEST06, the LLMs' (first token, EOS, sample length;
+#: mlrepro.harness.compliance.verification.verify_test06), which only a token workload's run should ask for
+HARNESS_AUDIT_TESTS = AUDIT_TESTS + ("TEST06",)
 #: LoadGen TestSettings attributes a spec may override; each reaches LoadGen as a user.conf line (userconf.py)
 SETTING_KEYS = _SETTING_KEYS
 
@@ -38,7 +48,7 @@ class SpecError(ValueError):
 @dataclass(frozen=True)
 class WorkloadSpec:
     name: str                                  # entry point name in group "mlrepro.workloads"
-    backend: str = "onnxruntime"               # onnxruntime | torch | none
+    backend: str = "onnxruntime"               # onnxruntime | torch | transformers | vllm | none
     device: str = "cpu"                        # cpu | cuda
     model_path: str | None = None              # user-provided model file (real MLPerf workloads)
     dataset_path: str | None = None            # user-provided dataset directory
@@ -153,7 +163,7 @@ def parse_spec(data: Any, where: str = "spec") -> RunSpec:
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
             raise SpecError(f"{where}.settings.{k}: expected a non-negative number, got {v!r}")
         try:
-            setting_line("*", scenario, k, v)
+            setting_line("*", loadgen_scenario(scenario), k, v)
         except ValueError as exc:
             raise SpecError(f"{where}.settings.{k}: {exc}") from None
     for k in ("profile_name", "profile_hash", "mlperf_model", "user_conf", "image", "framework_pin"):
@@ -190,8 +200,8 @@ def _parse_compliance(data: Any, where: str) -> tuple[AuditRequest, ...]:
             raise SpecError(f"{w}: expected an object")
         _check_keys(item, set(AuditRequest.__dataclass_fields__), w)
         test = _require(item, "test", str, w)
-        if test not in AUDIT_TESTS:
-            raise SpecError(f"{w}.test: {test!r} is not one of {', '.join(AUDIT_TESTS)}")
+        if test not in HARNESS_AUDIT_TESTS:
+            raise SpecError(f"{w}.test: {test!r} is not one of {', '.join(HARNESS_AUDIT_TESTS)}")
         if any(r.test == test for r in out):
             raise SpecError(f"{w}.test: {test} is listed twice")
         settings = item.get("settings", {})

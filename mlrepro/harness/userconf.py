@@ -31,7 +31,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mlrepro.harness.scenarios import LOADGEN_SCENARIOS as SCENARIOS
+from mlrepro.harness.scenarios import LOADGEN_SCENARIOS, SCENARIOS, loadgen_scenario
 
 ANY = "*"
 
@@ -46,7 +46,8 @@ class ConfKey:
     unit: str = ""                   # what a value means, for messages
 
 
-_ALL = SCENARIOS
+#: a user.conf line names a LoadGen scenario (Interactive runs as Server with the model's -interactive entries)
+_ALL = LOADGEN_SCENARIOS
 #: every name ``FromConfig`` reads from a user.conf (conf_type != 0), test_settings_internal.cc
 CONF_KEYS: dict[str, ConfKey] = {k.name: k for k in (
     ConfKey("use_token_latencies", _ALL, True),
@@ -106,7 +107,16 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("single_stream_expected_latency_ns", "target_latency", "SingleStream", 1e6, integer=False),
     Setting("multi_stream_expected_latency_ns", "target_latency", "MultiStream", 1e6, integer=False),
     Setting("multi_stream_samples_per_query", "samples_per_query", "MultiStream"),
+    # token latency bounds (LLMs, use_token_latencies): TestSettings.ttft_latency / tpot_latency are ns, the
+    # user.conf lines ms (test_settings_internal.cc: server_ttft_latency = ttft_latency * 1e6). mlperf.conf fixes
+    # them per closed benchmark (llama3_1-8b.Server.ttft_latency = 2000); only an open-division workload may
+    # give its own (mlrepro.harness.workloads.llm: calibrated demo bounds)
+    Setting("ttft_latency", "ttft_latency", "Server", 1e6),
+    Setting("tpot_latency", "tpot_latency", "Server", 1e6),
     Setting("performance_sample_count_override", "performance_sample_count_override", None),
+    # equal-issue mode (mlperf.conf sets it for the LLMs: query counts become multiples of the sample count);
+    # LLM calibration probes turn it off to stay short, timed runs keep mlperf.conf's
+    Setting("sample_concatenate_permutation", "sample_concatenate_permutation", None),
     Setting("accuracy_log_rng_seed", "accuracy_log_rng_seed", None),
     Setting("accuracy_log_sampling_target", "accuracy_log_sampling_target", None),
 )}
@@ -195,9 +205,12 @@ def _check_line(model: str, scenario: str, name: str, value: str) -> str | None:
     if key is None:
         hint = difflib.get_close_matches(name, list(CONF_KEYS), n=1)
         return f"LoadGen does not read '{name}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-    if scenario != ANY and scenario not in SCENARIOS:
-        hint = difflib.get_close_matches(scenario, list(SCENARIOS), n=1)
-        return (f"'{scenario}' is not a scenario ({', '.join(SCENARIOS)} or *)"
+    if scenario == "Interactive":
+        return ("'Interactive' is not a LoadGen scenario: Interactive runs as Server with the model's "
+                "'-interactive' entries (write '<model>-interactive.Server.<name>')")
+    if scenario != ANY and scenario not in LOADGEN_SCENARIOS:
+        hint = difflib.get_close_matches(scenario, list(LOADGEN_SCENARIOS), n=1)
+        return (f"'{scenario}' is not a scenario ({', '.join(LOADGEN_SCENARIOS)} or *)"
                 + (f"; did you mean '{hint[0]}'?" if hint else ""))
     if scenario != ANY and scenario not in key.scenarios:
         return f"LoadGen reads '{name}' only for {', '.join(key.scenarios)}: this line is ignored"
@@ -269,8 +282,10 @@ def _format(value: float, integer: bool) -> str:
 
 def setting_line(model: str, scenario: str, setting: str, value: float) -> ConfLine:
     """The user.conf line that gives TestSettings attribute ``setting`` the value ``value`` in a run of
-    (model, scenario). Raises ValueError for an unknown setting, a setting of another scenario, or a value the
-    line cannot carry (Server's target latency must be whole milliseconds)."""
+    (model, scenario); ``scenario`` may be a spec scenario (Interactive writes Server lines). Raises ValueError
+    for an unknown setting, a setting of another scenario, or a value the line cannot carry (Server's target
+    latency must be whole milliseconds)."""
+    scenario = loadgen_scenario(scenario) if scenario != ANY else scenario
     s = SETTINGS.get(setting)
     if s is None:
         raise ValueError(f"unknown LoadGen setting {setting!r} (known: {', '.join(SETTING_KEYS)})")
@@ -305,7 +320,9 @@ def compose_user_conf(base: str, model: str, scenario: str, settings: Mapping[st
     """The user.conf a run loads: the profile's lines (``base``, validated, canonical form), then one line per
     setting override, then the calibrated ``targets`` (TestSettings names). Later lines with the same key win, and
     every added line uses the exact model and scenario (LoadGen's highest precedence), so the added values are
-    the effective ones. Raises UserConfError / ValueError for bad input."""
+    the effective ones. ``scenario`` may be a spec scenario: Interactive lines are written for Server (``model``
+    is then the ``-interactive`` one). Raises UserConfError / ValueError for bad input."""
+    scenario = loadgen_scenario(scenario)
     conf = parse_user_conf(base)
     out = [f"# user.conf composed by mlrepro for {model} {scenario}" + (f" ({note})" if note else ""),
            "# loaded after LoadGen's built-in mlperf.conf: mlperf.conf + this file re-create the run"]
@@ -326,6 +343,7 @@ def compose_user_conf(base: str, model: str, scenario: str, settings: Mapping[st
 def effective_settings(conf: UserConf, model: str, scenario: str) -> dict[str, float]:
     """What the user.conf sets for a run of (model, scenario), as TestSettings names in their own units
     (``offline_expected_qps``, ``server_target_latency_ns`` ...). Settings the file does not touch are absent."""
+    scenario = loadgen_scenario(scenario)
     out: dict[str, float] = {}
     for s in SETTINGS.values():
         if s.scenario not in (None, scenario):

@@ -100,7 +100,12 @@ class _StaticEntryPoint:
         return self._obj
 
 
-FAKES = {"fake": FakeWorkload, "broken-plugin": BrokenPlugin}
+def _scheduled_llm() -> Any:
+    from token_workloads import ScheduledLLM
+    return ScheduledLLM
+
+
+FAKES = {"fake": FakeWorkload, "broken-plugin": BrokenPlugin, "scheduled-llm": _scheduled_llm()}
 
 
 def install(monkeypatch: Any = None) -> None:

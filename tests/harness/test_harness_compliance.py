@@ -109,7 +109,7 @@ def _value(detail: str, key: str) -> Any:
 def test_bad_compliance_spec(make_spec: Callable[..., RunSpec]) -> None:
     from mlrepro.harness.spec import SpecError
 
-    with pytest.raises(SpecError, match="TEST06"):
-        make_spec(compliance=[{"test": "TEST06"}])
+    with pytest.raises(SpecError, match="TEST07"):
+        make_spec(compliance=[{"test": "TEST07"}])
     with pytest.raises(SpecError, match="audit_of"):
         make_spec(mode="audit", compliance=[{"test": "TEST04"}])

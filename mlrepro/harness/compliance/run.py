@@ -4,6 +4,10 @@ calibrated or pinned targets, never targets of its own), plus the test's ``audit
 for that run only. Then it is verified against this run's performance and accuracy runs when the run has them
 (mode "submission"); otherwise ``collect`` and ``mlrepro compliance`` verify it against the runs it audits.
 
+TEST06 (LLMs, mlcommons/inference compliance/TEST06): a performance run whose audit.config logs the responses of
+~100 samples (``accuracy_log_sampling_target``), verified on its own (first token, EOS, sample length:
+:func:`mlrepro.harness.compliance.verification.verify_test06`) into ``verify_accuracy.txt``.
+
 Layout: ``<run>/<Scenario>/<TEST>/`` (see :mod:`mlrepro.harness.layout`). The audit.config settings come from the
 round's rules (mlrepro.results.rounds, ``compliance.audit``), the pass/fail logic is
 :mod:`mlrepro.harness.compliance.verification`.
@@ -24,7 +28,7 @@ from types import ModuleType
 from typing import Any
 
 from mlrepro.harness.checksums import atomic_write_text
-from mlrepro.harness.compliance.verification import Verification, verify_accuracy, verify_performance
+from mlrepro.harness.compliance.verification import Verification, verify_accuracy, verify_performance, verify_test06
 from mlrepro.harness.layout import ACCURACY_LOG, DETAIL_LOG, RunLayout
 from mlrepro.harness.loadgen_runner import LoadgenSession, set_mode
 from mlrepro.harness.logparse import ParsedLogs, parse_log_dir
@@ -59,11 +63,15 @@ def audit_config_text(request: AuditRequest) -> str:
     return "\n".join(lines) + "\n"
 
 
-def verify_in_run(test: str, layout: RunLayout) -> list[Verification]:
-    """The verifications of ``test`` against this run's own performance and accuracy runs (those it has)."""
+def verify_in_run(test: str, layout: RunLayout, workload: Workload | None = None) -> list[Verification]:
+    """The verifications of ``test`` against this run's own performance and accuracy runs (those it has). TEST06
+    (LLMs) needs no other run: its audit run's accuracy log is checked on its own, with the workload's EOS ids."""
     folder = layout.compliance_dir(test)
     audit_detail = folder / PERFORMANCE_RUN / DETAIL_LOG
     out: list[Verification] = []
+    if test == "TEST06":
+        eos = tuple(getattr(workload, "eos_token_ids", ()) or ())
+        return [verify_test06(folder / PERFORMANCE_RUN / ACCURACY_LOG, layout.scenario, eos)]
     if test == "TEST01" and (layout.accuracy_dir / ACCURACY_LOG).is_file():
         out.append(verify_accuracy(layout.accuracy_dir / ACCURACY_LOG, folder / PERFORMANCE_RUN / ACCURACY_LOG))
     if (layout.performance_dir / DETAIL_LOG).is_file():
@@ -94,7 +102,7 @@ def run_audits(lg: ModuleType, workload: Workload, settings: Any, spec: RunSpec,
         if info.failure is not None:
             outcome.error = f"{type(info.failure).__name__}: {info.failure}"
             raise info.failure
-        outcome.verifications = verify_in_run(request.test, layout)
+        outcome.verifications = verify_in_run(request.test, layout, workload)
         for v in outcome.verifications:
             atomic_write_text(folder / v.file_name, v.text)
         verdict = _unverified(request.test) if outcome.passed is None else ("PASS" if outcome.passed else "FAIL")

@@ -1,4 +1,4 @@
-"""Verification of the compliance tests TEST01 and TEST04: pure functions over LoadGen logs.
+"""Verification of the compliance tests TEST01, TEST04 and TEST06 (LLMs): pure functions over LoadGen logs.
 
 The pass/fail logic is the MLCommons rules' (mlcommons/inference compliance/TEST01/verify_accuracy.py,
 verify_performance.py and compliance/TEST04/verify_performance.py, read, not copied):
@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mlrepro.harness.logparse import Detail, parse_detail_file
 
 VERIFY_ACCURACY = "verify_accuracy.txt"
@@ -46,7 +48,7 @@ RELAXED_BELOW = {"SingleStream": 200_000, "MultiStream": 1_600_000}
 
 @dataclass(frozen=True)
 class Verification:
-    test: str                  # TEST01 | TEST04
+    test: str                  # TEST01 | TEST04 | TEST06
     kind: str                  # accuracy | performance
     passed: bool
     text: str                  # the verify_*.txt content
@@ -57,7 +59,9 @@ class Verification:
 
     @property
     def reason(self) -> str:
-        """The last line before the verdict (why it failed), or the verdict."""
+        """The last line before the verdict (why it failed), or the verdict (TEST06: its failed checks)."""
+        if self.test == "TEST06":
+            return "; ".join(x for x in self.text.splitlines() if x.endswith(("False", "failed"))) or "pass"
         lines = [x for x in self.text.splitlines() if x.strip()]
         return lines[-1] if lines else ""
 
@@ -135,6 +139,64 @@ def _result(detail: Detail | None, label: str) -> tuple[str | None, float | None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         return scenario, None, None, f"{label}: no {key or 'result'} in the log"
     return scenario, float(value), detail.get("effective_target_latency_ns"), ""
+
+
+def _tokens(hex_data: str) -> np.ndarray:
+    return np.frombuffer(bytes.fromhex(hex_data), dtype="<i8")
+
+
+def verify_test06(accuracy_log: str | Path, scenario: str, eos_token_ids: tuple[int, ...]) -> Verification:
+    """TEST06 (LLMs) over the audit run's mlperf_log_accuracy.json, as mlcommons/inference
+    compliance/TEST06/run_verification.py checks it (payloads read as int64, what mlrepro writes; the script's
+    ``--dtype`` default is int32):
+
+    * first token check (not Offline): each logged ``token_data`` (the FirstTokenComplete payload) is a prefix of
+      the sample's ``data``;
+    * EOS check: no output ends in two or more EOS tokens (a padded response);
+    * sample length check: each output has ``token_count`` tokens (the n_tokens given to LoadGen).
+
+    The text is the script's: "First token check pass: True|False|Skipped", "EOS check pass: ...",
+    "Sample length check pass: ...", then "TEST06 verification complete" or "TEST06 verification failed"."""
+    entries, why = _entries(Path(accuracy_log))
+    first_pass: bool | str = "Skipped"
+    if entries is None:
+        eos_pass = length_pass = False
+        if scenario != "Offline":
+            first_pass = False
+    else:
+        eos = set(eos_token_ids)
+        try:
+            eos_pass = True
+            for e in entries:
+                data = _tokens(e["data"])
+                trailing = 0
+                for t in data[::-1][: len(data) - 1]:      # the script stops before index 0
+                    if t not in eos:
+                        break
+                    trailing += 1
+                if trailing >= 2:
+                    eos_pass = False
+                    break
+        except (KeyError, ValueError, TypeError):
+            eos_pass = False
+        if scenario != "Offline":
+            try:
+                first_pass = all(np.array_equal(_tokens(e["token_data"]),
+                                                _tokens(e["data"])[: len(_tokens(e["token_data"]))])
+                                 and len(_tokens(e["token_data"])) <= len(_tokens(e["data"])) for e in entries)
+            except (KeyError, ValueError, TypeError):
+                first_pass = False
+        try:
+            length_pass = all(len(_tokens(e["data"])) == int(e["token_count"]) for e in entries)
+        except (KeyError, ValueError, TypeError):
+            length_pass = False
+    passed = eos_pass and first_pass is not False and length_pass and entries is not None
+    lines = [f"First token check pass: {first_pass}", f"EOS check pass: {eos_pass}",
+             f"Sample length check pass: {length_pass}",
+             "TEST06 verification complete" if passed else "TEST06 verification failed"]
+    if entries is None:
+        lines.insert(0, f"# {why}")
+    return Verification("TEST06", "accuracy", bool(passed), "\n".join(lines) + "\n")
 
 
 def verify_performance(test: str, reference_detail: str | Path, audit_detail: str | Path) -> Verification:
