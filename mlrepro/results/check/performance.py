@@ -179,15 +179,24 @@ def _token_latency(run: LoadgenRun, ctx: ResultContext, f: Findings, log_scenari
         return
     ttft = to_float(d.get("result_first_token_99.00_percentile_latency_ns"))
     tpot = to_float(d.get("result_time_per_output_token_99.00_percentile_ns"))
+    wanted = (to_float(d.get("requested_server_ttft_latency")), to_float(d.get("requested_server_tpot_latency")))
     if ttft is None or tpot is None:
         f.error("TOKEN_LATENCY", path, "the log has no 99th percentile TTFT/TPOT", scope=scope)
+    elif not ctx.strict and None not in wanted and any(w > limits[k] for w, k in zip(wanted, ("ttft", "tpot"))) \
+            and ttft <= wanted[0] and tpot <= wanted[1]:
+        # an open-division model held to bounds of its own (the SmolLM2 demo's, calibrated on its system and
+        # recorded in its user.conf): met, but not the round's limits of the benchmark it maps to
+        f.warn("TOKEN_LATENCY", path, f"99th percentile TTFT {ttft:g} ns / TPOT {tpot:g} ns meet the run's own "
+                  f"bounds {wanted[0]:g} / {wanted[1]:g} ns, not {bench.name} {ctx.scenario}'s {limits['ttft']} / "
+                  f"{limits['tpot']} ns (the official checker rejects it; an open-division model may be held to "
+                  "bounds of its own)", scope=scope)
+        return
     elif not (ttft < limits["ttft"] and tpot < limits["tpot"]):
         f.error("TOKEN_LATENCY", path, f"99th percentile TTFT {ttft:g} ns / TPOT {tpot:g} ns; {ctx.scenario} "
                 f"needs below {limits['ttft']} / {limits['tpot']} ns", scope=scope)
         return
     # LoadGen's own verdict (early stopping on TTFT/TPOT) used the targets it was given: a run with looser targets
     # than the folder's limits (mlperf.conf's Server entries in an Interactive folder) was never judged by them
-    wanted = (to_float(d.get("requested_server_ttft_latency")), to_float(d.get("requested_server_tpot_latency")))
     if any(w is not None and w > limits[k] for w, k in zip(wanted, ("ttft", "tpot"))):
         shown = " / ".join("-" if w is None else f"{w:g}" for w in wanted)
         f.error("TOKEN_LATENCY", path, f"LoadGen ran with TTFT/TPOT targets {shown} ns, "
