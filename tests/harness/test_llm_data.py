@@ -30,9 +30,12 @@ def test_every_benchmark_is_data_and_an_entry_point() -> None:
         assert set(cls.scenarios) <= set(SCENARIOS)
         if "Interactive" in cls.scenarios:
             assert cls.loadgen_model_for("Interactive") == entry["loadgen_model_interactive"]
-    from mlrepro.harness.workloads import BUILTIN
-    assert {n: BUILTIN[n] for n in data} == {n: f"mlrepro.harness.workloads.llm:{n.replace('.', '_').replace('-', '_')}"
-                                               for n in data}
+    from importlib.metadata import entry_points
+
+    from mlrepro.harness.workloads import ENTRY_POINT_GROUP
+    eps = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}      # the one list of workloads
+    assert {n: eps[n] for n in data} == {n: f"mlrepro.harness.workloads.llm:{n.replace('.', '_').replace('-', '_')}"
+                                         for n in data}
     llama = workload_class("llama3.1-8b")
     assert (llama.loadgen_model_for("Server"), llama.loadgen_model_for("Interactive")) == \
         ("llama3_1-8b", "llama3_1-8b-interactive")
