@@ -92,14 +92,15 @@ def server_manifests(spec: JobSpec) -> list[dict[str, Any]]:
     return [*objs, server.to_k8s_deployment(), server.to_k8s_service()]
 
 
-def render_manifests(spec: JobSpec, suspend: bool = False) -> list[dict[str, Any]]:
+def render_manifests(spec: JobSpec, suspend: bool = False, server: bool = True) -> list[dict[str, Any]]:
     """ConfigMap, PersistentVolumeClaim, the ResourceClaimTemplate of a DRA run, the model server's objects
     (:func:`server_manifests`) and the Job of one run, in apply order (the Job last: its pod needs the others;
-    its client waits for the server's health path). ``suspend``: see :func:`job`."""
+    its client waits for the server's health path). ``suspend``: see :func:`job`. ``server`` False: without the
+    server's objects (the Kubernetes runner applies them first, and waits for the server, on its own)."""
     objs = [config_map(spec.pod), results_claim(spec.pod)]
     if spec.pod.device_claim is not None:
         objs.append(device_claim_template(spec.pod))
-    return [*objs, *server_manifests(spec), job(spec, suspend)]
+    return [*objs, *(server_manifests(spec) if server else []), job(spec, suspend)]
 
 
 # ---- YAML ----------------------------------------------------------------------------------------------

@@ -428,7 +428,8 @@ def check_text(where: str, text: str) -> None:
 
 def _scheduling(p: Profile, cpu_only: bool = False) -> Scheduling:
     """The pod's scheduling: the profile's node selector and tolerations, its architecture and, unless
-    ``cpu_only`` (a model server's client), the accelerator's product label and taint toleration."""
+    ``cpu_only`` (a model server's client), the accelerator's product label and taint toleration (a CPU-only pod
+    does not tolerate the accelerator's taint even where the profile lists it: GPU nodes stay the server's)."""
     node_selector = dict(p.scheduling.node_selector)
     wanted = {ARCH_LABEL: p.arch}
     row = p.accelerator.vendor_row
@@ -438,9 +439,10 @@ def _scheduling(p: Profile, cpu_only: bool = False) -> Scheduling:
         if node_selector.setdefault(key, value) != value:
             raise RenderError(f"scheduling.node_selector.{key} is {node_selector[key]!r} but the profile "
                               f"needs {value!r}")
-    tolerations = [Toleration(key=t.key, operator=t.operator, value=t.value, effect=t.effect,
-                              toleration_seconds=t.toleration_seconds) for t in p.scheduling.tolerations]
     acc = p.accelerator
+    tolerations = [Toleration(key=t.key, operator=t.operator, value=t.value, effect=t.effect,
+                              toleration_seconds=t.toleration_seconds) for t in p.scheduling.tolerations
+                   if not (cpu_only and acc.enabled and t.key == acc.taint_key)]   # a GPU node's taint: the server's
     gpu = acc.enabled and not cpu_only
     if gpu and not any(_tolerates_no_schedule(t, acc.taint_key) for t in tolerations):
         tolerations.append(Toleration(key=acc.taint_key, operator="Exists", effect="NoSchedule"))

@@ -132,7 +132,7 @@ class KubernetesRunner:
         from mlrepro.render.manifests import render_manifests
 
         def one(job: JobSpec) -> None:
-            objects = render_manifests(job, suspend=True)
+            objects = render_manifests(job, suspend=True, server=False)
             with self._lock:                         # recorded first: a failure half-way withdraws what exists
                 self._submitted[job.run_id] = [(o["kind"], o["metadata"]["name"]) for o in reversed(objects)]
             for obj in objects:
@@ -171,7 +171,7 @@ class KubernetesRunner:
             resumed["spec"]["suspend"] = False
             objects = [resumed]
         else:
-            objects = render_manifests(job)
+            objects = render_manifests(job, server=False)    # the model server: start_server
         try:
             for obj in objects:                     # the Job last: its pod needs the others
                 self.cluster.apply(obj)
