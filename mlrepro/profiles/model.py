@@ -328,8 +328,8 @@ _HTTP_URL = r"^https?://[A-Za-z0-9._~%-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?$"
 _SAFE_ARG = r"^[^\x00-\x1f\x7f]*$"
 
 
-def _client_resources() -> Resources:
-    return Resources(requests=ResourceList(cpu="1", memory="1Gi"), limits=ResourceList(cpu="2", memory="2Gi"))
+#: a model server's LoadGen client: a CPU-only pod streaming requests (what serve.client_resources leaves unset)
+CLIENT_RESOURCES = Resources(requests=ResourceList(cpu="1", memory="1Gi"), limits=ResourceList(cpu="2", memory="2Gi"))
 
 
 class ClientTimeouts(StrictModel):
@@ -372,9 +372,11 @@ class Serve(StrictModel):
         [], description="more arguments for the engine, e.g. [--continuous-batching]")
     env: dict[Annotated[str, StringConstraints(pattern=_ENV_NAME)], str] = Field(
         {}, description="the server's environment, added to the profile's env")
-    resources: Resources | None = Field(None, description="the server's cpu/memory (default: the profile's)")
-    client_resources: Resources = Field(default_factory=_client_resources,
-                                        description="the LoadGen client's cpu/memory (it has no accelerator)")
+    resources: Resources | None = Field(None, description="the server's cpu/memory: what it sets, else the "
+                                                         "profile's resources")
+    client_resources: Resources = Field(Resources(), description="the LoadGen client's cpu/memory (it has no "
+                                        "accelerator): what it sets, else requests cpu 1, memory 1Gi, limits cpu 2, "
+                                        "memory 2Gi")
     max_concurrency: Annotated[int, Field(ge=1, le=65536)] = Field(
         64, description="requests the client keeps in flight at most")
     api: Literal["completions", "chat"] = "completions"

@@ -27,7 +27,7 @@ from mlrepro.errors import BadInputError
 from mlrepro.harness.spec import RunSpec
 from mlrepro.harness.sysinfo.runtime import ENV_HOST_SYSTEM, ENV_NODE_NAME, ENV_TARGET
 from mlrepro.profiles.loader import ResolvedProfile
-from mlrepro.profiles.model import Profile, Resources
+from mlrepro.profiles.model import CLIENT_RESOURCES, Profile, Resources
 from mlrepro.profiles.quantity import parse_quantity
 from mlrepro.profiles.vendors import VENDORS, Vendor
 
@@ -455,12 +455,22 @@ def _tolerates_no_schedule(t: Toleration, key: str) -> bool:
     return t.operator == "Exists" and t.key in (key, None) and t.effect in ("NoSchedule", None)
 
 
-def _resources(p: Profile, override: Resources | None = None,
-               cpu_only: bool = False) -> tuple[ResourceSpec, GpuRequest | None]:
-    """cpu/memory (the profile's, or ``override``) and, unless ``cpu_only``, the accelerator."""
-    r = override or p.resources
-    requests = {k: v for k, v in (("cpu", r.requests.cpu), ("memory", r.requests.memory)) if v is not None}
-    limits = {k: v for k, v in (("cpu", r.limits.cpu), ("memory", r.limits.memory)) if v is not None}
+def _resources(p: Profile, override: Resources | None = None, cpu_only: bool = False,
+               base: Resources | None = None) -> tuple[ResourceSpec, GpuRequest | None]:
+    """cpu/memory (``base``, default the profile's; ``override``'s values where it sets them: a model server's or
+    its client's) and, unless ``cpu_only``, the accelerator."""
+    r = base or p.resources
+
+    def pick(kind: str, name: str) -> str | None:
+        """The override's value where it was given (its defaults are not), else the profile's."""
+        if override is not None and kind in override.model_fields_set:
+            sub = getattr(override, kind)
+            if name in sub.model_fields_set:
+                return getattr(sub, name)
+        return getattr(getattr(r, kind), name)
+
+    requests = {k: v for k in ("cpu", "memory") if (v := pick("requests", k)) is not None}
+    limits = {k: v for k in ("cpu", "memory") if (v := pick("limits", k)) is not None}
     gpu = None
     acc = p.accelerator
     if acc.enabled and not cpu_only:
@@ -508,7 +518,8 @@ def build_pod_spec(resolved: ResolvedProfile, image: str, run_spec: RunSpec) -> 
         volumes += (Volume("model", serve.model_mount, True, ModelClaimSource(serve.model_claim)),)
     elif client and serve.model_source == "host-path" and serve.host_path:
         volumes += (Volume("model", serve.model_mount, True, HostPathSource(serve.host_path)),)
-    resources, gpu = _resources(p, serve.client_resources if client else None, cpu_only=client)
+    resources, gpu = _resources(p, serve.client_resources, cpu_only=True, base=CLIENT_RESOURCES) if client \
+        else _resources(p)
     uid = p.image.user_uid
     return PodSpec(
         name=run_id, run_id=run_id, image=image, platform=p.platform,
