@@ -332,7 +332,7 @@ class DockerRunner:
         labels = {**state_labels(self.config.state_dir), "mlrepro.io/run-id": job.run_id}
         net = network_name(job.run_id)
         cfg = docker_server_config(server, net, extra_env={ENV_TARGET: self.target})
-        cfg = replace(cfg, labels={**cfg.labels, **state_labels(self.config.state_dir)})
+        cfg = replace(cfg, labels={**cfg.labels, **labels})      # prune finds a stopped server as a run's container
         if cfg.gpu_count and cfg.gpu_vendor:
             access = engine_device_access(self.client, cfg.gpu_vendor, self.device_root)
             if not cfg.gpu_device_request:

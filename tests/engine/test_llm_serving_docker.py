@@ -74,3 +74,25 @@ def test_serve_transformers_on_docker_ends_valid_with_a_tree_check_accepts(docke
     leftovers += docker_client.containers.list(all=True, filters={"name": run.run_id})
     assert not leftovers
     assert not docker_client.networks.list(names=[f"mlrepro-net-{run.run_id}"])
+
+
+def test_prune_removes_a_run_network_left_behind(docker_client, state) -> None:  # noqa: ANN001
+    """A model server's network that a crashed launch left (no container on it, no run record): prune lists it
+    and removes it; only this state directory's."""
+    import secrets
+
+    from mlrepro.flow.prune import PrunePlan, apply_prune, plan_prune
+    from mlrepro.state.state_id import state_labels
+
+    state.mkdir(parents=True, exist_ok=True)
+    name = f"mlrepro-net-prune-test-{secrets.token_hex(3)}"
+    docker_client.networks.create(name, labels={**state_labels(state), "mlrepro.io/run-id": "a-run-long-gone"})
+    try:
+        plan = plan_prune(state_dir=state, client=docker_client)
+        (item,) = [i for i in plan.items if i.kind == "network" and i.name == name]
+        assert item.reason == "no run record names it"
+        report = apply_prune(PrunePlan(items=[item], state_dir=state), client=docker_client)
+        assert report.removed == [item] and not docker_client.networks.list(names=[name])
+    finally:
+        for n in docker_client.networks.list(names=[name]):
+            n.remove()
