@@ -172,3 +172,24 @@ def test_bad_server_options_are_a_bad_spec(tmp_path: Path, server: dict[str, Any
                        "workload": {"name": "smollm2-135m-demo", "backend": "openai", "options": {"server": server}}})
     result = run_harness(spec, tmp_path, log=QUIET)
     assert result.exit_code == 3 and message in (result.error or ""), result.error
+
+
+def test_server_scenario_calibrates_and_streams_concurrently_within_the_bound(tmp_path: Path) -> None:
+    """Server: the demo's bounds and target are calibrated against the server (no QPS or latency written down),
+    the timed run is VALID, and queries overlap at the server -- at most max_concurrency at a time, all from one
+    client loop (no thread per query)."""
+    import threading
+
+    with running_test_server("--ttft-ms", "20", "--tpot-ms", "5", "--n-tokens", str(N)) as srv:
+        spec = _spec(srv, "Server", "performance", run_id="net-server",
+                     settings={"min_duration_ms": 1000, "min_query_count": 480})
+        threads = threading.active_count()
+        result = run_harness(spec, tmp_path, log=QUIET)
+        peak = srv.records()["max_in_flight"]
+    assert result.exit_code == 0, (result.error, result.record["subruns"])
+    sources = {t["setting"]: t["source"] for t in result.record["calibration"]["targets"]}
+    assert sources == {"server_target_qps": "calibrated", "ttft_latency": "calibrated", "tpot_latency": "calibrated"}
+    tokens = result.record["subruns"][0]["results"]["tokens"]
+    assert tokens["ttft_p99_ns"] <= tokens["ttft_bound_ns"] and tokens["tpot_p99_ns"] <= tokens["tpot_bound_ns"]
+    assert 2 <= peak <= 8                        # _spec: max_concurrency 8
+    assert threading.active_count() <= threads + 3    # LoadGen's, the worker's and the client loop's, at most
