@@ -97,7 +97,9 @@ def calibrate(profile: str = ProfileOpt, overlays: Optional[List[str]] = Overlay
               target: AutoTarget = typer.Option(targets.RUN_DEFAULT, "--target", help="Where to measure (the same "
                                                 "place the timed runs will run): " + targets.describe(auto=True) + "."),
               scenario: Optional[List[str]] = ScenariosOpt,
-              find_peak: bool = FindPeakOpt, output: OutputFormat = OutputOpt) -> None:
+              find_peak: bool = FindPeakOpt, output: OutputFormat = OutputOpt,
+              serve: Optional[str] = ServeOpt, endpoint: Optional[str] = EndpointOpt,
+              served_model: Optional[str] = ServedModelOpt) -> None:
     """Measure and cache the LoadGen targets of a profile on this system; no timed run.
 
     The next run of the same profile (same profile hash) on the same system uses them without calibrating.
@@ -107,7 +109,7 @@ def calibrate(profile: str = ProfileOpt, overlays: Optional[List[str]] = Overlay
         from mlrepro.cli.report import print_calibration
         from mlrepro.flow import PipelineOptions, run_pipeline
 
-        resolved = resolve(profile, overlays, sets)
+        resolved = resolve(profile, overlays, serving_sets(sets, serve, endpoint, served_model))
         options = PipelineOptions(target=target.value, scenarios=split_csv(scenario), modes=["calibrate"],
                                   collect=False, into=None, recalibrate=True, find_peak=find_peak)
         c = console()
