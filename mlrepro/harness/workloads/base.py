@@ -174,7 +174,7 @@ class TokenWorkload(Workload):
     def predict(self, indices: Sequence[int]) -> list[bytes]:
         """The payloads of a batch (token ids, int64 LE) without streaming: generate() with collecting callbacks."""
         out: dict[int, np.ndarray] = {}
-        self.generate(indices, None, out.__setitem__)
+        self.generate(indices, None, lambda row, tokens, n_tokens=None: out.__setitem__(row, tokens))
         missing = [i for i in range(len(indices)) if i not in out]
         if missing:
             raise WorkloadError(f"generate() ended without an output for {len(missing)} of {len(indices)} samples")
