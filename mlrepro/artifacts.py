@@ -2,7 +2,8 @@
 
     out/
       image/            build context: Dockerfile, requirements lock, harness source, optional CA bundle
-      manifests.yaml    ConfigMap + PVC (+ ResourceClaimTemplate) + Job (kubectl apply -f)
+      manifests.yaml    ConfigMap + PVC (+ ResourceClaimTemplate) (+ a model server's Deployment + Service) + Job
+                        (kubectl apply -f)
       values.yaml       values for the chart in helm/mlrepro (helm install -f)
       profile.yaml      the resolved profile, with its hash
       run.json          the run spec the Job mounts
@@ -73,7 +74,9 @@ def generate_artifacts(resolved: ResolvedProfile, out_dir: Path, *, image: str |
     spec = build_run_spec(resolved, scenario, mode, run_id=run_id, image=image)
     job = build_job_spec(resolved, image, spec)
     if kubernetes_version is not None:
-        check_kubernetes_version(job.pod, kubernetes_version)
+        check_kubernetes_version(job.pod, kubernetes_version,
+                                 dra=job.pod.device_claim is not None or
+                                 (job.server is not None and job.server.device_claim is not None))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         context = write_build_context(resolved, out_dir / "image")

@@ -84,6 +84,33 @@ FindPeakOpt = typer.Option(False, "--find-peak", help="Server: search the highes
                                                       "(smaller margin, tighter tolerance, longer probes).")
 
 
+ServeOpt = typer.Option(None, "--serve", help="Run the LLM on a model server of this engine, started from the "
+                                                "profile (its image; the server gets the accelerator) with the "
+                                                "LoadGen client apart: vllm, sglang or transformers "
+                                                "(= --set serve.engine=ENGINE).")
+EndpointOpt = typer.Option(None, "--endpoint", help="Run against an existing OpenAI-compatible server at this API "
+                                                    "root, e.g. http://vllm.bench:8000/v1: no server is started "
+                                                    "(= --set serve.endpoint=URL).")
+ServedModelOpt = typer.Option(None, "--served-model", help="The model name the server answers to (needed with "
+                                                           "--endpoint; = --set serve.served_model=NAME).")
+KeepServerOpt = typer.Option(False, "--keep-server", help="Leave each run's model server running when the run ends "
+                                                          "(its address is printed; remove it yourself).")
+
+
+def serving_sets(sets: Optional[List[str]], serve: Optional[str], endpoint: Optional[str],
+                 served_model: Optional[str]) -> list[str]:
+    """``--set`` with the serving flags appended as the profile keys they stand for (so the run's recorded
+    command line, which ``reproduce`` resolves again, names the same server). Values are written as YAML
+    double-quoted strings: a model named ``true`` or ``8`` stays a string."""
+    import json
+
+    out = list(sets or [])
+    for key, value in (("serve.engine", serve), ("serve.endpoint", endpoint), ("serve.served_model", served_model)):
+        if value is not None:
+            out.append(f"{key}={json.dumps(value)}")
+    return out
+
+
 def console(stderr: bool = False) -> "Console":
     import os
 

@@ -7,7 +7,18 @@ from typing import List, Optional
 
 import typer
 
-from mlrepro.cli.common import OverlayOpt, ProfileOpt, SetOpt, cli_errors, console, resolve
+from mlrepro.cli.common import (
+    EndpointOpt,
+    OverlayOpt,
+    ProfileOpt,
+    ServedModelOpt,
+    ServeOpt,
+    SetOpt,
+    cli_errors,
+    console,
+    resolve,
+    serving_sets,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,15 +41,18 @@ def generate(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayO
                                                   "new one, so each rendering is a new Job)."),
              kubernetes_version: Optional[str] = typer.Option(None, "--kubernetes-version", help="Reject what this "
                                                               "Kubernetes version cannot run, e.g. 1.33."),
+             serve: Optional[str] = ServeOpt, endpoint: Optional[str] = EndpointOpt,
+             served_model: Optional[str] = ServedModelOpt,
              ) -> None:
     """Generate the build context (Dockerfile, lock, harness), Kubernetes manifests and Helm values.
 
     Example: mlrepro generate -p nvidia-gpu -f overlay.yaml --set benchmark.scenarios=[Server] -o out/
+    With a model server (a Deployment + Service, the Job its client): mlrepro generate -p nvidia-gpu-llm --serve vllm -o out/
     """
     with cli_errors():
         from mlrepro.artifacts import generate_artifacts
 
-        resolved = resolve(profile, overlays, sets)
+        resolved = resolve(profile, overlays, serving_sets(sets, serve, endpoint, served_model))
         result = generate_artifacts(resolved, out, image=image, scenario=scenario, mode=mode, run_id=run_id,
                                     helm_values=helm_values, kubernetes_version=kubernetes_version)
         c = console()

@@ -9,7 +9,9 @@ import typer
 
 from mlrepro.cli.common import (
     ContextOpt,
+    EndpointOpt,
     FindPeakOpt,
+    KeepServerOpt,
     KeepVolumeOpt,
     KubeconfigOpt,
     ModesOpt,
@@ -21,11 +23,14 @@ from mlrepro.cli.common import (
     ProfileOpt,
     RecalibrateOpt,
     ScenariosOpt,
+    ServedModelOpt,
+    ServeOpt,
     SetOpt,
     Target,
     cli_errors,
     kube_target,
     resolve_many,
+    serving_sets,
     split_csv,
 )
 from mlrepro.runners import targets
@@ -51,22 +56,25 @@ def launch(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt
            pending_timeout: float = PendingTimeoutOpt,
            recalibrate: bool = RecalibrateOpt, find_peak: bool = FindPeakOpt,
            keep_volume: bool = KeepVolumeOpt, output: OutputFormat = OutputOpt,
+           serve: Optional[str] = ServeOpt, endpoint: Optional[str] = EndpointOpt,
+           served_model: Optional[str] = ServedModelOpt, keep_server: bool = KeepServerOpt,
            ) -> None:
     """Launch benchmark runs (every profile × scenario × mode) and wait for them; `runs` and `collect` work afterwards.
 
     Ctrl-C (or SIGTERM) stops every run it started and marks it cancelled (exit 130).
 
     Example: mlrepro launch -p x86-cpu -f air-gapped --scenario Offline,Server --parallel 2
+    An LLM on a model server: mlrepro launch -p nvidia-gpu-llm --serve vllm --target k8s
     """
     with cli_errors():
         from mlrepro.cli.report import run_and_print
         from mlrepro.flow import PipelineOptions
 
-        resolved = resolve_many(profile, overlays, sets)
+        resolved = resolve_many(profile, overlays, serving_sets(sets, serve, endpoint, served_model))
         options = PipelineOptions(target=target.value, scenarios=split_csv(scenario), modes=split_csv(mode),
                                   collect=False, into=None, parallel=parallel,
                                   results_dir=results_dir.resolve() if results_dir else None, image=image,
                                   registry=registry, kube=kube_target(context, namespace, kubeconfig),
                                   pending_timeout_s=pending_timeout, recalibrate=recalibrate, find_peak=find_peak,
-                                  keep_results=keep_volume)
+                                  keep_results=keep_volume, keep_server=keep_server)
         run_and_print(resolved, options, output)

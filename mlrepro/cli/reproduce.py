@@ -53,6 +53,7 @@ def reproduce(what: str = typer.Argument(..., help="A result folder of a submiss
     performance within --tolerance, validity. Prints a drift report; exit 0 on a match, 1 on a mismatch.
 
     Example: mlrepro reproduce submission/open/mlrepro/results/<system>/reference-digits/Offline
+    A result of a model server (--serve) stands the same server up again: the same engine, command line and model.
     """
     with cli_errors():
         from mlrepro.reproduce import ReproduceOptions, from_result_folder, from_run_id
@@ -105,7 +106,7 @@ def _print(c: "Console", result: "ReproduceResult") -> None:
     style = {"mismatch": "red", "differs": "yellow", "same": "green"}
     rows = [[i.group, i.name, _short(i.recorded), _short(i.reproduced), f"[{style[i.verdict]}]{i.verdict}[/]", i.note]
             for i in drift.items
-            if i.verdict != "same" or i.group in ("result", "image", "profile")]
+            if i.verdict != "same" or i.group in ("result", "image", "profile", "server")]
     # (unchanged environment, settings and seeds are counted below, not listed)
     c.print(f"drift report: {result.original.result.rel}", markup=False)
     c.print(fitted_table(c, columns, rows))

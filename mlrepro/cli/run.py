@@ -13,7 +13,9 @@ from mlrepro.cli.common import (
     ContextOpt,
     Division,
     DivisionOpt,
+    EndpointOpt,
     FindPeakOpt,
+    KeepServerOpt,
     KeepVolumeOpt,
     KubeconfigOpt,
     ModesOpt,
@@ -24,6 +26,8 @@ from mlrepro.cli.common import (
     ProfileOpt,
     RecalibrateOpt,
     ScenariosOpt,
+    ServedModelOpt,
+    ServeOpt,
     SetOpt,
     SystemNotesOpt,
     cli_errors,
@@ -32,6 +36,7 @@ from mlrepro.cli.common import (
     print_data,
     resolve,
     resolve_many,
+    serving_sets,
     split_csv,
 )
 from mlrepro.runners import targets
@@ -63,10 +68,13 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
         kubeconfig: Optional[Path] = KubeconfigOpt,
         recalibrate: bool = RecalibrateOpt, find_peak: bool = FindPeakOpt,
         keep_volume: bool = KeepVolumeOpt, output: OutputFormat = OutputOpt,
+        serve: Optional[str] = ServeOpt, endpoint: Optional[str] = EndpointOpt,
+        served_model: Optional[str] = ServedModelOpt, keep_server: bool = KeepServerOpt,
         ) -> None:
     """Run the benchmark end to end and print a results table (Ctrl-C or SIGTERM: every run cancelled, exit 130).
 
     Example: mlrepro run -p x86-cpu --submitter Acme --contact ops@example.com --system-notes notes.yaml
+    An LLM on a model server: mlrepro run -p x86-cpu-llm --serve transformers --target native
     """
     with cli_errors():
         from mlrepro.cli.report import run_and_print
@@ -74,12 +82,13 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
         from mlrepro.results.system_notes import system_overrides
 
         overrides = system_overrides(system_notes, contact=contact, submitter=submitter, division=division.value)
-        resolved = resolve_many(profile, overlays, sets)
+        resolved = resolve_many(profile, overlays, serving_sets(sets, serve, endpoint, served_model))
         options = PipelineOptions(target=target.value, scenarios=split_csv(scenario), modes=split_csv(mode),
                                   into=into or Path("submission"), division=division.value, submitter=submitter,
                                   system_overrides=overrides, collect=collect, image=image, registry=registry,
                                   kube=kube_target(context, namespace, kubeconfig), recalibrate=recalibrate,
-                                  find_peak=find_peak, keep_results=keep_volume, force=force)
+                                  find_peak=find_peak, keep_results=keep_volume, force=force,
+                                  keep_server=keep_server)
         run_and_print(resolved, options, output)
 
 
@@ -88,7 +97,9 @@ def calibrate(profile: str = ProfileOpt, overlays: Optional[List[str]] = Overlay
               target: AutoTarget = typer.Option(targets.RUN_DEFAULT, "--target", help="Where to measure (the same "
                                                 "place the timed runs will run): " + targets.describe(auto=True) + "."),
               scenario: Optional[List[str]] = ScenariosOpt,
-              find_peak: bool = FindPeakOpt, output: OutputFormat = OutputOpt) -> None:
+              find_peak: bool = FindPeakOpt, output: OutputFormat = OutputOpt,
+              serve: Optional[str] = ServeOpt, endpoint: Optional[str] = EndpointOpt,
+              served_model: Optional[str] = ServedModelOpt) -> None:
     """Measure and cache the LoadGen targets of a profile on this system; no timed run.
 
     The next run of the same profile (same profile hash) on the same system uses them without calibrating.
@@ -98,7 +109,7 @@ def calibrate(profile: str = ProfileOpt, overlays: Optional[List[str]] = Overlay
         from mlrepro.cli.report import print_calibration
         from mlrepro.flow import PipelineOptions, run_pipeline
 
-        resolved = resolve(profile, overlays, sets)
+        resolved = resolve(profile, overlays, serving_sets(sets, serve, endpoint, served_model))
         options = PipelineOptions(target=target.value, scenarios=split_csv(scenario), modes=["calibrate"],
                                   collect=False, into=None, recalibrate=True, find_peak=find_peak)
         c = console()

@@ -1,7 +1,8 @@
 """The per-run flow, shared by every target and every command that runs something (``run``, ``launch``,
 ``calibrate``, ``compliance``, ``reproduce``): one place for what happens to a run and in which order::
 
-    record (pending) -> launch -> record (running) -> wait -> fetch (verified) -> clean up -> summarize
+    record (pending) -> [start the model server -> wait for it] -> launch -> record (running) -> wait
+                     -> fetch (verified) -> clean up -> [stop the server, its log saved] -> summarize
                      -> remember the calibration -> record (its status)
 
 The runner (:mod:`mlrepro.runners`) is the only part that differs between targets. :func:`execute` runs a list
@@ -33,7 +34,7 @@ from mlrepro.state.store import RunRecord, utcnow
 if TYPE_CHECKING:  # pragma: no cover
     from mlrepro.render.jobspec import JobSpec
     from mlrepro.results.rundir import HarnessRun
-    from mlrepro.runners.base import Progress, RunHandle, Runner
+    from mlrepro.runners.base import Progress, RunHandle, Runner, ServerHandle
     from mlrepro.state.calibration_cache import CalibrationCache
     from mlrepro.state.store import RunStore
 
@@ -46,13 +47,14 @@ def new_group_id(now: float | None = None) -> str:
 
 def execute(runner: Runner, jobs: Sequence[JobSpec], *, store: RunStore, state_dir: Path, target: str,
             progress: Progress, parallel: int = 1, stream: bool = True, group: str = "",
-            cache: CalibrationCache | None = None, keep_results: bool = False) -> tuple[RunSummary, ...]:
+            cache: CalibrationCache | None = None, keep_results: bool = False,
+            keep_server: bool = False) -> tuple[RunSummary, ...]:
     """Record every job pending, then run them ``parallel`` at a time through :class:`RunFlow`; returns one
     summary per job, in order (failures with their diagnosis). ``runner.check`` must have accepted every job.
     A launch of more runs than run at once queues them on the target first (``runner.submit``).
     KeyboardInterrupt (and an error that stops the launch) cancels every unfinished run, then propagates."""
     flow = RunFlow(runner, store, state_dir, target, progress, stream=stream, group=group, cache=cache,
-                   keep_results=keep_results, prefix_lines=parallel > 1)
+                   keep_results=keep_results, prefix_lines=parallel > 1, keep_server=keep_server)
     flow.record_all(jobs)
     try:
         if len(jobs) > parallel:   # more runs than run at once: queue them on the target where it can
@@ -88,15 +90,17 @@ class RunFlow:
 
     def __init__(self, runner: Runner, store: RunStore, state_dir: Path, target: str, progress: Progress,
                  stream: bool, group: str = "", cache: CalibrationCache | None = None,
-                 keep_results: bool = False, prefix_lines: bool = False) -> None:
+                 keep_results: bool = False, prefix_lines: bool = False, keep_server: bool = False) -> None:
         self.runner, self.store, self.state_dir, self.target = runner, store, state_dir, target
         self.progress, self.stream, self.group, self.cache = progress, stream, group, cache
         self.active: dict[str, RunHandle] = {}
+        self.servers: dict[str, ServerHandle] = {}   # model servers of runs not yet launched (being waited for)
         self._lock = threading.Lock()
         self.stopping = threading.Event()
         self.stop_reason = "interrupted (Ctrl-C)"
         self.keep_results = keep_results
         self.prefix_lines = prefix_lines      # several runs at once: each output line says whose it is
+        self.keep_server = keep_server        # leave each run's model server running after it
 
     def record_all(self, jobs: Sequence[JobSpec]) -> None:
         """Every run of the launch, pending, before any starts (`mlrepro runs` shows the whole sweep)."""
@@ -121,10 +125,24 @@ class RunFlow:
         spec, runner, store = job.run, self.runner, self.store
         started = time.monotonic()
         handle: RunHandle | None = None
+        server: ServerHandle | None = None
         say = lambda message: self.progress(f"{spec.run_id}: {message}")  # noqa: E731
         try:
             if self.stopping.is_set():
                 return self._cancelled(job, started)
+            if job.server is not None:
+                try:
+                    with signals_held():
+                        job, server = runner.start_server(job, say)
+                        with self._lock:
+                            self.servers[spec.run_id] = server
+                    runner.wait_server(server, say)
+                except MlreproError as exc:
+                    if self.stopping.is_set():          # stopped by an interrupt while it was starting
+                        return self._cancelled(job, started)
+                    return self._failed(job, started, f"model server: {exc}")
+                if self.stopping.is_set():
+                    return self._cancelled(job, started)
             try:
                 with signals_held():
                     handle = runner.launch(job)
@@ -174,6 +192,23 @@ class RunFlow:
         finally:
             with self._lock:
                 self.active.pop(spec.run_id, None)
+                self.servers.pop(spec.run_id, None)
+            if server is not None:
+                self._stop_server(server, say)
+
+    def _stop_server(self, server: ServerHandle, say: Progress) -> None:
+        """Save the model server's log and remove it (kept with --keep-server); said, never raised."""
+        try:
+            with signals_deferred():
+                self.runner.stop_server(server, keep=self.keep_server)
+        except MlreproError as exc:
+            say(f"model server {server.name} not stopped: {exc}")
+            return
+        log = f"; its log: {server.log_path}" if server.log_path.is_file() else ""
+        if self.keep_server:
+            say(f"model server {server.name} kept running at {server.url} (--keep-server; {server.ref}){log}")
+        else:
+            say(f"model server {server.name} stopped{log}")
 
     def _failed(self, job: JobSpec, started: float, message: str) -> RunSummary:
         spec = job.run
@@ -220,6 +255,12 @@ class RunFlow:
         self.stopping.set()
         with self._lock:
             handles = list(self.active.values())
+            servers = [s for run_id, s in self.servers.items() if run_id not in self.active]
+        for server in servers:               # a server still being waited for: stopping it ends the wait
+            try:
+                self.runner.stop_server(server)
+            except Exception as exc:  # noqa: BLE001 - stopping must reach every run
+                self.progress(f"{server.run_id}: could not stop its model server: {exc}")
         if handles:
             self.progress(f"stopping {len(handles)} run(s)...")
             with ThreadPoolExecutor(max_workers=len(handles), thread_name_prefix="mlrepro-cancel") as pool:

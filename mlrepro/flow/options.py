@@ -33,6 +33,7 @@ class PipelineOptions:
     image: str | None = None              # docker, kubernetes: use this image instead of preparing one
     stream_logs: bool = True              # print the harness's output while it runs (prefixed by run when parallel)
     keep_results: bool = False            # keep a run's results volume / claim after its results are fetched
+    keep_server: bool = False             # leave a run's model server running after it (--keep-server)
     kube: KubeTarget = field(default_factory=KubeTarget)
     registry: str | None = None           # kubernetes: build + push here when no push is recorded
     pending_timeout_s: float = DEFAULT_PENDING_TIMEOUT_S

@@ -58,7 +58,7 @@ def run_pipeline(profiles: ResolvedProfile | Sequence[ResolvedProfile], options:
         group = new_group_id()
         summaries = execute(runner, plan.jobs, store=store, state_dir=state_dir, target=target, progress=progress,
                             parallel=options.parallel, stream=options.stream_logs, group=group, cache=cache,
-                            keep_results=options.keep_results)
+                            keep_results=options.keep_results, keep_server=options.keep_server)
     finally:
         runner.close()
     report: CollectReport | None = None

@@ -6,7 +6,9 @@ What goes (:func:`plan_prune`), and why each is safe:
   (then the volume is a second copy), or when the run failed, was cancelled or timed out (its results are unusable;
   its log and record stay in the state directory), or when no run record names it any more;
 * **stopped containers** of mlrepro runs and of its collect helpers (label ``mlrepro.io/run-id`` /
-  ``mlrepro.io/helper``): a running one is never touched;
+  ``mlrepro.io/helper``), a model server's included: a running one is never touched;
+* a run's **network** (``mlrepro-net-<run id>``, a model server's run) once no container is on it and its run
+  has ended (or no run record names it);
 
 volumes and containers only when they carry **this state directory's id** (label ``mlrepro.io/state-id``,
 :mod:`mlrepro.state.state_id`): several state directories may share one engine, and a volume another one made
@@ -58,7 +60,7 @@ def parse_age(text: str) -> float:
 
 @dataclass(frozen=True)
 class PruneItem:
-    kind: str            # volume | container | image | run
+    kind: str            # volume | container | network | image | run
     name: str            # volume name, container name, image id, run id
     bytes: int | None    # space it frees (None: the engine does not say)
     reason: str
@@ -131,13 +133,20 @@ def _volume_reason(record: RunRecord | None, state_dir: Path, older_than_s: floa
     return None
 
 
+def docker_errors():  # noqa: ANN201 - the docker SDK's errors module, imported when the engine is used
+    import docker.errors
+
+    return docker.errors
+
+
 def _not_ours(kind: str, name: str, labels: dict[str, str] | None, own_id: str) -> str | None:
     """Why an engine object of mlrepro is not this state directory's to remove (None: it is)."""
     from mlrepro.state.state_id import STATE_DIR_LABEL, STATE_ID_LABEL
 
     labels = labels or {}
     found = labels.get(STATE_ID_LABEL)
-    by_hand = f"remove by hand: {'docker volume rm' if kind == 'volume' else 'docker rm'} {name}"
+    command = {"volume": "docker volume rm", "network": "docker network rm"}.get(kind, "docker rm")
+    by_hand = f"remove by hand: {command} {name}"
     if found is None:
         return f"no state label (made before mlrepro labelled them): {by_hand}"
     if found != own_id:
@@ -173,6 +182,21 @@ def _engine_items(client: docker.DockerClient, records: dict[str, RunRecord], st
             continue
         plan.items.append(PruneItem("container", c.name, int(size) if size and size > 0 else None,
                                     f"stopped ({c.status})"))
+    for n in client.networks.list(filters={"label": "mlrepro.io/run-id"}):
+        kept = _not_ours("network", n.name, n.attrs.get("Labels"), own_id)
+        if kept is not None:
+            plan.kept.append(PruneItem("network", n.name, None, kept))
+            continue
+        record = records.get((n.attrs.get("Labels") or {}).get("mlrepro.io/run-id", ""))
+        if record is not None and not record.is_terminal:
+            continue
+        try:
+            n.reload()                          # the list leaves out the containers on it
+        except docker_errors().NotFound:
+            continue
+        if not n.attrs.get("Containers"):
+            plan.items.append(PruneItem("network", n.name, None, "its run has ended" if record is not None
+                                        else "no run record names it"))
     for v in client.volumes.list():
         if not v.name.startswith(VOLUME_PREFIX):
             continue
@@ -269,6 +293,8 @@ def _remove(item: PruneItem, client: docker.DockerClient | None, state_dir: Path
             client.volumes.get(item.name).remove(force=True)
         elif item.kind == "container":
             client.containers.get(item.name).remove(force=False, v=False)
+        elif item.kind == "network":
+            client.networks.get(item.name).remove()
         elif item.kind == "image":
             from mlrepro.image.leftovers import remove_images
 

@@ -214,6 +214,7 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
             describe = workload.describe()
         except Exception as exc:  # noqa: BLE001 - describe is informational
             describe = {"error": f"{type(exc).__name__}: {exc}"}
+        _record_server(layout, system, describe, say)
         say(f"mlrepro-harness: workload loaded: {workload.dataset_size} samples, "
             f"performance sample count {workload.performance_sample_count}")
 
@@ -254,6 +255,7 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
             outcome.dispatch, outcome.warmup_predict_s = info.dispatch, info.warmup_predict_s
             outcome.duration_s, outcome.audit_config = info.duration_s, info.audit_config
             outcome.cpu_s = info.cpu_s
+            outcome.request_failures = dict(info.query_failures)
             detached = info.detached
             outcome.logs = parse_log_dir(outdir)
             if info.failure is not None:
@@ -319,6 +321,11 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
             traceback.print_exc()
         exit_code, error = _failure_exit(exc)
     finally:
+        if isinstance(workload, TokenWorkload) and describe is not None and "error" not in describe:
+            try:                          # what the run added (a model server's results by output source)
+                describe = workload.describe()
+            except Exception:  # noqa: BLE001 - describe is informational; the loaded one stays
+                pass
         if workload is not None and not detached:
             try:
                 workload.close()
@@ -335,7 +342,8 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
                           harness_version=mlrepro.__version__, system_file=layout.relative(layout.system_json)
                           if layout.system_json.exists() else None,
                           calibration=targets.to_dict() if targets is not None else None, framework=framework,
-                          compliance=[audit_dict(a) for a in audits] if spec.compliance else None)
+                          compliance=[audit_dict(a) for a in audits] if spec.compliance else None,
+                          server=(describe or {}).get("server") if describe else None)
     record = build_record(inputs)
     say("mlrepro-harness: writing the run record and checksums")
     try:
@@ -348,6 +356,21 @@ def run_harness(spec: RunSpec, results_dir: str | Path, *, fail_fast: bool = Fal
     say(f"mlrepro-harness: {status}" + (f": {error}" if error else ""))
     return HarnessResult(exit_code=exit_code, status=status, run_dir=layout.run_dir, record=record,
                          subruns=tuple(subruns), error=error, loadgen_detached=detached)
+
+
+def _record_server(layout: RunLayout, system: dict[str, Any], describe: dict[str, Any] | None,
+                   say: Callable[[str], None]) -> dict[str, Any] | None:
+    """A network SUT (a model server + this LoadGen client): its facts go into system.json (``model_server``,
+    which the systems JSON of the tree reads) and are said once. None for an in-process SUT."""
+    server = (describe or {}).get("server")
+    if not isinstance(server, dict):
+        return None
+    system["model_server"] = server
+    atomic_write_text(layout.system_json, json.dumps(system, indent=2, sort_keys=True) + "\n")
+    say(f"mlrepro-harness: model server {server.get('engine')} {server.get('version') or '(version unknown)'} at "
+        f"{server.get('base_url')}, model {server.get('served_model')}"
+        + (f" (sha256 {str(server['model_sha256'])[:12]})" if server.get("model_sha256") else ""))
+    return server
 
 
 def check_scenario(cls: type[Workload], spec: RunSpec) -> None:

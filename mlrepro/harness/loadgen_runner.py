@@ -335,17 +335,48 @@ class _Responder:
             self.empty(ids)
 
 
+class QueriesFailed(WorkloadError):
+    """Queries the SUT failed one by one (a model server's errors): each ended without output, none retried;
+    the run fails at its end with the count by kind (``counts``) and the first reason."""
+
+    def __init__(self, message: str, counts: dict[str, int]) -> None:
+        super().__init__(message)
+        self.counts = counts
+
+
 @dataclass
 class _RunState:
     failure: BaseException | None = None
     failed: bool = False
     event: threading.Event = field(default_factory=threading.Event)
+    query_failures: collections.Counter[str] = field(default_factory=collections.Counter)
+    first_query_failure: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, exc: BaseException) -> None:
         if not self.failed:
             self.failure = exc
             self.failed = True
             self.event.set()
+
+    def query_failed(self, kind: str, reason: str) -> None:
+        """One query failed on its own (the run goes on; :meth:`queries_failed` ends it failed)."""
+        with self.lock:
+            self.query_failures[kind] += 1
+            if not self.first_query_failure:
+                self.first_query_failure = f"{kind}: {reason}"
+
+    def queries_failed(self, issued: int) -> QueriesFailed | None:
+        """The failure of a run some of whose queries failed (None when none did)."""
+        with self.lock:
+            counts = dict(sorted(self.query_failures.items()))
+            first = self.first_query_failure
+        if not counts:
+            return None
+        n = sum(counts.values())
+        kinds = ", ".join(f"{k} {v}" for k, v in counts.items())
+        return QueriesFailed(f"{n} of {issued} queries failed at the model server, none retried ({kinds}); the first: "
+                             f"{first}", counts)
 
 
 class _LongLivedThread:
@@ -499,9 +530,12 @@ class _TokenResponder:
         self._first([self._qsr(qid, arr.ctypes.data, arr.nbytes)])
         self.first_tokens += 1
 
-    def done(self, qid: int, tokens: np.ndarray) -> None:
+    def done(self, qid: int, tokens: np.ndarray, n_tokens: int | None = None) -> None:
+        """``n_tokens``: the output's token count when it is not the number of ids (a model server's own count;
+        the ids are then its text tokenized once)."""
         arr = np.ascontiguousarray(tokens, dtype="<i8")
-        self._complete([self._qsr(qid, arr.ctypes.data, arr.nbytes, int(arr.shape[0]))])
+        n = int(arr.shape[0]) if n_tokens is None else int(n_tokens)
+        self._complete([self._qsr(qid, arr.ctypes.data, arr.nbytes, n)])
         self.completed += 1
 
     def empty(self, ids: Sequence[int]) -> None:
@@ -548,9 +582,9 @@ class _TokenDispatcher:
             return
         done = [False] * len(ids)
 
-        def on_done(row: int, tokens: np.ndarray) -> None:
+        def on_done(row: int, tokens: np.ndarray, n_tokens: int | None = None) -> None:
             done[row] = True
-            self._r.done(ids[row], tokens)
+            self._r.done(ids[row], tokens, n_tokens)
 
         on_first = (lambda row, tokens: self._r.first(ids[row], tokens)) if self._streaming else None
         try:
@@ -563,13 +597,20 @@ class _TokenDispatcher:
             self._r.empty([i for i, d in zip(ids, done) if not d])
 
     def _submit(self, ids: list[int], indices: list[int]) -> None:
-        """A concurrent workload (vLLM's async engine): hand each sample over as it is issued."""
+        """A concurrent workload (vLLM's async engine, a model server): hand each sample over as it is issued. A
+        query the workload fails on its own (``on_failed``) is completed without output and counted."""
         if self._state.failed:
             self._r.empty(ids)
             return
+
+        def failed(row: int, kind: str, reason: str) -> None:
+            self._state.query_failed(kind, reason)
+            self._r.empty([ids[row]])
+
+        on_first = (lambda row, t: self._r.first(ids[row], t)) if self._streaming else None
         try:
-            self._w.submit(indices, lambda row, t: self._r.first(ids[row], t),
-                           lambda row, t: self._r.done(ids[row], t), self._fail)
+            self._w.submit(indices, on_first, lambda row, t, n=None: self._r.done(ids[row], t, n), self._fail,
+                           failed)
         except BaseException as exc:  # noqa: BLE001 - must not propagate into LoadGen
             self._fail(exc)
             self._r.empty(ids)
@@ -578,7 +619,7 @@ class _TokenDispatcher:
         self._state.fail(exc)
 
     def issue(self, ids: list[int], indices: list[int]) -> None:
-        if self._streaming and self._w.concurrent:
+        if self._w.concurrent and (self._streaming or self._w.concurrent_offline):
             self._submit(ids, indices)
             return
         if self._inline:
@@ -649,8 +690,9 @@ class LoadgenRunInfo:
     duration_s: float
     cpu_s: float | None             # process CPU seconds (all threads) during StartTest
     audit_config: str | None        # path handed to LoadGen when it existed
-    failure: BaseException | None   # first workload failure inside a callback
+    failure: BaseException | None   # first workload failure inside a callback (or QueriesFailed)
     detached: bool = False          # LoadGen still running (interrupted/abandoned); process must exit
+    query_failures: dict[str, int] = field(default_factory=dict)   # queries the SUT failed, by kind
 
 
 class _Heartbeat:
@@ -870,6 +912,8 @@ class LoadgenSession:
             detached = False
         if self._thread_error is not None:
             raise WorkloadError(f"LoadGen failed: {type(self._thread_error).__name__}: {self._thread_error}")
+        queries = self.state.queries_failed(self.issued)
         return LoadgenRunInfo(kind=self.kind, outdir=self.outdir, dispatch=self.dispatch,
                               warmup_predict_s=self.warmup_s, duration_s=time.monotonic() - t0, cpu_s=self.cpu_s,
-                              audit_config=audit, failure=self.state.failure, detached=detached)
+                              audit_config=audit, failure=self.state.failure or queries, detached=detached,
+                              query_failures=queries.counts if queries is not None else {})

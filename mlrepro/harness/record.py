@@ -9,10 +9,12 @@ Top-level keys (schema ``mlrepro.record/v1``)::
                  timed_settings, cost_s, retry, dropped_cache} | null,
     framework {package, pinned, installed, matches} | null, reproduce {argv} | null,
     compliance [{test, directory, audit_config, validity, audit_config_used, passed, verifications, ...}] | null,
+    server {engine, version, version_source, command, engine_command, model, model_path, model_sha256,
+            served_model, base_url, image, started_by, sut} | null (a model server + LoadGen client: backend openai),
     audit_of (mode "audit": the audited run) | null,
     started_at, finished_at, duration_s (UTC ISO 8601), status {name, exit_code, error},
     subruns [{kind, directory, validity, results{..., tokens}, seeds, loadgen_errors, loadgen_warnings, dispatch,
-              ...}],
+              request_failures {kind: count} (queries a model server failed), ...}],
     accuracy {metric, value, unit, line, log_sha256, samples, dataset_size} | null,
     loadgen {version, errors [...], warnings [...]}, harness {version, python}, system "system.json"
 
@@ -69,6 +71,7 @@ class SubRunOutcome:
     cpu_s: float | None = None
     audit_config: str | None = None
     error: str | None = None
+    request_failures: dict[str, int] = field(default_factory=dict)   # queries a model server failed, by kind
 
     @property
     def validity(self) -> str | None:
@@ -140,6 +143,7 @@ def _subrun_dict(o: SubRunOutcome) -> dict[str, Any]:
         "cpu_s": o.cpu_s,
         "audit_config": o.audit_config,
         "error": o.error,
+        "request_failures": dict(o.request_failures),
     }
 
 
@@ -174,6 +178,7 @@ class RecordInputs:
     calibration: dict[str, Any] | None = None
     framework: dict[str, Any] | None = None
     compliance: list[dict[str, Any]] | None = None    # mlrepro.harness.compliance.run.audit_dict of each test
+    server: dict[str, Any] | None = None              # the model server of a network SUT (backend openai)
 
 
 def build_record(inp: RecordInputs, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -212,6 +217,7 @@ def build_record(inp: RecordInputs, env: dict[str, str] | None = None) -> dict[s
         "framework": inp.framework,
         "reproduce": {"argv": list(spec.reproduce)} if spec.reproduce else None,
         "compliance": inp.compliance,
+        "server": inp.server,
         "audit_of": spec.audit_of or None,
         "settings": {
             "overrides": dict(spec.settings),

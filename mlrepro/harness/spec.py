@@ -24,9 +24,10 @@ SCHEMA = "mlrepro.run/v1"
 DEVICES = ("cpu", "cuda", "xpu")
 """Devices a run spec may name: the vendors' torch devices (mlrepro.profiles.vendors: cuda for NVIDIA and AMD's
 ROCm build, xpu for Intel)."""
-#: onnxruntime / torch: the classification workloads; transformers / vllm: the LLM workloads
-#: (:mod:`mlrepro.harness.workloads.llm`); none: no framework (the null workload)
-BACKENDS = ("onnxruntime", "torch", "transformers", "vllm", "none")
+#: onnxruntime / torch: the classification workloads; transformers / vllm: the LLM workloads in-process
+#: (:mod:`mlrepro.harness.workloads.llm`); openai: an LLM on a model server over its OpenAI-compatible API (the
+#: network SUT, :mod:`mlrepro.harness.workloads.llm.backend_network`); none: no framework (the null workload)
+BACKENDS = ("onnxruntime", "torch", "transformers", "vllm", "openai", "none")
 
 #: modes a profile and ``--mode`` may name; "calibrate" (``mlrepro calibrate``) finds targets and runs no timed test;
 #: "audit" (``mlrepro compliance``) runs only the compliance tests of an earlier run, with its user.conf
@@ -48,7 +49,7 @@ class SpecError(ValueError):
 @dataclass(frozen=True)
 class WorkloadSpec:
     name: str                                  # entry point name in group "mlrepro.workloads"
-    backend: str = "onnxruntime"               # onnxruntime | torch | transformers | vllm | none
+    backend: str = "onnxruntime"               # onnxruntime | torch | transformers | vllm | openai | none
     device: str = "cpu"                        # cpu | cuda
     model_path: str | None = None              # user-provided model file (real MLPerf workloads)
     dataset_path: str | None = None            # user-provided dataset directory

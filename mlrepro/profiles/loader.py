@@ -332,7 +332,10 @@ def _dedupe(problems: list[ProfileProblem]) -> list[ProfileProblem]:
 
 #: fields added after profiles were first hashed, with the default that means what profiles meant before them:
 #: left out of the hash at that default, so a recorded profile's hash still matches it re-resolved
-_LATER_FIELDS: tuple[tuple[tuple[str, str], object], ...] = ((("framework", "source"), "lock"),)
+_LATER_FIELDS: tuple[tuple[tuple[str, str], object], ...] = ((("framework", "source"), "lock"),
+                                                               (("benchmark", "options"), {}))
+#: whole sections added later: left out of the hash when they hold their defaults (``serve``: no model server)
+_LATER_SECTIONS: tuple[str, ...] = ("serve",)
 
 
 def profile_hash(profile: Profile) -> str:
@@ -341,5 +344,11 @@ def profile_hash(profile: Profile) -> str:
     for (section, key), default in _LATER_FIELDS:
         if doc.get(section, {}).get(key) == default:
             del doc[section][key]
+    defaults = Profile.model_fields
+    for section in _LATER_SECTIONS:
+        field_info = defaults[section]
+        default = field_info.default_factory() if field_info.default_factory else field_info.default  # type: ignore[call-arg]
+        if doc.get(section) == default.model_dump(mode="json"):
+            del doc[section]
     canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

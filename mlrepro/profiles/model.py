@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from mlrepro.harness.serving.engines import ENGINE_NAMES, GENERIC, STARTABLE
 from mlrepro.harness.spec import MODES, SCENARIOS, SETTING_KEYS
 from mlrepro.harness.userconf import UserConfError, parse_user_conf, setting_line
 from mlrepro.profiles.quantity import parse_quantity
@@ -251,6 +252,10 @@ class Benchmark(StrictModel):
         {}, description="LoadGen TestSettings overrides for every scenario, or for one scenario under its name "
                         "(Server: {min_query_count: 1024}); each becomes a user.conf line; recorded")
     mlperf_model: str = Field("", description="model name for FromConfig; empty = the workload's default")
+    options: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")],
+                  str | int | float | bool] = Field(
+        {}, description="the workload's options (workload.options of the run spec), e.g. {max_new_tokens: 16} "
+                        "for an LLM")
     user_conf: str = Field("", description="user.conf lines ('model.Scenario.key = value'), loaded after "
                                            "mlperf.conf; a line LoadGen would ignore is an error")
 
@@ -319,6 +324,116 @@ def _models_of(workload: str | None, mlperf_model: str | None) -> set[str] | Non
         return None
 
 
+_HTTP_URL = r"^https?://[A-Za-z0-9._~%-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?$"
+_SAFE_ARG = r"^[^\x00-\x1f\x7f]*$"
+
+
+#: a model server's LoadGen client: a CPU-only pod streaming requests (what serve.client_resources leaves unset)
+CLIENT_RESOURCES = Resources(requests=ResourceList(cpu="1", memory="1Gi"), limits=ResourceList(cpu="2", memory="2Gi"))
+
+
+class ClientTimeouts(StrictModel):
+    """The client's per-request limits (seconds; mlrepro.harness.serving.Timeouts)."""
+
+    connect_seconds: Annotated[float, Field(gt=0)] = 10.0
+    between_chunks_seconds: Annotated[float, Field(gt=0)] = Field(
+        120.0, description="the longest wait for any bytes of a response, its first ones included (bounds TTFT)")
+    total_seconds: Annotated[float, Field(gt=0)] = 1800.0
+
+
+class Serve(StrictModel):
+    """A model server and the LoadGen client over its OpenAI-compatible API (docs/llm-serving.md).
+
+    ``engine`` starts a server of the profile (its image; the accelerator goes to it, the client is CPU-only);
+    ``endpoint`` names an existing one instead (no server objects). Neither: the LLM runs in-process."""
+
+    engine: str | None = Field(None, description=f"the model server to start: {', '.join(STARTABLE)} "
+                                                 f"(with endpoint: the existing server's engine, or {GENERIC})")
+    endpoint: Annotated[str, StringConstraints(pattern=_HTTP_URL)] | None = Field(
+        None, description="an existing server's API root, e.g. http://vllm.bench:8000/v1: mlrepro starts no server")
+    served_model: Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=_SAFE_ARG)] | None = Field(
+        None, description="the model name requests carry (default: the engine's rule: vLLM/SGLang get this name, "
+                          "transformers serve its model argument)")
+    model: Annotated[str, StringConstraints(min_length=1, pattern=_SAFE_ARG)] | None = Field(
+        None, description="the model the server loads, as the server sees it (a Hugging Face directory, a .gguf, "
+                          "DIR:FILE.gguf, package:DIST:FILE); default benchmark.model_path, else the workload's "
+                          "packaged model")
+    model_source: Literal["image", "claim", "host-path"] = Field(
+        "image", description="where the model is: in the image, on a PersistentVolumeClaim (model_claim, "
+                             "Kubernetes), or a host directory (host_path; Docker and native: a hostPath breaks Pod "
+                             "Security 'restricted', so Kubernetes refuses it)")
+    model_claim: Annotated[str, StringConstraints(pattern=_DNS_SUBDOMAIN)] | None = Field(
+        None, description="the claim holding the model, mounted read-only at model_mount (server and client)")
+    host_path: str | None = Field(None, description="the host directory holding the model, mounted read-only at "
+                                                    "model_mount (Docker; natively model_mount is read as it)")
+    model_mount: str = Field("/models", description="where the claim or host directory is mounted")
+    port: Annotated[int, Field(ge=1, le=65535)] | None = Field(None, description="default: the engine's")
+    args: list[Annotated[str, StringConstraints(pattern=_SAFE_ARG)]] = Field(
+        [], description="more arguments for the engine, e.g. [--continuous-batching]")
+    env: dict[Annotated[str, StringConstraints(pattern=_ENV_NAME)], str] = Field(
+        {}, description="the server's environment, added to the profile's env")
+    resources: Resources | None = Field(None, description="the server's cpu/memory: what it sets, else the "
+                                                         "profile's resources")
+    client_resources: Resources = Field(Resources(), description="the LoadGen client's cpu/memory (it has no "
+                                        "accelerator): what it sets, else requests cpu 1, memory 1Gi, limits cpu 2, "
+                                        "memory 2Gi")
+    max_concurrency: Annotated[int, Field(ge=1, le=65536)] = Field(
+        64, description="requests the client keeps in flight at most")
+    api: Literal["completions", "chat"] = "completions"
+    ready_timeout_seconds: Annotated[int, Field(ge=1)] = Field(
+        900, description="how long the server may take to answer its health path (model load included)")
+    timeouts: ClientTimeouts = ClientTimeouts()
+
+    @property
+    def enabled(self) -> bool:
+        return self.engine is not None or self.endpoint is not None
+
+    @property
+    def starts_server(self) -> bool:
+        """mlrepro starts the server (an engine, no endpoint)."""
+        return self.engine is not None and self.endpoint is None
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, v: str | None) -> str | None:
+        if v is not None and v not in ENGINE_NAMES:
+            raise ValueError(f"{v!r} is not one of {', '.join(ENGINE_NAMES)}")
+        return v
+
+    @field_validator("host_path", "model_mount")
+    @classmethod
+    def _abs(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("/") or "\n" in v or "\0" in v or v.rstrip("/") == ""):
+            raise ValueError("must be an absolute directory path (not /)")
+        return v.rstrip("/") if v else v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Serve:
+        if self.endpoint is not None and not self.served_model:
+            raise ValueError("an existing server (endpoint) needs served_model: the model name it answers to "
+                             "(--served-model NAME)")
+        if self.engine == GENERIC and self.endpoint is None:
+            raise ValueError(f"engine {GENERIC!r} is an existing server: give serve.endpoint")
+        if self.endpoint is not None and (self.model_source != "image" or self.model_claim or self.host_path):
+            raise ValueError("an existing server (endpoint) has no server objects: model_source, model_claim and "
+                             "host_path are for a server mlrepro starts")
+        if self.model_source == "claim" and not self.model_claim:
+            raise ValueError("model_source 'claim' needs model_claim (the PersistentVolumeClaim with the model)")
+        if self.model_source == "host-path" and not self.host_path:
+            raise ValueError("model_source 'host-path' needs host_path (the host directory with the model)")
+        if self.model_claim and self.model_source != "claim":
+            raise ValueError("model_claim is only used with model_source 'claim'")
+        if self.host_path and self.model_source != "host-path":
+            raise ValueError("host_path is only used with model_source 'host-path'")
+        if self.model_source != "image" and self.model and not (self.model.startswith(self.model_mount + "/")):
+            raise ValueError(f"model {self.model!r} must be under model_mount {self.model_mount} (where the "
+                             f"{'claim' if self.model_source == 'claim' else 'host directory'} is mounted)")
+        if self.model_source != "image" and not self.model:
+            raise ValueError(f"model_source {self.model_source!r} needs serve.model (its path under "
+                             f"{self.model_mount})")
+        return self
+
+
 class ResultsVolume(StrictModel):
     size: Quantity = "1Gi"
     storage_class: Annotated[str, StringConstraints(pattern=_DNS_SUBDOMAIN)] | None = None
@@ -357,6 +472,7 @@ class Profile(StrictModel):
     benchmark: Benchmark = Benchmark()
     results: ResultsVolume = ResultsVolume()
     job: JobPolicy = JobPolicy()
+    serve: Serve = Serve()
 
     @field_validator("env", mode="before")
     @classmethod
@@ -440,6 +556,7 @@ def find_contradictions(profile: Profile) -> list[tuple[tuple[str, ...], str]]:
         problems.append((("accelerator.device_class", "accelerator.request"),
                          "device_class is only used with request: dra"))
     problems += _vendor_contradictions(profile)
+    problems += _serve_contradictions(profile)
     for key in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"):
         if key in profile.env and not acc.enabled:
             problems.append(((f"env.{key}",), "set on a profile without an accelerator"))
@@ -494,6 +611,21 @@ def _vendor_contradictions(profile: Profile) -> list[tuple[tuple[str, ...], str]
                              f"{ref!r} is a {_STACK_NAMES[stack]} image: {row.label} GPUs need a "
                              f"{' or '.join(_STACK_NAMES[s] for s in row.stacks)} base image"))
     return problems
+
+
+def _serve_contradictions(profile: Profile) -> list[tuple[tuple[str, ...], str]]:
+    """A model server the profile cannot give what it needs: an engine that runs on a device the profile has
+    not (vLLM and SGLang need a GPU)."""
+    from mlrepro.harness.serving.engines import engine
+
+    serve = profile.serve
+    if not serve.starts_server:
+        return []
+    e = engine(str(serve.engine))
+    if e.devices and profile.device not in e.devices:
+        return [(("serve.engine", "accelerator.count"), f"{e.name} runs on {' or '.join(e.devices)}, but the profile "
+                                                         f"has {'no accelerator' if profile.device == 'cpu' else profile.device}")]
+    return []
 
 
 _STACK_NAMES = {"cuda": "CUDA", "rocm": "ROCm", "oneapi": "oneAPI"}

@@ -22,10 +22,12 @@ def parse_kubernetes_version(text: str, where: str = "--kubernetes-version") -> 
     return int(m.group(1)), int(m.group(2))
 
 
-def check_kubernetes_version(pod: PodSpec, version: str, where: str = "--kubernetes-version") -> None:
-    """Raise RenderError when ``pod`` needs an API that Kubernetes ``version`` does not serve."""
+def check_kubernetes_version(pod: PodSpec, version: str, where: str = "--kubernetes-version",
+                             dra: bool | None = None) -> None:
+    """Raise RenderError when ``pod`` (``dra``: or its model server) needs an API that Kubernetes ``version``
+    does not serve."""
     have = parse_kubernetes_version(version, where)
-    if pod.device_claim is not None and have < DRA_MIN_VERSION:
+    if (pod.device_claim is not None if dra is None else dra) and have < DRA_MIN_VERSION:
         raise RenderError(f"accelerator.request: dra needs Kubernetes {DRA_MIN_VERSION[0]}.{DRA_MIN_VERSION[1]} or "
                           f"newer (resource.k8s.io/v1), but {where} is {have[0]}.{have[1]}: use "
                           "accelerator.request: device-plugin on this cluster")

@@ -21,8 +21,14 @@ _BASE_RESOURCES = ("cpu", "memory")
 
 
 def helm_values(spec: JobSpec) -> dict[str, Any]:
-    """The values file of one run: the same job spec :func:`~mlrepro.render.manifests.render_manifests` takes."""
+    """The values file of one run: the same job spec :func:`~mlrepro.render.manifests.render_manifests` takes.
+    Raises RenderError for what the Kubernetes view refuses (a model on a hostPath)."""
+    from mlrepro.render.podspec import HostPathSource, _k8s_volume
+
     pod, run_spec, policy = spec.pod, spec.run, spec.policy
+    for v in pod.volumes:
+        if isinstance(v.source, HostPathSource):
+            _k8s_volume(v)                   # raises: a hostPath breaks Pod Security "restricted"
     results = pod.results_volume.source
     assert isinstance(results, PvcSource)
     files = pod.config_files
@@ -49,6 +55,35 @@ def helm_values(spec: JobSpec) -> dict[str, Any]:
                     "storageClass": results.storage_class},
         "job": {"backoffLimit": policy.retries, "activeDeadlineSeconds": policy.deadline_seconds,
                 "ttlSecondsAfterFinished": policy.ttl_seconds},
+        "server": _server_values(spec),
+    }
+
+
+def _server_values(spec: JobSpec) -> dict[str, Any] | None:
+    """The model server's values (the chart's deployment.yaml, service.yaml): what its ServerSpec derived."""
+    server = spec.server
+    if server is None:
+        return None
+    sched = server.scheduling
+    resources = {kind: {**{k: None for k in _BASE_RESOURCES}, **values}
+                 for kind, values in (("requests", server.resources.requests), ("limits", server.resources.limits))}
+    model = server.model
+    return {
+        "name": server.name,
+        "engine": server.engine,
+        "args": list(server.args()),
+        "port": server.port,
+        "healthPath": server.health_path,
+        "env": [{"name": e.name, "value": e.value} for e in server.env if e.name not in RESERVED_ENV],
+        "resources": resources,
+        "nodeSelector": dict(sched.node_selector),
+        "tolerations": [t.to_k8s() for t in sched.tolerations],
+        "runtimeClassName": sched.runtime_class,
+        "priorityClassName": sched.priority_class,
+        "deviceClaim": {"deviceClass": server.device_claim.device_class, "count": server.device_claim.count}
+        if server.device_claim is not None else None,
+        "modelClaim": {"claim": model.claim, "mountPath": model.mount_path} if model.kind == "claim" else None,
+        "readyTimeoutSeconds": max(server.ready_timeout_s, 60),
     }
 
 

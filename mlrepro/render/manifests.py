@@ -1,4 +1,5 @@
-"""Kubernetes manifests of a run, built as data from the PodSpec: ConfigMap, PersistentVolumeClaim, Job.
+"""Kubernetes manifests of a run, built as data from the PodSpec: ConfigMap, PersistentVolumeClaim, Job (and a
+model server's Deployment and Service, from its ServerSpec).
 
 Nothing here templates YAML text: objects are dicts, serialised by :func:`dump_manifests`. The YAML is
 written for every reader: PyYAML (YAML 1.1), kubectl/Helm (Go, which reads ``y``, ``1e3`` or ``0o17``
@@ -81,13 +82,25 @@ def device_claim_template(pod: PodSpec) -> dict[str, Any]:
             ]}}}}
 
 
-def render_manifests(spec: JobSpec, suspend: bool = False) -> list[dict[str, Any]]:
-    """ConfigMap, PersistentVolumeClaim, the ResourceClaimTemplate of a DRA run, and the Job of one run, in
-    apply order (the Job last: its pod needs the others). ``suspend``: see :func:`job`."""
+def server_manifests(spec: JobSpec) -> list[dict[str, Any]]:
+    """The model server of a run (``serve.engine``; none otherwise): the ResourceClaimTemplate of a DRA server,
+    its Deployment and its Service (mlrepro.render.serverspec), in apply order."""
+    server = spec.server
+    if server is None:
+        return []
+    objs = [server.to_k8s_claim_template()] if server.device_claim is not None else []
+    return [*objs, server.to_k8s_deployment(), server.to_k8s_service()]
+
+
+def render_manifests(spec: JobSpec, suspend: bool = False, server: bool = True) -> list[dict[str, Any]]:
+    """ConfigMap, PersistentVolumeClaim, the ResourceClaimTemplate of a DRA run, the model server's objects
+    (:func:`server_manifests`) and the Job of one run, in apply order (the Job last: its pod needs the others;
+    its client waits for the server's health path). ``suspend``: see :func:`job`. ``server`` False: without the
+    server's objects (the Kubernetes runner applies them first, and waits for the server, on its own)."""
     objs = [config_map(spec.pod), results_claim(spec.pod)]
     if spec.pod.device_claim is not None:
         objs.append(device_claim_template(spec.pod))
-    return [*objs, job(spec, suspend)]
+    return [*objs, *(server_manifests(spec) if server else []), job(spec, suspend)]
 
 
 # ---- YAML ----------------------------------------------------------------------------------------------

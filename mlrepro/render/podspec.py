@@ -27,7 +27,7 @@ from mlrepro.errors import BadInputError
 from mlrepro.harness.spec import RunSpec
 from mlrepro.harness.sysinfo.runtime import ENV_HOST_SYSTEM, ENV_NODE_NAME, ENV_TARGET
 from mlrepro.profiles.loader import ResolvedProfile
-from mlrepro.profiles.model import Profile
+from mlrepro.profiles.model import CLIENT_RESOURCES, Profile, Resources
 from mlrepro.profiles.quantity import parse_quantity
 from mlrepro.profiles.vendors import VENDORS, Vendor
 
@@ -102,7 +102,21 @@ class EmptyDirSource:
     """Scratch space (``/tmp``) on a read-only root filesystem. On Docker a tmpfs."""
 
 
-VolumeSource = ConfigMapSource | PvcSource | EmptyDirSource
+@dataclass(frozen=True)
+class ModelClaimSource:
+    """A model server's model on an existing PersistentVolumeClaim (never made by mlrepro), mounted read-only:
+    the client of the server reads its tokenizer (and hashes it) there too. Kubernetes only."""
+    claim_name: str
+
+
+@dataclass(frozen=True)
+class HostPathSource:
+    """A host directory holding the model, mounted read-only (Docker; natively the path is read as it is).
+    Kubernetes refuses it: a hostPath volume breaks Pod Security "restricted"."""
+    path: str
+
+
+VolumeSource = ConfigMapSource | PvcSource | EmptyDirSource | ModelClaimSource | HostPathSource
 
 
 @dataclass(frozen=True)
@@ -238,6 +252,11 @@ class PodSpec:
         return tuple(v.mount_path for v in self.volumes if isinstance(v.source, EmptyDirSource))
 
     @property
+    def host_path_mounts(self) -> tuple[tuple[str, str], ...]:
+        """(host directory, mount path) of each read-only host directory (a model server's model)."""
+        return tuple((v.source.path, v.mount_path) for v in self.volumes if isinstance(v.source, HostPathSource))
+
+    @property
     def gpu_count(self) -> int:
         return self.gpu.count if self.gpu else 0
 
@@ -329,6 +348,12 @@ def _k8s_volume(v: Volume) -> dict[str, Any]:
         return {"name": v.name, "configMap": {"name": src.name}}
     if isinstance(src, PvcSource):
         return {"name": v.name, "persistentVolumeClaim": {"claimName": src.claim_name}}
+    if isinstance(src, ModelClaimSource):
+        return {"name": v.name, "persistentVolumeClaim": {"claimName": src.claim_name, "readOnly": True}}
+    if isinstance(src, HostPathSource):
+        raise RenderError("serve.model_source: host-path mounts a hostPath volume, which Pod Security 'restricted' "
+                          "forbids: on Kubernetes put the model on a claim (serve.model_source: claim, "
+                          "serve.model_claim) or in the image")
     return {"name": v.name, "emptyDir": {}}
 
 
@@ -401,23 +426,28 @@ def check_text(where: str, text: str) -> None:
                           "are not allowed)")
 
 
-def _scheduling(p: Profile) -> Scheduling:
+def _scheduling(p: Profile, cpu_only: bool = False) -> Scheduling:
+    """The pod's scheduling: the profile's node selector and tolerations, its architecture and, unless
+    ``cpu_only`` (a model server's client), the accelerator's product label and taint toleration (a CPU-only pod
+    does not tolerate the accelerator's taint even where the profile lists it: GPU nodes stay the server's)."""
     node_selector = dict(p.scheduling.node_selector)
     wanted = {ARCH_LABEL: p.arch}
     row = p.accelerator.vendor_row
-    if p.accelerator.enabled and p.accelerator.product and row is not None:
+    if not cpu_only and p.accelerator.enabled and p.accelerator.product and row is not None:
         wanted[row.product_label] = p.accelerator.product
     for key, value in wanted.items():
         if node_selector.setdefault(key, value) != value:
             raise RenderError(f"scheduling.node_selector.{key} is {node_selector[key]!r} but the profile "
                               f"needs {value!r}")
-    tolerations = [Toleration(key=t.key, operator=t.operator, value=t.value, effect=t.effect,
-                              toleration_seconds=t.toleration_seconds) for t in p.scheduling.tolerations]
     acc = p.accelerator
-    if acc.enabled and not any(_tolerates_no_schedule(t, acc.taint_key) for t in tolerations):
+    tolerations = [Toleration(key=t.key, operator=t.operator, value=t.value, effect=t.effect,
+                              toleration_seconds=t.toleration_seconds) for t in p.scheduling.tolerations
+                   if not (cpu_only and acc.enabled and t.key == acc.taint_key)]   # a GPU node's taint: the server's
+    gpu = acc.enabled and not cpu_only
+    if gpu and not any(_tolerates_no_schedule(t, acc.taint_key) for t in tolerations):
         tolerations.append(Toleration(key=acc.taint_key, operator="Exists", effect="NoSchedule"))
     return Scheduling(node_selector=_frozen(node_selector), tolerations=tuple(tolerations),
-                      runtime_class=acc.runtime_class if acc.enabled else None,
+                      runtime_class=acc.runtime_class if gpu else None,
                       priority_class=p.scheduling.priority_class)
 
 
@@ -425,13 +455,25 @@ def _tolerates_no_schedule(t: Toleration, key: str) -> bool:
     return t.operator == "Exists" and t.key in (key, None) and t.effect in ("NoSchedule", None)
 
 
-def _resources(p: Profile) -> tuple[ResourceSpec, GpuRequest | None]:
-    r = p.resources
-    requests = {k: v for k, v in (("cpu", r.requests.cpu), ("memory", r.requests.memory)) if v is not None}
-    limits = {k: v for k, v in (("cpu", r.limits.cpu), ("memory", r.limits.memory)) if v is not None}
+def _resources(p: Profile, override: Resources | None = None, cpu_only: bool = False,
+               base: Resources | None = None) -> tuple[ResourceSpec, GpuRequest | None]:
+    """cpu/memory (``base``, default the profile's; ``override``'s values where it sets them: a model server's or
+    its client's) and, unless ``cpu_only``, the accelerator."""
+    r = base or p.resources
+
+    def pick(kind: str, name: str) -> str | None:
+        """The override's value where it was given (its defaults are not), else the profile's."""
+        if override is not None and kind in override.model_fields_set:
+            sub = getattr(override, kind)
+            if name in sub.model_fields_set:
+                return getattr(sub, name)
+        return getattr(getattr(r, kind), name)
+
+    requests = {k: v for k in ("cpu", "memory") if (v := pick("requests", k)) is not None}
+    limits = {k: v for k in ("cpu", "memory") if (v := pick("limits", k)) is not None}
     gpu = None
     acc = p.accelerator
-    if acc.enabled:
+    if acc.enabled and not cpu_only:
         dra = acc.request == "dra"
         gpu = GpuRequest(vendor=acc.vendor, resource="" if dra else acc.resource_name, count=acc.count,
                          mig_profile=acc.mig_profile, product=acc.product)
@@ -449,9 +491,15 @@ def _device_claim(p: Profile, run_id: str) -> DeviceClaim | None:
 
 
 def build_pod_spec(resolved: ResolvedProfile, image: str, run_spec: RunSpec) -> PodSpec:
-    """The pod that runs ``run_spec`` of ``resolved`` in ``image``. Raises RenderError on bad inputs."""
+    """The pod that runs ``run_spec`` of ``resolved`` in ``image``. Raises RenderError on bad inputs.
+
+    With a model server (``serve``), this pod is its LoadGen client: CPU-only (``serve.client_resources``, no
+    accelerator, toleration or product label: those go to the server, :mod:`mlrepro.render.serverspec`), and
+    the server's model claim or host directory mounted read-only where the server has it (the client reads the
+    tokenizer there)."""
     _check_inputs(resolved, run_spec)
     p = resolved.profile
+    client = p.serve.enabled
     run_id = run_spec.run_id
     spec_text = run_spec.to_json()
     env = [EnvVar(k, v) for k, v in p.env.items()]
@@ -465,14 +513,20 @@ def build_pod_spec(resolved: ResolvedProfile, image: str, run_spec: RunSpec) -> 
                          storage_class=p.results.storage_class)),
         Volume("tmp", TMP_DIR, False, EmptyDirSource()),
     )
-    resources, gpu = _resources(p)
+    serve = p.serve
+    if client and serve.model_source == "claim" and serve.model_claim:
+        volumes += (Volume("model", serve.model_mount, True, ModelClaimSource(serve.model_claim)),)
+    elif client and serve.model_source == "host-path" and serve.host_path:
+        volumes += (Volume("model", serve.model_mount, True, HostPathSource(serve.host_path)),)
+    resources, gpu = _resources(p, serve.client_resources, cpu_only=True, base=CLIENT_RESOURCES) if client \
+        else _resources(p)
     uid = p.image.user_uid
     return PodSpec(
         name=run_id, run_id=run_id, image=image, platform=p.platform,
         command=HARNESS_COMMAND, args=HARNESS_ARGS, env=tuple(env), working_dir=WORKING_DIR,
         security=SecurityContext(uid=uid, gid=uid), volumes=volumes, resources=resources,
-        scheduling=_scheduling(p), gpu=gpu,
+        scheduling=_scheduling(p, cpu_only=client), gpu=gpu,
         labels=_frozen(standard_labels(resolved, run_spec)),
         annotations=_frozen(standard_annotations(resolved, spec_text)),
-        device_claim=_device_claim(p, run_id),
+        device_claim=None if client else _device_claim(p, run_id),
     )

@@ -8,7 +8,9 @@ mlrepro's record of the performance run (record.json). Rules of a match (a ``mis
 - validity: LoadGen says VALID on both sides;
 - what defines the run: profile hash, LoadGen settings in effect (from the detail logs), RNG seeds, the image
   (digest, or the content hash of an image rebuilt from the recorded profile), the recorded user.conf being
-  the one the run loaded, and no ``mlrepro check`` error on the original result folder (a tampered log).
+  the one the run loaded, and no ``mlrepro check`` error on the original result folder (a tampered log);
+- a network SUT's model server (record.json ``server``): the same engine, started with the same command line
+  (its loopback port aside: a native server gets a free one each time), on a model with the same sha256.
 
 Environment differences (hardware, OS and kernel, framework, LoadGen, Python, harness versions) are listed as
 ``differs``: they explain a drift, they are not one.
@@ -65,11 +67,12 @@ class RunFacts:
     validity: str | None
     user_conf_sha256: str | None             # of the result folder's user.conf
     recorded_user_conf_sha256: str | None    # what the run's record says it loaded
+    server: Mapping[str, str | None] = field(default_factory=dict)   # a network SUT's model server (record)
 
 
 @dataclass(frozen=True)
 class DriftItem:
-    group: str            # image | profile | environment | settings | seeds | user.conf | result | check
+    group: str            # image | profile | environment | server | settings | seeds | user.conf | result | check
     name: str
     recorded: str
     reproduced: str
@@ -123,6 +126,7 @@ def facts_of(tree: SubmissionTree, result: ResultEntry, record: Mapping[str, Any
     env["mlrepro harness"] = harness.get("version")
     image = rec.get("image") if isinstance(rec.get("image"), dict) else {}
     settings = rec.get("settings") if isinstance(rec.get("settings"), dict) else {}
+    server = rec.get("server") if isinstance(rec.get("server"), dict) else {}
     return RunFacts(
         tree_result=f"{tree.root}/{result.rel}", run_id=rec.get("run_id"), profile_hash=rec.get("profile_hash"),
         image_reference=image.get("reference"), image_digest=image.get("digest"), environment=env,
@@ -132,7 +136,32 @@ def facts_of(tree: SubmissionTree, result: ResultEntry, record: Mapping[str, Any
         unit=result.metric.unit if result.metric else "",
         latency_ms={p: ns / 1e6 for p, ns in result.latency_ns.items()}, accuracy=dict(result.accuracy_values),
         validity=result.validity, user_conf_sha256=_sha(user_conf_text),
-        recorded_user_conf_sha256=settings.get("user_conf_sha256"))
+        recorded_user_conf_sha256=settings.get("user_conf_sha256"), server=server_facts(server))
+
+
+#: a model server's facts that define the run (mismatch when they differ) and that explain a drift (differs)
+SERVER_DEFINING = ("engine", "engine command", "model sha256", "served model")
+SERVER_INFORMATIVE = ("version",)
+
+
+def _mask_listen(argv: Any) -> str | None:
+    """The engine's command line with its --host/--port values masked (a native server gets a free port)."""
+    if not isinstance(argv, list):
+        return None
+    out, mask = [], False
+    for part in argv:
+        out.append("*" if mask else str(part))
+        mask = part in ("--host", "--port")
+    return " ".join(out)
+
+
+def server_facts(server: Mapping[str, Any]) -> dict[str, str | None]:
+    """The compared facts of a record's ``server`` ({} for an in-process SUT)."""
+    if not server:
+        return {}
+    return {"engine": server.get("engine"), "version": server.get("version"),
+            "engine command": _mask_listen(server.get("engine_command")),
+            "model sha256": server.get("model_sha256"), "served model": server.get("served_model")}
 
 
 def _pairs(group: str, old: Mapping[str, Any], new: Mapping[str, Any], verdict_if_differs: str) -> list[DriftItem]:
@@ -164,6 +193,11 @@ def compare(old: RunFacts, new: RunFacts, *, tolerance: float = DEFAULT_TOLERANC
                            SAME if old.profile_hash == new.profile_hash else MISMATCH))
     items += _image(old, new, image_note, image_equivalent)
     items += _pairs("environment", old.environment, new.environment, DIFFERS)
+    if old.server or new.server:
+        items += _pairs("server", {k: old.server.get(k) for k in SERVER_DEFINING},
+                        {k: new.server.get(k) for k in SERVER_DEFINING}, MISMATCH)
+        items += _pairs("server", {k: old.server.get(k) for k in SERVER_INFORMATIVE},
+                        {k: new.server.get(k) for k in SERVER_INFORMATIVE}, DIFFERS)
     items += _pairs("settings", old.settings, new.settings, MISMATCH)
     items += _pairs("seeds", old.seeds, new.seeds, MISMATCH)
     if old.recorded_user_conf_sha256 and old.user_conf_sha256 != old.recorded_user_conf_sha256:

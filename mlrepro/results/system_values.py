@@ -240,7 +240,46 @@ def _on_chip(gpu: Mapping[str, Any]) -> str:
 
 # --- software and how it ran -----------------------------------------------------------------------------
 
+#: how a model server's engine is named in a systems JSON
+_ENGINE_LABELS = {"vllm": "vLLM", "sglang": "SGLang", "transformers": "Hugging Face transformers serve",
+                  "openai": "an OpenAI-compatible server"}
+SUT_MODEL_SERVER = "model server + LoadGen client"
+
+
+def model_server(system: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The model server of a network SUT (system.json's ``model_server``, written by the harness); {} if none."""
+    return _map(system.get("model_server"))
+
+
+def server_framework(server: Mapping[str, Any]) -> str:
+    """``vLLM 0.33.0 (model server + LoadGen client over its OpenAI-compatible API)``."""
+    engine = str(server.get("engine") or "openai")
+    label = _ENGINE_LABELS.get(engine, engine)
+    version = server.get("version")
+    return f"{label}{' ' + str(version) if version else ''} ({SUT_MODEL_SERVER} over its OpenAI-compatible API)"
+
+
+def server_notes(server: Mapping[str, Any]) -> str:
+    """One sentence for sw_notes: the SUT is a model server and a LoadGen client, how the server was started,
+    on which model (its sha256)."""
+    parts = [f"SUT: {SUT_MODEL_SERVER}: {server_framework(server).split(' (')[0]}"]
+    model = server.get("served_model") or server.get("model")
+    if model:
+        parts.append(f"serving {model}")
+    if server.get("model_sha256"):
+        parts.append(f"(model sha256 {server['model_sha256']})")
+    command = server.get("engine_command") or server.get("command")
+    if isinstance(command, list) and command:
+        parts.append("started as `" + " ".join(str(c) for c in command) + "`")
+    elif server.get("started_by") == "existing":
+        parts.append("an existing server at " + str(server.get("base_url") or "?"))
+    return " ".join(parts) + "; the LoadGen client streamed every query over its OpenAI-compatible API."
+
+
 def framework(system: Mapping[str, Any], backend: str) -> str:
+    server = model_server(system)
+    if server:
+        return server_framework(server)
     packages = _map(system.get("packages"))
     if backend in _FRAMEWORK_LABELS:
         version = packages.get(backend)

@@ -79,6 +79,10 @@ def build_system_desc(system: Mapping[str, Any], *, division: str, submitter: st
         "other_software_stack": sv.other_software(system),
         "sw_notes": SW_NOTES,
     }
+    server = sv.model_server(system)
+    if server:                 # a network SUT: a model server + this LoadGen client
+        desc["sw_notes"] = f"{SW_NOTES} {sv.server_notes(server)}"
+        desc["system_type_detail"] = sv.SUT_MODEL_SERVER
     for spec in rules.fields:
         if spec.required:
             desc.setdefault(spec.name, UNKNOWN if spec.meaningful else "")

@@ -19,6 +19,16 @@ A run goes through the same steps on every target (:mod:`mlrepro.flow` drives th
                                                     launch (kubernetes: a Job installed with Helm)
     runner.close()                                  release connections and watch threads
 
+A run whose LLM is on a model server (``job.server``) has three more steps around its launch::
+
+    job, server = runner.start_server(job, progress)   the server (Deployment + Service, a container on the
+                                                    run's network, a process on loopback); the job returned is
+                                                    the one to launch (native: its spec names the port chosen)
+    runner.wait_server(server, progress)            until it answers its health path, or ServerNotReady with
+                                                    the diagnosis (unschedulable, image pull, out of memory,
+                                                    crashing with its last log lines, not ready in time)
+    runner.stop_server(server, keep=False)          its log saved (``server.log`` of the run), then removed
+
 A runner never knows about profiles beyond ``prepare`` (which builds the profile's image): it gets a
 JobSpec (the pod, the job policy and the run spec) and the run's paths on this machine.
 """
@@ -30,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from mlrepro.errors import RuntimeFailure
 from mlrepro.harness import exit_codes
 from mlrepro.runners.locations import ResultsLocation
 from mlrepro.state.status import RunStatus
@@ -115,6 +126,29 @@ class RunHandle:
 
 
 @dataclass(frozen=True)
+class ServerHandle:
+    """A model server a runner started for a run (see the module docstring)."""
+
+    run_id: str
+    target: str
+    name: str
+    """Its Deployment / container name (the native server: the run id)."""
+    ref: str
+    """What the target calls it: a pid (native), a container id (docker), ``namespace/deployment`` (kubernetes)."""
+    url: str
+    """The API root as the run's client reaches it (``http://HOST:PORT/v1``)."""
+    log_path: Path
+    """Where its output is kept on this machine (``server.log`` beside the run's harness.log)."""
+    ready_timeout_s: float = 900.0
+    network: str = ""
+    """docker: the run's user network."""
+
+
+class ServerNotReady(RuntimeFailure):
+    """The model server did not get ready: the diagnosis in one line (exit 1, the run failed)."""
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     status: RunStatus
     exit_code: int | None
@@ -180,6 +214,19 @@ class Runner(Protocol):
 
     def check(self, job: JobSpec) -> None:
         """Reject, before anything is launched, a job this target cannot run (BadInputError)."""
+        ...
+
+    def start_server(self, job: JobSpec, progress: Progress = no_progress) -> tuple[JobSpec, ServerHandle]:
+        """Start the model server of ``job`` (``job.server``); return the job to launch and the server."""
+        ...
+
+    def wait_server(self, server: ServerHandle, progress: Progress = no_progress) -> None:
+        """Block until the server answers its health path; ServerNotReady with the diagnosis otherwise
+        (KeyboardInterrupt propagates: the caller stops it)."""
+        ...
+
+    def stop_server(self, server: ServerHandle, keep: bool = False) -> None:
+        """Save the server's log at ``server.log_path``, then remove it unless ``keep``. Idempotent."""
         ...
 
     def close(self) -> None:

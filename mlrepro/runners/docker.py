@@ -1,4 +1,5 @@
-"""Docker target: the benchmark container on a local engine, configured from the same PodSpec as the Job.
+"""Docker target: the benchmark container on a local engine, configured from the same PodSpec as the Job (and
+a model server's container, from the run's ServerSpec, on a user network the client joins).
 
 Results go to a named volume (``mlrepro-results-<run id>``) or a host directory the user names; the run
 spec is bind-mounted read-only; the container runs non-root with a read-only root filesystem, no
@@ -27,11 +28,19 @@ from mlrepro.runners.base import (
     RunnerConfig,
     RunOutcome,
     RunStatus,
+    ServerHandle,
+    ServerNotReady,
     no_progress,
     status_from_exit_code,
     verify_results,
 )
-from mlrepro.runners.docker_config import default_results, docker_run_config, write_config_dir
+from mlrepro.runners.docker_config import (
+    default_results,
+    docker_run_config,
+    docker_server_config,
+    network_name,
+    write_config_dir,
+)
 from mlrepro.runners.docker_devices import engine_device_access
 from mlrepro.runners.locations import DockerVolume, HostDir, parse_location
 from mlrepro.runners.logfile import last_line
@@ -82,6 +91,7 @@ class DockerRunner:
         self.config = config
         self.client = client or connect()
         self._deadlines: dict[str, float] = {}
+        self._networks: dict[str, str] = {}         # run id -> the user network its server and client share
         self._host_system: str | None = None
         self.device_root = Path("/")
         """Where the engine host's /dev is read when the engine runs here (docker_devices)."""
@@ -122,6 +132,8 @@ class DockerRunner:
         cfg = docker_run_config(pod, config_dir, results, extra_env=extra_env)
         labels = state_labels(self.config.state_dir)      # prune removes only objects of its own state directory
         cfg = replace(cfg, labels={**cfg.labels, **labels})
+        if job.run_id in self._networks:           # the client of a model server: on the server's network
+            cfg = replace(cfg, network=self._networks[job.run_id])
         if user is not None:
             cfg = replace(cfg, user=user)
         elif isinstance(results, HostDir):   # root launched it: the image's user writes the run's folder
@@ -291,7 +303,11 @@ class DockerRunner:
                     from None
 
     def check(self, job: JobSpec) -> None:
-        """A --results-dir whose parent does not exist is refused before anything starts."""
+        """A --results-dir whose parent does not exist, or a model on a cluster's claim, is refused before anything
+        starts."""
+        if job.server is not None and job.server.model.kind == "claim":
+            raise BadInputError("serve.model_source: claim is a Kubernetes PersistentVolumeClaim; a Docker run takes "
+                                "the model from the image or a host directory (serve.model_source: host-path)")
         if self.config.results_dir is not None:
             root = self.config.results_dir.expanduser().absolute()
             if not root.is_dir() and not root.parent.is_dir():
@@ -303,6 +319,123 @@ class DockerRunner:
 
     def close(self) -> None:
         return None
+
+    # ---- the model server: a container on the run's user network ------------------------------------------
+    def start_server(self, job: JobSpec, progress: Progress = no_progress) -> tuple[JobSpec, ServerHandle]:
+        """A user network for the run (labelled, so prune finds it), the server container on it under its name
+        (the client's URL names it), with the accelerator and the engine's health check."""
+        import docker
+
+        server = job.server
+        if server is None:
+            raise ContainerError(f"run {job.run_id} has no model server to start")
+        labels = {**state_labels(self.config.state_dir), "mlrepro.io/run-id": job.run_id}
+        net = network_name(job.run_id)
+        cfg = docker_server_config(server, net, extra_env={ENV_TARGET: self.target})
+        cfg = replace(cfg, labels={**cfg.labels, **labels})      # prune finds a stopped server as a run's container
+        if cfg.gpu_count and cfg.gpu_vendor:
+            access = engine_device_access(self.client, cfg.gpu_vendor, self.device_root)
+            if not cfg.gpu_device_request:
+                cfg = replace(cfg, devices=list(access.devices), group_add=list(access.group_add))
+        try:
+            self.client.networks.create(net, driver="bridge", labels=labels, check_duplicate=True)
+        except docker.errors.APIError as exc:
+            raise ContainerError(f"cannot create network {net}: {one_line(exc.explanation or exc)}") from None
+        self._networks[job.run_id] = net
+        try:
+            container = self.client.containers.create(**cfg.create_kwargs())
+            container.start()
+        except docker.errors.ImageNotFound:
+            self._drop_network(net)
+            raise ContainerError(f"image {cfg.image} not found on the engine: build it first "
+                                 f"(mlrepro build -p {job.profile_name})") from None
+        except docker.errors.APIError as exc:
+            self._remove(cfg.name)
+            self._drop_network(net)
+            raise ContainerError(f"cannot start the model server {cfg.name}: {one_line(exc.explanation or exc)}") \
+                from None
+        url = server.url(cfg.name)
+        progress(f"model server {server.engine} starting (container {cfg.name}, {url} on network {net})")
+        return job, ServerHandle(run_id=job.run_id, target=self.target, name=cfg.name, ref=container.id, url=url,
+                                 log_path=self._paths(job.run_id).server_log,
+                                 ready_timeout_s=float(server.ready_timeout_s), network=net)
+
+    def wait_server(self, server: ServerHandle, progress: Progress = no_progress) -> None:
+        """Until the health check says healthy; the container's end (out of memory, an error: its last log
+        lines) or the ready timeout is a ServerNotReady."""
+        import time
+
+        import docker
+
+        from mlrepro.runners.native import SERVER_POLL_S
+
+        started = time.monotonic()
+        while True:
+            try:
+                container = self.client.containers.get(server.ref)
+            except docker.errors.NotFound:
+                raise ServerNotReady(f"the model server container {server.name} is gone") from None
+            state = container.attrs.get("State") or {}
+            health = (state.get("Health") or {}).get("Status")
+            if health == "healthy":
+                progress(f"model server ready in {time.monotonic() - started:.0f} s ({server.url})")
+                return
+            if state.get("Status") in ("exited", "dead") or health == "unhealthy":
+                tail = self._server_tail(server)
+                if state.get("OOMKilled"):
+                    raise ServerNotReady(f"the model server was killed: out of memory (raise serve.resources.limits."
+                                         f"memory): {tail}")
+                what = f"exited with status {state.get('ExitCode')}" if state.get("Status") != "running" \
+                    else "failed its health check"
+                raise ServerNotReady(f"the model server {what} before it was ready: {tail or 'no output'}")
+            if time.monotonic() - started > server.ready_timeout_s:
+                raise ServerNotReady(f"the model server did not get ready within {server.ready_timeout_s:.0f} s "
+                                     f"(serve.ready_timeout_seconds): {self._server_tail(server) or 'no output'}")
+            time.sleep(SERVER_POLL_S)
+
+    def _server_tail(self, server: ServerHandle, lines: int = 5) -> str:
+        import docker
+
+        try:
+            text = self.client.containers.get(server.ref).logs(tail=lines * 4).decode("utf-8", "replace")
+        except docker.errors.APIError:
+            return ""
+        kept = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+        return " | ".join(kept[-lines:])
+
+    def stop_server(self, server: ServerHandle, keep: bool = False) -> None:
+        """Its log saved at ``server.log_path``; then (unless ``keep``) the container and the run's network go."""
+        import docker
+
+        try:
+            data = self.client.containers.get(server.ref).logs(stdout=True, stderr=True)
+        except docker.errors.APIError:
+            data = None
+        if data is not None:
+            server.log_path.parent.mkdir(parents=True, exist_ok=True)
+            server.log_path.write_bytes(data)
+        if keep:
+            return
+        try:
+            container = self.client.containers.get(server.ref)
+        except docker.errors.NotFound:
+            container = None
+        if container is not None:
+            self._stop(container)
+            self._remove(server.ref)
+        if server.network:
+            self._drop_network(server.network)
+        self._networks.pop(server.run_id, None)
+
+    def _drop_network(self, name: str) -> None:
+        import docker
+
+        try:
+            self.client.networks.get(name).remove()
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise ContainerError(f"cannot remove network {name}: {one_line(exc.explanation or exc)}") from None
 
     def attach(self, record: RunRecord) -> RunHandle:
         paths = self._paths(record.run_id)

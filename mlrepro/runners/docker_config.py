@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mlrepro.render.podspec import PodSpec
+from mlrepro.render.serverspec import ServerSpec
 from mlrepro.runners.docker_devices import device_kwargs, device_mapping
 from mlrepro.runners.locations import DockerVolume, HostDir
 
@@ -46,6 +47,10 @@ class DockerRunConfig:
     group_add: list[str] = field(default_factory=list)
     """Groups of the container's user: the vendor's group names here; the runner puts the host's ids in."""
     extra: dict[str, Any] = field(default_factory=dict)
+    network: str | None = None
+    """The user network the container joins (a model server's run: the server and its client)."""
+    healthcheck: dict[str, Any] | None = None
+    """The engine's health check (a model server): ``docker ps`` and the runner read its state."""
 
     def create_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``client.containers.create``: the accelerator as a device request (NVIDIA) or
@@ -71,6 +76,10 @@ class DockerRunConfig:
             kwargs["device_requests"] = [DeviceRequest(count=self.gpu_count, capabilities=[["gpu"]])]
         if self.gpu_count:
             kwargs.update(device_kwargs(self.devices, self.group_add))
+        if self.network:
+            kwargs["network"] = self.network
+        if self.healthcheck:
+            kwargs["healthcheck"] = dict(self.healthcheck)
         return kwargs
 
 
@@ -102,6 +111,8 @@ def docker_run_config(pod: PodSpec, config_dir: Path, results: HostDir | DockerV
                          "type": "volume"}
     config_mount = {"target": pod.config_volume.mount_path, "source": str(config_dir.resolve()), "type": "bind",
                     "read_only": True}
+    model_mounts = [{"target": target, "source": source, "type": "bind", "read_only": True}
+                    for source, target in pod.host_path_mounts]
     return DockerRunConfig(
         image=pod.image,
         name=CONTAINER_PREFIX + pod.run_id,
@@ -111,7 +122,7 @@ def docker_run_config(pod: PodSpec, config_dir: Path, results: HostDir | DockerV
         user=pod.user,
         working_dir=pod.working_dir,
         labels=dict(pod.labels) | dict(pod.annotations),
-        mounts=[config_mount, results_mount],
+        mounts=[config_mount, results_mount, *model_mounts],
         tmpfs={path: "rw,nosuid,nodev,size=256m" for path in pod.tmpfs_paths},
         read_only=pod.security.read_only_root_filesystem,
         cap_drop=list(pod.security.drop_capabilities),
@@ -125,6 +136,67 @@ def docker_run_config(pod: PodSpec, config_dir: Path, results: HostDir | DockerV
         gpu_device_request=bool(row and row.docker.device_request),
         devices=[device_mapping(d) for d in row.docker.devices] if row else [],
         group_add=list(row.docker.groups) if row else [],
+    )
+
+
+#: the health check's cadence (nanoseconds, as the Engine API takes them)
+HEALTH_INTERVAL_NS = 2_000_000_000
+HEALTH_TIMEOUT_NS = 5_000_000_000
+
+
+def server_container_name(server: ServerSpec) -> str:
+    """The server container's name: the run's server name (the client reaches it by it on the run's network)."""
+    return server.name
+
+
+def network_name(run_id: str) -> str:
+    """The user network of a run with a model server."""
+    return f"mlrepro-net-{run_id}"
+
+
+def docker_server_config(server: ServerSpec, network: str, extra_env: Mapping[str, str] | None = None) -> DockerRunConfig:
+    """The model server's container: the ServerSpec's command, env and user, a read-only root with a tmpfs at /tmp
+    (and a larger /dev/shm for the engines), no capabilities, its accelerator as the vendor's row says (a device
+    request for NVIDIA, device nodes and groups for AMD and Intel), the host directory of the model read-only, on
+    the run's user network under its name, with the engine's health check (``mlrepro-serve --check``)."""
+    from mlrepro.render.serverspec import SERVE_COMMAND, SHM_DIR, TMP_DIR
+
+    row = server.gpu.vendor_row if server.gpu is not None else None
+    mounts: list[dict[str, Any]] = []
+    if server.model.kind == "host-path" and server.model.host_path and server.model.mount_path:
+        mounts.append({"target": server.model.mount_path, "source": server.model.host_path, "type": "bind",
+                       "read_only": True})
+    limits, requests = server.resources.limits, server.resources.requests
+    from mlrepro.profiles.quantity import parse_quantity
+
+    health = f"http://127.0.0.1:{server.port}{server.health_path}"
+    return DockerRunConfig(
+        image=server.image,
+        name=server_container_name(server),
+        entrypoint=list(SERVE_COMMAND),
+        command=list(server.args()),
+        environment=server.env_dict | dict(extra_env or {}),
+        user=f"{server.security.uid}:{server.security.gid}",
+        working_dir=TMP_DIR,
+        labels=dict(server.labels) | dict(server.annotations),
+        mounts=mounts,
+        tmpfs={TMP_DIR: "rw,nosuid,nodev,size=1g", SHM_DIR: "rw,nosuid,nodev,size=1g"},
+        read_only=server.security.read_only_root_filesystem,
+        cap_drop=list(server.security.drop_capabilities),
+        security_opt=["no-new-privileges:true"] if not server.security.allow_privilege_escalation else [],
+        nano_cpus=int(parse_quantity(limits["cpu"]) * 10**9) if "cpu" in limits else None,
+        mem_limit=int(parse_quantity(limits["memory"])) if "memory" in limits else None,
+        mem_reservation=int(parse_quantity(requests["memory"])) if "memory" in requests else None,
+        gpu_count=server.gpu.count if server.gpu else 0,
+        platform=server.platform,
+        gpu_vendor=row.name if row else None,
+        gpu_device_request=bool(row and row.docker.device_request),
+        devices=[device_mapping(d) for d in row.docker.devices] if row else [],
+        group_add=list(row.docker.groups) if row else [],
+        network=network,
+        healthcheck={"test": ["CMD", *SERVE_COMMAND, "--check", health], "interval": HEALTH_INTERVAL_NS,
+                     "timeout": HEALTH_TIMEOUT_NS, "retries": 3,
+                     "start_period": int(server.ready_timeout_s) * 1_000_000_000},
     )
 
 

@@ -4,6 +4,7 @@
         run.json            the run spec (native: the harness reads it here)
         config/             run.json + user.conf, bind-mounted read-only at /config (docker)
         harness.log         the harness's output (written as it runs, or saved when the run ends)
+        server.log          a model server's output (a network SUT: saved when the server stops)
         results/            native: the harness's --results directory; other targets: where results are fetched
         results/<run id>/   the run's verified results: what ``collect`` reads
 """
@@ -37,6 +38,11 @@ class RunPaths:
     @property
     def log(self) -> Path:
         return self.root / "harness.log"
+
+    @property
+    def server_log(self) -> Path:
+        """The model server's output (a network SUT), kept beside the harness's."""
+        return self.root / "server.log"
 
     @property
     def results_root(self) -> Path:

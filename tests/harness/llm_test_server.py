@@ -23,6 +23,9 @@ event then ``[DONE]``, as vLLM reports an engine failure), ``drop`` (the connect
 line), ``error_event`` (a flat ``{"object": "error"}`` event, older vLLM/SGLang), ``stall`` (nothing more is
 sent), ``no_usage`` (no usage chunk), ``wrong_usage`` (usage one token more than sent), ``json_response`` (a non-streamed JSON answer).
 
+``fault_every`` (``--fault-every N``): only every Nth request (by arrival) gets the fault, the others none, so a
+harness run sees failed and successful queries side by side.
+
 Each request is recorded (``GET /test/records``; ``POST /test/reset``): its arrival, every write's
 ``time.monotonic_ns()`` and token count, the fault, and the highest number of requests in flight at once.
 CLI: ``python llm_test_server.py --port 0 [--ttft-ms ...]`` prints ``PORT <n>`` and serves until stdin closes
@@ -59,6 +62,7 @@ class Plan:
     fault_after: int = 2
     stall_s: float = 60.0
     text_only: bool = False
+    fault_every: int = 0        # > 0: only every fault_every-th request (seq % fault_every == fault_every - 1) faults
 
 
 @dataclass
@@ -161,6 +165,9 @@ class LLMTestServer:
             plan = self.plan
             if isinstance(body.get("test"), dict):
                 plan = replace(plan, **body["test"])
+            seq = len(self.records)
+            if plan.fault_every > 0 and seq % plan.fault_every != plan.fault_every - 1:
+                plan = replace(plan, fault=None)
             rec = Record(seq=len(self.records), path=request.path, fault=plan.fault, recv_ns=recv_ns,
                          tag=body.get("user") or request.headers.get("X-Request-ID"),
                          params={k: v for k, v in body.items() if k not in ("prompt", "messages", "test")},
@@ -297,8 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-tokens", type=int, default=None, help="tokens per answer (default: the request's max_tokens)")
     p.add_argument("--text-only", action="store_true", help="refuse token-id prompts, as transformers serve does")
     p.add_argument("--model", default="test-model")
+    p.add_argument("--fault", choices=FAULTS, default=None, help="inject this fault (see the module docstring)")
+    p.add_argument("--fault-after", type=int, default=Plan.fault_after, help="tokens before the fault")
+    p.add_argument("--fault-every", type=int, default=0, help="only every Nth request faults (default: all)")
     a = p.parse_args(argv)
-    plan = Plan(ttft_ms=a.ttft_ms, tpot_ms=a.tpot_ms, tokens_per_chunk=a.tokens_per_chunk, n_tokens=a.n_tokens)
+    plan = Plan(ttft_ms=a.ttft_ms, tpot_ms=a.tpot_ms, tokens_per_chunk=a.tokens_per_chunk, n_tokens=a.n_tokens,
+                fault=a.fault, fault_after=a.fault_after, fault_every=a.fault_every)
     # select(2) takes its timeout in microseconds; epoll, asyncio's default, rounds it up to a whole
     # millisecond, which would make every scheduled write up to 1 ms late. (select: < 1024 connections.)
     loop = asyncio.SelectorEventLoop(selectors.SelectSelector())

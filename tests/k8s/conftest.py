@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 VALIDATE_VERSIONS = ("1.31.0", "1.32.0", "1.33.0", "1.34.0", "1.35.0")
 DRA_SINCE = (1, 34)
 PYTHON_CLIENT_AGENT = "OpenAPI-Generator/"    # the official kubernetes client's User-Agent: mlrepro's requests
-SENT_KINDS = {"ConfigMap", "PersistentVolumeClaim", "Job", "Pod", "ResourceClaimTemplate"}
+SENT_KINDS = {"ConfigMap", "PersistentVolumeClaim", "Job", "Pod", "ResourceClaimTemplate", "Deployment", "Service"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

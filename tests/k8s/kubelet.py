@@ -230,8 +230,8 @@ class Ctx:
         env = {**os.environ, **{e["name"]: _env_value(e, spec) for e in container.get("env", [])},
                "PYTHONUNBUFFERED": "1"}
         with tempfile.TemporaryDirectory(prefix="kubelet-config-") as config:
-            for key, text in (cm.get("data") or {}).items():
-                Path(config, key).write_text(text, encoding="utf-8")
+            for key, text in (cm.get("data") or {}).items():     # a Service's name resolves as DNS would
+                Path(config, key).write_text(self.kubelet.resolve_services(self.ns, text), encoding="utf-8")
             proc = await asyncio.create_subprocess_exec(
                 *self.kubelet.run_as(self.pod), sys.executable, "-m", "mlrepro.harness", "--spec",
                 str(Path(config, "run.json")), "--results", str(results), stdout=asyncio.subprocess.PIPE,
@@ -259,6 +259,11 @@ class FakeKubelet:
         self.pulls: list[tuple[str, str]] = []          # (pod, node) of each pull
         self.errors: list[BaseException] = []
         self.started: set[str] = set()
+        # model servers (Deployments): their scenario, the loopback port of each ready server pod, their processes
+        self.deployment_scenario_for: Callable[[dict[str, Any]], Callable[[ServerCtx], Awaitable[None]]] = \
+            lambda _dep: serve_deployment
+        self.server_ports: dict[tuple[str, str], int] = {}
+        self.server_processes: dict[tuple[str, str], set[asyncio.subprocess.Process]] = {}
         standin.state.listeners.append(self._on_event)
 
     # ---- scheduler and kubelet ---------------------------------------------------------------------------
@@ -334,7 +339,36 @@ class FakeKubelet:
         return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner",
                 f"--groups={','.join(groups) or '0'}", "--"]
 
+    def resolve_services(self, ns: str, text: str) -> str:
+        """Cluster DNS and kube-proxy, as far as a client run needs them: ``http://<service>:<port>`` of a Service
+        in ``ns`` becomes the loopback address of a ready pod its selector matches (a model server this kubelet
+        runs). Text without such a URL is returned as it is."""
+        for (g, p, n, name), svc in list(self.standin.state.objects.items()):
+            if p != "services" or n != ns:
+                continue
+            selector = (svc.get("spec") or {}).get("selector") or {}
+            for port in (svc.get("spec") or {}).get("ports") or []:
+                needle = f"http://{name}:{port['port']}"
+                if needle not in text:
+                    continue
+                for (pg, pp, pn, pod_name), pod in list(self.standin.state.objects.items()):
+                    labels = (pod.get("metadata") or {}).get("labels") or {}
+                    if pp == "pods" and pn == ns and all(labels.get(k) == v for k, v in selector.items()) \
+                            and (ns, pod_name) in self.server_ports:
+                        text = text.replace(needle, f"http://127.0.0.1:{self.server_ports[(ns, pod_name)]}")
+                        break
+        return text
+
     def _on_event(self, group: str, plural: str, type_: str, obj: dict[str, Any]) -> None:
+        if plural == "deployments":
+            key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+            if type_ == "ADDED":
+                self._spawn(self.deployment_scenario_for(obj)(ServerCtx(self, obj)))
+            elif type_ == "DELETED":
+                for proc in self.server_processes.pop(key, set()):
+                    if proc.returncode is None:
+                        proc.terminate()
+            return
         if plural == "jobs" and type_ in ("ADDED", "MODIFIED"):
             uid = obj["metadata"]["uid"]
             if not (obj.get("spec") or {}).get("suspend") and uid not in self.started:   # a suspended Job waits
@@ -599,3 +633,199 @@ def _env_value(entry: dict, pod_spec: dict) -> str:
     if path == "spec.nodeName":
         return str(pod_spec.get("nodeName") or "standin-node")
     raise AssertionError(f"the stand-in kubelet does not serve {entry}")
+
+
+# ---- model servers: the Deployment controller and the kubelet of its pod ---------------------------------------
+@dataclass
+class ServerCtx:
+    """A model server's Deployment as its controller and its pod's kubelet see it. The pod is created from the
+    template with an ownerReference to the Deployment (a real controller goes through a ReplicaSet; a delete with
+    propagation Background removes the pod either way), through the namespace's admission (Pod Security
+    "restricted"), and placed by the scheduler (taints, GPUs)."""
+
+    kubelet: FakeKubelet
+    deployment: dict[str, Any]
+    pod: dict[str, Any] | None = None
+    restarts: int = 0
+
+    @property
+    def state(self):  # noqa: ANN201
+        return self.kubelet.standin.state
+
+    @property
+    def ns(self) -> str:
+        return self.deployment["metadata"]["namespace"]
+
+    @property
+    def name(self) -> str:
+        return self.deployment["metadata"]["name"]
+
+    def alive(self) -> bool:
+        return ("apps", "deployments", self.ns, self.name) in self.state.objects
+
+    def new_pod(self) -> dict[str, Any]:
+        tpl = copy.deepcopy(self.deployment["spec"]["template"])
+        meta = tpl.get("metadata") or {}
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": f"{self.name}-{uuid.uuid4().hex[:10]}", "labels": meta.get("labels") or {},
+                            "annotations": meta.get("annotations") or {},
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": self.name,
+                                                 "uid": self.deployment["metadata"]["uid"], "controller": True,
+                                                 "blockOwnerDeletion": True}]},
+               "spec": {**tpl["spec"], "restartPolicy": "Always"}, "status": {"phase": "Pending"}}
+        cause = self.kubelet.standin.refusal("pods", self.ns, pod)
+        assert cause is None, f"the model server's pod was refused: {cause}"
+        self.pod = self.state.create("", "pods", self.ns, pod)
+        return self.pod
+
+    @property
+    def pod_name(self) -> str:
+        assert self.pod is not None
+        return self.pod["metadata"]["name"]
+
+    def log(self) -> LogBuffer:
+        return self.kubelet.standin.logs.setdefault((self.ns, self.pod_name), LogBuffer())
+
+    def status(self, **status: Any) -> None:
+        if self.pod is not None and ("", "pods", self.ns, self.pod_name) in self.state.objects:
+            self.pod = self.state.patch("", "pods", self.ns, self.pod_name, {"status": status})
+
+    def container(self, state: dict[str, Any], ready: bool = False, last: dict[str, Any] | None = None) -> None:
+        cs = {"name": "server", "ready": ready, "restartCount": self.restarts, "state": state,
+              "image": self.deployment["spec"]["template"]["spec"]["containers"][0]["image"]}
+        if last is not None:
+            cs["lastState"] = {"terminated": last}
+        conditions = [{"type": "PodScheduled", "status": "True"},
+                      {"type": "Ready", "status": "True" if ready else "False"}]
+        phase = "Running" if "running" in state else "Pending"
+        self.status(phase=phase, conditions=conditions, containerStatuses=[cs])
+
+    async def start_server(self) -> tuple[asyncio.subprocess.Process, int]:
+        """``mlrepro-serve`` with the container's arguments, listening on a free loopback port instead of the
+        pod's address; its output is the pod's log."""
+        container = self.deployment["spec"]["template"]["spec"]["containers"][0]
+        args = list(container.get("args") or [])
+        port = _free_port()
+        args[args.index("--host") + 1] = "127.0.0.1"
+        args[args.index("--port") + 1] = str(port)
+        env = {**os.environ, **{e["name"]: _env_value(e, self.pod["spec"] if self.pod else {})
+                                for e in container.get("env", []) if e["name"] not in ("HOME", "HF_HOME",
+                                                                                      "XDG_CACHE_HOME")},
+               "PYTHONUNBUFFERED": "1"}
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "mlrepro.harness.serve", *args,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                                                    env=env, start_new_session=True)
+        self.kubelet.server_processes.setdefault((self.ns, self.name), set()).add(proc)
+        return proc, port
+
+    async def follow(self, proc: asyncio.subprocess.Process) -> None:
+        buf = self.log()
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            buf.add(raw.decode("utf-8", "replace").rstrip("\n"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _healthy(port: int, path: str) -> bool:
+    import urllib.request
+
+    def get() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:  # noqa: S310 - loopback
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    return await asyncio.get_running_loop().run_in_executor(None, get)
+
+
+async def serve_deployment(ctx: ServerCtx) -> None:
+    """The real server: ``mlrepro-serve`` (the engine of the Deployment's arguments, e.g. ``transformers serve`` on
+    the SmolLM2 GGUF) as the pod's container; Ready once its readiness probe's path answers 200; stopped when the
+    Deployment is deleted."""
+    ctx.new_pod()
+    if await ctx.kubelet.place(ctx.pod) is None:   # type: ignore[arg-type]
+        return
+    proc, port = await ctx.start_server()
+    ctx.container({"running": {"startedAt": now_rfc3339()}})
+    follower = asyncio.get_running_loop().create_task(ctx.follow(proc))
+    probe = ctx.deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"]
+    try:
+        while ctx.alive() and proc.returncode is None:
+            if await _healthy(port, probe):
+                ctx.kubelet.server_ports[(ctx.ns, ctx.pod_name)] = port
+                ctx.container({"running": {"startedAt": now_rfc3339()}}, ready=True)
+                break
+            await asyncio.sleep(0.5)
+        while ctx.alive() and proc.returncode is None:
+            await asyncio.sleep(0.2)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+        await follower
+        ctx.log().finish()
+        ctx.kubelet.server_ports.pop((ctx.ns, ctx.pod_name), None)
+
+
+async def crashing_server(ctx: ServerCtx) -> None:
+    """The real ``mlrepro-serve`` with the Deployment's arguments, which exits at once (e.g. a model it cannot
+    resolve): the kubelet restarts it once, then backs off (CrashLoopBackOff, the last exit in lastState)."""
+    ctx.new_pod()
+    if await ctx.kubelet.place(ctx.pod) is None:   # type: ignore[arg-type]
+        return
+    for attempt in range(2):
+        if not ctx.alive():
+            return
+        proc, _ = await ctx.start_server()
+        ctx.container({"running": {"startedAt": now_rfc3339()}})
+        await ctx.follow(proc)
+        code = await proc.wait()
+        last = {"exitCode": code, "reason": "Error", "finishedAt": now_rfc3339()}
+        ctx.restarts = attempt + 1
+        ctx.container({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s restarting failed "
+                                                                            "container"}}, last=last)
+        await asyncio.sleep(0.1)
+
+
+def stuck_server(kind: str, message: str) -> Callable[[ServerCtx], Awaitable[None]]:
+    """A server pod that never starts: ``unschedulable`` (the scheduler's message), or a waiting reason
+    (ErrImagePull, ImagePullBackOff, InvalidImageName) with ``message``."""
+
+    async def scenario(ctx: ServerCtx) -> None:
+        ctx.new_pod()
+        await asyncio.sleep(0.05)
+        if kind == "unschedulable":
+            if await ctx.kubelet.place(ctx.pod) is not None:        # type: ignore[arg-type]
+                raise AssertionError("the server pod was expected not to fit any node")
+            return
+        ctx.container({"waiting": {"reason": kind, "message": message}})
+
+    return scenario
+
+
+def oom_killed_server() -> Callable[[ServerCtx], Awaitable[None]]:
+    """The server starts loading its model and is killed by the kernel for memory (exit 137, OOMKilled)."""
+
+    async def scenario(ctx: ServerCtx) -> None:
+        ctx.new_pod()
+        await ctx.kubelet.place(ctx.pod)                   # type: ignore[arg-type]
+        ctx.container({"running": {"startedAt": now_rfc3339()}})
+        ctx.log().add("mlrepro-serve: loading the model")
+        await asyncio.sleep(0.1)
+        ctx.restarts = 1
+        ctx.container({"running": {"startedAt": now_rfc3339()}},
+                      last={"exitCode": 137, "reason": "OOMKilled", "finishedAt": now_rfc3339()})
+
+    return scenario

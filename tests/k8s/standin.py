@@ -58,12 +58,13 @@ KINDS = {  # plural -> (kind, namespaced)
     "pods": ("Pod", True), "jobs": ("Job", True), "resourceclaimtemplates": ("ResourceClaimTemplate", True),
     "resourceclaims": ("ResourceClaim", True), "secrets": ("Secret", True), "events": ("Event", True),
     "serviceaccounts": ("ServiceAccount", True), "roles": ("Role", True), "rolebindings": ("RoleBinding", True),
-    "namespaces": ("Namespace", False),
+    "namespaces": ("Namespace", False), "deployments": ("Deployment", True), "services": ("Service", True),
 }
-GROUP_VERSIONS = {"": "v1", "batch": "v1", "resource.k8s.io": "v1", "rbac.authorization.k8s.io": "v1"}
+GROUP_VERSIONS = {"": "v1", "batch": "v1", "apps": "v1", "resource.k8s.io": "v1", "rbac.authorization.k8s.io": "v1"}
 RESOURCES_OF = {"": ["configmaps", "persistentvolumeclaims", "pods", "secrets", "events", "serviceaccounts",
-                     "namespaces"],
-                "batch": ["jobs"], "resource.k8s.io": ["resourceclaimtemplates", "resourceclaims"],
+                     "namespaces", "services"],
+                "batch": ["jobs"], "apps": ["deployments"],
+                "resource.k8s.io": ["resourceclaimtemplates", "resourceclaims"],
                 "rbac.authorization.k8s.io": ["roles", "rolebindings"]}
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 ORIGINAL_TYPE = "X-Standin-Content-Type"

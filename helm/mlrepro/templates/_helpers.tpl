@@ -95,3 +95,51 @@ then the run's identity. */}}
 {{- end -}}
 {{- toYaml $out -}}
 {{- end -}}
+
+{{/* Labels of the model server's objects and pod (serverspec.server_labels): routed by mlrepro.io/server-for,
+never by mlrepro.io/run-id (the client Job's). */}}
+{{- define "mlrepro.serverLabels" -}}
+{{- $labels := dict
+  "app.kubernetes.io/name" "mlrepro"
+  "app.kubernetes.io/instance" .Values.runId
+  "app.kubernetes.io/component" "model-server"
+  "app.kubernetes.io/managed-by" "mlrepro"
+  "app.kubernetes.io/version" (toString .Chart.AppVersion)
+  "mlrepro.io/profile" .Values.profile.name
+  "mlrepro.io/profile-hash" (trunc 12 .Values.profile.hash)
+  "mlrepro.io/server-for" .Values.runId -}}
+{{- toYaml $labels -}}
+{{- end -}}
+
+{{/* The model server's env: the profile's and serve.env (as values.server.env carries them), then the run's
+identity. */}}
+{{- define "mlrepro.serverEnv" -}}
+{{- $env := list -}}
+{{- range .Values.server.env -}}
+{{- $env = append $env (dict "name" .name "value" (replace "$" "$$" (toString .value))) -}}
+{{- end -}}
+{{- $env = append $env (dict "name" "MLREPRO_RUN_ID" "value" .Values.runId) -}}
+{{- $env = append $env (dict "name" "MLREPRO_PROFILE_HASH" "value" .Values.profile.hash) -}}
+{{- $env = append $env (dict "name" "MLREPRO_IMAGE" "value" .Values.image) -}}
+{{- toYaml $env -}}
+{{- end -}}
+
+{{/* The model server's requests/limits (nulls dropped) and its DRA claim. */}}
+{{- define "mlrepro.serverResources" -}}
+{{- $out := dict -}}
+{{- range $kind, $list := .Values.server.resources -}}
+{{- $clean := dict -}}
+{{- range $name, $quantity := $list -}}
+{{- if not (kindIs "invalid" $quantity) -}}
+{{- $_ := set $clean $name (toString $quantity) -}}
+{{- end -}}
+{{- end -}}
+{{- if $clean -}}
+{{- $_ := set $out $kind $clean -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.server.deviceClaim -}}
+{{- $_ := set $out "claims" (list (dict "name" "gpu")) -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}

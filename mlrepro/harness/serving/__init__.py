@@ -26,25 +26,47 @@ failed/INVALID with :meth:`StreamingClient.failure_counts`. Token counts come fr
 server sent them, else ``result.text`` (``result.output_source`` says which; tokenize the text once).
 :func:`result_latencies` gives TTFT/latency/TPOT as LoadGen computes them.
 
-Modules: :mod:`.sse` (SSE framing), :mod:`.errors` (typed failures), :mod:`.completions` and :mod:`.chat`
+Modules: :mod:`.engines` (model-server engines as data, engines.json), :mod:`.sse` (SSE framing), :mod:`.errors` (typed failures), :mod:`.completions` and :mod:`.chat`
 (request bodies, chunk decoding per API), :mod:`.schema` (the data), :mod:`.client` (the engine),
 :mod:`.metrics` (LoadGen's token latencies).
 """
 
-from mlrepro.harness.serving.client import (
-    ENGINE_DEFAULTS,
-    ClientConfig,
-    OnDone,
-    OnFirstToken,
-    StreamingClient,
-    Timeouts,
-)
-from mlrepro.harness.serving.errors import ErrorKind, RequestError
-from mlrepro.harness.serving.metrics import TokenLatencies, result_latencies, token_latencies
-from mlrepro.harness.serving.schema import FirstToken, GenerationRequest, GenerationResult
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlrepro.harness.serving.client import (
+        ENGINE_DEFAULTS,
+        ClientConfig,
+        OnDone,
+        OnFirstToken,
+        StreamingClient,
+        Timeouts,
+    )
+    from mlrepro.harness.serving.errors import ErrorKind, RequestError
+    from mlrepro.harness.serving.metrics import TokenLatencies, result_latencies, token_latencies
+    from mlrepro.harness.serving.schema import FirstToken, GenerationRequest, GenerationResult
+
+#: where each public name lives: imported on first use, so that reading the engines (engines.py: the profile
+#: schema does, on every CLI command) does not import aiohttp
+_EXPORTS = {
+    "ENGINE_DEFAULTS": "client", "ClientConfig": "client", "OnDone": "client", "OnFirstToken": "client",
+    "StreamingClient": "client", "Timeouts": "client", "ErrorKind": "errors", "RequestError": "errors",
+    "TokenLatencies": "metrics", "result_latencies": "metrics", "token_latencies": "metrics",
+    "FirstToken": "schema", "GenerationRequest": "schema", "GenerationResult": "schema",
+}
 
 __all__ = [
     "ENGINE_DEFAULTS", "ClientConfig", "ErrorKind", "FirstToken", "GenerationRequest", "GenerationResult",
     "OnDone", "OnFirstToken", "RequestError", "StreamingClient", "Timeouts", "TokenLatencies",
     "result_latencies", "token_latencies",
 ]
+assert sorted(__all__) == sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import aiohttp
 
 from mlrepro.harness.serving import chat, completions
+from mlrepro.harness.serving.engines import engines
 from mlrepro.harness.serving.errors import (
     Cancelled,
     ConnectFailed,
@@ -58,12 +59,11 @@ log = logging.getLogger(__name__)
 OnFirstToken = Callable[[GenerationRequest, FirstToken], None]
 OnDone = Callable[[GenerationResult], None]
 
-#: what the client should send to each server engine: token-id prompts where the engine takes them,
-#: vLLM's ``return_token_ids`` where it exists (vLLM ``CompletionRequest.return_token_ids``).
+#: what the client should send to each server engine (engines.json): token-id prompts where the engine takes
+#: them, vLLM's ``return_token_ids`` where it exists (vLLM ``CompletionRequest.return_token_ids``).
 ENGINE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "vllm": {"prompt_format": "token_ids", "return_token_ids": True},
-    "sglang": {"prompt_format": "token_ids", "return_token_ids": False},
-    "transformers": {"prompt_format": "text", "return_token_ids": False},   # "prompt must be a string"
+    name: {"prompt_format": e.prompt_format, "return_token_ids": e.return_token_ids}
+    for name, e in engines().items()
 }
 
 _ERROR_BODY_BYTES = 8192
@@ -117,7 +117,7 @@ class ClientConfig:
 
     @classmethod
     def for_engine(cls, engine: str, base_url: str, model: str, **overrides: Any) -> ClientConfig:
-        """The configuration :data:`ENGINE_DEFAULTS` gives ``engine`` (vllm, sglang, transformers)."""
+        """The configuration :data:`ENGINE_DEFAULTS` gives ``engine`` (vllm, sglang, transformers, openai)."""
         if engine not in ENGINE_DEFAULTS:
             raise ValueError(f"unknown server engine {engine!r}: one of {', '.join(sorted(ENGINE_DEFAULTS))}")
         return cls(base_url=base_url, model=model, **{**ENGINE_DEFAULTS[engine], **overrides})

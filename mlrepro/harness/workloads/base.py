@@ -115,6 +115,11 @@ class Workload(ABC):
 #: ``on_first(row, token_ids)`` / ``on_done(row, token_ids)``: ``row`` indexes the batch handed to generate();
 #: ``token_ids`` is a 1-D int64 array (the first token(s) / every output token, EOS included when generated)
 TokenCallback = Callable[[int, np.ndarray], None]
+#: ``on_done(row, token_ids[, n_tokens])``: ``n_tokens`` is the output's token count where it is not the number
+#: of ids (a model server's own count: its ``usage.completion_tokens``, while the ids are its text tokenized)
+DoneCallback = Callable[..., None]
+#: ``on_failed(row, kind, reason)``: the query of ``row`` failed (``kind`` a short class, ``reason`` one line)
+FailedCallback = Callable[[int, str, str], None]
 
 
 def token_payload(tokens: np.ndarray) -> bytes:
@@ -133,6 +138,8 @@ class TokenWorkload(Workload):
     scenario = "Offline"
     #: True when the workload takes samples one by one as LoadGen issues them (``submit``; vLLM's async engine)
     concurrent = False
+    #: True when Offline too hands samples over one by one through ``submit`` (a model server batches them itself)
+    concurrent_offline = False
     #: where its TTFT/TPOT bounds come from: "mlperf.conf" (the round's, never changed) or "calibrated"
     #: (open-division models only: measured on the system, mlrepro.harness.calibration.calibrated_bounds)
     latency_bounds = "mlperf.conf"
@@ -145,10 +152,12 @@ class TokenWorkload(Workload):
             return cls.mlperf_model_interactive or f"{cls.mlperf_model}-interactive"
         return cls.mlperf_model
 
-    def submit(self, indices: Sequence[int], on_first: TokenCallback | None, on_done: TokenCallback,
-               on_error: Callable[[BaseException], None]) -> None:
+    def submit(self, indices: Sequence[int], on_first: TokenCallback | None, on_done: DoneCallback,
+               on_error: Callable[[BaseException], None], on_failed: FailedCallback | None = None) -> None:
         """Start generating ``indices`` and return at once (only when ``concurrent``); the callbacks come from
-        the workload's own thread, ``on_error`` on a failure."""
+        the workload's own thread, ``on_error`` on a failure that ends the run, ``on_failed(row, kind, reason)`` on
+        a query that failed on its own (a model server's error: the query ends without output, the run goes on
+        and is failed at its end with the count)."""
         raise WorkloadError(f"{type(self).__name__} does not take samples concurrently")
 
     @abstractmethod
@@ -165,7 +174,7 @@ class TokenWorkload(Workload):
     def predict(self, indices: Sequence[int]) -> list[bytes]:
         """The payloads of a batch (token ids, int64 LE) without streaming: generate() with collecting callbacks."""
         out: dict[int, np.ndarray] = {}
-        self.generate(indices, None, out.__setitem__)
+        self.generate(indices, None, lambda row, tokens, n_tokens=None: out.__setitem__(row, tokens))
         missing = [i for i in range(len(indices)) if i not in out]
         if missing:
             raise WorkloadError(f"generate() ended without an output for {len(missing)} of {len(indices)} samples")

@@ -7,7 +7,7 @@ one line naming the call, the object and the API server's message.
 
     apply(obj)                      server-side apply (fieldManager mlrepro, force): idempotent create/update
     get(kind, name) / list(kind, selector) / watch(kind, selector, rv, timeout) / events_of(kind, name, uid)
-    delete(kind, name, propagation) create_pod(obj) pod_log(name, follow) exec_stream(pod, command)
+    delete(kind, name, propagation) create_pod(obj) pod_log(name, follow, previous, tail_lines) exec_stream(pod, command)
 
 A refused request says who refused it (RBAC, a ResourceQuota, a LimitRange, Pod Security admission, a webhook:
 admission.py reads the Status the server returns), so a 403 is not blamed on the Role unless RBAC said it.
@@ -52,6 +52,8 @@ KINDS: dict[str, Kind] = {
     "Event": Kind("core", "events", "event"),
     "Job": Kind("batch", "jobs", "job"),
     "ResourceClaimTemplate": Kind("resource", "resourceclaimtemplates", "resource_claim_template"),
+    "Deployment": Kind("apps", "deployments", "deployment"),
+    "Service": Kind("core", "services", "service"),
 }
 
 # (API group, resource, verb) of every request the runner makes; the Role in manifests/rbac.yaml and the
@@ -67,6 +69,10 @@ API_CALLS: tuple[tuple[str, str, str], ...] = (
     ("", "events", "list"),
     ("resource.k8s.io", "resourceclaimtemplates", "create"), ("resource.k8s.io", "resourceclaimtemplates", "patch"),
     ("resource.k8s.io", "resourceclaimtemplates", "delete"),
+    # a model server (serve.engine): its Deployment and Service, applied and deleted; its pod is followed with the
+    # pods above (a watch routed by the label mlrepro.io/server-for), its log read with pods/log
+    ("apps", "deployments", "create"), ("apps", "deployments", "patch"), ("apps", "deployments", "delete"),
+    ("", "services", "create"), ("", "services", "patch"), ("", "services", "delete"),
 )
 
 
@@ -93,6 +99,7 @@ class Cluster:
         self.namespace = connection.namespace
         self._apis = {"core": client.CoreV1Api(connection.api_client),
                       "batch": client.BatchV1Api(connection.api_client),
+                      "apps": client.AppsV1Api(connection.api_client),
                       "resource": client.ResourceV1Api(connection.api_client)}
         self._version = client.VersionApi(connection.api_client)
 
@@ -177,17 +184,19 @@ class Cluster:
                           self.namespace, obj)
 
     def pod_log(self, name: str, follow: bool = False, container: str | None = None, *,
-                timestamps: bool = False) -> Iterator[str]:
+                timestamps: bool = False, previous: bool = False, tail_lines: int | None = None) -> Iterator[str]:
         """The pod's log lines, the last one too when it has no newline; with ``follow`` the stream stays open
         until the container ends. ``timestamps``: each line starts with the kubelet's RFC 3339 time and a space.
         A followed log that sends nothing for LOG_READ_TIMEOUT_S raises LogReadTimeout (the caller decides
-        whether to open it again)."""
+        whether to open it again). ``previous``: the last terminated container's log (a restarted server's);
+        ``tail_lines``: only the last lines."""
         from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
         what = f"log of Pod {name}"
         timeout = (REQUEST_TIMEOUT[0], LOG_READ_TIMEOUT_S) if follow else REQUEST_TIMEOUT
         resp = self._call(what, self._apis["core"].read_namespaced_pod_log, name, self.namespace,
                           container=container, follow=follow, timestamps=timestamps or None,
+                          previous=previous or None, tail_lines=tail_lines,
                           _preload_content=False, _request_timeout=timeout)
         try:
             yield from lines_of(resp.stream(amt=None, decode_content=False))

@@ -140,3 +140,44 @@ def stuck_outcome(state: PodState, waited_s: float) -> RunOutcome:
     """The diagnosis of a pod that never started (given up by mlrepro after ``waited_s``)."""
     how = "" if state.fatal else f" in {waited_s:.0f} s"
     return RunOutcome(RunStatus.failed, None, f"pod {state.name} did not start{how}: {state.stuck}")
+
+
+# ---- a model server's pod (a Deployment's: restartPolicy Always) ---------------------------------------------
+@dataclass(frozen=True)
+class ServerPodState:
+    """A model server's pod, summarised: ``pod`` as for a Job's, whether it is Ready (its readiness probe: the
+    engine's health path), and why it cannot get there on its own (``crash``: CrashLoopBackOff or killed out of
+    memory, with its restarts and last exit)."""
+
+    pod: PodState
+    ready: bool = False
+    crash: str = ""
+    restarts: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.pod.key}|{self.ready}|{self.crash}|{self.restarts}"
+
+    def describe(self) -> str:
+        base = self.pod.describe()
+        if self.ready:
+            return base.replace(": Running", ": Running, ready", 1)
+        return base + (f" ({self.crash})" if self.crash else "")
+
+
+def server_pod_state(pod: dict[str, Any]) -> ServerPodState:
+    """How a model server's pod stands (see :class:`ServerPodState`)."""
+    state = pod_state(pod)
+    ready = state.phase == "Running" and _true(pod, "Ready") is not None
+    cs = _container_status(pod)
+    restarts = int(cs.get("restartCount") or 0)
+    waiting = (cs.get("state") or {}).get("waiting") or {}
+    last = (cs.get("lastState") or {}).get("terminated") or {}
+    crash = ""
+    if last.get("reason") == "OOMKilled" or state.reason == "OOMKilled":
+        crash = "killed: out of memory (OOMKilled; raise serve.resources.limits.memory)"
+    elif waiting.get("reason") == "CrashLoopBackOff":
+        code = last.get("exitCode")
+        crash = (f"CrashLoopBackOff: it keeps crashing ({restarts} restart{'s' if restarts != 1 else ''}"
+                 + (f", last {exit_code_meaning(int(code))}" if code is not None else "") + ")")
+    return ServerPodState(pod=state, ready=ready, crash=crash, restarts=restarts)

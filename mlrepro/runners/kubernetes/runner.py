@@ -13,6 +13,12 @@ through the Watch API, diagnosed when it does not end well, and collected from i
     cancel    delete the Job with propagation Background (its pods go too), its ConfigMap and claim template
     cleanup   the ConfigMap and claim template of an ended run (the Job goes by its TTL; the claim stays)
     attach    a recorded run: its namespace and context come from its results location
+
+A run with a model server (``job.server``): ``start_server`` applies its Deployment and Service (and the claim
+template of a DRA server), ``wait_server`` follows its pod (the same pod watch, routed by ``mlrepro.io/server-for``)
+until it is Ready -- or says why not as a Job's pod would be diagnosed (unschedulable, image pull, out of memory)
+and a server's can also fail (CrashLoopBackOff, with the last lines of its log) -- and ``stop_server`` saves its
+log, then deletes the Deployment (its pods go too), the Service and the claim template.
 """
 
 from __future__ import annotations
@@ -26,10 +32,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlrepro.errors import BadInputError
-from mlrepro.runners.base import Progress, RunHandle, RunnerConfig, RunOutcome, RunStatus, no_progress
+from mlrepro.runners.base import (
+    Progress,
+    RunHandle,
+    RunnerConfig,
+    RunOutcome,
+    RunStatus,
+    ServerHandle,
+    ServerNotReady,
+    no_progress,
+)
 from mlrepro.runners.kubernetes.api import Cluster, LogReadTimeout, split_timestamp
 from mlrepro.runners.kubernetes.config import connect
-from mlrepro.runners.kubernetes.diagnose import PodState, job_finished, pod_state
+from mlrepro.runners.kubernetes.diagnose import PodState, job_finished, pod_state, server_pod_state
 from mlrepro.runners.kubernetes.errors import KubernetesError
 from mlrepro.runners.kubernetes.tracker import RunTracker, Step
 from mlrepro.runners.kubernetes.watch import RUN_ID_LABEL, Event, Monitor
@@ -83,15 +98,22 @@ class KubernetesRunner:
         return cluster_image(resolved, self.config.registry, progress)
 
     def check(self, job: JobSpec) -> None:
-        """Reject a job this cluster cannot run (DRA below Kubernetes 1.34) before anything is created."""
-        if job.pod.device_claim is None:
+        """Reject a job this cluster cannot run (DRA below Kubernetes 1.34, a model on a hostPath) before anything
+        is created."""
+        if job.server is not None:
+            from mlrepro.render.serverspec import check_kubernetes_server
+
+            check_kubernetes_server(job.server)
+        if job.pod.device_claim is None and (job.server is None or job.server.device_claim is None):
             return
         from mlrepro.render.compat import check_kubernetes_version
 
         if self._server_version is None:
             self._server_version = self.cluster.server_version()
         check_kubernetes_version(job.pod, self._server_version,
-                                 where=f"the cluster's version ({self.connection_name})")
+                                 where=f"the cluster's version ({self.connection_name})",
+                                 dra=job.pod.device_claim is not None or
+                                 (job.server is not None and job.server.device_claim is not None))
 
     @property
     def connection_name(self) -> str:
@@ -110,7 +132,7 @@ class KubernetesRunner:
         from mlrepro.render.manifests import render_manifests
 
         def one(job: JobSpec) -> None:
-            objects = render_manifests(job, suspend=True)
+            objects = render_manifests(job, suspend=True, server=False)
             with self._lock:                         # recorded first: a failure half-way withdraws what exists
                 self._submitted[job.run_id] = [(o["kind"], o["metadata"]["name"]) for o in reversed(objects)]
             for obj in objects:
@@ -149,7 +171,7 @@ class KubernetesRunner:
             resumed["spec"]["suspend"] = False
             objects = [resumed]
         else:
-            objects = render_manifests(job)
+            objects = render_manifests(job, server=False)    # the model server: start_server
         try:
             for obj in objects:                     # the Job last: its pod needs the others
                 self.cluster.apply(obj)
@@ -367,6 +389,133 @@ class KubernetesRunner:
         image = ((spec.get("containers") or [{}])[0]).get("image") or handle.image
         return Placement(arch=arch, uid=uid, tolerations=tuple(spec.get("tolerations") or ()),
                          node=self._run_node(handle.run_id)), image
+
+    # ---- the model server: a Deployment and a Service -------------------------------------------------------
+    def start_server(self, job: JobSpec, progress: Progress = no_progress) -> tuple[JobSpec, ServerHandle]:
+        from mlrepro.render.manifests import server_manifests
+
+        server = job.server
+        if server is None:
+            raise KubernetesError(f"run {job.run_id} has no model server to start")
+        key = f"server:{job.run_id}"
+        with self._lock:                            # before the Deployment exists: no event of its pod is missed
+            if key not in self._subscriptions:
+                self._subscriptions[key] = self.monitor.subscribe(key)
+        try:
+            for obj in server_manifests(job):
+                self.cluster.apply(obj)
+        except BaseException:
+            self._unsubscribe(key)
+            raise
+        url = server.url(server.name)
+        progress(f"model server {server.engine}: Deployment and Service {server.name} applied ({url})")
+        return job, ServerHandle(run_id=job.run_id, target=self.target, name=server.name,
+                                 ref=f"{self.namespace}/{server.name}", url=url,
+                                 log_path=self._paths(job.run_id).server_log,
+                                 ready_timeout_s=float(server.ready_timeout_s))
+
+    def wait_server(self, server: ServerHandle, progress: Progress = no_progress) -> None:
+        """Until a pod of the Deployment is Ready; a pod unschedulable or unable to pull its image for the pending
+        timeout (an invalid image at once), a crashing or OOM-killed server (with its last log lines), or no ready
+        pod within serve.ready_timeout_seconds is a ServerNotReady with the diagnosis."""
+        key = f"server:{server.run_id}"
+        with self._lock:
+            q = self._subscriptions.get(key)
+            if q is None:
+                q = self._subscriptions[key] = self.monitor.subscribe(key)
+        started = time.monotonic()
+        ready_by = started + server.ready_timeout_s
+        stuck_since: dict[str, float] = {}
+        told: dict[str, str] = {}
+        last_pod = ""
+        while True:
+            now = time.monotonic()
+            timers = [ready_by] + [t + self.config.pending_timeout_s for t in stuck_since.values()]
+            try:
+                event = q.get(timeout=max(0.0, min(timers) - now))
+            except queue.Empty:
+                now = time.monotonic()
+                for name, since in stuck_since.items():
+                    if now - since >= self.config.pending_timeout_s:
+                        raise ServerNotReady(f"model server pod {name} did not start in {now - since:.0f} s: "
+                                             f"{told.get(name + ':stuck', 'pending')}") from None
+                raise ServerNotReady(f"the model server was not ready within {server.ready_timeout_s:.0f} s "
+                                     f"(serve.ready_timeout_seconds)" + self._server_log_tail(last_pod)) from None
+            if event.type == "ERROR":
+                progress(f"watch interrupted ({event.error}); resuming")
+                continue
+            if event.kind != "Pod" or event.type == "DELETED":
+                if event.kind == "Pod":
+                    stuck_since.pop((event.obj.get("metadata") or {}).get("name", ""), None)
+                continue
+            state = server_pod_state(event.obj)
+            name = state.pod.name
+            last_pod = name
+            if told.get(name) != state.key:
+                told[name] = state.key
+                progress(f"model server {state.describe()}")
+            if state.ready:
+                progress(f"model server ready in {time.monotonic() - started:.0f} s ({server.url})")
+                return
+            if state.crash:
+                raise ServerNotReady(f"model server pod {name}: {state.crash}" + self._server_log_tail(name, True))
+            if state.pod.stuck and state.pod.phase == "Pending":
+                told[name + ":stuck"] = state.pod.stuck
+                stuck_since.setdefault(name, time.monotonic())
+                if state.pod.fatal:
+                    raise ServerNotReady(f"model server pod {name} cannot start: {state.pod.stuck}")
+            else:
+                stuck_since.pop(name, None)
+            if state.pod.phase == "Failed":
+                raise ServerNotReady(f"model server pod {name} failed"
+                                     + (f" ({state.pod.disrupted or state.pod.reason})" if state.pod.disrupted or
+                                        state.pod.reason else "") + self._server_log_tail(name))
+
+    def _server_log_tail(self, pod: str, previous: bool = False, lines: int = 5) -> str:
+        """``: <its last log lines>`` of a server pod (the crashed container's with ``previous``), or ""."""
+        if not pod:
+            return ""
+        for prev in ((True, False) if previous else (False,)):
+            try:
+                kept = [line.strip() for line in self.cluster.pod_log(pod, previous=prev, tail_lines=lines * 4)
+                        if line.strip()]
+            except KubernetesError:
+                continue
+            if kept:
+                return ": " + " | ".join(kept[-lines:])
+        return ""
+
+    def stop_server(self, server: ServerHandle, keep: bool = False) -> None:
+        """Its pod's log saved; then, unless ``keep``, the Deployment (its pods go too), the Service and the DRA
+        claim template deleted."""
+        from mlrepro.render.podspec import device_claim_template_name
+        from mlrepro.runners.kubernetes.watch import SERVER_FOR_LABEL
+
+        self._unsubscribe(f"server:{server.run_id}")
+        try:
+            pods, _ = self.cluster.list("Pod", f"{SERVER_FOR_LABEL}={server.run_id}")
+        except KubernetesError:
+            pods = []
+        started = [pod_state(p) for p in pods]
+        started = [p for p in started if p.phase in ("Running", "Succeeded", "Failed")]
+        if started:
+            last = max(started, key=lambda p: (p.created, p.name))
+            try:
+                lines = list(self.cluster.pod_log(last.name))
+            except KubernetesError:
+                lines = []
+            if lines:
+                server.log_path.parent.mkdir(parents=True, exist_ok=True)
+                server.log_path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        if keep:
+            return
+        self.cluster.delete("Deployment", server.name, propagation="Background")
+        self.cluster.delete("Service", server.name)
+        try:
+            self.cluster.delete("ResourceClaimTemplate", device_claim_template_name(server.name))
+        except KubernetesError as exc:
+            if exc.status not in (403, 404):
+                raise
 
     # ---- cancel / cleanup / attach -------------------------------------------------------------------------
     def cancel(self, handle: RunHandle) -> None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 RUN_ID_LABEL = "mlrepro.io/run-id"
 COLLECT_FOR_LABEL = "mlrepro.io/collect-for"   # helper pods: routed to the key "collect:<run id>"
+SERVER_FOR_LABEL = "mlrepro.io/server-for"     # a model server's pods: routed to the key "server:<run id>"
 MANAGED_SELECTOR = "app.kubernetes.io/name=mlrepro"   # kept by Helm (which rewrites managed-by on what it installs)
 WATCH_TIMEOUT_S = 300            # server-side timeoutSeconds of one watch request; then resumed
 MAX_RETRY_DELAY_S = 30.0
@@ -161,7 +162,8 @@ class Monitor:
         self._watchers: dict[str, KindWatcher] = {}
 
     def subscribe(self, key: str) -> queue.SimpleQueue[Event]:
-        """A new queue receiving the events of ``key`` (a run id, or ``collect:<run id>`` for its helper pod)
+        """A new queue receiving the events of ``key`` (a run id, ``collect:<run id>`` for its helper pod,
+        ``server:<run id>`` for its model server's pods)
         until :meth:`unsubscribe`; starts the watchers on first use."""
         q: queue.SimpleQueue[Event] = queue.SimpleQueue()
         with self._lock:
@@ -189,6 +191,7 @@ class Monitor:
             return
         labels = (event.obj.get("metadata") or {}).get("labels") or {}
         key = labels.get(RUN_ID_LABEL) or (f"collect:{labels[COLLECT_FOR_LABEL]}" if COLLECT_FOR_LABEL in labels
+                                           else f"server:{labels[SERVER_FOR_LABEL]}" if SERVER_FOR_LABEL in labels
                                            else None)
         with self._lock:
             targets = list(self._queues.get(key, ())) if key else []

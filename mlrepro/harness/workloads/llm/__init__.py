@@ -12,10 +12,11 @@ module's ``__getattr__`` builds the class from the entry. Fields: docs/llm.md.
 The workload (:class:`LLMWorkload`, a :class:`~mlrepro.harness.workloads.base.TokenWorkload`) reads the reference
 dataset format (:mod:`.dataset`) from ``dataset_path`` (or the entry's packaged dataset), the model from
 ``model_path`` (:mod:`.model`: an HF directory, a GGUF file, ``DIR:FILE.gguf``) on the ``transformers``
-(:mod:`.backend_transformers`) or ``vllm`` (:mod:`.backend_vllm`) backend, and scores accuracy as the reference
-does (:mod:`.rouge`). Options (``workload.options``): ``max_new_tokens`` (at most the entry's; recorded),
-``threads``, ``dtype`` (transformers: float32 | bfloat16 | float16), ``gpu_memory_utilization`` (vllm),
-``tensor_parallel_size`` (vllm).
+(:mod:`.backend_transformers`) or ``vllm`` (:mod:`.backend_vllm`) backend in-process, or on a model server over
+its OpenAI-compatible API (``openai``, :mod:`.backend_network`: the model file gives the tokenizer), and scores
+accuracy as the reference does (:mod:`.rouge`). Options (``workload.options``): ``max_new_tokens`` (at most the
+entry's; recorded), ``threads``, ``dtype`` (transformers: float32 | bfloat16 | float16), ``gpu_memory_utilization``
+(vllm), ``tensor_parallel_size`` (vllm), ``server`` (openai: the server and the client's settings).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ DATA_FILE = HERE / "benchmarks.json"
 #: the largest max_new_tokens mlrepro accepts (gpt-oss-120b's 32,768 is the round's largest; beyond 131,072 no
 #: model of the round has context for it)
 MAX_NEW_TOKENS_LIMIT = 131_072
-OPTIONS = ("max_new_tokens", "dtype", "gpu_memory_utilization", "tensor_parallel_size")
+OPTIONS = ("max_new_tokens", "dtype", "gpu_memory_utilization", "tensor_parallel_size", "server")
 LATENCY_BOUNDS = ("mlperf.conf", "calibrated")
 METRICS = ("rouge", "exact_match")
 
@@ -86,7 +87,7 @@ class LLMWorkload(TokenWorkload):
     model_mapping = ""
     mlperf_model = ""
     mlperf_model_interactive = ""
-    backends = ("transformers", "vllm")
+    backends = ("transformers", "vllm", "openai")
     scenarios: tuple[str, ...] = ()
     division = "closed"
     #: where the run's TTFT/TPOT bounds come from: "mlperf.conf" (the round's) or "calibrated" (measured here)
@@ -160,6 +161,16 @@ class LLMWorkload(TokenWorkload):
     def _make_backend(self) -> Any:
         spec = self.spec
         threads = int_option(spec, "threads", None, minimum=1)
+        if spec.backend == "openai":
+            from mlrepro.harness.workloads.llm.backend_network import NetworkBackend
+            server = spec.options.get("server")
+            if not isinstance(server, dict):
+                raise WorkloadConfigError("workload.options.server: backend openai needs the model server's settings "
+                                          "(engine, base_url, ...; mlrepro writes them from the profile's serve block)")
+            return NetworkBackend(server, scenario=self.scenario)
+        if "server" in spec.options:
+            raise WorkloadConfigError(f"workload.options.server: only backend openai talks to a model server, not "
+                                      f"{spec.backend}")
         if spec.backend == "vllm":
             from mlrepro.harness.workloads.llm.backend_vllm import VLLMBackend
             tp = int_option(spec, "tensor_parallel_size", 1, minimum=1) or 1
@@ -204,24 +215,44 @@ class LLMWorkload(TokenWorkload):
         assert self._data is not None
         return [self._data.prompts[i] for i in indices]
 
+    def _texts(self, indices: Sequence[int]) -> dict[str, Any]:
+        """``texts=`` for a backend that sends text prompts (a model server): the dataset's prompt texts."""
+        if not getattr(self._backend, "takes_text", False):
+            return {}
+        assert self._data is not None
+        return {"texts": [self._data.texts[i] for i in indices]}
+
     def generate(self, indices: Sequence[int], on_first: TokenCallback | None, on_done: TokenCallback) -> None:
-        self.backend.generate(self.prompts(indices), self.max_new_tokens, self.min_new_tokens, on_first, on_done)
+        self.backend.generate(self.prompts(indices), self.max_new_tokens, self.min_new_tokens, on_first, on_done,
+                              **self._texts(indices))
 
     @property
     def concurrent(self) -> bool:
-        """Whether the backend takes samples one by one as they come (vLLM's async engine): see :meth:`submit`."""
-        return bool(getattr(self._backend, "concurrent", False)) and getattr(self._backend, "engine", None) is not None
+        """Whether the backend takes samples one by one as they come (vLLM's async engine, a model server): see
+        :meth:`submit`."""
+        b = self._backend
+        if b is None or not getattr(b, "concurrent", False):
+            return False
+        return b.name != "vllm" or getattr(b, "engine", None) is not None
 
-    def submit(self, indices: Sequence[int], on_first: TokenCallback | None, on_done: TokenCallback,
-               on_error: Any) -> None:
-        """Start the generation of ``indices`` and return at once (a concurrent backend only)."""
+    @property
+    def concurrent_offline(self) -> bool:
+        """Whether Offline too hands the samples over one by one (a model server: its own batching decides)."""
+        return self.concurrent and bool(getattr(self._backend, "submits_offline", False))
+
+    def submit(self, indices: Sequence[int], on_first: TokenCallback | None, on_done: Any,
+               on_error: Any, on_failed: Any = None) -> None:
+        """Start the generation of ``indices`` and return at once (a concurrent backend only). ``on_failed(row,
+        kind, reason)``: a query the backend failed on its own (a model server's error), ended without output."""
+        extra = {"on_failed": on_failed, **self._texts(indices)} if getattr(self._backend, "takes_text", False) else {}
         self.backend.submit(self.prompts(indices), self.max_new_tokens, self.min_new_tokens, on_first, on_done,
-                            on_error)
+                            on_error, **extra)
 
     def warmup(self, indices: Sequence[int]) -> None:
         """One short generation (2 tokens) of the first loaded sample: first-call costs, not a measurement."""
-        self.backend.generate(self.prompts(list(indices[:1])), 2, min(2, self.min_new_tokens), None,
-                              lambda row, tokens: None)
+        first = list(indices[:1])
+        self.backend.generate(self.prompts(first), 2, min(2, self.min_new_tokens), None,
+                              lambda row, tokens, n=None: None, **self._texts(first))
 
     # ------------------------------------------------------------------ accuracy
     def accuracy(self, results: dict[int, bytes]) -> AccuracyResult:
