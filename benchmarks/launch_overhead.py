@@ -42,8 +42,8 @@ def last_run(env: dict[str, str]) -> dict:
 def main() -> int:
     from mlrepro.image.builder import build_image
     from mlrepro.profiles import resolve_profile
-    from mlrepro.profiles.runspec import build_run_spec
     from mlrepro.render.podspec import build_pod_spec
+    from mlrepro.render.runspec import build_run_spec
     from mlrepro.runners.docker_config import docker_run_config, write_config_dir
     from mlrepro.runners.locations import HostDir
 

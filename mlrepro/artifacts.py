@@ -60,12 +60,12 @@ def generate_artifacts(resolved: ResolvedProfile, out_dir: Path, *, image: str |
     Raises BadInputError (RenderError, ProfileError) and RuntimeFailure (cannot write).
     """
     from mlrepro.image.context import write_build_context
-    from mlrepro.profiles.runspec import build_run_spec
     from mlrepro.render.compat import check_kubernetes_version
     from mlrepro.render.helm_values import dump_values
     from mlrepro.render.helm_values import helm_values as make_values
     from mlrepro.render.jobspec import build_job_spec
     from mlrepro.render.manifests import dump_manifests, render_manifests
+    from mlrepro.render.runspec import build_run_spec
 
     p = resolved.profile
     scenario = _pick(scenario, SCENARIOS, p.benchmark.scenarios[0], "--scenario")
@@ -102,7 +102,7 @@ def generate_artifacts(resolved: ResolvedProfile, out_dir: Path, *, image: str |
 def example_inputs(resolved: ResolvedProfile) -> tuple[str, RunSpec]:
     """The deterministic (image, run spec) of the committed manifests: run id "example", the profile's first
     scenario and mode, the image ``mlrepro build`` makes."""
-    from mlrepro.profiles.runspec import build_run_spec
+    from mlrepro.render.runspec import build_run_spec
 
     p = resolved.profile
     image = planned_image_ref(resolved)

@@ -92,8 +92,8 @@ def audit_runs(run_ids: Sequence[str], tests: Sequence[str] = (), *, resolved: R
     used."""
     from mlrepro.flow.execute import execute
     from mlrepro.flow.recorded import open_state, verified_results
-    from mlrepro.profiles.runspec import new_run_id
     from mlrepro.render.jobspec import build_job_spec
+    from mlrepro.render.runspec import new_run_id
     from mlrepro.runners.base import RunnerConfig
     from mlrepro.runners.targets import choose_target, get_runner
 

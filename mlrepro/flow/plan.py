@@ -49,8 +49,8 @@ def plan_launch(runner: Runner, profiles: Sequence[ResolvedProfile], options: Pi
                 cache: CalibrationCache, progress: Progress) -> Plan:
     """Prepare each profile's image on the target and build every job; ``runner.check`` accepts each one or
     raises (BadInputError) before anything is launched."""
-    from mlrepro.profiles.runspec import run_matrix
     from mlrepro.render.jobspec import build_job_spec
+    from mlrepro.render.runspec import run_matrix
 
     jobs: list[JobSpec] = []
     images: list[str] = []
@@ -75,7 +75,7 @@ def check_serving(resolved: ResolvedProfile) -> None:
     """A profile with a model server (``serve``) must run an LLM that a server can serve (a workload with the
     ``openai`` backend). Raises BadInputError naming the keys."""
     from mlrepro.harness.registry import load_workload_class
-    from mlrepro.profiles.runspec import NETWORK_BACKEND
+    from mlrepro.render.runspec import NETWORK_BACKEND
 
     p = resolved.profile
     if not p.serve.enabled:

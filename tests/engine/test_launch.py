@@ -216,9 +216,9 @@ def test_amd_or_intel_profile_on_a_host_without_the_device_fails_before_anything
 def test_the_engine_records_the_amd_devices_and_groups_it_was_asked_for(docker_client, base_image, tmp_path):
     """The exact request the runner makes, as the engine keeps it (created, never started: the nodes of a fake
     host tree need not exist on the engine's host until the container starts)."""
-    from mlrepro.profiles.runspec import build_run_spec
     from mlrepro.profiles.vendors import VENDORS
     from mlrepro.render.jobspec import build_job_spec
+    from mlrepro.render.runspec import build_run_spec
     from mlrepro.runners.docker_config import docker_run_config, write_config_dir
     from mlrepro.runners.docker_devices import host_device_access
 

@@ -20,10 +20,10 @@ from render_support import BUILTINS, REPO_ROOT, by_kind, find_helm
 from mlrepro import __version__
 from mlrepro.artifacts import example_inputs
 from mlrepro.profiles.loader import ResolvedProfile, profile_hash, resolve_profile
-from mlrepro.profiles.runspec import build_run_spec
 from mlrepro.render.helm_values import dump_values, helm_values
 from mlrepro.render.jobspec import build_job_spec
 from mlrepro.render.manifests import render_manifests
+from mlrepro.render.runspec import build_run_spec
 
 
 def values_and_objects(resolved: ResolvedProfile, image: str | None = None,

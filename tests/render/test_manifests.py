@@ -19,10 +19,10 @@ from render_support import BUILTINS, REPO_ROOT, GoYamlLoader
 from mlrepro.artifacts import example_inputs, example_manifests_text
 from mlrepro.harness.exit_codes import EXIT_BAD_SPEC
 from mlrepro.profiles.loader import ResolvedProfile, builtin_profile_names, profile_hash, resolve_profile
-from mlrepro.profiles.runspec import build_run_spec
 from mlrepro.render.jobspec import build_job_spec
 from mlrepro.render.manifests import dump_manifests, dump_yaml, render_manifests
 from mlrepro.render.podspec import RenderError
+from mlrepro.render.runspec import build_run_spec
 
 # Kubernetes minor versions every manifest must validate against (strict: unknown fields are errors).
 _LATEST = ".".join(kubernetes_validate.latest_version().split(".")[:2]) + ".0"

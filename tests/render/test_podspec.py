@@ -10,7 +10,6 @@ import pytest
 from mlrepro import __version__
 from mlrepro.errors import BadInputError
 from mlrepro.profiles.loader import resolve_profile
-from mlrepro.profiles.runspec import build_run_spec
 from mlrepro.render.podspec import (
     CONFIG_DIR,
     RESULTS_DIR,
@@ -23,6 +22,7 @@ from mlrepro.render.podspec import (
     k8s_escape,
     sha256_text,
 )
+from mlrepro.render.runspec import build_run_spec
 
 
 def pod_for(name: str = "x86-cpu", sets: tuple[str, ...] = (), run_id: str = "run-1", image: str = "reg/x:1"):

@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from mlrepro.cli.main import app
 from mlrepro.profiles.loader import ResolvedProfile, resolve_profile
-from mlrepro.profiles.runspec import build_run_spec
 from mlrepro.render.helm_values import dump_values, helm_values
 from mlrepro.render.jobspec import build_job_spec
 from mlrepro.render.manifests import render_manifests
+from mlrepro.render.runspec import build_run_spec
 from mlrepro.render.serverspec import server_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "k8s"))

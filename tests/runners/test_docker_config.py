@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from mlrepro.profiles import resolve_profile
-from mlrepro.profiles.runspec import build_run_spec
 from mlrepro.render.jobspec import build_job_spec
 from mlrepro.render.manifests import render_manifests
+from mlrepro.render.runspec import build_run_spec
 from mlrepro.runners.docker_config import docker_run_config, results_volume_name, write_config_dir
 from mlrepro.runners.locations import HostDir
 

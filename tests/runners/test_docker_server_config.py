@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlrepro.profiles import resolve_profile
-from mlrepro.profiles.runspec import build_run_spec
 from mlrepro.render.jobspec import build_job_spec
 from mlrepro.render.manifests import render_manifests
+from mlrepro.render.runspec import build_run_spec
 from mlrepro.render.serverspec import SERVER_ENV
 from mlrepro.runners.docker_config import docker_run_config, docker_server_config, network_name, write_config_dir
 
