@@ -34,7 +34,8 @@ def build_run_spec(resolved: ResolvedProfile, scenario: str, mode: str, run_id: 
     p = resolved.profile
     b = p.benchmark
     workload = WorkloadSpec(name=b.workload, backend=p.framework.harness_backend, device=p.device,
-                            model_path=b.model_path, dataset_path=b.dataset_path, batch_size=b.batch_size)
+                            model_path=b.model_path, dataset_path=b.dataset_path, batch_size=b.batch_size,
+                            options=dict(sorted(settings_for(b.options, scenario).items())))
     flat = settings_for(b.settings, scenario)
     settings = {k: (int(v) if float(v).is_integer() else v) for k, v in sorted(flat.items())}
     pin = f"{p.framework.backend}=={p.framework.version}" if p.framework.version else ""
