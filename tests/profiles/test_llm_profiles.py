@@ -73,9 +73,9 @@ def test_index_urls_are_https_and_unique(value: str, message: str) -> None:
 
 
 def test_workload_options_for_every_scenario_or_one() -> None:
-    r = resolve_profile("x86-cpu-llm", sets=["benchmark.options={threads: 1, Server: {max_new_tokens: 4}}"])
-    assert build_run_spec(r, "Server", "performance").workload.options == {"max_new_tokens": 4, "threads": 1}
-    assert build_run_spec(r, "Offline", "performance").workload.options == {"threads": 1}
+    r = resolve_profile("x86-cpu-llm", sets=["benchmark.options={threads: 2, Server: {max_new_tokens: 4}}"])
+    assert build_run_spec(r, "Server", "performance").workload.options == {"max_new_tokens": 4, "threads": 2}
+    assert build_run_spec(r, "Offline", "performance").workload.options == {"threads": 2}
     with pytest.raises(ProfileError) as e:
         resolve_profile("x86-cpu-llm", sets=["benchmark.options={Server: 2}"])
     assert "options of scenario Server must be a mapping" in problems(e)[0]
@@ -90,9 +90,9 @@ def test_quick_gives_llms_the_smallest_runs_loadgen_accepts_and_leaves_the_other
     assert settings["Server"] == {"min_query_count": 459} and settings["Interactive"] == {"min_query_count": 459}
     assert settings["SingleStream"] == {"min_query_count": 64} and settings["Offline"] == {"min_query_count": 1}
     assert settings["min_duration_ms"] == 1000
-    assert options == {s: {"max_new_tokens": 2} for s in ("Server", "Interactive", "SingleStream")}
-    assert build_run_spec(llm, "Interactive", "performance").workload.options == {"max_new_tokens": 2}
-    assert build_run_spec(llm, "Offline", "performance").workload.options == {}   # the entry's max_new_tokens
+    assert options == {"threads": 1, **{s: {"max_new_tokens": 2} for s in ("Server", "Interactive", "SingleStream")}}
+    assert build_run_spec(llm, "Interactive", "performance").workload.options == {"max_new_tokens": 2, "threads": 1}
+    assert build_run_spec(llm, "Offline", "performance").workload.options == {"threads": 1}   # the entry's tokens
     assert llm.provenance["benchmark.settings.Server.min_query_count"] == "<overlay:quick>"
     # a workload without token latencies gets quick's own settings, and its hash did not move
     ref = resolve_profile("x86-cpu", ["quick"]).profile.benchmark
