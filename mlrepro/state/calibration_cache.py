@@ -124,9 +124,11 @@ def remember(cache: CalibrationCache, record: Mapping[str, Any]) -> str | None:
     Every decision of the run is kept, not only the target (``calibration.targets[0]``): an LLM's Server and
     Interactive runs also decide their TTFT/TPOT bounds (``targets[1:]``, settings ``ttft_latency`` /
     ``tpot_latency``); the demo's are calibrated and are reused like the target (``source`` ``mlperf.conf``: the
-    round's bounds, a record, never a setting to pin). A VALID run that calibrated any of them stores an entry with
-    every calibrated or cached value (``<setting>: value``), the target's details at the top (what older
-    harnesses read) and each decision's under ``details.<setting>``."""
+    round's bounds, a record, never a setting to pin). A VALID run whose target is calibrated or cached and that
+    calibrated any of them stores an entry with every calibrated or cached value (``<setting>: value``), the
+    target's details at the top (what older harnesses read) and each decision's under ``details.<setting>``; an
+    accuracy run (its target is the accuracy schedule) stores nothing, so it never replaces a performance run's
+    entry with bounds alone."""
     calibration = record.get("calibration")
     if not isinstance(calibration, Mapping) or not calibration.get("targets"):
         return None
@@ -138,11 +140,12 @@ def remember(cache: CalibrationCache, record: Mapping[str, Any]) -> str | None:
     status = (record.get("status") or {}).get("name")
     mode = record.get("mode")
     kept = [d for d in decisions if _reusable(d, ("calibrated", "cached"))]
-    if status == "VALID" and any(d.get("source") == "calibrated" for d in kept):
+    # an entry is a whole calibration: the target with the bounds it was found under (an accuracy run's bounds,
+    # decided without a target, would replace the entry of the performance run with bounds alone)
+    if status == "VALID" and kept and kept[0] is decisions[0] and any(d.get("source") == "calibrated" for d in kept):
         entry: dict[str, Any] = {d["setting"]: d["value"] for d in kept}
         entry.update({"run_id": record.get("run_id"), "mode": mode})
-        if kept[0] is decisions[0]:
-            entry.update({k: decisions[0][k] for k in _KEPT if decisions[0].get(k) is not None})
+        entry.update({k: decisions[0][k] for k in _KEPT if decisions[0].get(k) is not None})
         entry["details"] = {d["setting"]: {k: d[k] for k in _KEPT if d.get(k) is not None} for d in kept}
         cache.store(profile_hash, scenario, fingerprint, entry)
         return "stored"

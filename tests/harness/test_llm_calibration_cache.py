@@ -69,6 +69,21 @@ def test_an_entry_of_a_cache_before_it_kept_the_bounds_calibrates_them_and_is_co
     assert entry["run_id"] == "second" and "measured" not in entry      # the target's details were not measured
 
 
+def test_an_accuracy_run_does_not_replace_the_entry_of_a_performance_run(make_spec, tmp_path: Path) -> None:
+    """A Server accuracy run calibrates the demo's bounds too (its target is the accuracy schedule): it stores
+    nothing, so the performance run's entry (target and bounds) stays whole for the next run."""
+    cache = open_cache(tmp_path / "state")
+    perf = run_harness(_spec(make_spec, "Server", "perf"), tmp_path / "results", log=QUIET)
+    assert remember(cache, perf.record) == "stored"
+    before = cache.entries("h" * 64, "Server")
+    acc_spec = replace(_spec(make_spec, "Server", "acc"), mode="accuracy")
+    acc = run_harness(acc_spec, tmp_path / "results", log=QUIET)
+    assert acc.exit_code == 0, acc.error
+    sources = [(d["setting"], d["source"], d.get("method")) for d in acc.record["calibration"]["targets"]]
+    assert sources[0][2] == "accuracy-schedule" and sources[1][1] == "calibrated", sources
+    assert remember(cache, acc.record) is None and cache.entries("h" * 64, "Server") == before
+
+
 def test_an_invalid_run_drops_a_cached_entry_and_round_bounds_are_never_stored(tmp_path: Path) -> None:
     cache = open_cache(tmp_path / "state")
     fp, h = "f" * 16, "h" * 64
