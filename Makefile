@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: install installed test test-fast test-k8s e2e-kind lint manifests golden lock bench bench-llm demo base-images clean
+.PHONY: install installed test test-fast test-k8s e2e-kind lint manifests golden lock bench bench-llm demo demo-llm base-images clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,5 +71,8 @@ base-images: ## local Debian bases for air-gapped builds
 demo: installed ## the main job on the reference workload (Docker if an engine answers, else native)
 	bash scripts/demo.sh
 
+demo-llm: installed ## the LLM demo: SmolLM2-135M, Offline + Server + Interactive, into submission-llm/, checked
+	bash scripts/demo-llm.sh
+
 clean:
-	rm -rf out submission .pytest_cache .hypothesis
+	rm -rf out submission submission-llm .pytest_cache .hypothesis

@@ -1,4 +1,4 @@
-"""``mlrepro compliance``: the compliance tests (TEST01, TEST04) of runs already made."""
+"""``mlrepro compliance``: the compliance tests (TEST01, TEST04; TEST06 of the LLMs) of runs already made."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ def register(app: typer.Typer) -> None:
 def compliance(run_ids: List[str] = typer.Argument(..., help="Runs to audit (performance or submission runs; "
                                                    "accuracy runs among them are TEST01's references); whole ids "
                                                    "or unique parts."),
-               test: Optional[List[str]] = typer.Option(None, "--test", help="TEST01, TEST04 (comma-separated; "
-                                                        "default: both)."),
+               test: Optional[List[str]] = typer.Option(None, "--test", help="TEST01, TEST04, TEST06 (LLM runs) "
+                                                        "(comma-separated; default: those the round names for each "
+                                                        "run's benchmark)."),
                profile: Optional[str] = typer.Option(None, "--profile", "-p", help="The profile the runs used "
                                                      "(default: from each run's record)."),
                overlays: Optional[List[str]] = typer.Option(None, "--file", "-f", help="Its overlays."),
@@ -29,7 +30,7 @@ def compliance(run_ids: List[str] = typer.Argument(..., help="Runs to audit (per
     """Run compliance tests for results already made, with each run's own settings, and verify them.
 
     Example: mlrepro compliance PERF_RUN_ID ACC_RUN_ID --test TEST01,TEST04  (TEST01 compares the audit with the
-    accuracy run of the same profile: pass its id too; any unique part of an id works)
+    accuracy run of the same profile: pass its id too; any unique part of an id works; an LLM run gets TEST06)
     """
     with cli_errors():
         from mlrepro.flow.audit import audit_runs

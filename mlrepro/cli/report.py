@@ -35,6 +35,20 @@ def target_cell(decision: "dict | None") -> str:
     return f"{text} {source}" + (f" {cost:.1f} s" if source == "calibrated" and cost is not None else "")
 
 
+def latency_cell(ns: float | None) -> str:
+    """A latency given in ns (an LLM run's TTFT or TPOT p99) in a table cell, in ms: ``2,117 ms``, ``181 ms``,
+    ``9.42 ms``."""
+    if ns is None:
+        return "-"
+    ms = ns / 1e6
+    return f"{ms:,.0f} ms" if ms >= 100 else f"{ms:.3g} ms"
+
+
+def token_columns(rows: "list[dict]") -> bool:
+    """Whether a table of runs shows the TTFT/TPOT columns: only when one of its runs is an LLM run."""
+    return any(r.get("ttft_p99_ns") is not None or r.get("tpot_p99_ns") is not None for r in rows)
+
+
 def accuracy_cell(accuracy: float | None) -> str:
     """A run's accuracy (%, as the harness's accuracy script reports it) in a table cell."""
     return f"{accuracy:.3f}%" if accuracy is not None else "-"
@@ -73,6 +87,11 @@ def print_results(console: "Console", result: "PipelineResult") -> None:
     rows = [[r.run_id, status_cell(r.status), metric_cell(r.result, r.result_unit), r.validity or "-",
              accuracy_cell(r.accuracy), target_cell(r.loadgen_target),
              f"{r.duration_s:.1f} s"] for r in result.runs]
+    if token_columns([{"ttft_p99_ns": r.ttft_p99_ns, "tpot_p99_ns": r.tpot_p99_ns} for r in result.runs]):
+        # an LLM's latencies beside its tokens/s (result): TTFT and TPOT p99 as LoadGen logged them
+        columns[4:4] = [Column("TTFT p99", keep=3, right=True), Column("TPOT p99", keep=3, right=True)]
+        for row, r in zip(rows, result.runs):
+            row[4:4] = [latency_cell(r.ttft_p99_ns), latency_cell(r.tpot_p99_ns)]
     console.print(fitted_table(console, columns, rows, title=f"mlrepro results ({result.target})"))
     soft = not console.is_terminal      # on a terminal free text wraps at spaces (ids have none: they stay whole)
     failures = result.failures
@@ -126,7 +145,8 @@ def result_data(result: "PipelineResult") -> dict:
         "ok": result.ok, "target": result.target, "image": result.image or None, "group": result.group or None,
         "runs": [{"run_id": r.run_id, "profile": r.profile, "scenario": r.scenario, "mode": r.mode,
                   "status": r.status, "exit_code": r.exit_code, "result": r.result, "unit": r.result_unit,
-                  "tokens": _tokens(r), "validity": r.validity, "accuracy": r.accuracy,
+                  "tokens": _tokens(r), "tokens_per_second": r.tokens_per_second, "ttft_p99_ns": r.ttft_p99_ns,
+                  "tpot_p99_ns": r.tpot_p99_ns, "validity": r.validity, "accuracy": r.accuracy,
                   "duration_s": round(r.duration_s, 3),
                   "loadgen_target": r.loadgen_target, "message": r.message or None, "notes": list(r.notes),
                   "results_dir": str(r.results_dir) if r.results_dir else None} for r in result.runs],

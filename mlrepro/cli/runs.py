@@ -32,8 +32,9 @@ def runs(status: Optional[RunStatus] = typer.Option(None, "--status", help="Only
          group: Optional[str] = typer.Option(None, "--group", help="Only the runs of this launch or sweep."),
          limit: int = typer.Option(50, "--limit", help="At most this many (newest first)."),
          output: OutputFormat = OutputOpt) -> None:
-    """List runs, one table per launch or sweep: id, status, result, validity, accuracy, LoadGen target, duration,
-    runner (--target), profile, scenario, mode (a narrow terminal shows the first ones).
+    """List runs, one table per launch or sweep: id, status, result, validity, accuracy, TTFT and TPOT p99 (LLM
+    runs), LoadGen target, duration, runner (--target), profile, scenario, mode (a narrow terminal shows the first
+    ones).
 
     Example: mlrepro runs --status succeeded --output json
     """
@@ -50,12 +51,14 @@ def runs(status: Optional[RunStatus] = typer.Option(None, "--status", help="Only
                          "validity": r.validity, "accuracy": r.accuracy,
                          "duration_s": round(duration, 1) if duration is not None else None,
                          "started_at": r.started_at.isoformat() if r.started_at else None, "message": r.message,
-                         "loadgen_target": r.loadgen_target, "group": r.group_id})
+                         "loadgen_target": r.loadgen_target, "group": r.group_id,
+                         "tokens_per_second": r.tokens_per_second, "ttft_p99_ns": r.ttft_p99_ns,
+                         "tpot_p99_ns": r.tpot_p99_ns})
         if output != OutputFormat.table:
             print_data(rows, output)
             return
         from mlrepro.cli.common import Column, fitted_table
-        from mlrepro.cli.report import accuracy_cell, metric_cell, status_cell, target_cell
+        from mlrepro.cli.report import accuracy_cell, latency_cell, metric_cell, status_cell, target_cell, token_columns
 
         groups: dict[str, list[dict]] = {}
         for r in rows:
@@ -76,7 +79,13 @@ def runs(status: Optional[RunStatus] = typer.Option(None, "--status", help="Only
                            accuracy_cell(r["accuracy"]), target_cell(r["loadgen_target"]),
                            f"{r['duration_s']} s" if r["duration_s"] is not None else "-", r["target"], r["profile"],
                            r["scenario"], r["mode"]] for r in members]
-            c.print(fitted_table(c, columns, table_rows, title=title))
+            shown = columns
+            if token_columns(members):      # LLM runs: TTFT and TPOT p99 beside their tokens/s (result)
+                shown = columns[:5] + [Column("TTFT p99", keep=3, right=True),
+                                       Column("TPOT p99", keep=3, right=True)] + columns[5:]
+                for row, r in zip(table_rows, members):
+                    row[5:5] = [latency_cell(r["ttft_p99_ns"]), latency_cell(r["tpot_p99_ns"])]
+            c.print(fitted_table(c, shown, table_rows, title=title))
 
 
 def logs(run_id: str = typer.Argument(..., help="Run id (see `mlrepro runs`), or any unique part of it."),

@@ -1,4 +1,5 @@
-"""``mlrepro compliance``: run the compliance tests (TEST01, TEST04) of runs already made, then verify them.
+"""``mlrepro compliance``: run the compliance tests (TEST01, TEST04; TEST06 of the LLMs) of runs already made, then
+verify them.
 
 For each performance (or submission) run: a new harness run in mode "audit" on the same target, with the run's
 spec and its final user.conf (its calibrated or pinned targets, nothing calibrated anew) and the tests' audit
@@ -6,7 +7,8 @@ settings from the round's rules; it records ``audit_of`` so that ``collect`` put
 audited run's result. The audit goes through the same per-run flow as every run (:func:`mlrepro.flow.execute.
 execute`). The verifications compare the audit with the audited performance run and, for TEST01's accuracy,
 with the run's own accuracy run (submission mode) or an accuracy run of the same profile and scenario among the
-given run ids.
+given run ids; TEST06 (LLMs) is the audit run's own verification of its sampled outputs. Without ``--test``,
+each run gets the tests the round names for its benchmark.
 
 Public API::
 
@@ -21,9 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlrepro.errors import BadInputError
-from mlrepro.harness.compliance.verification import Verification, failed, verify_accuracy, verify_performance
+from mlrepro.harness.compliance.verification import (
+    VERIFY_ACCURACY,
+    Verification,
+    failed,
+    verify_accuracy,
+    verify_performance,
+)
 from mlrepro.harness.layout import ACCURACY_LOG, DETAIL_LOG, RUN_JSON, USER_CONF
-from mlrepro.harness.spec import AUDIT_TESTS, AuditRequest, CalibrationRequest, load_spec
+from mlrepro.harness.spec import AUDIT_TESTS, HARNESS_AUDIT_TESTS, AuditRequest, CalibrationRequest, load_spec
 from mlrepro.runners.base import Progress, no_progress
 from mlrepro.state.status import RunStatus
 
@@ -47,13 +55,35 @@ class AuditResult:
 
 
 def parse_tests(tests: Sequence[str]) -> tuple[str, ...]:
-    """The tests asked for (default: every test mlrepro runs), upper-cased, each once; BadInputError for one
-    mlrepro does not run."""
-    out = tuple(dict.fromkeys(t.strip().upper() for t in tests if t.strip())) or AUDIT_TESTS
-    bad = [t for t in out if t not in AUDIT_TESTS]
+    """The tests asked for, upper-cased, each once (empty: each run's own, :func:`tests_for`); BadInputError for
+    one mlrepro does not run."""
+    out = tuple(dict.fromkeys(t.strip().upper() for t in tests if t.strip()))
+    bad = [t for t in out if t not in HARNESS_AUDIT_TESTS]
     if bad:
-        raise BadInputError(f"--test: {', '.join(bad)}: mlrepro runs {', '.join(AUDIT_TESTS)}")
+        raise BadInputError(f"--test: {', '.join(bad)}: mlrepro runs {', '.join(HARNESS_AUDIT_TESTS)}")
     return out
+
+
+def is_llm_run(run: HarnessRun) -> bool:
+    """An LLM run: its performance run has token figures (LoadGen's token latencies)."""
+    return run.performance is not None and run.performance.tokens is not None
+
+
+def tests_for(run: HarnessRun, wanted: Sequence[str], version: str | None = None) -> tuple[str, ...]:
+    """The tests to run for ``run``: ``wanted``, or by default those the round names for its benchmark among the
+    ones mlrepro runs (TEST06 for an LLM, TEST01 and TEST04 for the others; an LLM's open-division model: its
+    model mapping's). BadInputError for TEST06 of a run that is not an LLM run (it checks token outputs)."""
+    from mlrepro.results.compliance import audit_requests
+
+    llm = is_llm_run(run)
+    if wanted:
+        if "TEST06" in wanted and not llm:
+            raise BadInputError(f"--test TEST06: run {run.run_id} is not an LLM run (TEST06 checks the first token, "
+                                "EOS and length of generated tokens)")
+        return tuple(wanted)
+    benchmark = run.model_mapping.get(run.benchmark, run.benchmark)
+    named = tuple(r.test for r in audit_requests(benchmark, version))
+    return named or (("TEST06",) if llm else AUDIT_TESTS)
 
 
 def _requests(run: HarnessRun, tests: Sequence[str], version: str | None) -> tuple[AuditRequest, ...]:
@@ -116,11 +146,12 @@ def audit_runs(run_ids: Sequence[str], tests: Sequence[str] = (), *, resolved: R
         record = records[run.run_id]
         tgt = choose_target(target or record.target, progress)
         spec = load_spec(run.path / RUN_JSON)
+        run_tests = tests_for(run, wanted, version)
         audit = replace(spec, run_id=new_run_id(profile.profile.name, spec.scenario, "audit"), mode="audit",
                         settings={}, user_conf=(run.path / USER_CONF).read_text(encoding="utf-8"),
-                        calibration=CalibrationRequest(), compliance=_requests(run, wanted, version),
+                        calibration=CalibrationRequest(), compliance=_requests(run, run_tests, version),
                         audit_of=run.run_id, image=record.image or spec.image, reproduce=())
-        progress(f"{audit.run_id}: compliance {', '.join(wanted)} of run {run.run_id} on {tgt}")
+        progress(f"{audit.run_id}: compliance {', '.join(run_tests)} of run {run.run_id} on {tgt}")
         runner = get_runner(tgt, RunnerConfig(state_dir=state_dir, image=audit.image or None))
         try:
             job = build_job_spec(profile, audit.image if tgt != "native" else "", audit)
@@ -130,7 +161,7 @@ def audit_runs(run_ids: Sequence[str], tests: Sequence[str] = (), *, resolved: R
             runner.close()
         verdicts: list[Verification] = []
         if summary.run is not None and summary.status == RunStatus.succeeded.value:
-            verdicts = _verify(run, runs, summary.run.path / spec.scenario, wanted)
+            verdicts = _verify(run, runs, summary.run, spec.scenario, run_tests)
         out.append(AuditResult(run.run_id, audit.run_id, summary.status, tuple(verdicts), summary.message))
     return out
 
@@ -145,12 +176,26 @@ def _accuracy_reference(run: HarnessRun, runs: dict[str, HarnessRun]) -> Path | 
     return None
 
 
-def _verify(run: HarnessRun, runs: dict[str, HarnessRun], audit_dir: Path,
+def _in_audit(audit: HarnessRun, audit_dir: Path, test: str) -> Verification:
+    """A test the audit run verified on its own (TEST06: its accuracy log with the model's EOS ids, which only
+    the harness knows): the harness's verdict and verify file."""
+    entry = next((a for a in audit.audits if a.get("test") == test), None)
+    path = audit_dir / test / VERIFY_ACCURACY
+    if entry is None or entry.get("passed") is None or not path.is_file():
+        return failed(test, "accuracy", f"the audit run {audit.run_id} wrote no {test} verification")
+    return Verification(test, "accuracy", entry["passed"] is True, path.read_text(encoding="utf-8"))
+
+
+def _verify(run: HarnessRun, runs: dict[str, HarnessRun], audit: HarnessRun, scenario: str,
             tests: Sequence[str]) -> list[Verification]:
     assert run.performance is not None
     perf_detail = run.path / run.performance.detail_rel
+    audit_dir = audit.path / scenario
     out: list[Verification] = []
     for test in tests:
+        if test == "TEST06":
+            out.append(_in_audit(audit, audit_dir, test))
+            continue
         logs = audit_dir / test / "performance" / "run_1"
         if test == "TEST01":
             ref = _accuracy_reference(run, runs)

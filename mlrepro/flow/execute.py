@@ -178,7 +178,9 @@ class RunFlow:
                 store.update(spec.run_id, expect_status=(RunStatus.running.value,), status=summary.status,
                              exit_code=summary.exit_code, ended_at=utcnow(), result=summary.result,
                              result_unit=summary.result_unit, validity=summary.validity, accuracy=summary.accuracy,
-                             message=summary.message, loadgen_target=summary.loadgen_target)
+                             message=summary.message, loadgen_target=summary.loadgen_target,
+                             tokens_per_second=summary.tokens_per_second, ttft_p99_ns=summary.ttft_p99_ns,
+                             tpot_p99_ns=summary.tpot_p99_ns)
             except StatusConflictError:  # cancelled meanwhile
                 return replace(summary, status=RunStatus.cancelled.value)
             say(summary.status + (f" — {summary.message}" if summary.message else ""))

@@ -60,6 +60,9 @@ class RunSummary:
     message: str = ""
     profile: str = ""
     loadgen_target: dict | None = None    # the record's target decision: setting, value, source, cost_s ...
+    tokens_per_second: float | None = None   # an LLM run: tokens/s (the result of its performance run)
+    ttft_p99_ns: float | None = None      # an LLM run: TTFT and TPOT 99th percentiles as LoadGen logged them
+    tpot_p99_ns: float | None = None
     notes: tuple[str, ...] = ()           # framework version differing from the pin, a recalibration ...
     compliance_failed: tuple[str, ...] = ()   # compliance tests whose verification failed in the run
     run: HarnessRun | None = field(default=None, repr=False, compare=False)

@@ -97,7 +97,7 @@ def pinned(spec: RunSpec, user_conf: str | None) -> RunSpec:
 
 def _with_compliance(specs: Sequence[RunSpec], resolved: ResolvedProfile, progress: Progress) -> list[RunSpec]:
     """Closed and network divisions: runs with a performance run also run the compliance tests the round's rules
-    name for the workload's benchmark (TEST01, TEST04), with the timed run's settings."""
+    name for the workload's benchmark (TEST01, TEST04; TEST06 for the LLMs), with the timed run's settings."""
     from mlrepro.harness.registry import load_workload_class
     from mlrepro.results.compliance import audit_requests, tests_not_run
     from mlrepro.results.rounds import load_round

@@ -57,6 +57,8 @@ def summarize(job: JobSpec, outcome: RunOutcome, run: HarnessRun | None, duratio
         brief = {k: decision.get(k) for k in ("setting", "value", "source", "unit", "measured", "cost_s", "note")
                  if decision.get(k) is not None}
     return replace(base, result=perf.result if perf else None, result_unit=perf.result_unit if perf else "",
+                   tokens_per_second=perf.tokens_per_second if perf else None,
+                   ttft_p99_ns=perf.ttft_p99_ns if perf else None, tpot_p99_ns=perf.tpot_p99_ns if perf else None,
                    validity=perf.validity if perf else None, accuracy=accuracy, message=message,
                    loadgen_target=brief, notes=tuple(notes), compliance_failed=tuple(failed))
 

@@ -413,8 +413,13 @@ def pinned(setting: str, value: float, where: str) -> TargetDecision:
 
 
 def cached(setting: str, value: float, entry: Mapping[str, Any]) -> TargetDecision:
-    return TargetDecision(setting, value, CACHED, unit=TARGET_UNIT[setting], measured=entry.get("measured"),
-                          measured_unit=str(entry.get("measured_unit", "")), method=str(entry.get("method", "")),
+    """A value of a cache entry; what was measured for it comes from ``entry.details[setting]`` (every decision
+    of the run that calibrated it), else from the entry (the target's, as older caches kept it)."""
+    details = entry.get("details")
+    info = details.get(setting) if isinstance(details, Mapping) and isinstance(details.get(setting), Mapping) \
+        else entry
+    return TargetDecision(setting, value, CACHED, unit=TARGET_UNIT[setting], measured=info.get("measured"),
+                          measured_unit=str(info.get("measured_unit", "")), method=str(info.get("method", "")),
                           note=f"calibrated by run {entry.get('run_id', '?')}")
 
 

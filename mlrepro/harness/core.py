@@ -147,7 +147,7 @@ def _framework_check(pin: str, system: dict[str, Any]) -> dict[str, Any] | None:
     if not pin or "==" not in pin:
         return None
     name, _, version = pin.partition("==")
-    key = "torch" if name == "torch" else "onnxruntime"
+    key = "onnxruntime" if name.startswith("onnxruntime") else name    # the record's sysinfo PACKAGES keys
     installed = (system.get("packages") or {}).get(key)
     return {"package": name, "pinned": version, "installed": installed,
             "matches": installed is not None and installed.split("+")[0] == version}

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from mlrepro.image.context import WHEELHOUSE_MANIFEST
 from mlrepro.image.errors import BuildError, one_line
-from mlrepro.image.lock import Lock, LockedPackage, cache_dir, normalize
+from mlrepro.image.lock import Lock, LockedPackage, cache_dir, normalize, reachable
 
 _ARCH = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 GLIBC_MINOR = 28
@@ -249,10 +249,16 @@ def _pip(args: list[str], req_lines: list[str]) -> subprocess.CompletedProcess[s
         os.unlink(req)
 
 
+def _index_args(lock: Lock) -> list[str]:
+    """``--extra-index-url`` for each index the lock names that answers here; pip's own configuration (its
+    find-links: a local mirror) serves the files of one that does not, checked against the lock's hashes."""
+    return [arg for url in lock.index_urls if not reachable(url) for arg in ("--extra-index-url", url)]
+
+
 def _binary_args(lock: Lock, dest: Path) -> list[str]:
     platforms = [arg for tag in pip_platforms(lock.platform) for arg in ("--platform", tag)]
     return ["--only-binary=:all:", *platforms, "--python-version", lock.python, "--implementation", "cp",
-            "-d", str(dest)]
+            *_index_args(lock), "-d", str(dest)]
 
 
 def _download(missing: dict[str, LockedPackage], lock: Lock, dest: Path) -> None:
@@ -263,7 +269,7 @@ def _download(missing: dict[str, LockedPackage], lock: Lock, dest: Path) -> None
             if _pip(_binary_args(lock, dest), [_req_line(pkg)]).returncode != 0:
                 sources.add(pkg.name)
     for name in sorted(sources):
-        proc = _pip(["--no-binary=:all:", "-d", str(dest)], [_req_line(missing[name])])
+        proc = _pip(["--no-binary=:all:", *_index_args(lock), "-d", str(dest)], [_req_line(missing[name])])
         if proc.returncode != 0:
             raise WheelhouseError(f"cannot download {name}=={missing[name].version} for {lock.platform} "
                                   f"(neither a wheel nor its sdist): {_tail(proc.stderr)}")

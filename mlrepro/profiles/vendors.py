@@ -100,7 +100,7 @@ VENDORS: dict[str, Vendor] = {
         product_label="nvidia.com/gpu.product", presence_label=("nvidia.com/gpu.present", "true"),
         dra_device_class="gpu.nvidia.com", docker=DockerAccess(device_request=True), runtime="nvidia",
         torch_device="cuda", torch_build="cuda", stacks=("cuda",), platforms=("linux/amd64", "linux/arm64"),
-        backends=("onnxruntime-gpu", "torch"), mig=True),
+        backends=("onnxruntime-gpu", "torch", "transformers", "vllm"), mig=True),
     "amd": Vendor(
         name="amd", label="AMD", resources=("amd.com/gpu",),
         product_label="amd.com/gpu.product-name", presence_label=("feature.node.kubernetes.io/amd-gpu", "true"),

@@ -6,7 +6,8 @@ Stages (see ``images/Dockerfile.j2``)::
                                        ``pip wheel --require-hashes -r requirements.lock`` -> /wheels
     os       FROM image.base           runtime OS packages (python3 when python_install=apt, packages.apt),
                                        the unprivileged user (image.user_uid)
-    deps     FROM os                   /opt/venv from the builder's wheels only (--no-index --require-hashes);
+    deps     FROM os                   /opt/venv from the builder's wheels only (--no-index --require-hashes;
+                                       --no-deps when packages.exclude leaves declared dependencies out);
                                        with ``framework.source: image`` the venv also sees the base image's
                                        framework (a vendor's torch build), checked for version and GPU build
     runtime  FROM os                   /opt/venv, then the harness wheel LAST, labels; USER uid, ENTRYPOINT
@@ -136,6 +137,7 @@ def render_dockerfile(resolved: ResolvedProfile, options: DockerfileOptions | No
         "source_url": options.source_url,
         "harness_wheel_path": f"{HARNESS_DIST_DIR}/{options.harness_wheel}",
         "framework_from_image": p.framework.source == "image",
+        "no_deps": bool(p.packages.exclude),
         "framework_name": p.framework.backend,
         "framework_version": p.framework.version or "-",
         "framework_build": _framework_build(p),

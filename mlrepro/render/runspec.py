@@ -69,7 +69,7 @@ def build_run_spec(resolved: ResolvedProfile, scenario: str, mode: str, run_id: 
     p = resolved.profile
     b = p.benchmark
     run_id = run_id or new_run_id(p.name, scenario, mode)
-    options: dict[str, Any] = dict(b.options)
+    options: dict[str, Any] = dict(sorted(settings_for(b.options, scenario).items()))
     backend, device, model_path = p.framework.harness_backend, p.device, b.model_path
     if p.serve.enabled:                 # the LoadGen client of a model server: CPU-only, over the network
         options["server"] = server_options(resolved, run_id, image, target)

@@ -2,10 +2,10 @@
 harness, and the compliance folders of a result in the submission tree.
 
 The round's rules say which tests each benchmark needs (``compliance`` of each benchmark) and each test's
-audit.config (``compliance.audit`` in common.yaml; TEST01's sampling target per benchmark). mlrepro runs TEST01
-and TEST04 (:mod:`mlrepro.harness.compliance`), whose verifications collect computes from the logs; a test whose
-folder is verification files only (TEST06 of the LLMs: first token, EOS, sample length; TEST07-09) is placed as
-the harness verified it (``<scenario>/<TEST>/verify_*.txt`` of the run, with its accuracy log when there is one).
+audit.config (``compliance.audit`` in common.yaml; TEST01's sampling target per benchmark). mlrepro runs TEST01,
+TEST04 and the LLMs' TEST06 (:mod:`mlrepro.harness.compliance`); collect computes TEST01/TEST04's verifications
+from the logs; a test whose folder is verification files only (TEST06 of the LLMs: first token, EOS, sample
+length; TEST07-09) is placed as the harness verified it (``<scenario>/<TEST>/verify_*.txt`` of the run, with its accuracy log when there is one).
 The verification logic of TEST01/TEST04 is :mod:`mlrepro.harness.compliance.verification`.
 
 Tree layout of a compliance folder (v6.x: in the result folder; what the MLCommons checker reads)::
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from mlrepro.harness.compliance.verification import failed, verify_accuracy, verify_performance
 from mlrepro.harness.layout import ACCURACY_LOG, DETAIL_LOG, SUMMARY_LOG
-from mlrepro.harness.spec import AUDIT_TESTS, AuditRequest
+from mlrepro.harness.spec import HARNESS_AUDIT_TESTS, AuditRequest
 from mlrepro.results.accuracy import truncate_accuracy_log
 from mlrepro.results.rounds import load_round
 
@@ -44,14 +44,15 @@ PERFORMANCE_RUN = "performance/run_1"
 
 def audit_requests(benchmark: str, version: str | None = None) -> tuple[AuditRequest, ...]:
     """The compliance tests mlrepro runs for ``benchmark`` (a checker benchmark name, e.g. ``resnet``) under
-    round ``version``, with their audit.config settings; () for a benchmark the round does not know."""
+    round ``version``, with their audit.config settings; () for a benchmark the round does not know. TEST01 and
+    TEST04 for the others, TEST06 for the LLMs (the round names it only for them)."""
     rnd = load_round(version)
     b = rnd.benchmarks.get(benchmark)
     if b is None:
         return ()
     out = []
     for test in b.compliance:
-        if test not in AUDIT_TESTS:
+        if test not in HARNESS_AUDIT_TESTS:
             continue
         settings = dict(rnd.compliance.audit[test])
         if test == "TEST01" and b.audit_sampling_target is not None:
@@ -61,9 +62,9 @@ def audit_requests(benchmark: str, version: str | None = None) -> tuple[AuditReq
 
 
 def tests_not_run(benchmark: str, version: str | None = None) -> tuple[str, ...]:
-    """Compliance tests ``benchmark`` needs that mlrepro does not run (e.g. TEST06 of the LLM benchmarks)."""
+    """Compliance tests ``benchmark`` needs that mlrepro does not run (gpt-oss-120b's TEST07 and TEST09)."""
     b = load_round(version).benchmarks.get(benchmark)
-    return tuple(t for t in (b.compliance if b else ()) if t not in AUDIT_TESTS)
+    return tuple(t for t in (b.compliance if b else ()) if t not in HARNESS_AUDIT_TESTS)
 
 
 def compliance_files(test: str, perf_detail: Path, audit_dir: Path,

@@ -4,9 +4,10 @@
 entry of a (profile hash, scenario) to the harness in the run spec (``calibration.cached``, keyed by fingerprint);
 the harness uses the one matching the system it runs on (the fingerprint is computed there: a Kubernetes node or
 a container may differ from the launching machine), and the record it writes says which target it used.
-:func:`remember` reads that record after the run: a target calibrated by a VALID run (or by ``mlrepro
-calibrate``) is stored; a cached target that gave an INVALID run is dropped unless the harness's one automatic
-recalibration produced a VALID run, whose target then replaces it.
+:func:`remember` reads that record after the run: what a VALID run (or ``mlrepro calibrate``) calibrated is stored
+-- the target and, for an LLM's Server and Interactive runs with bounds of their own (the demo), its TTFT/TPOT
+bounds --; a cached entry that gave an INVALID run is dropped unless the harness's one automatic recalibration
+produced a VALID run, whose target then replaces it.
 
 Public API::
 
@@ -109,27 +110,47 @@ def open_cache(state_dir: Path | None = None) -> CalibrationCache:
     return CalibrationCache((state_dir or default_state_dir()) / DB_NAME)
 
 
+_NOT_SETTINGS = ("accuracy-schedule", "failed")     # decision methods whose value is not a setting to reuse
+
+
+def _reusable(decision: object, sources: tuple[str, ...]) -> bool:
+    return isinstance(decision, Mapping) and decision.get("source") in sources and bool(decision.get("value")) \
+        and isinstance(decision.get("setting"), str) and decision.get("method") not in _NOT_SETTINGS
+
+
 def remember(cache: CalibrationCache, record: Mapping[str, Any]) -> str | None:
-    """Update the cache from a harness run record (``record.json``). Returns "stored", "dropped" or None."""
+    """Update the cache from a harness run record (``record.json``). Returns "stored", "dropped" or None.
+
+    Every decision of the run is kept, not only the target (``calibration.targets[0]``): an LLM's Server and
+    Interactive runs also decide their TTFT/TPOT bounds (``targets[1:]``, settings ``ttft_latency`` /
+    ``tpot_latency``); the demo's are calibrated and are reused like the target (``source`` ``mlperf.conf``: the
+    round's bounds, a record, never a setting to pin). A VALID run whose target is calibrated or cached and that
+    calibrated any of them stores an entry with every calibrated or cached value (``<setting>: value``), the
+    target's details at the top (what older harnesses read) and each decision's under ``details.<setting>``; an
+    accuracy run (its target is the accuracy schedule) stores nothing, so it never replaces a performance run's
+    entry with bounds alone."""
     calibration = record.get("calibration")
     if not isinstance(calibration, Mapping) or not calibration.get("targets"):
         return None
-    decision = calibration["targets"][0]
+    decisions = [d for d in calibration["targets"] if isinstance(d, Mapping)]
     fingerprint = calibration.get("fingerprint")
     profile_hash, scenario = record.get("profile_hash"), record.get("scenario")
-    if not (isinstance(fingerprint, str) and profile_hash and scenario and isinstance(decision, Mapping)):
+    if not (isinstance(fingerprint, str) and profile_hash and scenario and decisions):
         return None
     status = (record.get("status") or {}).get("name")
     mode = record.get("mode")
-    ok = status == "VALID"
-    if decision.get("source") == "calibrated" and decision.get("value") and ok \
-            and decision.get("method") not in ("accuracy-schedule", "failed"):
-        entry = {decision["setting"]: decision["value"], "run_id": record.get("run_id"), "mode": mode}
-        entry.update({k: decision[k] for k in _KEPT if decision.get(k) is not None})
+    kept = [d for d in decisions if _reusable(d, ("calibrated", "cached"))]
+    # an entry is a whole calibration: the target with the bounds it was found under (an accuracy run's bounds,
+    # decided without a target, would replace the entry of the performance run with bounds alone)
+    if status == "VALID" and kept and kept[0] is decisions[0] and any(d.get("source") == "calibrated" for d in kept):
+        entry: dict[str, Any] = {d["setting"]: d["value"] for d in kept}
+        entry.update({"run_id": record.get("run_id"), "mode": mode})
+        entry.update({k: decisions[0][k] for k in _KEPT if decisions[0].get(k) is not None})
+        entry["details"] = {d["setting"]: {k: d[k] for k in _KEPT if d.get(k) is not None} for d in kept}
         cache.store(profile_hash, scenario, fingerprint, entry)
         return "stored"
-    if decision.get("source") in ("calibrated", "cached") and status == "INVALID" \
-            and (calibration.get("dropped_cache") or decision.get("source") == "cached"):
+    if status == "INVALID" and kept and (calibration.get("dropped_cache")
+                                         or any(d.get("source") == "cached" for d in kept)):
         cache.drop(profile_hash, scenario, fingerprint)
         return "dropped"
     return None

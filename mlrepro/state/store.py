@@ -40,7 +40,7 @@ from mlrepro.state.status import STATUSES, TERMINAL_STATUSES
 
 STATE_DIR_ENV = "MLREPRO_STATE_DIR"
 DB_NAME = "state.db"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 30_000
 
 # The schema scripts below spell out the statuses and targets of their version (a migration is history); the
@@ -82,6 +82,10 @@ class RunRecord:
     message: str = ""
     loadgen_target: dict[str, Any] | None = None   # {setting, value, source, cost_s, measured...}
     group_id: str = ""                     # the launch (or sweep) the run belongs to: one group per invocation
+    tokens_per_second: float | None = None  # an LLM run's token throughput (Offline result_tokens_per_second,
+                                            # Server/Interactive result_completed_tokens_per_second)
+    ttft_p99_ns: float | None = None       # an LLM run's time to first token, 99th percentile (LoadGen's, ns)
+    tpot_p99_ns: float | None = None       # an LLM run's time per output token, 99th percentile (ns)
     created_at: datetime | None = None     # set by the store
     updated_at: datetime | None = None     # set by the store
 
@@ -144,8 +148,15 @@ ALTER TABLE runs ADD COLUMN group_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS runs_group ON runs (group_id);
 """
 
+# version 4: the token figures of LLM runs (tokens/s, TTFT and TPOT p99), NULL for other runs
+_SCHEMA_V4 = """
+ALTER TABLE runs ADD COLUMN tokens_per_second REAL;
+ALTER TABLE runs ADD COLUMN ttft_p99_ns REAL;
+ALTER TABLE runs ADD COLUMN tpot_p99_ns REAL;
+"""
+
 # version -> script that brings the schema from version-1 to version
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 
 def _to_db(name: str, value: Any) -> Any:
@@ -184,7 +195,7 @@ def _validate(values: dict[str, Any]) -> None:
         v = values.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
             raise StateError(f"run field {key}: expected an integer, got {v!r}")
-    for key in ("result", "accuracy"):
+    for key in ("result", "accuracy", "tokens_per_second", "ttft_p99_ns", "tpot_p99_ns"):
         v = values.get(key)
         if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)):
             raise StateError(f"run field {key}: expected a number, got {v!r}")

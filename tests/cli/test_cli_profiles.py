@@ -22,13 +22,16 @@ def test_profiles_list_json():
     data = json.loads(r.stdout)
     rows = data["profiles"]
     names = [row["name"] for row in rows]
-    assert names == ["amd-gpu", "arm64-cpu", "intel-gpu", "nvidia-gpu", "nvidia-gpu-arm64", "x86-cpu"]
+    assert names == ["amd-gpu", "arm64-cpu", "intel-gpu", "nvidia-gpu", "nvidia-gpu-arm64", "nvidia-gpu-llm", "x86-cpu",
+                     "x86-cpu-llm"]
     # the built-in overlays are listed too, each with what it is for
     assert [o["name"] for o in data["overlays"]] == ["air-gapped", "quick"]
     assert all(o["description"] for o in data["overlays"])
     gpu = rows[names.index("nvidia-gpu")]
     assert gpu["platform"] == "linux/amd64" and "nvidia.com/gpu" in gpu["accelerator"]
     assert "amd.com/gpu" in rows[0]["accelerator"] and "gpu.intel.com/xe" in rows[2]["accelerator"]
+    llm = {row["name"]: row for row in rows if row["name"].endswith("-llm")}
+    assert (llm["x86-cpu-llm"]["backend"], llm["nvidia-gpu-llm"]["backend"]) == ("transformers", "vllm")
 
 
 def test_profiles_list_table():

@@ -130,6 +130,39 @@ def test_runs_show_accuracy_and_distinct_target_headers(stored_runs: list[RunRec
     assert {row["run_id"]: row["accuracy"] for row in rows}[stored_runs[0].run_id] == 94.167
 
 
+@pytest.mark.parametrize("width", [*WIDTHS, 200])
+def test_runs_show_the_token_figures_of_llm_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 width: int) -> None:
+    """LLM runs: tokens/s is the result, TTFT and TPOT p99 get their own columns (ms) when the terminal has room;
+    ids stay whole at 80 columns; --output json has the three figures."""
+    monkeypatch.setenv("MLREPRO_STATE_DIR", str(tmp_path / "state"))
+    now = utcnow()
+    server = RunRecord("x86-cpu-llm-server-perf-20261205-193101-f93a", profile="x86-cpu-llm", scenario="Server",
+                       mode="performance", target="docker", status="succeeded", result=10.4, result_unit="tokens/s",
+                       validity="VALID", group_id="g2", started_at=now, ended_at=now, tokens_per_second=10.4,
+                       ttft_p99_ns=2_117_000_000, tpot_p99_ns=181_400_000)
+    offline = RunRecord("x86-cpu-llm-offline-perf-20261205-193101-1e19", profile="x86-cpu-llm", scenario="Offline",
+                        mode="performance", target="docker", status="succeeded", result=122.917,
+                        result_unit="tokens/s", validity="VALID", group_id="g2", started_at=now, ended_at=now,
+                        tokens_per_second=122.917)
+    with open_store() as store:
+        store.add(server)
+        store.add(offline)
+    monkeypatch.setenv("COLUMNS", str(width))
+    lines = _fits(runner.invoke(app, ["runs"]).stdout, width)
+    for rec in (server, offline):
+        assert any(rec.run_id in line.split() for line in lines)
+    if width >= 200:
+        header = next(line for line in lines if line.startswith("run id"))
+        assert "TTFT p99" in header and "TPOT p99" in header
+        row = next(line for line in lines if server.run_id in line)
+        assert "2,117 ms" in row and "181 ms" in row and "10.400 tokens/s" in row
+    rows = {r["run_id"]: r for r in json.loads(runner.invoke(app, ["runs", "--output", "json"]).stdout)}
+    assert (rows[server.run_id]["tokens_per_second"], rows[server.run_id]["ttft_p99_ns"],
+            rows[server.run_id]["tpot_p99_ns"]) == (10.4, 2_117_000_000, 181_400_000)
+    assert rows[offline.run_id]["ttft_p99_ns"] is None
+
+
 RUN = "x86-cpu-offline-perf-20261130-063236-28bd"
 AUDIT = "x86-cpu-offline-audit-20261130-063301-91c2"
 

@@ -16,21 +16,14 @@ import pytest
 from mlrepro.profiles import resolve_profile
 from mlrepro.render.serverspec import server_name
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
-from llm_serving_image import SERVE_ARGS, build_llm_serving_image
 from llm_serving_support import smollm2_gguf
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-SETS = ["benchmark.workload=smollm2-135m-demo", "benchmark.options.max_new_tokens=4", "benchmark.batch_size=8",
-        "benchmark.modes=[submission]", "benchmark.scenarios=[Offline]", "serve.engine=transformers",
-        "serve.resources.requests.memory=1Gi", "serve.resources.limits.memory=4Gi", *SERVE_ARGS]
-
-
-@pytest.fixture(scope="module")
-def llm_image(docker_client, x86_image) -> str:  # noqa: ANN001
-    return build_llm_serving_image(docker_client, x86_image)
+#: x86-cpu-llm (its image has transformers[serving]; its serve.args bound the server's cache), one short Offline
+SETS = ["benchmark.options.max_new_tokens=4", "benchmark.modes=[submission]", "benchmark.scenarios=[Offline]",
+        "serve.engine=transformers", "serve.resources.requests.memory=1Gi", "serve.resources.limits.memory=4Gi"]
 
 
 def test_serve_transformers_on_docker_ends_valid_with_a_tree_check_accepts(docker_client, llm_image, state,
@@ -39,7 +32,7 @@ def test_serve_transformers_on_docker_ends_valid_with_a_tree_check_accepts(docke
     from mlrepro.results.check import check_tree
 
     lines: list[str] = []
-    resolved = resolve_profile("x86-cpu", ["air-gapped", "quick"], SETS)
+    resolved = resolve_profile("x86-cpu-llm", ["air-gapped", "quick"], SETS)
     into = tmp_path / "submission"
     result = run_pipeline(resolved, PipelineOptions(target="docker", image=llm_image, into=into, submitter="Acme"),
                           progress=lines.append, state_dir=state)

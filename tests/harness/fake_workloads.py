@@ -100,12 +100,13 @@ class _StaticEntryPoint:
         return self._obj
 
 
-def _scheduled_llm() -> Any:
-    from token_workloads import ScheduledLLM
-    return ScheduledLLM
+def _scheduled_llm(demo: bool = False) -> Any:
+    from token_workloads import ScheduledDemoLLM, ScheduledLLM
+    return ScheduledDemoLLM if demo else ScheduledLLM
 
 
-FAKES = {"fake": FakeWorkload, "broken-plugin": BrokenPlugin, "scheduled-llm": _scheduled_llm()}
+FAKES = {"fake": FakeWorkload, "broken-plugin": BrokenPlugin, "scheduled-llm": _scheduled_llm(),
+         "scheduled-demo-llm": _scheduled_llm(demo=True)}
 
 
 def install(monkeypatch: Any = None) -> None:

@@ -46,7 +46,11 @@ def test_audit_requests_come_from_the_round() -> None:
     assert reqs[0].settings == {"mode": 2, "accuracy_log_rng_seed": 720381539243781796,
                                 "accuracy_log_sampling_target": 4096}
     assert audit_requests("retinanet", "v6.0")[0].settings["accuracy_log_sampling_target"] == 256
-    assert audit_requests("llama2-70b-99", "v6.0") == () and audit_requests("no-such", "v6.0") == ()
+    assert audit_requests("no-such", "v6.0") == ()
+    # the LLMs: TEST06 (first token, EOS, sample length) with compliance/TEST06/audit.config
+    (test06,) = audit_requests("llama3.1-8b", "v6.1")
+    assert test06.test == "TEST06" and test06.settings["accuracy_log_sampling_target"] == 100
+    assert [r.test for r in audit_requests("llama2-70b-99", "v6.0")] == ["TEST06"]
 
 
 def test_steady_sut_passes_both(make_spec: Callable[..., RunSpec], tmp_path: Path) -> None:

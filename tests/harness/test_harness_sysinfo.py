@@ -303,7 +303,7 @@ def test_collect_system_from_a_fake_tree(tmp_path: Path, monkeypatch: pytest.Mon
     assert info["accelerators"] == [] and info["accelerator_probe"] is None and info["cuda"] is None
     assert info["execution"]["target"] == "native" and info["execution"]["source"] == "launcher"
     assert info["execution"]["limits"] == {"cpus": 2.0, "memory_bytes": None}
-    assert set(info["packages"]) == {"numpy", "onnxruntime", "torch", "loadgen"}
+    assert set(info["packages"]) == {"numpy", "onnxruntime", "torch", "transformers", "vllm", "loadgen"}
     assert "host" not in info and info["probe_seconds"] < 5
     assert set(host_view(info)) == {"hostname", "machine", "os", "kernel", "cpu", "memory_total_bytes",
                                     "memory_dimms", "dmi", "disks", "nics", "rdma", "numa_nodes"}

@@ -3,9 +3,12 @@ the demo dataset, real LoadGen, the transformers backend on CPU. The model is lo
 backend keeps it for the process: mlrepro.harness.workloads.llm.backend_transformers._LOADED).
 
 Speed-independent: every target and the demo's TTFT/TPOT bounds are calibrated on the machine running the tests;
-accuracy is computed, not compared with a number. Quick settings: the smallest query counts LoadGen's early
-stopping accepts (Server / Interactive 459 at the 99th percentile, which equal-issue mode rounds up to 480 for
-the 32-sample dataset; SingleStream 64) and ``max_new_tokens`` 4 for the latency scenarios (docs/llm.md)."""
+accuracy is computed, not compared with a number. Quick settings, those of the quick overlay's llm family: the
+smallest query counts LoadGen's early stopping accepts (Server / Interactive 459 at the 99th percentile, which
+equal-issue mode rounds up to 480 for the 32-sample dataset; SingleStream 64), ``max_new_tokens`` 2 for the
+latency scenarios (LoadGen's minimum with token latencies) and one intra-op thread (x86-cpu-llm's: two threads
+on a shared machine's busy cores are 5x slower, docs/llm.md). The Interactive run takes the Server run's
+calibration from the cache (same system, same demo bounds): one calibration for both."""
 
 from __future__ import annotations
 
@@ -21,7 +24,10 @@ from mlrepro.harness import exit_codes
 from mlrepro.harness.core import run_harness
 from mlrepro.harness.main import main
 from mlrepro.harness.spec import parse_spec
+from mlrepro.harness.userconf import settings_for
 from mlrepro.harness.workloads.llm import HERE, benchmarks
+from mlrepro.profiles import resolve_profile
+from mlrepro.state.calibration_cache import open_cache, remember
 
 pytest.importorskip("transformers")
 pytest.importorskip("gguf")
@@ -31,10 +37,9 @@ QUIET: Callable[[str], None] = lambda m: None
 DEMO = "smollm2-135m-demo"
 DATASET = HERE / benchmarks()[DEMO]["dataset"]["packaged"]
 MODEL = benchmarks()[DEMO]["model"]
-QUICK = {"Offline": {"min_duration_ms": 1000, "min_query_count": 16},
-         "Server": {"min_duration_ms": 1000, "min_query_count": 459},
-         "Interactive": {"min_duration_ms": 1000, "min_query_count": 459},
-         "SingleStream": {"min_duration_ms": 1000, "min_query_count": 64}}
+# the quick overlay's settings and options for the demo profile (x86-cpu-llm -f quick): one place for them
+_QUICK = resolve_profile("x86-cpu-llm", ["quick"]).profile.benchmark
+PROFILE_HASH = "d" * 64
 # the checker's patterns (tools/submission/submission_checker/constants.py ACC_PATTERN)
 ROUGE1_RE = re.compile(r".*'rouge1':\s+'?([\d.]+)'?.*")
 GEN_LEN_RE = re.compile(r".*'gen_len':\s([\d.]+).*")
@@ -42,11 +47,12 @@ GEN_LEN_RE = re.compile(r".*'gen_len':\s([\d.]+).*")
 
 def spec_dict(scenario: str, mode: str = "performance", name: str = DEMO, run_id: str | None = None,
               options: dict[str, Any] | None = None, **workload: Any) -> dict[str, Any]:
-    opts = {"max_new_tokens": 4} if scenario != "Offline" else {}
+    opts = settings_for(_QUICK.options, scenario)
+    settings = {k: int(v) for k, v in settings_for(_QUICK.settings, scenario).items()}
     return {"run_id": run_id or f"llm-{scenario.lower()}-{mode}", "scenario": scenario, "mode": mode,
-            "workload": {"name": name, "backend": "transformers", "batch_size": 8,
+            "workload": {"name": name, "backend": "transformers", "batch_size": _QUICK.batch_size,
                          "options": {**opts, **(options or {})}, **workload},
-            "settings": dict(QUICK[scenario]), "profile_name": "test-llm"}
+            "settings": settings, "profile_name": "test-llm", "profile_hash": PROFILE_HASH}
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +90,7 @@ def test_offline_native_harness_submission_mode(results: Path) -> None:
     assert record["workload"]["describe"]["model_format"] == "gguf"
 
 
-def test_server_then_interactive_valid_with_calibrated_bounds(results: Path) -> None:
+def test_server_then_interactive_valid_with_calibrated_bounds(results: Path, tmp_path: Path) -> None:
     """Server: the demo's bounds and target calibrated here, VALID with TTFT/TPOT in the record. Interactive:
     the same bounds and target from the calibration cache (same system, same demo bounds)."""
     server = run_harness(parse_spec(spec_dict("Server")), results, log=QUIET)
@@ -102,9 +108,13 @@ def test_server_then_interactive_valid_with_calibrated_bounds(results: Path) -> 
     assert f"llama3_1-8b.Server.ttft_latency = {int(ttft['value'] / 1e6)}" in conf
     assert tokens["ttft_ns"]["percentiles"]["50.00"] > 0 and tokens["tpot_ns"]["percentiles"]["50.00"] > 0
 
-    cache = {cal["fingerprint"]: {"server_target_qps": target["value"], "ttft_latency": ttft["value"],
-                                  "tpot_latency": tpot["value"], "run_id": "llm-server-performance"}}
-    inter = run_harness(parse_spec({**spec_dict("Interactive"), "calibration": {"cached": cache}}), results,
+    # the state directory's calibration cache keeps the run's three decisions (target and the demo's bounds)
+    cache = open_cache(tmp_path / "state")
+    assert remember(cache, server.record) == "stored"
+    entries = cache.entries(PROFILE_HASH, "Server")
+    assert {k: entries[cal["fingerprint"]][k] for k in ("server_target_qps", "ttft_latency", "tpot_latency")} == \
+        {"server_target_qps": target["value"], "ttft_latency": ttft["value"], "tpot_latency": tpot["value"]}
+    inter = run_harness(parse_spec({**spec_dict("Interactive"), "calibration": {"cached": entries}}), results,
                         log=QUIET)
     assert inter.exit_code == 0, (inter.error, inter.record and inter.record["calibration"])
     itokens = _tokens(inter.record)
@@ -123,7 +133,7 @@ def test_edge_single_stream_on_the_demo_model(results: Path) -> None:
     tokens = _tokens(result.record)
     assert result.record["workload"]["mlperf_model"] == "llama3_1-8b-edge"
     assert tokens["ttft_ns"]["percentiles"]["90.00"] > 0 and tokens["tpot_ns"]["mean"] > 0
-    assert result.record["workload"]["describe"]["max_new_tokens"] == 4
+    assert result.record["workload"]["describe"]["max_new_tokens"] == 2
     assert result.record["workload"]["describe"]["reference_max_new_tokens"] == 128
 
 

@@ -64,3 +64,11 @@ class ScheduledLLM(TokenWorkload):
 
     def describe(self) -> dict[str, Any]:
         return {"framework": "scheduled", "n_tokens": self.n}
+
+
+class ScheduledDemoLLM(ScheduledLLM):
+    """The same LLM with bounds of its own, like the SmolLM2 demo: an open-division model whose TTFT/TPOT bounds
+    the harness calibrates on the system (``latency_bounds = "calibrated"``)."""
+
+    benchmark = "scheduled-demo-llm"
+    latency_bounds = "calibrated"

@@ -82,6 +82,7 @@ RUN_SETTINGS = [
     ["benchmark.settings.Server.min_query_count=2048"],
     ["benchmark.scenarios=[Server,Offline]"],
     ["benchmark.modes=[performance]"],
+    ["benchmark.options={threads: 1, Server: {max_new_tokens: 2}}"],
     ["env.FOO=bar", "env.OMP_NUM_THREADS=8"],
     ["resources.limits.cpu=4"],
     ["job.deadline_seconds=60"],

@@ -21,10 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 from llm_serving_support import SERVER as TEST_SERVER
 from llm_serving_support import smollm2_gguf
 
+#: the nvidia-gpu profile with vLLM in its image (the engine --serve vllm runs)
+VLLM = ["framework.backend=vllm", "framework.version=0.33.0"]
 LLM = ["benchmark.workload=smollm2-135m-demo", "benchmark.options.max_new_tokens=4", "benchmark.batch_size=8",
        "benchmark.scenarios=[Offline]", "benchmark.modes=[submission]"]
-TRANSFORMERS = [*LLM, "serve.engine=transformers",
-                "serve.args=[--continuous-batching, --cb-num-blocks, '64', --cb-max-batch-tokens, '512']"]
+#: x86-cpu-llm's own serve.args (continuous batching, a bounded cache) and transformers[serving] in its image
+TRANSFORMERS = ["benchmark.options.max_new_tokens=4", "benchmark.scenarios=[Offline]", "benchmark.modes=[submission]",
+                "serve.engine=transformers"]
 
 
 def _need_model() -> None:
@@ -41,7 +44,7 @@ def _sent(kube: Any, resource: str, verb: str) -> list[Any]:
 def test_serve_transformers_on_a_cluster_ends_valid_and_leaves_no_server(kube, launch, tmp_path: Path) -> None:
     _need_model()
     messages: list[str] = []
-    result = launch(sets=TRANSFORMERS, messages=messages, into=tmp_path / "sub", collect=True)
+    result = launch("x86-cpu-llm", sets=TRANSFORMERS, messages=messages, into=tmp_path / "sub", collect=True)
     run = result.runs[0]
     assert result.ok, (run.status, run.message, messages[-20:])
     assert run.validity == "VALID"
@@ -120,7 +123,7 @@ def test_the_gpu_goes_to_the_server_and_keep_server_keeps_it(kube, launch) -> No
 
     kube.kubelet.deployment_scenario_for = lambda _dep: engine_standin()
     messages: list[str] = []
-    result = launch("nvidia-gpu", sets=[*LLM, "framework.backend=torch", "serve.engine=vllm",
+    result = launch("nvidia-gpu", sets=[*LLM, *VLLM, "serve.engine=vllm",
                                         "benchmark.modes=[performance]"], messages=messages, keep_server=True)
     run = result.runs[0]
     assert result.ok, (run.status, run.message, messages[-20:])
@@ -170,7 +173,7 @@ def test_a_server_that_cannot_get_ready_fails_the_run_with_the_diagnosis(kube, l
     sets = [*LLM, "serve.engine=transformers"]
     if scenario == "unschedulable":      # nothing fits: no node has that label
         sets.append("scheduling.node_selector={kubernetes.io/hostname: nowhere}")
-    result = launch(sets=sets, pending_timeout_s=1.0)
+    result = launch("x86-cpu-llm", sets=sets, pending_timeout_s=1.0)
     run = result.runs[0]
     assert run.status == "failed" and run.message.startswith("model server: ")
     assert expected in run.message, run.message
@@ -187,7 +190,7 @@ def test_a_crashing_server_is_crashloopbackoff_with_its_last_log_lines(kube, lau
     from kubelet import crashing_server
 
     kube.kubelet.deployment_scenario_for = lambda _dep: crashing_server
-    result = launch(sets=[*LLM, "serve.engine=transformers", "serve.model=/models/missing.gguf"],
+    result = launch("x86-cpu-llm", sets=[*LLM, "serve.engine=transformers", "serve.model=/models/missing.gguf"],
                     pending_timeout_s=5.0)
     run = result.runs[0]
     assert run.status == "failed" and "CrashLoopBackOff: it keeps crashing" in run.message, run.message
@@ -219,6 +222,6 @@ def test_a_model_on_a_host_path_is_refused_on_kubernetes(kube, launch) -> None:
     from mlrepro.errors import BadInputError
 
     with pytest.raises(BadInputError, match="hostPath volume, which Pod Security 'restricted' forbids"):
-        launch(sets=[*LLM, "serve.engine=transformers", "serve.model_source=host-path", "serve.host_path=/srv/models",
+        launch("x86-cpu-llm", sets=[*LLM, "serve.engine=transformers", "serve.model_source=host-path", "serve.host_path=/srv/models",
                      "serve.model=/models/m.gguf"])
     assert kube.requests() == [] or all(r.verb in ("get", "list", "watch") for r in kube.requests())

@@ -28,15 +28,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "k8s"))
 from policies import PodSecurity
 
 cli = CliRunner()
+#: the nvidia-gpu profile with vLLM in its image (the engine --serve vllm runs)
+VLLM = ["framework.backend=vllm", "framework.version=0.33.0"]
 LLM = ["benchmark.workload=smollm2-135m-demo"]
 VARIANTS = {
-    "transformers-cpu": ("x86-cpu", [*LLM, "serve.engine=transformers", "serve.args=[--continuous-batching]",
+    "transformers-cpu": ("x86-cpu-llm", [*LLM, "serve.engine=transformers", "serve.args=[--continuous-batching]",
                                      "serve.env.OMP_NUM_THREADS='4'"]),
-    "vllm-gpu-claim": ("nvidia-gpu", [*LLM, "serve.engine=vllm", "serve.model_source=claim",
+    "vllm-gpu-claim": ("nvidia-gpu", [*LLM, *VLLM, "serve.engine=vllm", "serve.model_source=claim",
                                       "serve.model_claim=models", "serve.model=/models/llama3.1-8b",
                                       "serve.served_model=llama3.1-8b", "accelerator.product=NVIDIA-H100-80GB-HBM3",
                                       "serve.resources.limits.memory=64Gi", "serve.resources.requests.memory=32Gi"]),
-    "vllm-dra": ("nvidia-gpu", [*LLM, "serve.engine=vllm", "accelerator.request=dra", "accelerator.count=2"]),
+    "vllm-dra": ("nvidia-gpu", [*LLM, *VLLM, "serve.engine=vllm", "accelerator.request=dra", "accelerator.count=2"]),
     "sglang-amd": ("amd-gpu", [*LLM, "serve.engine=sglang", "serve.port=30001"]),
     "endpoint": ("x86-cpu", [*LLM, "serve.endpoint=http://vllm.bench:8000/v1", "serve.served_model=llama"]),
 }
@@ -125,8 +127,7 @@ def test_generate_with_serve_writes_the_server_and_helm_lints_it(tmp_path: Path,
     import subprocess
 
     out = tmp_path / "out"
-    res = cli.invoke(app, ["generate", "-p", "nvidia-gpu", "--set", "benchmark.workload=smollm2-135m-demo",
-                           "--serve", "vllm", "-o", str(out)])
+    res = cli.invoke(app, ["generate", "-p", "nvidia-gpu-llm", "--serve", "vllm", "-o", str(out)])   # issue 19's
     assert res.exit_code == 0, res.output
     kinds = [d["kind"] for d in yaml.safe_load_all((out / "manifests.yaml").read_text()) if d]
     assert kinds == ["ConfigMap", "PersistentVolumeClaim", "Deployment", "Service", "Job"]
@@ -162,14 +163,30 @@ def test_the_chart_refuses_a_dra_server_below_1_34(helm, chart_dir, tmp_path: Pa
       "--set", "serve.model=/elsewhere/m.gguf"], "must be under model_mount /models"),
 ])
 def test_bad_serving_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
-    res = cli.invoke(app, ["generate", "-p", "x86-cpu", "--set", "benchmark.workload=smollm2-135m-demo", *args,
-                           "-o", str(tmp_path / "out")])
+    res = cli.invoke(app, ["generate", "-p", "x86-cpu-llm", *args, "-o", str(tmp_path / "out")])
     assert res.exit_code == 2, res.output
     assert message in res.output, res.output
 
 
+@pytest.mark.parametrize(("profile", "args", "message"), [
+    ("x86-cpu", ["--set", "benchmark.workload=smollm2-135m-demo", "--serve", "transformers"],
+     "serve.engine: transformers needs transformers[serving] in the image, which this profile's lock has not "
+     "(a profile whose image has it: x86-cpu-llm; or add it to packages.pip)"),
+    ("nvidia-gpu", ["--set", "benchmark.workload=smollm2-135m-demo", "--serve", "vllm"],
+     "serve.engine: vllm needs vllm in the image, which this profile's lock has not (a profile whose image has it: "
+     "nvidia-gpu-llm"),
+])
+def test_an_engine_the_image_has_not_is_refused(profile: str, args: list[str], message: str, tmp_path: Path) -> None:
+    """A locked image without the engine's package would start a server container that exits at once: refused
+    before anything is built, one line naming the key and a profile that has it."""
+    res = cli.invoke(app, ["generate", "-p", profile, *args, "-o", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    assert message in res.output and len(res.output.strip().splitlines()) == 1, res.output
+
+
 def test_serving_a_workload_that_is_no_llm_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLREPRO_STATE_DIR", str(tmp_path / "state"))
-    res = cli.invoke(app, ["run", "-p", "x86-cpu", "--serve", "transformers", "--target", "native", "--no-collect"])
+    res = cli.invoke(app, ["run", "-p", "x86-cpu-llm", "--set", "benchmark.workload=reference-digits", "--serve",
+                           "transformers", "--target", "native", "--no-collect"])
     assert res.exit_code == 2
     assert "--serve/serve.engine: workload reference-digits is not an LLM a model server can serve" in res.output

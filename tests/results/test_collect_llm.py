@@ -152,3 +152,45 @@ def test_run_json_has_a_tokens_block(llm_runs: dict[str, Path]) -> None:
                                          "ttft_p99_ns": 1_906_933_782, "tpot_p50_ns": 78_287_939,
                                          "tpot_p99_ns": 96_363_771}
     assert data["runs"][1]["tokens"] is None
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_summary_and_results_table_carry_tokens_ttft_and_tpot(llm_runs: dict[str, Path], width: int) -> None:
+    """``summarize`` takes tokens/s and the TTFT/TPOT p99 from the verified run (what the store keeps and ``runs``
+    shows); the results table of ``run``/``launch`` shows the p99s in ms beside the tokens/s and fits the terminal,
+    run ids whole."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from mlrepro.cli.report import print_results, result_data
+    from mlrepro.flow.options import PipelineResult
+    from mlrepro.flow.summary import summarize
+    from mlrepro.runners.base import RunOutcome
+    from mlrepro.state.status import RunStatus
+
+    summaries = []
+    for scenario, path in llm_runs.items():
+        run = load_run(path)
+        job = SimpleNamespace(run=SimpleNamespace(run_id=run.run_id, scenario=scenario, mode="submission"),
+                              profile_name="x86-cpu-llm")
+        summaries.append(summarize(job, RunOutcome(RunStatus.succeeded, 0), run, 12.5))   # type: ignore[arg-type]
+    server = next(s for s in summaries if s.scenario == "Server")
+    assert (server.tokens_per_second, server.ttft_p99_ns, server.tpot_p99_ns) == (1139.51, 1_906_933_782,
+                                                                                 96_363_771)
+    assert server.result == server.tokens_per_second and server.result_unit == "tokens/s"
+    inter = next(s for s in summaries if s.scenario == "Interactive")
+    assert (inter.ttft_p99_ns, inter.tpot_p99_ns) == (INTERACTIVE_TTFT_P99_NS, INTERACTIVE_TPOT_P99_NS)
+    result = PipelineResult(target="native", image="", runs=tuple(summaries))
+    assert result_data(result)["runs"][1]["ttft_p99_ns"] == 1_906_933_782
+    c = Console(width=width, record=True, force_terminal=False)
+    print_results(c, result)
+    lines = c.export_text().splitlines()
+    assert all(len(line) <= width for line in lines), "\n".join(lines)
+    for s in summaries:
+        assert any(s.run_id in line.split() for line in lines)
+    if width >= 120:
+        header = next(line for line in lines if line.startswith("run id"))
+        assert "TTFT p99" in header and "TPOT p99" in header
+        row = next(line for line in lines if server.run_id in line.split())
+        assert "1,907 ms" in row and "96.4 ms" in row and "1,140 tokens/s" in row

@@ -13,6 +13,8 @@ from mlrepro.render.runspec import build_run_spec
 from mlrepro.render.serverspec import SERVER_ENV
 from mlrepro.runners.docker_config import docker_run_config, docker_server_config, network_name, write_config_dir
 
+#: the nvidia-gpu profile with vLLM in its image (the engine --serve vllm runs)
+VLLM = ["framework.backend=vllm", "framework.version=0.33.0"]
 LLM = ["benchmark.workload=smollm2-135m-demo"]
 
 
@@ -23,7 +25,7 @@ def job_of(profile: str, *sets: str):  # noqa: ANN201
 
 
 def test_the_server_container_is_the_deployments_container() -> None:
-    job = job_of("nvidia-gpu", "serve.engine=vllm", "serve.args=[--max-num-seqs, '64']")
+    job = job_of("nvidia-gpu", *VLLM, "serve.engine=vllm", "serve.args=[--max-num-seqs, '64']")
     assert job.server is not None
     deployment = next(o for o in render_manifests(job) if o["kind"] == "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -42,7 +44,7 @@ def test_the_server_container_is_the_deployments_container() -> None:
 
 
 def test_the_client_container_has_no_gpu_and_joins_the_servers_url(tmp_path: Path) -> None:
-    job = job_of("nvidia-gpu", "serve.engine=vllm")
+    job = job_of("nvidia-gpu", *VLLM, "serve.engine=vllm")
     cfg = docker_run_config(job.pod, write_config_dir(job.pod, tmp_path / "config"))
     assert cfg.gpu_count == 0 and "device_requests" not in cfg.create_kwargs()
     assert job.run.workload.options["server"]["base_url"] == f"http://{job.server.name}:8000/v1"
@@ -57,13 +59,13 @@ def test_an_amd_server_gets_the_device_nodes() -> None:
 
 
 def test_a_model_on_a_host_directory_is_mounted_read_only_in_both(tmp_path: Path) -> None:
-    job = job_of("x86-cpu", "serve.engine=transformers", "serve.model_source=host-path",
+    job = job_of("x86-cpu-llm", "serve.engine=transformers", "serve.model_source=host-path",
                  "serve.host_path=/srv/models", "serve.model=/models/m.gguf")
     server = docker_server_config(job.server, "n")
     assert server.mounts == [{"target": "/models", "source": "/srv/models", "type": "bind", "read_only": True}]
     client = docker_run_config(job.pod, write_config_dir(job.pod, tmp_path / "config"))
     assert {"target": "/models", "source": "/srv/models", "type": "bind", "read_only": True} in client.mounts
-    native = build_run_spec(resolve_profile("x86-cpu", sets=[*LLM, "serve.engine=transformers",
+    native = build_run_spec(resolve_profile("x86-cpu-llm", sets=[*LLM, "serve.engine=transformers",
                                                              "serve.model_source=host-path",
                                                              "serve.host_path=/srv/models",
                                                              "serve.model=/models/m.gguf"]),

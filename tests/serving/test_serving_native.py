@@ -23,10 +23,9 @@ from llm_serving_support import smollm2_gguf
 
 pytestmark = pytest.mark.slow
 
-PROFILE = ["-p", "x86-cpu", "-f", "quick", "--set", "benchmark.workload=smollm2-135m-demo",
-           "--set", "benchmark.options.max_new_tokens=4", "--set", "benchmark.batch_size=8",
-           "--set", "benchmark.modes=[submission]",
-           "--set", "serve.args=[--continuous-batching, --cb-num-blocks, '64', --cb-max-batch-tokens, '512']"]
+#: the LLM demo profile (its serve.args: continuous batching, a bounded cache), one short Offline submission
+PROFILE = ["-p", "x86-cpu-llm", "-f", "quick", "--set", "benchmark.options.max_new_tokens=4",
+           "--set", "benchmark.scenarios=[Offline]", "--set", "benchmark.modes=[submission]"]
 
 
 def mlrepro(state: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:

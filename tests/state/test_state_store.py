@@ -50,8 +50,8 @@ def test_add_get_update_list_remove(tmp_path: Path) -> None:
 
 
 def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
-    """A state.db written by an mlrepro before calibration gains the loadgen_target and group_id columns, keeping
-    its runs."""
+    """A state.db written by an mlrepro before calibration gains the loadgen_target, group_id and token columns,
+    keeping its runs."""
     from mlrepro.state.store import _SCHEMA_V1
 
     conn = sqlite3.connect(tmp_path / "state.db")
@@ -69,6 +69,13 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
         assert store.get("old").group_id == ""
         store.add(RunRecord("new", group_id="g1"))
         assert [r.run_id for r in store.list(group="g1")] == ["new"]
+        # version 4: an LLM run's tokens/s, TTFT and TPOT p99; none for the runs before it
+        old = store.get("old")
+        assert (old.tokens_per_second, old.ttft_p99_ns, old.tpot_p99_ns) == (None, None, None)
+        llm = store.update("new", tokens_per_second=122.9, ttft_p99_ns=2.1e9, tpot_p99_ns=1.8e8)
+        assert (llm.tokens_per_second, llm.ttft_p99_ns, llm.tpot_p99_ns) == (122.9, 2.1e9, 1.8e8)
+        with pytest.raises(StateError, match="tokens_per_second"):
+            store.update("new", tokens_per_second="fast")
 
 
 def test_errors(tmp_path: Path) -> None:

@@ -48,6 +48,8 @@ class Engine:
     version_field: str | None = None
     version_distribution: str | None = None
     devices: tuple[str, ...] = ()
+    #: the requirement (PEP 508 name with extras, no version) the image must hold to run the engine
+    requires: str | None = None
     source: str = ""
 
     @property
@@ -105,7 +107,7 @@ def _entry(name: str, d: Mapping[str, Any]) -> Engine:
                       return_token_ids=bool(d.get("return_token_ids")), sampling=dict(d.get("sampling") or {}),
                       version_http=version.get("http"), version_field=version.get("field"),
                       version_distribution=version.get("distribution"), devices=tuple(d.get("devices") or ()),
-                      source=d.get("source", ""))
+                      requires=d.get("requires"), source=d.get("source", ""))
     except KeyError as exc:
         raise EngineError(f"{where}: missing field {exc}") from None
 

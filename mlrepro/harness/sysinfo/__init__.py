@@ -89,6 +89,8 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "numpy": ("numpy",),
     "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
     "torch": ("torch",),
+    "transformers": ("transformers",),
+    "vllm": ("vllm",),
     "loadgen": ("mlcommons-loadgen", "mlcommons_loadgen", "mlperf-loadgen"),
 }
 

@@ -185,11 +185,19 @@ def _token_latency(run: LoadgenRun, ctx: ResultContext, f: Findings, log_scenari
     elif not ctx.strict and None not in wanted and any(w > limits[k] for w, k in zip(wanted, ("ttft", "tpot"))) \
             and ttft <= wanted[0] and tpot <= wanted[1]:
         # an open-division model held to bounds of its own (the SmolLM2 demo's, calibrated on its system and
-        # recorded in its user.conf): met, but not the round's limits of the benchmark it maps to
+        # recorded in its user.conf): met; LoadGen's verdict is not one against the round's limits of the benchmark
+        # it maps to, whatever its p99s (the official checker compares only the p99s, with the Server limits)
+        meets = ttft < limits["ttft"] and tpot < limits["tpot"]
+        official = bench.token_latency_ns.get(log_scenario) or limits
+        rejects = not (ttft < official["ttft"] and tpot < official["tpot"])
         f.warn("TOKEN_LATENCY", path, f"99th percentile TTFT {ttft:g} ns / TPOT {tpot:g} ns meet the run's own "
-                  f"bounds {wanted[0]:g} / {wanted[1]:g} ns, not {bench.name} {ctx.scenario}'s {limits['ttft']} / "
-                  f"{limits['tpot']} ns (the official checker rejects it; an open-division model may be held to "
-                  "bounds of its own)", scope=scope)
+                  f"bounds {wanted[0]:g} / {wanted[1]:g} ns"
+                  + (f" and {bench.name} {ctx.scenario}'s {limits['ttft']} / {limits['tpot']} ns, but LoadGen judged "
+                     "the run by its own bounds" if meets else
+                     f", not {bench.name} {ctx.scenario}'s {limits['ttft']} / {limits['tpot']} ns")
+                  + (" (the official checker rejects it" if rejects else
+                     f" (the official checker, which compares the p99s with {log_scenario}'s limits, accepts it")
+                  + "; an open-division model may be held to bounds of its own)", scope=scope)
         return
     elif not (ttft < limits["ttft"] and tpot < limits["tpot"]):
         f.error("TOKEN_LATENCY", path, f"99th percentile TTFT {ttft:g} ns / TPOT {tpot:g} ns; {ctx.scenario} "

@@ -13,10 +13,11 @@ RUN apt-get update \
 WORKDIR /build
 COPY build_helper.py requirements.lock ./
 COPY wheels/ wheels/
-# Offline: pip sees only the wheelhouse (hashes from the lock); sdists in it are compiled here.
+# Offline: pip sees only the wheelhouse (hashes from the lock); sdists in it are compiled here, each in its own
+# PEP 517 build environment (--use-pep517: a setup.py-only sdist such as rouge-score's too) from the wheelhouse.
 RUN python3 build_helper.py check-python 3.11 \
  && python3 -m venv /opt/build \
- && /opt/build/bin/pip wheel --no-cache-dir --no-deps --require-hashes --no-index --find-links wheels \
+ && /opt/build/bin/pip wheel --no-cache-dir --no-deps --require-hashes --use-pep517 --no-index --find-links wheels \
       -r requirements.lock -w /wheels \
  && /opt/build/bin/python build_helper.py add-hashes requirements.lock wheels /wheels
 # The builder stage's image stays untagged: these labels let `mlrepro prune` find it.

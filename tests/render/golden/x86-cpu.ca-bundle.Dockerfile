@@ -12,10 +12,11 @@ ENV PIP_CERT=/etc/mlrepro/ca-bundle.pem \
     SSL_CERT_FILE=/etc/mlrepro/ca-bundle.pem \
     REQUESTS_CA_BUNDLE=/etc/mlrepro/ca-bundle.pem
 COPY wheels/ wheels/
-# No complete wheelhouse in the context: pip downloads what is missing (hash-checked against the lock).
+# No complete wheelhouse in the context: pip downloads what is missing (hash-checked against the lock; the lock's
+# --extra-index-url lines name other indexes); sdists are compiled in PEP 517 build environments.
 RUN python3 build_helper.py check-python 3.11 \
  && python3 -m venv /opt/build \
- && /opt/build/bin/pip wheel --no-cache-dir --no-deps --require-hashes --find-links wheels \
+ && /opt/build/bin/pip wheel --no-cache-dir --no-deps --require-hashes --use-pep517 --find-links wheels \
       -r requirements.lock -w /wheels \
  && /opt/build/bin/python build_helper.py add-hashes requirements.lock wheels /wheels
 # The builder stage's image stays untagged: these labels let `mlrepro prune` find it.
