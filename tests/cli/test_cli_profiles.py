@@ -22,7 +22,7 @@ def test_profiles_list_json():
     data = json.loads(r.stdout)
     rows = data["profiles"]
     names = [row["name"] for row in rows]
-    assert names == ["amd-gpu", "arm64-cpu", "intel-gpu", "nvidia-gpu", "nvidia-gpu-arm64", "nvidia-gpu-llm", "x86-cpu",
+    assert names == ["amd-gpu", "arm64-cpu", "intel-gpu", "llm-client", "nvidia-gpu", "nvidia-gpu-arm64", "nvidia-gpu-llm", "x86-cpu",
                      "x86-cpu-llm"]
     # the built-in overlays are listed too, each with what it is for
     assert [o["name"] for o in data["overlays"]] == ["air-gapped", "quick"]
@@ -30,6 +30,8 @@ def test_profiles_list_json():
     gpu = rows[names.index("nvidia-gpu")]
     assert gpu["platform"] == "linux/amd64" and "nvidia.com/gpu" in gpu["accelerator"]
     assert "amd.com/gpu" in rows[0]["accelerator"] and "gpu.intel.com/xe" in rows[2]["accelerator"]
+    client = rows[names.index("llm-client")]
+    assert client["accelerator"] == "none" and "existing" in client["description"]
     llm = {row["name"]: row for row in rows if row["name"].endswith("-llm")}
     assert (llm["x86-cpu-llm"]["backend"], llm["nvidia-gpu-llm"]["backend"]) == ("transformers", "vllm")
 

@@ -199,14 +199,15 @@ def test_a_crashing_server_is_crashloopbackoff_with_its_last_log_lines(kube, lau
 
 
 def test_an_existing_endpoint_makes_no_server_objects(kube, launch) -> None:
-    """--endpoint: only the client Job (its spec names the endpoint and the served model); no Deployment or
-    Service is created or deleted."""
+    """The llm-client profile with --endpoint: only the client Job (its spec names the endpoint and the served
+    model); no Deployment or Service is created or deleted."""
     _need_model()
     from llm_serving_support import running_test_server
 
     with running_test_server("--ttft-ms", "5", "--tpot-ms", "1") as srv:
-        result = launch(sets=[*LLM, f"serve.endpoint={srv.base_url}", "serve.engine=vllm",
-                              "serve.served_model=test-model", "benchmark.modes=[performance]"])
+        result = launch("llm-client", sets=[*LLM, "benchmark.model_path=null", "benchmark.dataset_path=null",
+                                            f"serve.endpoint={srv.base_url}", "serve.served_model=test-model",
+                                            "benchmark.modes=[performance]"])
         records = srv.records()["records"]
     run = result.runs[0]
     assert result.ok, (run.status, run.message)

@@ -122,3 +122,16 @@ def test_new_fields_at_their_defaults_leave_recorded_hashes_alone() -> None:
     assert resolve_profile("x86-cpu").short_hash == "1d616e822e3e"           # manifests/x86-cpu.yaml
     same = resolve_profile("x86-cpu", sets=["packages.index_urls=[]", "packages.exclude=[]", "benchmark.options={}"])
     assert same.hash == resolve_profile("x86-cpu").hash
+
+
+def test_llm_client_is_the_client_of_an_existing_server_cpu_only() -> None:
+    """llm-client: no server started (serve.endpoint, a vLLM Service by default), no accelerator; --endpoint and
+    --served-model (profile keys) replace the defaults; its run spec is the network backend's, CPU-only."""
+    r = resolve_profile("llm-client", sets=["serve.endpoint=http://vllm.bench:8000/v1", "serve.served_model=m"])
+    p = r.profile
+    assert p.serve.enabled and not p.serve.starts_server and not p.accelerator.enabled
+    spec = build_run_spec(r, "Server", "performance", run_id="c", image="registry.test/bench:1")
+    assert (spec.workload.backend, spec.workload.device, spec.workload.name) == ("openai", "cpu", "llama3.1-8b")
+    server = spec.workload.options["server"]
+    assert (server["base_url"], server["served_model"], server["started_by"]) == \
+        ("http://vllm.bench:8000/v1", "m", "existing")

@@ -6,7 +6,7 @@ import pytest
 
 from mlrepro.profiles import ProfileError, builtin_profile_names, resolve_profile
 
-BUILTINS = ["amd-gpu", "arm64-cpu", "intel-gpu", "nvidia-gpu", "nvidia-gpu-arm64", "nvidia-gpu-llm", "x86-cpu",
+BUILTINS = ["amd-gpu", "arm64-cpu", "intel-gpu", "llm-client", "nvidia-gpu", "nvidia-gpu-arm64", "nvidia-gpu-llm", "x86-cpu",
             "x86-cpu-llm"]
 
 
