@@ -190,6 +190,19 @@ class TargetDecision:
         return f"{self.setting}={_fmt(self.value)} ({self.source}{extra})"
 
 
+def _bracket(q: float, held: bool, lo: float | None, hi: float | None,
+             floor: float) -> tuple[float | None, float | None, float, bool]:
+    """One step of the Server target search (queries/s): a rate ``q`` that ``held`` raises the lower end ``lo``
+    (and, with no upper end yet, tries 1.5x next); one that did not lowers the upper end ``hi`` (and, with no lower
+    end yet, tries half, giving up below ``floor``). Returns (lo, hi, next q, give up); the caller bisects
+    geometrically once both ends are known."""
+    if held:
+        return q, hi, (q * 1.5 if hi is None else q), False
+    if lo is None:
+        return None, q, q / 2, q / 2 < floor
+    return lo, q, q, False
+
+
 def _fmt(v: float) -> str:
     return f"{v:.6g}"
 
@@ -320,16 +333,9 @@ def _server(probe: ProbeFn, timed: Mapping[str, float], policy: Policy) -> Targe
                 lo, hi, q = hi, None, hi * 1.5
                 continue
             q = math.sqrt(lo * hi)
-        if run(q, policy.server_votes):
-            lo = q
-            if hi is None:
-                q *= 1.5
-        else:
-            hi = q
-            if lo is None:
-                q /= 2
-                if q < floor:
-                    break
+        lo, hi, q, give_up = _bracket(q, run(q, policy.server_votes), lo, hi, floor)
+        if give_up:
+            break
     if lo is None:
         lowest = min(p.settings["server_target_qps"] for p in probes if "server_target_qps" in p.settings)
         why = ("; ".join(_reasons(last)) or "INVALID") if last is not None else "no probe"
@@ -570,16 +576,9 @@ def _llm_server(probe: ProbeFn, timed: Mapping[str, float], policy: Policy, boun
         last = probe("Server", f"server-{i + 1}", {"min_duration_ms": 0, "min_query_count": n,
                                                    "server_target_qps": q, **bounds, **NO_EQUAL_ISSUE})
         probes.append(last)
-        if last.perf_constraints_met:
-            lo = q
-            if hi is None:
-                q *= 1.5
-        else:
-            hi = q
-            if lo is None:
-                q /= 2
-                if q < floor:
-                    break
+        lo, hi, q, give_up = _bracket(q, last.perf_constraints_met, lo, hi, floor)
+        if give_up:
+            break
     if lo is None:
         lowest = min(p.settings["server_target_qps"] for p in probes if "server_target_qps" in p.settings)
         d = _failed("server_target_qps", probes, f"no Server probe met the TTFT/TPOT bounds down to "

@@ -156,6 +156,24 @@ class Scheduling:
     runtime_class: str | None = None
     priority_class: str | None = None
 
+    def to_k8s(self, device_claim: DeviceClaim | None = None) -> dict[str, Any]:
+        """The PodSpec fields of this placement (nodeSelector, tolerations, runtimeClassName, priorityClassName)
+        and of a DRA ``device_claim`` (resourceClaims), each only when set: the Job's pod and a model server's
+        pod are placed the same way."""
+        spec: dict[str, Any] = {}
+        if self.node_selector:
+            spec["nodeSelector"] = dict(self.node_selector)
+        if self.tolerations:
+            spec["tolerations"] = [t.to_k8s() for t in self.tolerations]
+        if self.runtime_class:
+            spec["runtimeClassName"] = self.runtime_class
+        if self.priority_class:
+            spec["priorityClassName"] = self.priority_class
+        if device_claim is not None:
+            spec["resourceClaims"] = [{"name": device_claim.name,
+                                       "resourceClaimTemplateName": device_claim.template_name}]
+        return spec
+
 
 @dataclass(frozen=True)
 class ResourceSpec:
@@ -309,7 +327,6 @@ class PodSpec:
 
     def to_k8s_pod_spec(self) -> dict[str, Any]:
         s = self.security
-        sched = self.scheduling
         spec: dict[str, Any] = {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
@@ -323,18 +340,8 @@ class PodSpec:
             },
             "containers": [self.to_k8s_container()],
             "volumes": [_k8s_volume(v) for v in self.volumes],
+            **self.scheduling.to_k8s(self.device_claim),
         }
-        if sched.node_selector:
-            spec["nodeSelector"] = dict(sched.node_selector)
-        if sched.tolerations:
-            spec["tolerations"] = [t.to_k8s() for t in sched.tolerations]
-        if sched.runtime_class:
-            spec["runtimeClassName"] = sched.runtime_class
-        if sched.priority_class:
-            spec["priorityClassName"] = sched.priority_class
-        if self.device_claim is not None:
-            spec["resourceClaims"] = [{"name": self.device_claim.name,
-                                       "resourceClaimTemplateName": self.device_claim.template_name}]
         return spec
 
     def to_k8s_pod_template(self) -> dict[str, Any]:

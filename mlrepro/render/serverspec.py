@@ -169,7 +169,7 @@ class ServerSpec:
 
     def to_k8s_pod_spec(self) -> dict[str, Any]:
         check_kubernetes_server(self)
-        s, sched = self.security, self.scheduling
+        s = self.security
         volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}},
                                          {"name": "dshm", "emptyDir": {"medium": "Memory"}}]
         if self.model.kind == "claim":
@@ -182,18 +182,8 @@ class ServerSpec:
                                 "fsGroup": s.gid, "seccompProfile": {"type": s.seccomp_profile}},
             "containers": [self.to_k8s_container()],
             "volumes": volumes,
+            **self.scheduling.to_k8s(self.device_claim),
         }
-        if sched.node_selector:
-            spec["nodeSelector"] = dict(sched.node_selector)
-        if sched.tolerations:
-            spec["tolerations"] = [t.to_k8s() for t in sched.tolerations]
-        if sched.runtime_class:
-            spec["runtimeClassName"] = sched.runtime_class
-        if sched.priority_class:
-            spec["priorityClassName"] = sched.priority_class
-        if self.device_claim is not None:
-            spec["resourceClaims"] = [{"name": self.device_claim.name,
-                                       "resourceClaimTemplateName": self.device_claim.template_name}]
         return spec
 
     def _metadata(self, name: str) -> dict[str, Any]:
