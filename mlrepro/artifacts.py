@@ -65,9 +65,10 @@ def generate_artifacts(resolved: ResolvedProfile, out_dir: Path, *, image: str |
     from mlrepro.render.helm_values import helm_values as make_values
     from mlrepro.render.jobspec import build_job_spec
     from mlrepro.render.manifests import dump_manifests, render_manifests
-    from mlrepro.render.runspec import build_run_spec
+    from mlrepro.render.runspec import build_run_spec, check_runs
 
     p = resolved.profile
+    check_runs(resolved)                    # every scenario of the profile, not only the one rendered
     scenario = _pick(scenario, SCENARIOS, p.benchmark.scenarios[0], "--scenario")
     mode = _pick(mode, MODES, p.benchmark.modes[0], "--mode")
     image = image or planned_image_ref(resolved)

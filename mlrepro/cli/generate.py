@@ -46,6 +46,7 @@ def generate(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayO
              ) -> None:
     """Generate the build context (Dockerfile, lock, harness), Kubernetes manifests and Helm values.
 
+    \b
     Example: mlrepro generate -p nvidia-gpu -f overlay.yaml --set benchmark.scenarios=[Server] -o out/
     With a model server (a Deployment + Service, the Job its client): mlrepro generate -p nvidia-gpu-llm --serve vllm -o out/
     """

@@ -63,6 +63,7 @@ def launch(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt
 
     Ctrl-C (or SIGTERM) stops every run it started and marks it cancelled (exit 130).
 
+    \b
     Example: mlrepro launch -p x86-cpu -f air-gapped --scenario Offline,Server --parallel 2
     An LLM on a model server: mlrepro launch -p nvidia-gpu-llm --serve vllm --target k8s
     """

@@ -52,6 +52,7 @@ def reproduce(what: str = typer.Argument(..., help="A result folder of a submiss
     """Rerun a recorded result with its exact profile, image and user.conf, then compare: accuracy exactly,
     performance within --tolerance, validity. Prints a drift report; exit 0 on a match, 1 on a mismatch.
 
+    \b
     Example: mlrepro reproduce submission/open/mlrepro/results/<system>/reference-digits/Offline
     A result of a model server (--serve) stands the same server up again: the same engine, command line and model.
     """

@@ -73,6 +73,7 @@ def run(profile: str = ProfileOpt, overlays: Optional[List[str]] = OverlayOpt, s
         ) -> None:
     """Run the benchmark end to end and print a results table (Ctrl-C or SIGTERM: every run cancelled, exit 130).
 
+    \b
     Example: mlrepro run -p x86-cpu --submitter Acme --contact ops@example.com --system-notes notes.yaml
     An LLM on a model server: mlrepro run -p x86-cpu-llm --serve transformers --target native
     """

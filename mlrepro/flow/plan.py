@@ -50,12 +50,12 @@ def plan_launch(runner: Runner, profiles: Sequence[ResolvedProfile], options: Pi
     """Prepare each profile's image on the target and build every job; ``runner.check`` accepts each one or
     raises (BadInputError) before anything is launched."""
     from mlrepro.render.jobspec import build_job_spec
-    from mlrepro.render.runspec import run_matrix
+    from mlrepro.render.runspec import check_runs, run_matrix
 
     jobs: list[JobSpec] = []
     images: list[str] = []
     for resolved in profiles:
-        check_serving(resolved)
+        check_runs(resolved, options.scenarios or None)      # before an image is built or pushed
         image = runner.prepare(resolved, progress)
         images.append(image)
         specs = run_matrix(resolved, options.scenarios or None, options.modes or None, image=image, target=target)
@@ -69,25 +69,6 @@ def plan_launch(runner: Runner, profiles: Sequence[ResolvedProfile], options: Pi
     for job in jobs:
         runner.check(job)
     return Plan(tuple(jobs), tuple(images))
-
-
-def check_serving(resolved: ResolvedProfile) -> None:
-    """A profile with a model server (``serve``) must run an LLM that a server can serve (a workload with the
-    ``openai`` backend). Raises BadInputError naming the keys."""
-    from mlrepro.harness.registry import load_workload_class
-    from mlrepro.render.runspec import NETWORK_BACKEND
-
-    p = resolved.profile
-    if not p.serve.enabled:
-        return
-    try:
-        cls = load_workload_class(p.benchmark.workload)
-    except Exception:  # noqa: BLE001 - an unknown workload is the harness's to report, as for any run
-        return
-    if NETWORK_BACKEND not in getattr(cls, "backends", ()):
-        what = "--serve/serve.engine" if p.serve.starts_server else "--endpoint/serve.endpoint"
-        raise BadInputError(f"{what}: workload {p.benchmark.workload} is not an LLM a model server can serve "
-                            f"(benchmark.workload: an LLM benchmark, e.g. smollm2-135m-demo or llama3.1-8b)")
 
 
 def pinned(spec: RunSpec, user_conf: str | None) -> RunSpec:

@@ -28,6 +28,8 @@ ROCm build, xpu for Intel)."""
 #: (:mod:`mlrepro.harness.workloads.llm`); openai: an LLM on a model server over its OpenAI-compatible API (the
 #: network SUT, :mod:`mlrepro.harness.workloads.llm.backend_network`); none: no framework (the null workload)
 BACKENDS = ("onnxruntime", "torch", "transformers", "vllm", "openai", "none")
+#: the backend of a model server's LoadGen client (mlrepro.harness.workloads.llm.backend_network)
+NETWORK_BACKEND = "openai"
 
 #: modes a profile and ``--mode`` may name; "calibrate" (``mlrepro calibrate``) finds targets and runs no timed test;
 #: "audit" (``mlrepro compliance``) runs only the compliance tests of an earlier run, with its user.conf

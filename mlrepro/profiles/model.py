@@ -418,7 +418,7 @@ class Serve(StrictModel):
         {}, description="the server's environment, added to the profile's env")
     resources: Resources | None = Field(None, description="the server's cpu/memory: what it sets, else the "
                                                          "profile's resources")
-    client_resources: Resources = Field(Resources(), description="the LoadGen client's cpu/memory (it has no "
+    client_resources: Resources = Field(CLIENT_RESOURCES, description="the LoadGen client's cpu/memory (it has no "
                                         "accelerator): what it sets, else requests cpu 1, memory 1Gi, limits cpu 2, "
                                         "memory 2Gi")
     max_concurrency: Annotated[int, Field(ge=1, le=65536)] = Field(
@@ -450,6 +450,14 @@ class Serve(StrictModel):
         if v is not None and (not v.startswith("/") or "\n" in v or "\0" in v or v.rstrip("/") == ""):
             raise ValueError("must be an absolute directory path (not /)")
         return v.rstrip("/") if v else v
+
+    @field_validator("endpoint")
+    @classmethod
+    def _api_root(cls, v: str | None) -> str | None:
+        if v is not None and not v.rstrip("/").endswith("/v1"):
+            raise ValueError(f"{v!r} is not an OpenAI-compatible API root: it ends in /v1 "
+                             "(http://host:8000/v1; requests go to <root>/completions)")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> Serve:
@@ -666,11 +674,22 @@ def _vendor_contradictions(profile: Profile) -> list[tuple[tuple[str, ...], str]
 
 
 def _serve_contradictions(profile: Profile) -> list[tuple[tuple[str, ...], str]]:
-    """A model server the profile cannot give what it needs: an engine that runs on a device the profile has
-    not (vLLM and SGLang need a GPU)."""
+    """A model server the profile cannot give what it needs: a workload that is not an LLM a server can serve
+    (its backends lack the network client's), an engine that runs on a device the profile has not (vLLM and SGLang
+    need a GPU), an engine whose package the profile's lock lacks."""
     from mlrepro.harness.serving.engines import engine
 
     serve = profile.serve
+    if not serve.enabled:
+        return []
+    from mlrepro.harness.spec import NETWORK_BACKEND
+
+    backends = _workload_backends(profile)
+    if backends is not None and NETWORK_BACKEND not in backends:
+        key = "serve.engine" if serve.starts_server else "serve.endpoint"
+        return [((key, "benchmark.workload"), f"workload {profile.benchmark.workload} is not an LLM a model server "
+                                              "can serve (benchmark.workload: an LLM benchmark, e.g. "
+                                              "smollm2-135m-demo or llama3.1-8b)")]
     if not serve.starts_server:
         return []
     e = engine(str(serve.engine))

@@ -6,7 +6,7 @@ import secrets
 import time
 from typing import Any, Iterable
 
-from mlrepro.harness.spec import RunSpec, WorkloadSpec
+from mlrepro.harness.spec import NETWORK_BACKEND, RunSpec, WorkloadSpec
 from mlrepro.harness.userconf import settings_for
 from mlrepro.profiles.loader import ResolvedProfile
 
@@ -29,8 +29,6 @@ def reproduce_argv(resolved: ResolvedProfile, target: str, scenario: str, mode: 
     return ("mlrepro", "run", *profile_args, "--target", target, "--scenario", scenario, "--mode", mode)
 
 
-#: the backend of a model server's LoadGen client (mlrepro.harness.workloads.llm.backend_network)
-NETWORK_BACKEND = "openai"
 
 
 def server_options(resolved: ResolvedProfile, run_id: str, image: str, target: str) -> dict[str, Any]:
@@ -64,12 +62,37 @@ def server_options(resolved: ResolvedProfile, run_id: str, image: str, target: s
             **common}
 
 
+def check_run(resolved: ResolvedProfile, scenario: str, options: dict[str, Any]) -> None:
+    """Refuse, before anything is built or scheduled, a run its workload would refuse when it loads (a scenario
+    it has not, an unknown or out-of-range option: ``Workload.run_problems``). Raises RenderError (exit 2), one
+    line per problem naming the key. A workload that is not installed here is the harness's to report."""
+    from mlrepro.harness.registry import load_workload_class
+    from mlrepro.render.podspec import RenderError
+
+    try:
+        cls = load_workload_class(resolved.profile.benchmark.workload)
+    except Exception:  # noqa: BLE001 - unknown here: the harness in the image reports it (exit 3)
+        return
+    problems = cls.run_problems(scenario, options)
+    if problems:
+        raise RenderError("\n".join(f"{key}: {message}" for key, message in problems))
+
+
+def check_runs(resolved: ResolvedProfile, scenarios: Iterable[str] | None = None) -> None:
+    """:func:`check_run` for each scenario (default: the profile's) with its options: what a launch calls before
+    it builds or pushes an image. Raises RenderError."""
+    b = resolved.profile.benchmark
+    for scenario in (list(scenarios) if scenarios else b.scenarios):
+        check_run(resolved, scenario, settings_for(b.options, scenario))
+
+
 def build_run_spec(resolved: ResolvedProfile, scenario: str, mode: str, run_id: str | None = None,
                    image: str = "", target: str = "") -> RunSpec:
     p = resolved.profile
     b = p.benchmark
     run_id = run_id or new_run_id(p.name, scenario, mode)
     options: dict[str, Any] = dict(sorted(settings_for(b.options, scenario).items()))
+    check_run(resolved, scenario, options)
     backend, device, model_path = p.framework.harness_backend, p.device, b.model_path
     if p.serve.enabled:                 # the LoadGen client of a model server: CPU-only, over the network
         options["server"] = server_options(resolved, run_id, image, target)

@@ -130,8 +130,17 @@ def test_llm_client_is_the_client_of_an_existing_server_cpu_only() -> None:
     r = resolve_profile("llm-client", sets=["serve.endpoint=http://vllm.bench:8000/v1", "serve.served_model=m"])
     p = r.profile
     assert p.serve.enabled and not p.serve.starts_server and not p.accelerator.enabled
+    assert p.serve.args == []                   # x86-cpu-llm's are for a transformers serve it would start
+    # what `profiles show` prints is what the client pod gets: requests 1 CPU / 1Gi, limits 2 / 2Gi
+    from mlrepro.profiles.model import CLIENT_RESOURCES
+    from mlrepro.render.jobspec import build_job_spec
+
+    assert p.serve.client_resources == CLIENT_RESOURCES
     spec = build_run_spec(r, "Server", "performance", run_id="c", image="registry.test/bench:1")
     assert (spec.workload.backend, spec.workload.device, spec.workload.name) == ("openai", "cpu", "llama3.1-8b")
     server = spec.workload.options["server"]
     assert (server["base_url"], server["served_model"], server["started_by"]) == \
         ("http://vllm.bench:8000/v1", "m", "existing")
+    pod = build_job_spec(r, "registry.test/bench:1", spec).pod
+    assert (dict(pod.resources.requests), dict(pod.resources.limits)) == \
+        ({"cpu": "1", "memory": "1Gi"}, {"cpu": "2", "memory": "2Gi"})

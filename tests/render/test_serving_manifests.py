@@ -189,4 +189,47 @@ def test_serving_a_workload_that_is_no_llm_is_refused(tmp_path: Path, monkeypatc
     res = cli.invoke(app, ["run", "-p", "x86-cpu-llm", "--set", "benchmark.workload=reference-digits", "--serve",
                            "transformers", "--target", "native", "--no-collect"])
     assert res.exit_code == 2
-    assert "--serve/serve.engine: workload reference-digits is not an LLM a model server can serve" in res.output
+    assert "serve.engine: workload reference-digits is not an LLM a model server can serve" in res.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-p", "x86-cpu", "--serve", "transformers"], "serve.engine: workload reference-digits is not an LLM"),
+    (["-p", "x86-cpu", "--endpoint", "http://x:8000/v1", "--served-model", "m"],
+     "serve.endpoint: workload reference-digits is not an LLM a model server can serve"),
+    (["-p", "llm-client", "--endpoint", "http://vllm.bench:8000", "--served-model", "m"],
+     "'http://vllm.bench:8000' is not an OpenAI-compatible API root: it ends in /v1"),
+    (["-p", "nvidia-gpu-llm", "--scenario", "SingleStream"],
+     "benchmark.scenarios: llama3.1-8b has no SingleStream scenario (it has Offline, Server, Interactive)"),
+    (["-p", "x86-cpu", "--scenario", "Interactive"],
+     "benchmark.scenarios: Interactive is a scenario of the LLM benchmarks; workload reference-digits has none"),
+    (["-p", "x86-cpu-llm", "--set", "benchmark.options.max_new_tokens=abc"],
+     "benchmark.options.max_new_tokens: 'abc' is not an integer in 1..16"),
+    (["-p", "x86-cpu-llm", "--set", "benchmark.options.Server.max_new_tokens=100000"],
+     "benchmark.options.max_new_tokens: 100000 is not an integer in 1..16"),
+    (["-p", "x86-cpu-llm", "--set", "benchmark.options.max_new_token=4"],
+     "benchmark.options.max_new_token: unknown option for smollm2-135m-demo"),
+])
+def test_what_the_harness_would_refuse_is_refused_by_generate(args: list[str], message: str, tmp_path: Path) -> None:
+    """Found before an image is built or a GPU scheduled: one line, exit 2 (the harness would exit 3 in the pod)."""
+    res = cli.invoke(app, ["generate", *args, "-o", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    assert message in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_refuses_a_bad_option_before_it_builds_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLREPRO_STATE_DIR", str(tmp_path / "state"))
+    res = cli.invoke(app, ["run", "-p", "x86-cpu-llm", "--target", "docker", "--set",
+                           "benchmark.options.max_new_tokens=0", "--no-collect"])
+    assert res.exit_code == 2, res.output
+    assert "benchmark.options.max_new_tokens: 0 is not an integer in 1..16" in res.output
+    assert "build" not in res.output
+
+
+def test_chat_completions_go_to_any_engine_as_text() -> None:
+    """serve.api chat: messages are text, so even vLLM (token-id completions) gets text prompts."""
+    from mlrepro.harness.serving import ClientConfig
+
+    config = ClientConfig.for_engine("vllm", "http://v:8000/v1", "m", api="chat")
+    assert (config.prompt_format, config.url) == ("text", "http://v:8000/v1/chat/completions")
+    assert ClientConfig.for_engine("vllm", "http://v:8000/v1", "m").prompt_format == "token_ids"

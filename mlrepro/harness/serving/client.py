@@ -117,10 +117,14 @@ class ClientConfig:
 
     @classmethod
     def for_engine(cls, engine: str, base_url: str, model: str, **overrides: Any) -> ClientConfig:
-        """The configuration :data:`ENGINE_DEFAULTS` gives ``engine`` (vllm, sglang, transformers, openai)."""
+        """The configuration :data:`ENGINE_DEFAULTS` gives ``engine`` (vllm, sglang, transformers, openai); chat
+        completions (``api="chat"``) take text prompts with every engine."""
         if engine not in ENGINE_DEFAULTS:
             raise ValueError(f"unknown server engine {engine!r}: one of {', '.join(sorted(ENGINE_DEFAULTS))}")
-        return cls(base_url=base_url, model=model, **{**ENGINE_DEFAULTS[engine], **overrides})
+        settings = {**ENGINE_DEFAULTS[engine], **overrides}
+        if settings.get("api") == "chat":       # chat messages are text, whatever the engine's completions take
+            settings["prompt_format"] = "text"
+        return cls(base_url=base_url, model=model, **settings)
 
     @property
     def url(self) -> str:

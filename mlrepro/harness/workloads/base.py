@@ -19,7 +19,7 @@ them to LoadGen with ``FirstTokenComplete`` and ``QuerySamplesComplete(..., n_to
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +72,20 @@ class Workload(ABC):
         """The mlperf.conf model name a run of ``scenario`` loads (LLMs: the ``-interactive`` one for
         Interactive)."""
         return cls.mlperf_model
+
+    @classmethod
+    def run_problems(cls, scenario: str, options: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """What a run of ``scenario`` with workload ``options`` cannot do, found before anything is built or
+        scheduled: ``[(profile key, message)]``, empty when it can. The harness checks the same when it loads
+        (exit 3); this is for ``generate``, ``run`` and ``launch`` to refuse it first (exit 2). Here: a scenario
+        of the round's token workloads only (Interactive: a ``-interactive`` LoadGen model) on another workload."""
+        from mlrepro.harness.scenarios import BY_NAME
+
+        row = BY_NAME.get(scenario)
+        if row is not None and row.model_suffix and not getattr(cls, "token_latencies", False):
+            return [("benchmark.scenarios", f"{scenario} is a scenario of the LLM benchmarks; workload "
+                                            f"{cls.benchmark or cls.__name__} has none")]
+        return []
 
     def __init__(self, spec: WorkloadSpec) -> None:
         self.spec = spec

@@ -24,14 +24,14 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mlrepro.harness.checksums import sha256_file
-from mlrepro.harness.workloads._common import check_options, int_option, str_option
+from mlrepro.harness.workloads._common import COMMON_OPTIONS, check_options, int_option, str_option
 from mlrepro.harness.workloads.base import (
     AccuracyResult,
     TokenCallback,
@@ -101,6 +101,26 @@ class LLMWorkload(TokenWorkload):
                                           "model in its data)")
             return cls.mlperf_model_interactive
         return cls.mlperf_model
+
+    @classmethod
+    def run_problems(cls, scenario: str, options: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """A scenario the entry has not (benchmarks.json ``scenarios``), an option the workload does not know, a
+        ``max_new_tokens`` that is not an integer in 1..the reference's (what :meth:`load` refuses with exit 3)."""
+        problems: list[tuple[str, str]] = []
+        if cls.scenarios and scenario not in cls.scenarios:
+            problems.append(("benchmark.scenarios", f"{cls.entry_name} has no {scenario} scenario (it has "
+                                                    f"{', '.join(cls.scenarios)})"))
+        known = set(OPTIONS) | set(COMMON_OPTIONS)
+        for key in sorted(set(options) - known):
+            problems.append((f"benchmark.options.{key}", f"unknown option for {cls.entry_name} (known: "
+                                                         f"{', '.join(sorted(known - {'server'}))})"))
+        value = options.get("max_new_tokens")
+        if value is not None:
+            top = _generation(cls.entry, cls.entry_name)[0]
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
+                problems.append(("benchmark.options.max_new_tokens", f"{value!r} is not an integer in 1..{top} "
+                                                                     f"({cls.entry_name}'s, the reference's)"))
+        return problems
 
     def __init__(self, spec: Any) -> None:
         super().__init__(spec)
