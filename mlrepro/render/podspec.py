@@ -181,6 +181,14 @@ class ResourceSpec:
     requests: Mapping[str, str]
     limits: Mapping[str, str]
 
+    def to_k8s(self, device_claim: DeviceClaim | None = None) -> dict[str, Any]:
+        """The container's ``resources``: requests and limits where set, the DRA claim it uses; {} for none."""
+        out: dict[str, Any] = {key: dict(values) for key, values in (("requests", self.requests),
+                                                                   ("limits", self.limits)) if values}
+        if device_claim is not None:
+            out["claims"] = [{"name": device_claim.name}]
+        return out
+
 
 @dataclass(frozen=True)
 class GpuRequest:
@@ -215,6 +223,18 @@ class SecurityContext:
     allow_privilege_escalation: bool = False
     drop_capabilities: tuple[str, ...] = ("ALL",)
     seccomp_profile: str = "RuntimeDefault"
+
+    def container_context(self) -> dict[str, Any]:
+        """The container's securityContext (Pod Security "restricted": no escalation, read-only root, non-root,
+        every capability dropped)."""
+        return {"allowPrivilegeEscalation": self.allow_privilege_escalation,
+                "readOnlyRootFilesystem": self.read_only_root_filesystem, "runAsNonRoot": self.run_as_non_root,
+                "capabilities": {"drop": list(self.drop_capabilities)}}
+
+    def pod_context(self) -> dict[str, Any]:
+        """The pod's securityContext: the uid/gid, fsGroup (RWO volumes writable by them), the seccomp profile."""
+        return {"runAsNonRoot": self.run_as_non_root, "runAsUser": self.uid, "runAsGroup": self.gid,
+                "fsGroup": self.gid, "seccompProfile": {"type": self.seccomp_profile}}
 
 
 @dataclass(frozen=True)
@@ -295,12 +315,7 @@ class PodSpec:
 
     # ---- the Kubernetes view ---------------------------------------------------------------------------
     def to_k8s_container(self) -> dict[str, Any]:
-        s = self.security
-        resources: dict[str, Any] = {key: dict(values) for key, values in
-                                     (("requests", self.resources.requests), ("limits", self.resources.limits))
-                                     if values}
-        if self.device_claim is not None:
-            resources["claims"] = [{"name": self.device_claim.name}]
+        resources = self.resources.to_k8s(self.device_claim)
         container: dict[str, Any] = {
             "name": CONTAINER_NAME,
             "image": self.image,
@@ -311,12 +326,7 @@ class PodSpec:
             "env": [{"name": e.name, "value": k8s_escape(e.value)} for e in self.env]
                    + [dict(e) for e in K8S_RUNTIME_ENV],
             "resources": resources,
-            "securityContext": {
-                "allowPrivilegeEscalation": s.allow_privilege_escalation,
-                "readOnlyRootFilesystem": s.read_only_root_filesystem,
-                "runAsNonRoot": s.run_as_non_root,
-                "capabilities": {"drop": list(s.drop_capabilities)},
-            },
+            "securityContext": self.security.container_context(),
             "volumeMounts": [{"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only}
                              for v in self.volumes],
             "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -326,18 +336,11 @@ class PodSpec:
         return container
 
     def to_k8s_pod_spec(self) -> dict[str, Any]:
-        s = self.security
         spec: dict[str, Any] = {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
-            "securityContext": {
-                "runAsNonRoot": s.run_as_non_root,
-                "runAsUser": s.uid,
-                "runAsGroup": s.gid,
-                "fsGroup": s.gid,
-                "seccompProfile": {"type": s.seccomp_profile},
-            },
+            "securityContext": self.security.pod_context(),
             "containers": [self.to_k8s_container()],
             "volumes": [_k8s_volume(v) for v in self.volumes],
             **self.scheduling.to_k8s(self.device_claim),

@@ -132,12 +132,7 @@ class ServerSpec:
 
     # ---- the Kubernetes view ------------------------------------------------------------------------------
     def to_k8s_container(self) -> dict[str, Any]:
-        s = self.security
-        resources: dict[str, Any] = {key: dict(values) for key, values in
-                                     (("requests", self.resources.requests), ("limits", self.resources.limits))
-                                     if values}
-        if self.device_claim is not None:
-            resources["claims"] = [{"name": self.device_claim.name}]
+        resources = self.resources.to_k8s(self.device_claim)
         mounts = [{"name": "tmp", "mountPath": TMP_DIR, "readOnly": False},
                   {"name": "dshm", "mountPath": SHM_DIR, "readOnly": False}]
         if self.model.kind == "claim":
@@ -154,12 +149,7 @@ class ServerSpec:
             "readinessProbe": {"httpGet": {"path": self.health_path, "port": HTTP_PORT_NAME},
                                "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3},
             "resources": resources,
-            "securityContext": {
-                "allowPrivilegeEscalation": s.allow_privilege_escalation,
-                "readOnlyRootFilesystem": s.read_only_root_filesystem,
-                "runAsNonRoot": s.run_as_non_root,
-                "capabilities": {"drop": list(s.drop_capabilities)},
-            },
+            "securityContext": self.security.container_context(),
             "volumeMounts": mounts,
             "terminationMessagePolicy": "FallbackToLogsOnError",
         }
@@ -169,7 +159,6 @@ class ServerSpec:
 
     def to_k8s_pod_spec(self) -> dict[str, Any]:
         check_kubernetes_server(self)
-        s = self.security
         volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}},
                                          {"name": "dshm", "emptyDir": {"medium": "Memory"}}]
         if self.model.kind == "claim":
@@ -178,8 +167,7 @@ class ServerSpec:
         spec: dict[str, Any] = {
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
-            "securityContext": {"runAsNonRoot": s.run_as_non_root, "runAsUser": s.uid, "runAsGroup": s.gid,
-                                "fsGroup": s.gid, "seccompProfile": {"type": s.seccomp_profile}},
+            "securityContext": self.security.pod_context(),
             "containers": [self.to_k8s_container()],
             "volumes": volumes,
             **self.scheduling.to_k8s(self.device_claim),
