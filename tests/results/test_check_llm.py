@@ -283,7 +283,7 @@ def test_an_open_model_held_to_bounds_of_its_own_is_a_warning_closed_an_error(tm
     found = [f for f in report.findings if f.code == "TOKEN_LATENCY"]
     assert [(f.severity, f.path) for f in found] == [("warning" if division == "open" else "error", rel)]
     if division == "open":
-        assert "meet the run's own bounds 3e+09 / 2e+08 ns, not llama3.1-8b Server's" in found[0].message
+        assert "meet the run's own bounds 3,000 ms / 200 ms, not llama3.1-8b Server's 2,000 ms / 100 ms" in found[0].message
         assert "(the official checker rejects it;" in found[0].message
 
 
@@ -301,7 +301,7 @@ def test_an_open_model_held_to_bounds_of_its_own_within_the_rounds_limits_says_s
     report = check_tree(root, version="v6.1")
     (found,) = [f for f in report.findings if f.code == "TOKEN_LATENCY"]
     assert found.severity == "warning"
-    assert "and llama3.1-8b Server's 2000000000 / 100000000 ns, but LoadGen judged the run by its own bounds" \
+    assert "and llama3.1-8b Server's 2,000 ms / 100 ms, but LoadGen judged the run by its own bounds" \
         in found.message
     assert "(the official checker, which compares the p99s with Server's limits, accepts it;" in found.message
     if inference_repo() is not None:

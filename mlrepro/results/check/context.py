@@ -55,3 +55,12 @@ def to_float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def ms(ns: float | int | None) -> str:
+    """A latency in ns as people read it: ``790,056,000`` -> ``790.1 ms``, ``2000000000`` -> ``2,000 ms``; "-" for
+    None (LoadGen logs and the round's limits are in ns; messages say ms)."""
+    if ns is None:
+        return "-"
+    text = f"{float(ns) / 1e6:,.1f}"
+    return (text[:-2] if text.endswith(".0") else text) + " ms"

@@ -22,7 +22,7 @@ Public API::
 
 from __future__ import annotations
 
-from mlrepro.results.check.context import ResultContext, to_float
+from mlrepro.results.check.context import ResultContext, ms, to_float
 from mlrepro.results.check.report import ERROR, WARNING, Findings
 from mlrepro.results.endpoints import EndpointsFile, EndpointsResult, endpoints_scenario
 from mlrepro.results.rounds import EndpointsRules
@@ -129,8 +129,8 @@ def _token_latency(ctx: ResultContext, ep: EndpointsResult, scenario: str, f: Fi
         f.error("TOKEN_LATENCY", path, "no 99th percentile TTFT/TPOT (ttft/tpot early_stopping_percentiles \"99.0\"; "
                 "streaming off?)", scope=ctx.scope)
     elif not (ttft < limits["ttft"] and tpot < limits["tpot"]):
-        f.error("TOKEN_LATENCY", path, f"99th percentile TTFT {ttft:g} ns / TPOT {tpot:g} ns; {scenario} needs "
-                f"below {limits['ttft']} / {limits['tpot']} ns", scope=ctx.scope)
+        f.error("TOKEN_LATENCY", path, f"99th percentile TTFT {ms(ttft)} / TPOT {ms(tpot)}; {scenario} needs "
+                f"below {ms(limits['ttft'])} / {ms(limits['tpot'])}", scope=ctx.scope)
 
 
 def _accuracy(ctx: ResultContext, ep: EndpointsResult, rules: EndpointsRules, f: Findings) -> None:

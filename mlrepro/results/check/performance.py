@@ -14,7 +14,7 @@ Public API::
 
 from __future__ import annotations
 
-from mlrepro.results.check.context import ResultContext, to_float
+from mlrepro.results.check.context import ResultContext, ms, to_float
 from mlrepro.results.check.report import ERROR, WARNING, Findings
 from mlrepro.results.tree import LoadgenRun
 
@@ -190,25 +190,25 @@ def _token_latency(run: LoadgenRun, ctx: ResultContext, f: Findings, log_scenari
         meets = ttft < limits["ttft"] and tpot < limits["tpot"]
         official = bench.token_latency_ns.get(log_scenario) or limits
         rejects = not (ttft < official["ttft"] and tpot < official["tpot"])
-        f.warn("TOKEN_LATENCY", path, f"99th percentile TTFT {ttft:g} ns / TPOT {tpot:g} ns meet the run's own "
-                  f"bounds {wanted[0]:g} / {wanted[1]:g} ns"
-                  + (f" and {bench.name} {ctx.scenario}'s {limits['ttft']} / {limits['tpot']} ns, but LoadGen judged "
+        f.warn("TOKEN_LATENCY", path, f"99th percentile TTFT {ms(ttft)} / TPOT {ms(tpot)} meet the run's own "
+                  f"bounds {ms(wanted[0])} / {ms(wanted[1])}"
+                  + (f" and {bench.name} {ctx.scenario}'s {ms(limits['ttft'])} / {ms(limits['tpot'])}, but LoadGen judged "
                      "the run by its own bounds" if meets else
-                     f", not {bench.name} {ctx.scenario}'s {limits['ttft']} / {limits['tpot']} ns")
+                     f", not {bench.name} {ctx.scenario}'s {ms(limits['ttft'])} / {ms(limits['tpot'])}")
                   + (" (the official checker rejects it" if rejects else
                      f" (the official checker, which compares the p99s with {log_scenario}'s limits, accepts it")
                   + "; an open-division model may be held to bounds of its own)", scope=scope)
         return
     elif not (ttft < limits["ttft"] and tpot < limits["tpot"]):
-        f.error("TOKEN_LATENCY", path, f"99th percentile TTFT {ttft:g} ns / TPOT {tpot:g} ns; {ctx.scenario} "
-                f"needs below {limits['ttft']} / {limits['tpot']} ns", scope=scope)
+        f.error("TOKEN_LATENCY", path, f"99th percentile TTFT {ms(ttft)} / TPOT {ms(tpot)}; {ctx.scenario} "
+                f"needs below {ms(limits['ttft'])} / {ms(limits['tpot'])}", scope=scope)
         return
     # LoadGen's own verdict (early stopping on TTFT/TPOT) used the targets it was given: a run with looser targets
     # than the folder's limits (mlperf.conf's Server entries in an Interactive folder) was never judged by them
     if any(w is not None and w > limits[k] for w, k in zip(wanted, ("ttft", "tpot"))):
-        shown = " / ".join("-" if w is None else f"{w:g}" for w in wanted)
-        f.error("TOKEN_LATENCY", path, f"LoadGen ran with TTFT/TPOT targets {shown} ns, "
-                f"looser than {ctx.scenario}'s {limits['ttft']} / {limits['tpot']} ns (not the mlperf.conf entries "
+        shown = " / ".join(ms(w) for w in wanted)
+        f.error("TOKEN_LATENCY", path, f"LoadGen ran with TTFT/TPOT targets {shown}, "
+                f"looser than {ctx.scenario}'s {ms(limits['ttft'])} / {ms(limits['tpot'])} (not the mlperf.conf entries "
                 f"of {ctx.scenario})", scope=scope)
 
 
