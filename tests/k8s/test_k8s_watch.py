@@ -53,7 +53,9 @@ def test_a_watch_closed_mid_run_resumes_from_the_last_resource_version(kube, lau
         assert [r.verb for r in reqs][:3] == ["list", "watch", "watch"], plural
         assert [r.verb for r in reqs].count("list") == 1, plural   # resuming needed no second list
         first, resumed = [r for r in reqs if r.verb == "watch"][:2]
-        assert int(resumed.query["resourceVersion"]) > int(first.query["resourceVersion"])
+        # from the last version seen: never behind the first watch's (equal when the stream was dropped before
+        # an event of this kind reached it; seen once in a CI run under load)
+        assert int(resumed.query["resourceVersion"]) >= int(first.query["resourceVersion"])
 
 
 @pytest.mark.parametrize("as_http", [False, True], ids=["error-event", "http-status"])
